@@ -1,0 +1,130 @@
+"""What the adapters report about the outside world, as plain immutable values.
+
+The planner decides from these values alone, so they live in the bottom layer where every
+adapter (cluster provider, Serve client, traffic front) can produce them and the planner can
+read them without importing any IO code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class NodeRole(StrEnum):
+    HEAD = "head"
+    WORKER = "worker"
+
+
+class NodePhase(StrEnum):
+    """Lifecycle of one node's process tree, named like a Kubernetes pod phase."""
+
+    PENDING = "Pending"  # started, not yet answering
+    RUNNING = "Running"  # process alive
+    FAILED = "Failed"  # process gone; the provider restarts it on the next ensure
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    """One Ray node (a "pod"): its process, its Serve proxy and how often it restarted."""
+
+    name: str
+    role: NodeRole
+    group: str  # "headgroup" for the head, else the worker group name
+    phase: NodePhase
+    proxy_port: int  # where this node's Serve proxy listens (127.0.0.1)
+    proxy_ready: bool  # GET /-/healthz answered 200 "success"
+    restarts: int
+    started_at: float  # unix seconds of the current process start
+    num_cpus: float = 0.0
+    num_gpus: float = 0.0
+    memory_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ObservedCluster:
+    """A Ray cluster as the provider sees it right now."""
+
+    name: str
+    spec_hash: str  # the hash the cluster was created from (see spec.hashing)
+    created_at: float
+    nodes: tuple[ObservedNode, ...]
+    dashboard_url: str  # http://127.0.0.1:<port>
+    head_ready: bool  # the dashboard answered with our token
+    auth_token: str
+    gcs_port: int = 0
+    client_port: int = 0
+
+    @property
+    def head(self) -> ObservedNode | None:
+        return next((n for n in self.nodes if n.role is NodeRole.HEAD), None)
+
+    @property
+    def workers(self) -> tuple[ObservedNode, ...]:
+        return tuple(n for n in self.nodes if n.role is NodeRole.WORKER)
+
+    @property
+    def serve_endpoints(self) -> tuple[ObservedNode, ...]:
+        """Nodes whose Serve proxy is healthy: the only ones that get traffic."""
+        return tuple(n for n in self.nodes if n.proxy_ready and n.phase is NodePhase.RUNNING)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    name: str
+    status: str  # UPDATING, HEALTHY, UNHEALTHY, UPSCALING, DOWNSCALING, DEPLOY_FAILED
+    message: str = ""
+    replica_states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppState:
+    name: str
+    status: str  # NOT_STARTED, DEPLOYING, DEPLOY_FAILED, RUNNING, UNHEALTHY, DELETING
+    message: str = ""
+    route_prefix: str | None = None
+    deployments: tuple[DeploymentState, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServeState:
+    """The answer of GET /api/serve/applications/ on one cluster."""
+
+    apps: tuple[AppState, ...] = ()
+    target_capacity: float | None = None
+
+    def app(self, name: str) -> AppState | None:
+        return next((a for a in self.apps if a.name == name), None)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One server behind a traffic front."""
+
+    name: str
+    host: str
+    port: int
+    weight: int = 100
+
+
+@dataclass(frozen=True)
+class FrontSpec:
+    """What a RayService's stable endpoints should point at.
+
+    ``serve_port`` is ``<name>-serve-svc`` (HTTP, health-checked with GET /-/healthz);
+    ``dashboard_port`` is ``<name>-head-svc`` (the active head's dashboard).
+    """
+
+    serve_port: int
+    dashboard_port: int
+    serve_backends: tuple[Backend, ...] = ()
+    dashboard_backend: Backend | None = None
+
+
+@dataclass(frozen=True)
+class FrontState:
+    """A running front: the spec it currently serves and the pid that serves it."""
+
+    spec: FrontSpec
+    pid: int
+    healthy_backends: tuple[str, ...] = field(default=())
