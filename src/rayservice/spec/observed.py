@@ -46,6 +46,7 @@ class ObservedCluster:
     """A Ray cluster as the provider sees it right now."""
 
     name: str
+    owner: str  # "<namespace>/<name>" of the RayService it belongs to
     spec_hash: str  # the hash the cluster was created from (see spec.hashing)
     created_at: float
     nodes: tuple[ObservedNode, ...]

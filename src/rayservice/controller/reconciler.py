@@ -1,0 +1,197 @@
+"""One reconcile pass for one RayService: observe -> plan -> checkpoint -> execute -> status.
+
+Observation and execution are the only places that touch the outside world; the decision in
+between is the planner's. The record is checkpointed before any action runs, so a controller
+killed mid-pass resumes from the store and repeats only idempotent steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import yaml
+
+from rayservice.controller.views import cluster_view, pod_views, service_views
+from rayservice.planner.actions import (
+    Action,
+    DeleteCluster,
+    DeleteFront,
+    DeployServeConfig,
+    EnsureCluster,
+    EnsureFront,
+    ForgetService,
+    Plan,
+)
+from rayservice.planner.reconcile import Desired, Observed, plan
+from rayservice.planner.record import Rejection, ServiceRecord
+from rayservice.providers.base import ClusterProvider
+from rayservice.serve_client.base import ServeClient, ServeConfigRejected
+from rayservice.spec.errors import RayServiceError
+from rayservice.spec.manifest import RayService, replicas_of
+from rayservice.spec.observed import ObservedCluster, ServeState
+from rayservice.spec.status import RayServiceStatus
+from rayservice.store.base import Store, StoredResource, View
+from rayservice.traffic.base import TrafficFront
+
+KIND = "RayService"
+FIRST_SERVE_PORT = 8000
+FIRST_DASHBOARD_PORT = 8265
+log = logging.getLogger("rayservice.controller")
+
+
+def requested_serve_port(service: RayService) -> int | None:
+    """A port the user asked for in ``spec.serveService.spec.ports`` (name serve or first)."""
+    ports = ((service.spec.serveService or {}).get("spec") or {}).get("ports") or []
+    chosen = next((p for p in ports if p.get("name") == "serve"), ports[0] if ports else None)
+    return int(chosen["port"]) if chosen and "port" in chosen else None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        provider: ClusterProvider,
+        serve: ServeClient,
+        front: TrafficFront,
+        port_usable: Callable[[int], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.serve = serve
+        self.front = front
+        self.port_usable = port_usable
+        self.clock = clock
+
+    def reconcile(self, resource: StoredResource) -> Plan:
+        service = RayService.model_validate(resource.manifest)
+        record = ServiceRecord.model_validate(resource.record)
+        if not resource.deleting:
+            record = self._with_ports(resource.key, service, record)
+        desired = Desired(
+            service=service,
+            uid=resource.uid,
+            generation=resource.generation,
+            deleting=resource.deleting,
+            serve_config=yaml.safe_load(service.spec.serveConfigV2) or {},
+        )
+        observed = self._observe(resource.key)
+        previous = RayServiceStatus.model_validate(resource.status)
+        result = plan(desired, observed, record, previous, self.clock())
+        self.store.write_record(
+            KIND,
+            service.metadata.namespace,
+            service.metadata.name,
+            result.record.model_dump(mode="json"),
+        )
+        record = self._execute(resource, result)
+        if not any(isinstance(a, ForgetService) for a in result.actions):
+            self.store.write_record(
+                KIND, resource.namespace, resource.name, record.model_dump(mode="json")
+            )
+            self.store.write_status(
+                KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
+            )
+            self._write_views(resource, service, observed, result)
+        for event in result.events:
+            self._event(resource, event.type, event.reason, event.message)
+        return result
+
+    # -- observe ---------------------------------------------------------------------------
+
+    def _with_ports(self, key: str, service: RayService, record: ServiceRecord) -> ServiceRecord:
+        if record.serve_port and record.dashboard_port:
+            return record
+        wanted = requested_serve_port(service)
+        serve_port = self.store.allocate_port(
+            key, "serve", wanted or FIRST_SERVE_PORT,
+            (lambda p: p == wanted) if wanted else self.port_usable,
+        )  # fmt: skip
+        dashboard_port = self.store.allocate_port(
+            key, "dashboard", FIRST_DASHBOARD_PORT, self.port_usable
+        )
+        return record.model_copy(
+            update={"serve_port": serve_port, "dashboard_port": dashboard_port}
+        )
+
+    def _observe(self, key: str) -> Observed:
+        clusters: dict[str, ObservedCluster] = {}
+        for name in self.provider.clusters(owner=key):
+            cluster = self.provider.observe(name)
+            if cluster is not None:
+                clusters[name] = cluster
+        serve: dict[str, ServeState] = {}
+        for name, cluster in clusters.items():
+            if cluster.head_ready:
+                try:
+                    serve[name] = self.serve.status(cluster.dashboard_url, cluster.auth_token)
+                except RayServiceError as e:
+                    log.info("serve status of %s unavailable: %s", name, e)
+        return Observed(clusters=clusters, serve=serve, front=self.front.observe(key))
+
+    # -- execute ---------------------------------------------------------------------------
+
+    def _execute(self, resource: StoredResource, result: Plan) -> ServiceRecord:
+        record = result.record
+        for action in result.actions:
+            try:
+                record = self._run(resource, action, record)
+            except ServeConfigRejected as e:
+                assert isinstance(action, DeployServeConfig)
+                record.rejected[action.cluster] = Rejection(
+                    config_hash=action.config_hash, message=str(e)
+                )
+                self._event(resource, "Warning", "ServeConfigRejected", str(e))
+            except RayServiceError as e:
+                log.warning("%s: %s failed: %s", resource.key, type(action).__name__, e)
+                self._event(resource, "Warning", f"{action.event}Failed", f"{action.reason}: {e}")
+                break  # later actions may depend on this one; the next pass retries
+            else:
+                self._event(resource, "Normal", action.event, action.reason)
+        return record
+
+    def _run(
+        self, resource: StoredResource, action: Action, record: ServiceRecord
+    ) -> ServiceRecord:
+        log.info("%s: %s: %s", resource.key, type(action).__name__, action.reason)
+        match action:
+            case EnsureCluster():
+                self.provider.ensure(action.request)
+            case DeleteCluster():
+                self.provider.delete(action.name)
+                record.deployed.pop(action.name, None)
+                record.rejected.pop(action.name, None)
+            case DeployServeConfig():
+                self.serve.deploy(action.dashboard_url, action.token, action.config)
+                record.deployed[action.cluster] = action.config_hash
+                record.rejected.pop(action.cluster, None)
+            case EnsureFront():
+                self.front.ensure(action.key, action.spec)
+            case DeleteFront():
+                self.front.delete(action.key)
+            case ForgetService():
+                self.store.replace_views(resource.key, [])
+                self.store.release_ports(resource.key)
+                self.store.remove(KIND, resource.namespace, resource.name)
+        return record
+
+    def _event(self, resource: StoredResource, type_: str, reason: str, message: str) -> None:
+        self.store.add_event(
+            resource.namespace, resource.name, type_, reason, message, self.clock()
+        )
+
+    def _write_views(
+        self, resource: StoredResource, service: RayService, observed: Observed, result: Plan
+    ) -> None:
+        views: list[View] = []
+        workers = sum(replicas_of(g) for g in service.spec.rayClusterConfig.workerGroupSpecs)
+        for cluster in observed.clusters.values():
+            views.append(cluster_view(resource.namespace, resource.key, cluster, workers))
+            views += pod_views(resource.namespace, resource.key, cluster)
+        front = next((a.spec for a in result.actions if isinstance(a, EnsureFront)), None)
+        if front is None and observed.front is not None:
+            front = observed.front.spec
+        if front is not None:
+            views += service_views(resource.namespace, resource.key, front, resource.created_at)
+        self.store.replace_views(resource.key, views)

@@ -1,0 +1,98 @@
+"""Turns a RayCluster spec into the ClusterRequest a provider acts on, and names clusters.
+
+Pure: names are derived from the service's uid and generation, so re-planning after a crash
+asks for the same cluster instead of a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
+from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FAULT_TOLERANCE_ANNOTATION
+from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
+from rayservice.spec.resources import node_resources
+
+HEAD_GROUP = "headgroup"
+_RESOURCE_PARAMS = frozenset({"num-cpus", "num-gpus", "memory", "resources"})
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
+
+
+def cluster_name(service: RayService, uid: str, generation: int) -> str:
+    """``<name>-raycluster-<5 chars>``, the same for the same service generation."""
+    digest = hashlib.sha256(f"{uid}/{generation}".encode()).digest()
+    suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
+    return f"{service.metadata.name}-raycluster-{suffix}"
+
+
+def _container_env(template: Mapping[str, Any]) -> dict[str, str]:
+    containers = template.get("spec", {}).get("containers") or [{}]
+    return {
+        str(item["name"]): str(item["value"])
+        for item in containers[0].get("env") or []
+        if "name" in item and "value" in item
+    }
+
+
+def _group_request(
+    group: str, params: Mapping[str, str], template: Mapping[str, Any], replicas: int
+) -> NodeGroupRequest:
+    resources = node_resources(params, template)
+    return NodeGroupRequest(
+        group=group,
+        replicas=replicas,
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        memory_bytes=resources.memory_bytes,
+        custom_resources=resources.custom,
+        ray_start_params={
+            k: v
+            for k, v in params.items()
+            if k not in BACKEND_MANAGED_RAY_START_PARAMS and k not in _RESOURCE_PARAMS
+        },
+        env=_container_env(template),
+    )
+
+
+def _fault_tolerance(spec: RayClusterSpec, name: str) -> FaultTolerance | None:
+    head = spec.headGroupSpec
+    options = spec.gcsFaultToleranceOptions
+    if options is not None:
+        password = options.redisPassword if isinstance(options.redisPassword, str) else None
+        return FaultTolerance(
+            redis_address=options.redisAddress,
+            redis_password=password or head.rayStartParams.get("redis-password"),
+            storage_namespace=options.externalStorageNamespace or name,
+        )
+    annotations = head.template.get("metadata", {}).get("annotations") or {}
+    redis = _container_env(head.template).get("RAY_REDIS_ADDRESS")
+    if str(annotations.get(FAULT_TOLERANCE_ANNOTATION, "")).lower() == "true" and redis:
+        return FaultTolerance(
+            redis_address=redis,
+            redis_password=head.rayStartParams.get("redis-password"),
+            storage_namespace=_container_env(head.template).get(
+                "RAY_external_storage_namespace", name
+            ),
+        )
+    return None
+
+
+def cluster_request(name: str, owner: str, spec: RayClusterSpec, spec_hash: str) -> ClusterRequest:
+    head = spec.headGroupSpec
+    return ClusterRequest(
+        name=name,
+        owner=owner,
+        spec_hash=spec_hash,
+        head=_group_request(HEAD_GROUP, head.rayStartParams, head.template, 1),
+        workers=tuple(
+            _group_request(g.groupName, g.rayStartParams, g.template, replicas_of(g))
+            for g in spec.workerGroupSpecs
+            if not g.suspend
+        ),
+        workers_to_delete=tuple(
+            w for g in spec.workerGroupSpecs for w in g.scaleStrategy.workersToDelete
+        ),
+        fault_tolerance=_fault_tolerance(spec, name),
+    )

@@ -1,0 +1,97 @@
+"""KubeRay-shaped status from what was observed, and the events its changes deserve.
+
+Times move only when something changes (an application's status, a condition's truth), so a
+steady service writes no status and emits no events.
+"""
+
+from __future__ import annotations
+
+from rayservice.planner.actions import PlannedEvent
+from rayservice.spec.observed import ServeState
+from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
+
+HEALTHY_APP = "RUNNING"
+FAILED_APP_STATES = frozenset({"DEPLOY_FAILED", "UNHEALTHY"})
+
+
+def service_status(
+    cluster: str, serve: ServeState | None, previous: ServiceStatus, now: str
+) -> ServiceStatus:
+    """The Serve side of one cluster; keeps the last known apps while Serve does not answer."""
+    if serve is None:
+        if previous.rayClusterName == cluster:
+            return previous
+        return ServiceStatus(rayClusterName=cluster)
+    known = previous.applicationStatuses if previous.rayClusterName == cluster else {}
+    apps = {}
+    for app in serve.apps:
+        before = known.get(app.name)
+        deployments = {}
+        for dep in app.deployments:
+            old = before.serveDeploymentStatuses.get(dep.name) if before else None
+            changed = old is None or old.status != dep.status
+            deployments[dep.name] = ServeDeploymentStatus(
+                status=dep.status,
+                message=dep.message,
+                healthLastUpdateTime=now if changed or old is None else old.healthLastUpdateTime,
+                lastUpdateTime=now if changed or old is None else old.lastUpdateTime,
+            )
+        unchanged = before is not None and before.status == app.status
+        apps[app.name] = AppStatus(
+            status=app.status,
+            message=app.message,
+            healthLastUpdateTime=before.healthLastUpdateTime if unchanged and before else now,
+            serveDeploymentStatuses=deployments,
+        )
+    capacity = None if serve.target_capacity is None else round(serve.target_capacity)
+    return previous.model_copy(
+        update={
+            "rayClusterName": cluster,
+            "applicationStatuses": apps,
+            "targetCapacity": capacity if capacity is not None else previous.targetCapacity,
+        }
+    )
+
+
+def app_events(before: ServiceStatus, after: ServiceStatus) -> list[PlannedEvent]:
+    """An event for every application whose status changed on the same cluster."""
+    if before.rayClusterName != after.rayClusterName:
+        before = ServiceStatus(rayClusterName=after.rayClusterName)
+    events = []
+    for name, app in after.applicationStatuses.items():
+        old = before.applicationStatuses.get(name)
+        if old is not None and old.status == app.status:
+            continue
+        failed = app.status in FAILED_APP_STATES
+        detail = f": {app.message}" if failed and app.message else ""
+        events.append(
+            PlannedEvent(
+                "Warning" if failed else "Normal",
+                f"Application{app.status.title().replace('_', '')}",
+                f"application {name} on {after.rayClusterName} is {app.status}{detail}",
+            )
+        )
+    return events
+
+
+def endpoint_events(cluster: str, before: list[str], after: list[str]) -> list[PlannedEvent]:
+    added = [f"serve endpoint {n} added (cluster {cluster})" for n in after if n not in before]
+    removed = [f"serve endpoint {n} removed" for n in before if n not in after]
+    return [PlannedEvent("Normal", "EndpointAdded", m) for m in added] + [
+        PlannedEvent("Normal", "EndpointRemoved", m) for m in removed
+    ]
+
+
+def progress_message(cluster: str, serve: ServeState | None, head_ready: bool) -> str:
+    """Why a service without serve endpoints is not ready yet, in one sentence."""
+    if not head_ready:
+        return f"waiting for the head of cluster {cluster} to answer"
+    if serve is None or not serve.apps:
+        return f"waiting for Serve applications on cluster {cluster}"
+    failing = [a for a in serve.apps if a.status in FAILED_APP_STATES]
+    if failing:
+        return "; ".join(f"application {a.name} is {a.status}: {a.message}" for a in failing)
+    pending = [f"{a.name} {a.status}" for a in serve.apps if a.status != HEALTHY_APP]
+    if pending:
+        return "applications not running yet: " + ", ".join(pending)
+    return f"applications are RUNNING; waiting for a healthy Serve proxy on cluster {cluster}"

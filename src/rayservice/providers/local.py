@@ -1,0 +1,390 @@
+"""LocalProvider: Ray clusters as supervised process trees on this machine.
+
+Each node is ``ray start --block`` in its own process session, with its own port block,
+temp dir and log file, started detached so it outlives the controller. ``ensure`` acts like a
+kubelet plus a ReplicaSet: it starts missing nodes, restarts dead ones (with back-off, counting
+restarts) and removes surplus workers. All nodes use the loopback address 127.0.0.2 (Ray turns
+127.0.0.1 into the host's outward address, 127.0.0.2 it keeps), dashboards and Serve proxies
+bind 127.0.0.1, and Ray's token authentication is on with a per-cluster secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+from rayservice.providers import probes
+from rayservice.providers.local_state import (
+    ClusterRecord,
+    NodePorts,
+    NodeRecord,
+    load_record,
+    save_record,
+)
+from rayservice.providers.processes import is_alive, start_ticks, stop_sessions
+from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.spec.errors import TemporaryError
+from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
+
+NODE_IP = "127.0.0.2"
+LOCALHOST = "127.0.0.1"
+HEAD_GROUP = "headgroup"
+PORT_RANGE_START = 20000
+PORT_RANGE_END = 32000  # below the kernel's ephemeral range, so Ray's random ports never hit it
+PORT_BLOCK = 10
+RESTART_BACKOFF_MAX = 60.0
+WORKER_GCS_RECONNECT_SECONDS = "600"  # fault-tolerant clusters: survive a long head outage
+
+
+def _suffix(length: int = 5) -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((LOCALHOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@cache
+def _flag_options() -> frozenset[str]:
+    """``ray start`` options that take no value (``--disable-usage-stats`` and the like)."""
+    from ray.scripts.scripts import start  # imported late: loading ray takes a second
+
+    return frozenset(
+        opt.lstrip("-") for p in start.params if getattr(p, "is_flag", False) for opt in p.opts
+    )
+
+
+def _user_param_args(params: dict[str, str]) -> list[str]:
+    args = []
+    for key, value in sorted(params.items()):
+        if key in _flag_options():
+            if value.strip().lower() in ("true", "1", "yes", ""):
+                args.append(f"--{key}")
+        else:
+            args.append(f"--{key}={value.strip(chr(34))}")
+    return args
+
+
+class LocalProvider:
+    """ClusterProvider on local processes; state lives under ``home/clusters``."""
+
+    def __init__(self, home: Path, ray_executable: Path | None = None) -> None:
+        self._root = home / "clusters"
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._ray = ray_executable or Path(sys.executable).parent / "ray"
+        digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:6]
+        # Ray's unix sockets live under the temp dir and their paths must stay short
+        self._temp_root = Path(tempfile.gettempdir()) / f"rs-{digest}"
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _record_path(self, name: str) -> Path:
+        return self._root / name / "cluster.json"
+
+    def _records(self) -> Iterator[ClusterRecord]:
+        for path in sorted(self._root.glob("*/cluster.json")):
+            record = load_record(path)
+            if record is not None:
+                yield record
+
+    def _taken_ports(self) -> set[int]:
+        return {port for r in self._records() for n in r.nodes for port in n.ports.all()}
+
+    def _allocate_ports(self, taken: set[int]) -> NodePorts:
+        for base in range(PORT_RANGE_START, PORT_RANGE_END, PORT_BLOCK):
+            block = range(base, base + PORT_BLOCK)
+            if taken.isdisjoint(block) and all(_bindable(p) for p in block):
+                taken.update(block)
+                return NodePorts(
+                    gcs=base,
+                    dashboard=base + 1,
+                    client=base + 2,
+                    agent_listen=base + 3,
+                    metrics=base + 4,
+                    node_manager=base + 5,
+                    object_manager=base + 6,
+                    runtime_env_agent=base + 7,
+                    agent_grpc=base + 8,
+                    serve_proxy=base + 9,
+                )
+        raise TemporaryError(
+            f"no free block of {PORT_BLOCK} ports between {PORT_RANGE_START} and {PORT_RANGE_END}"
+        )
+
+    def _new_node(self, record: ClusterRecord, role: NodeRole, group: str) -> NodeRecord:
+        name = (
+            f"{record.name}-head-{_suffix()}"
+            if role is NodeRole.HEAD
+            else f"{record.name}-{group}-worker-{_suffix()}"
+        )
+        ports = self._allocate_ports(
+            self._taken_ports() | {p for n in record.nodes for p in n.ports.all()}
+        )
+        if role is NodeRole.WORKER:
+            ports = ports.model_copy(update={"gcs": 0, "dashboard": 0, "client": 0})
+        node = NodeRecord(
+            name=name,
+            role=role.value,
+            group=group,
+            ports=ports,
+            temp_dir=str(self._temp_root / _suffix(8)),
+            log_file=str(self._root / record.name / "logs" / f"{name}.log"),
+        )
+        record.nodes.append(node)
+        return node
+
+    # -- ClusterProvider -------------------------------------------------------------------
+
+    def ensure(self, request: ClusterRequest) -> None:
+        path = self._record_path(request.name)
+        record = load_record(path) or ClusterRecord(
+            name=request.name,
+            owner=request.owner,
+            token=secrets.token_hex(24),
+            created_at=time.time(),
+            request=request,
+        )
+        record.request = request
+        head = record.head or self._new_node(record, NodeRole.HEAD, HEAD_GROUP)
+        save_record(path, record)  # ports and names are claimed before any process starts
+        self._keep_running(record, head, request.head)
+        if self._gcs_accepts(head):
+            for group in request.workers:
+                self._converge_group(record, group, request.workers_to_delete)
+        self._remove_unknown_groups(record, {g.group for g in request.workers})
+        save_record(path, record)
+
+    def observe(self, name: str) -> ObservedCluster | None:
+        self._reap()
+        record = load_record(self._record_path(name))
+        if record is None or record.head is None:
+            return None
+        head = record.head
+        dashboard = f"http://{LOCALHOST}:{head.ports.dashboard}"
+        head_alive = is_alive(head.pid, head.ticks)
+        registered = (
+            probes.alive_node_manager_ports(dashboard, record.token) if head_alive else None
+        )
+        nodes = tuple(self._observe_node(record, n, registered) for n in record.nodes)
+        return ObservedCluster(
+            name=record.name,
+            owner=record.owner,
+            spec_hash=record.request.spec_hash,
+            created_at=record.created_at,
+            nodes=nodes,
+            dashboard_url=dashboard,
+            head_ready=registered is not None,
+            auth_token=record.token,
+            gcs_port=head.ports.gcs,
+            client_port=head.ports.client,
+        )
+
+    def delete(self, name: str) -> None:
+        record = load_record(self._record_path(name))
+        if record is not None:
+            self._stop(record.nodes)
+        shutil.rmtree(self._root / name, ignore_errors=True)
+
+    def clusters(self, owner: str | None = None) -> list[str]:
+        return [r.name for r in self._records() if owner is None or r.owner == owner]
+
+    def logs(self, name: str, node: str | None = None, tail: int = 200) -> str:
+        record = load_record(self._record_path(name))
+        if record is None:
+            raise TemporaryError(f"cluster {name} does not exist")
+        chosen = next((n for n in record.nodes if n.name == node), None) if node else record.head
+        if chosen is None:
+            valid = ", ".join(n.name for n in record.nodes)
+            raise TemporaryError(f"cluster {name} has no node {node!r} (nodes: {valid})")
+        return probes.tail_node_logs(Path(chosen.log_file), Path(chosen.temp_dir), tail)
+
+    # -- supervision -----------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
+
+    def _keep_running(
+        self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest
+    ) -> None:
+        self._reap()
+        if is_alive(node.pid, node.ticks):
+            return
+        if node.pid:  # it ran before: this is a restart, with back-off
+            backoff = min(2.0 ** min(node.restarts, 6), RESTART_BACKOFF_MAX)
+            if time.time() - node.started_at < backoff:
+                return
+            node.restarts += 1
+        self._start(record, node, group)
+
+    def _converge_group(
+        self, record: ClusterRecord, group: NodeGroupRequest, to_delete: tuple[str, ...]
+    ) -> None:
+        members = [n for n in record.nodes if n.role == "worker" and n.group == group.group]
+        surplus = len(members) - group.replicas
+        if surplus > 0:
+            # the nodes the user named go first, then the newest
+            ordered = sorted(members, key=lambda n: (n.name not in to_delete, -n.started_at))
+            self._remove(record, ordered[:surplus])
+            members = ordered[surplus:]
+        for _ in range(group.replicas - len(members)):
+            members.append(self._new_node(record, NodeRole.WORKER, group.group))
+        for node in members:
+            self._keep_running(record, node, group)
+
+    def _remove_unknown_groups(self, record: ClusterRecord, groups: set[str]) -> None:
+        self._remove(
+            record, [n for n in record.nodes if n.role == "worker" and n.group not in groups]
+        )
+
+    def _remove(self, record: ClusterRecord, nodes: list[NodeRecord]) -> None:
+        if not nodes:
+            return
+        self._stop(nodes)
+        names = {n.name for n in nodes}
+        record.nodes = [n for n in record.nodes if n.name not in names]
+
+    def _stop(self, nodes: list[NodeRecord]) -> None:
+        stop_sessions(n.pid for n in nodes if is_alive(n.pid, n.ticks))
+        for node in nodes:
+            shutil.rmtree(node.temp_dir, ignore_errors=True)
+        self._reap()
+
+    def _gcs_accepts(self, head: NodeRecord) -> bool:
+        if not is_alive(head.pid, head.ticks):
+            return False
+        try:
+            with socket.create_connection((NODE_IP, head.ports.gcs), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def _start(self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest) -> None:
+        log = Path(node.log_file)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        Path(node.temp_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            with log.open("ab") as out:
+                child = subprocess.Popen(
+                    self._command(record, node, group),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self._environment(record, node, group),
+                    start_new_session=True,
+                )
+        except OSError as e:
+            raise TemporaryError(f"could not start node {node.name}: {e}") from e
+        self._children[child.pid] = child
+        node.pid, node.ticks, node.started_at = child.pid, start_ticks(child.pid), time.time()
+
+    def _command(
+        self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest
+    ) -> list[str]:
+        ports = node.ports
+        head = record.head
+        assert head is not None
+        args = [
+            str(self._ray), "start", "--block", "--disable-usage-stats",
+            f"--node-ip-address={NODE_IP}",
+            f"--temp-dir={node.temp_dir}",
+            f"--dashboard-agent-listen-port={ports.agent_listen}",
+            f"--metrics-export-port={ports.metrics}",
+            f"--node-manager-port={ports.node_manager}",
+            f"--object-manager-port={ports.object_manager}",
+            f"--runtime-env-agent-port={ports.runtime_env_agent}",
+            f"--dashboard-agent-grpc-port={ports.agent_grpc}",
+            "--min-worker-port=0", "--max-worker-port=0",
+            f"--num-cpus={group.num_cpus:g}",
+        ]  # fmt: skip
+        if node.role == "head":
+            args += [
+                "--head", f"--port={ports.gcs}",
+                f"--dashboard-host={LOCALHOST}", f"--dashboard-port={ports.dashboard}",
+                f"--ray-client-server-port={ports.client}",
+            ]  # fmt: skip
+        else:
+            args.append(f"--address={NODE_IP}:{head.ports.gcs}")
+        if group.num_gpus:
+            args.append(f"--num-gpus={group.num_gpus:g}")
+        if group.memory_bytes:
+            args.append(f"--memory={group.memory_bytes}")
+        if group.custom_resources:
+            args.append("--resources=" + json.dumps(group.custom_resources, sort_keys=True))
+        return args + _user_param_args(group.ray_start_params)
+
+    def _environment(
+        self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest
+    ) -> dict[str, str]:
+        env = {**os.environ, **group.env}
+        env.update(
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN=record.token,
+            RAY_USAGE_STATS_ENABLED="0",
+        )
+        ft = record.request.fault_tolerance
+        if node.role == "head":
+            if ft is not None:
+                env["RAY_REDIS_ADDRESS"] = ft.redis_address
+                env["RAY_external_storage_namespace"] = ft.storage_namespace
+                if ft.redis_password:
+                    env["REDIS_PASSWORD"] = ft.redis_password
+        else:
+            env["RAY_SERVE_WORKER_PROXY_HTTP_PORT"] = str(node.ports.serve_proxy)
+            if ft is not None:
+                env.setdefault(
+                    "RAY_gcs_rpc_server_reconnect_timeout_s", WORKER_GCS_RECONNECT_SECONDS
+                )
+        return env
+
+    def _observe_node(
+        self, record: ClusterRecord, node: NodeRecord, registered: set[int] | None
+    ) -> ObservedNode:
+        alive = is_alive(node.pid, node.ticks)
+        if not alive:
+            phase = NodePhase.FAILED if node.pid else NodePhase.PENDING
+        elif registered is not None and node.ports.node_manager in registered:
+            phase = NodePhase.RUNNING
+        else:
+            phase = NodePhase.PENDING
+        group = (
+            record.request.head
+            if node.role == "head"
+            else next(
+                (g for g in record.request.workers if g.group == node.group), record.request.head
+            )
+        )
+        return ObservedNode(
+            name=node.name,
+            role=NodeRole(node.role),
+            group=node.group,
+            phase=phase,
+            proxy_port=node.ports.serve_proxy,
+            proxy_ready=phase is NodePhase.RUNNING
+            and probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy),
+            restarts=node.restarts,
+            started_at=node.started_at,
+            num_cpus=group.num_cpus,
+            num_gpus=group.num_gpus,
+            memory_bytes=group.memory_bytes or 0,
+        )

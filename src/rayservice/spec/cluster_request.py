@@ -1,0 +1,45 @@
+"""ClusterRequest: what a cluster provider is asked to make exist.
+
+It is the RayCluster spec reduced to what a backend needs (node groups, their counts, resources,
+extra ``ray start`` parameters and environment), computed purely by the planner. The local
+backend turns it into process trees; a Kubernetes backend would turn it into a RayCluster object.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NodeGroupRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    group: str  # "headgroup" for the head
+    replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory_bytes: int | None = None
+    custom_resources: dict[str, float] = Field(default_factory=dict)
+    ray_start_params: dict[str, str] = Field(default_factory=dict)  # user-settable ones only
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class FaultTolerance(BaseModel):
+    """GCS fault tolerance on an external Redis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    redis_address: str
+    redis_password: str | None = None
+    storage_namespace: str
+
+
+class ClusterRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    owner: str  # "<namespace>/<name>" of the RayService
+    spec_hash: str
+    head: NodeGroupRequest
+    workers: tuple[NodeGroupRequest, ...] = ()
+    workers_to_delete: tuple[str, ...] = ()
+    fault_tolerance: FaultTolerance | None = None

@@ -1,0 +1,155 @@
+"""Which accepted manifest fields have no effect on the local backend.
+
+Manifests written for Kubernetes carry images, volumes, scheduling rules and ports that mean
+nothing when Ray runs as local processes. They are accepted so that KubeRay manifests load
+unchanged, and listed here so that users are told, instead of wondering why a field did nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from rayservice.spec.manifest import (
+    HeadGroupSpec,
+    RayCluster,
+    RayClusterSpec,
+    RayService,
+    WorkerGroupSpec,
+)
+from rayservice.spec.resources import is_gpu_resource
+from rayservice.spec.serve_config import field_path
+
+BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
+    {
+        "address",
+        "block",
+        "dashboard-agent-grpc-port",
+        "dashboard-agent-listen-port",
+        "dashboard-host",
+        "dashboard-port",
+        "head",
+        "max-worker-port",
+        "metrics-export-port",
+        "min-worker-port",
+        "node-ip-address",
+        "node-manager-port",
+        "object-manager-port",
+        "port",
+        "ray-client-server-port",
+        "runtime-env-agent-port",
+        "temp-dir",
+        "worker-port-list",
+    }
+)
+"""``ray start`` options the local backend chooses itself (addresses, ports, directories)."""
+
+FAULT_TOLERANCE_ANNOTATION = "ray.io/ft-enabled"
+_USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env"})
+_USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
+_KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
+
+
+def ignored_fields(manifest: RayService | RayCluster) -> list[str]:
+    """Paths of the fields in ``manifest`` that are accepted but have no effect locally."""
+    if isinstance(manifest, RayCluster):
+        return list(_cluster_fields(manifest.spec, "spec"))
+    spec = manifest.spec
+    paths = list(_cluster_fields(spec.rayClusterConfig, "spec.rayClusterConfig"))
+    options = spec.upgradeStrategy.clusterUpgradeOptions
+    if options is not None and options.gatewayClassName is not None:
+        paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
+    if spec.serveService is not None:
+        paths.append("spec.serveService")
+    return paths
+
+
+def _cluster_fields(spec: RayClusterSpec, prefix: str) -> Iterator[str]:
+    head_path = field_path(prefix, "headGroupSpec")
+    yield from _head_only_fields(spec.headGroupSpec, head_path)
+    groups: list[tuple[str, HeadGroupSpec | WorkerGroupSpec]] = [(head_path, spec.headGroupSpec)]
+    groups += [
+        (field_path(prefix, "workerGroupSpecs", index), group)
+        for index, group in enumerate(spec.workerGroupSpecs)
+    ]
+    for group_path, group in groups:
+        yield from _ray_start_param_fields(group.rayStartParams, group_path)
+        yield from _template_fields(group.template, field_path(group_path, "template"))
+
+
+def _head_only_fields(head: HeadGroupSpec, head_path: str) -> Iterator[str]:
+    values = head.model_dump(include=set(_KUBERNETES_ONLY_HEAD_FIELDS))
+    for name in _KUBERNETES_ONLY_HEAD_FIELDS:
+        if values.get(name) is not None:
+            yield field_path(head_path, name)
+
+
+def _ray_start_param_fields(params: Mapping[str, str], group_path: str) -> Iterator[str]:
+    for name in params:
+        if name in BACKEND_MANAGED_RAY_START_PARAMS:
+            yield field_path(group_path, "rayStartParams", name)
+
+
+def _template_fields(template: Mapping[str, Any], template_path: str) -> Iterator[str]:
+    for key, value in template.items():
+        path = field_path(template_path, key)
+        if key == "metadata" and isinstance(value, Mapping):
+            yield from _pod_metadata_fields(value, path)
+        elif key == "spec" and isinstance(value, Mapping):
+            yield from _pod_spec_fields(value, path)
+        else:
+            yield path
+
+
+def _pod_metadata_fields(metadata: Mapping[str, Any], metadata_path: str) -> Iterator[str]:
+    for key, value in metadata.items():
+        path = field_path(metadata_path, key)
+        if key == "annotations" and isinstance(value, Mapping):
+            for name in value:
+                if name != FAULT_TOLERANCE_ANNOTATION:
+                    yield field_path(path, name)
+        else:
+            yield path
+
+
+def _pod_spec_fields(pod_spec: Mapping[str, Any], pod_spec_path: str) -> Iterator[str]:
+    for key, value in pod_spec.items():
+        path = field_path(pod_spec_path, key)
+        if key != "containers" or not isinstance(value, list):
+            yield path
+            continue
+        for index, container in enumerate(value):
+            container_path = field_path(path, index)
+            if index == 0 and isinstance(container, Mapping):
+                yield from _container_fields(container, container_path)
+            else:
+                yield container_path
+
+
+def _container_fields(container: Mapping[str, Any], container_path: str) -> Iterator[str]:
+    for key, value in container.items():
+        path = field_path(container_path, key)
+        if key not in _USED_CONTAINER_FIELDS:
+            yield path
+        elif key == "resources" and isinstance(value, Mapping):
+            yield from _resource_fields(value, path)
+        elif key == "env" and isinstance(value, list):
+            yield from _env_reference_fields(value, path)
+
+
+def _env_reference_fields(env: list[Any], env_path: str) -> Iterator[str]:
+    """Variables taken from Kubernetes objects (secrets, pod fields) cannot be resolved locally."""
+    for index, variable in enumerate(env):
+        if isinstance(variable, Mapping) and "valueFrom" in variable:
+            yield field_path(env_path, index, "valueFrom")
+
+
+def _resource_fields(resources: Mapping[str, Any], resources_path: str) -> Iterator[str]:
+    for kind, amounts in resources.items():
+        path = field_path(resources_path, kind)
+        if kind not in ("limits", "requests") or not isinstance(amounts, Mapping):
+            yield path
+            continue
+        for name in amounts:
+            if name not in _USED_RESOURCE_NAMES and not is_gpu_resource(name):
+                yield field_path(path, name)

@@ -1,0 +1,331 @@
+"""Turn manifest text into validated ``RayService`` and ``RayCluster`` objects.
+
+This is the gate every user input passes: nothing is stored or acted on unless it loads here.
+A rejected manifest gets every problem found, each with the exact field path and what would
+be valid, so a user can fix all of them in one edit. The checks that need Ray (the Serve config
+schema and the options of ``ray start``) ask the installed Ray instead of copying its rules.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import click
+import pydantic
+
+from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.manifest import (
+    API_VERSION,
+    Manifest,
+    RayCluster,
+    RayClusterSpec,
+    RayService,
+    RayServiceSpec,
+    WorkerGroupSpec,
+)
+from rayservice.spec.quantities import QUANTITY_HINT, parse_quantity
+from rayservice.spec.resources import CUSTOM_RESOURCES_HINT, parse_custom_resources
+from rayservice.spec.serve_config import (
+    field_path,
+    load_yaml_documents,
+    parse_serve_config,
+    validation_problems,
+    without_explained,
+)
+
+_MODELS: dict[str, type[RayService] | type[RayCluster]] = {
+    "RayService": RayService,
+    "RayCluster": RayCluster,
+}
+MAX_NAME_LENGTH = {"RayService": 47, "RayCluster": 63}
+_MAX_NAMESPACE_LENGTH = 63
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_HEAD_GROUP_NAME = "headgroup"  # how nodes of the head group are labelled
+_CLOSE_MATCHES = 3
+_SELF_CONTAINED_OPTION_TYPES = (
+    click.types.IntParamType,
+    click.types.FloatParamType,
+    click.types.BoolParamType,
+    click.Choice,
+)
+_MISSING_HINTS = {
+    "metadata": "a mapping with at least a name",
+    "name": "a DNS-1035 label such as my-service",
+    "spec": "a mapping with the object's spec",
+    "serveConfigV2": "a YAML string in Ray Serve's config format, with applications",
+    "rayClusterConfig": "a RayCluster spec with at least a headGroupSpec",
+    "headGroupSpec": "the head node's group: rayStartParams and a pod template",
+    "groupName": "a name for the worker group, unique within the cluster",
+    "redisAddress": "host:port of the Redis server that keeps the GCS state",
+}
+
+
+def load_manifests(text: str, source: str) -> list[Manifest]:
+    """Load every object of a multi-document YAML text; empty documents are skipped.
+
+    Raises :class:`InvalidSpec` with the problems of all documents. When the text holds more
+    than one document, each problem's source names the document it comes from.
+    """
+    documents = [doc for doc in load_yaml_documents(text, source, "<yaml>") if doc is not None]
+    loaded: list[tuple[str, Manifest]] = []
+    problems: list[SpecProblem] = []
+    for number, document in enumerate(documents, start=1):
+        label = source if len(documents) == 1 else f"{source} (document {number})"
+        try:
+            loaded.append((label, load_manifest(document, label)))
+        except InvalidSpec as error:
+            problems += error.problems
+    problems += _repeated_objects(loaded)
+    if problems:
+        raise InvalidSpec(problems)
+    return [manifest for _, manifest in loaded]
+
+
+def load_manifest(document: object, source: str) -> Manifest:
+    """Validate one already-parsed document (e.g. a decoded JSON request body)."""
+    if not isinstance(document, dict):
+        found = type(document).__name__
+        hint = "a mapping with apiVersion, kind, metadata and spec"
+        raise InvalidSpec(
+            [SpecProblem(source, "<document>", f"must be a mapping, not {found}", hint)]
+        )
+    problems = list(_type_problems(document, source))
+    model = _MODELS.get(str(document.get("kind")))
+    if model is None:
+        raise InvalidSpec(problems)
+    try:
+        manifest = model.model_validate(document)
+    except pydantic.ValidationError as error:
+        shape_problems = validation_problems(error.errors(), document, source, "", _MISSING_HINTS)
+        raise InvalidSpec(problems + without_explained(shape_problems, problems)) from error
+    problems += _content_problems(manifest, source)
+    if problems:
+        raise InvalidSpec(problems)
+    return manifest
+
+
+def _type_problems(document: dict[str, Any], source: str) -> Iterator[SpecProblem]:
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if api_version != API_VERSION:
+        yield SpecProblem(source, "apiVersion", _missing_or_unknown(api_version), API_VERSION)
+    if kind not in _MODELS:
+        yield SpecProblem(source, "kind", _missing_or_unknown(kind), ", ".join(_MODELS))
+
+
+def _missing_or_unknown(value: object) -> str:
+    return "is required" if value is None else f"{value!r} is not supported"
+
+
+def _repeated_objects(loaded: list[tuple[str, Manifest]]) -> Iterator[SpecProblem]:
+    first_source: dict[tuple[str, str], str] = {}
+    for source, manifest in loaded:
+        identity = (manifest.kind, manifest.key)
+        if identity in first_source:
+            message = f"{manifest.kind} {manifest.key} is also defined in {first_source[identity]}"
+            yield SpecProblem(source, "metadata.name", message, "one definition per object")
+        else:
+            first_source[identity] = source
+
+
+def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
+    problems = list(_metadata_problems(manifest, source))
+    if isinstance(manifest, RayCluster):
+        return problems + list(_cluster_problems(manifest.spec, source, "spec"))
+    problems += _serve_config_problems(manifest.spec.serveConfigV2, source)
+    problems += _cluster_problems(manifest.spec.rayClusterConfig, source, "spec.rayClusterConfig")
+    problems += _service_setting_problems(manifest.spec, source)
+    return problems
+
+
+def _metadata_problems(manifest: Manifest, source: str) -> Iterator[SpecProblem]:
+    name, namespace = manifest.metadata.name, manifest.metadata.namespace
+    max_length = MAX_NAME_LENGTH[manifest.kind]
+    name_hint = (
+        "lowercase letters, digits and '-', starting with a letter and ending with a letter or "
+        f"digit, at most {max_length} characters"
+    )
+    if not _DNS_1035_LABEL.fullmatch(name):
+        yield SpecProblem(source, "metadata.name", f"{name!r} is not a DNS-1035 label", name_hint)
+    if len(name) > max_length:
+        message = f"is {len(name)} characters long; a {manifest.kind} name may have {max_length}"
+        yield SpecProblem(source, "metadata.name", message, name_hint)
+    if len(namespace) > _MAX_NAMESPACE_LENGTH or not _DNS_1123_LABEL.fullmatch(namespace):
+        hint = "lowercase letters, digits and '-', starting and ending with a letter or digit"
+        message = f"{namespace!r} is not a DNS-1123 label"
+        yield SpecProblem(source, "metadata.namespace", message, f"{hint}, at most 63 characters")
+
+
+def _serve_config_problems(serve_config: str, source: str) -> list[SpecProblem]:
+    try:
+        parse_serve_config(serve_config, source)
+    except InvalidSpec as error:
+        return error.problems
+    return []
+
+
+def _service_setting_problems(spec: RayServiceSpec, source: str) -> Iterator[SpecProblem]:
+    yield from _out_of_bounds(
+        source, "spec.rayClusterDeletionDelaySeconds", spec.rayClusterDeletionDelaySeconds, 0
+    )
+    yield from _out_of_bounds(
+        source, "spec.pendingClusterTimeoutSeconds", spec.pendingClusterTimeoutSeconds, 1
+    )
+    options = spec.upgradeStrategy.clusterUpgradeOptions
+    if options is None:
+        return
+    path = "spec.upgradeStrategy.clusterUpgradeOptions"
+    yield from _out_of_bounds(source, f"{path}.maxSurgePercent", options.maxSurgePercent, 0, 100)
+    yield from _out_of_bounds(source, f"{path}.stepSizePercent", options.stepSizePercent, 1, 100)
+    yield from _out_of_bounds(source, f"{path}.intervalSeconds", options.intervalSeconds, 1)
+
+
+def _out_of_bounds(
+    source: str, path: str, value: int | None, low: int, high: int | None = None
+) -> Iterator[SpecProblem]:
+    """One problem when an optional integer lies outside ``[low, high]``."""
+    if value is None or (low <= value and (high is None or value <= high)):
+        return
+    if high is None:
+        yield SpecProblem(
+            source, path, f"must be at least {low}, got {value}", f"an integer >= {low}"
+        )
+    else:
+        message = f"must be between {low} and {high}, got {value}"
+        yield SpecProblem(source, path, message, f"an integer from {low} to {high}")
+
+
+def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
+    head_path = field_path(prefix, "headGroupSpec")
+    head = spec.headGroupSpec
+    yield from _ray_start_param_problems(head.rayStartParams, source, head_path)
+    yield from _container_quantity_problems(head.template, source, head_path)
+    group_paths: dict[str, str] = {_HEAD_GROUP_NAME: head_path}
+    for index, group in enumerate(spec.workerGroupSpecs):
+        path = field_path(prefix, "workerGroupSpecs", index)
+        yield from _group_name_problems(group.groupName, group_paths, source, path)
+        group_paths.setdefault(group.groupName, path)
+        yield from _replica_problems(group, source, path)
+        yield from _ray_start_param_problems(group.rayStartParams, source, path)
+        yield from _container_quantity_problems(group.template, source, path)
+
+
+def _group_name_problems(
+    name: str, group_paths: dict[str, str], source: str, path: str
+) -> Iterator[SpecProblem]:
+    name_path = field_path(path, "groupName")
+    hint = "a group name used by no other group in this cluster"
+    if name == _HEAD_GROUP_NAME:
+        yield SpecProblem(source, name_path, f"{name!r} is reserved for the head group", hint)
+    elif not name:
+        yield SpecProblem(source, name_path, "must not be empty", hint)
+    elif name in group_paths:
+        message = f"{name!r} is already the name of {group_paths[name]}"
+        yield SpecProblem(source, name_path, message, hint)
+
+
+def _replica_problems(group: WorkerGroupSpec, source: str, path: str) -> Iterator[SpecProblem]:
+    counts = {
+        "replicas": group.replicas,
+        "minReplicas": group.minReplicas,
+        "maxReplicas": group.maxReplicas,
+    }
+    negative = [name for name, count in counts.items() if count is not None and count < 0]
+    for name in negative:
+        yield from _out_of_bounds(source, field_path(path, name), counts[name], 0)
+    yield from _out_of_bounds(source, field_path(path, "numOfHosts"), group.numOfHosts, 1)
+    if negative:
+        return
+    low, high = group.minReplicas, group.maxReplicas
+    if low > high:
+        message = f"minReplicas {low} is greater than maxReplicas {high}"
+        yield SpecProblem(source, field_path(path, "minReplicas"), message, f"at most {high}")
+    elif group.replicas is not None:
+        yield from _out_of_bounds(source, field_path(path, "replicas"), group.replicas, low, high)
+
+
+def _ray_start_param_problems(
+    params: dict[str, str], source: str, group_path: str
+) -> Iterator[SpecProblem]:
+    options = ray_start_options()
+    for name, value in params.items():
+        path = field_path(group_path, "rayStartParams", name)
+        option = options.get(name)
+        if option is None:
+            yield SpecProblem(source, path, f"{name!r} is not an option of ray start", _near(name))
+            continue
+        message = _option_value_problem(option, value)
+        if message:
+            yield SpecProblem(source, path, message, _option_value_hint(option))
+    if "resources" in params:
+        try:
+            parse_custom_resources(params["resources"])
+        except ValueError as error:
+            path = field_path(group_path, "rayStartParams", "resources")
+            yield SpecProblem(source, path, str(error), CUSTOM_RESOURCES_HINT)
+
+
+@functools.cache
+def ray_start_options() -> dict[str, click.Parameter]:
+    """The options of the installed ``ray start`` command, by name without leading dashes."""
+    from ray.scripts.scripts import start  # slow to import: load only when needed
+
+    return {
+        name.removeprefix("--"): param
+        for param in start.params
+        for name in param.opts
+        if name.startswith("--")
+    }
+
+
+def _near(name: str) -> str:
+    close = difflib.get_close_matches(name, ray_start_options(), n=_CLOSE_MATCHES)
+    suggestion = f"did you mean {', '.join(close)}? " if close else ""
+    return f"{suggestion}any `ray start` option without its leading dashes"
+
+
+def _option_value_problem(option: click.Parameter, value: str) -> str:
+    """Why ``ray start`` would refuse ``value``; only types that need no files are checked."""
+    param_type: click.ParamType[Any, Any] = option.type
+    if not isinstance(option.type, _SELF_CONTAINED_OPTION_TYPES):
+        return ""
+    try:
+        param_type.convert(value, option, None)
+    except click.BadParameter as error:
+        return error.format_message()
+    return ""
+
+
+def _option_value_hint(option: click.Parameter) -> str:
+    if isinstance(option.type, click.Choice):
+        return "one of " + ", ".join(str(choice) for choice in option.type.choices)
+    return {"integer": "an integer", "float": "a number", "boolean": "true or false"}.get(
+        option.type.name, option.type.name
+    )
+
+
+def _container_quantity_problems(
+    template: dict[str, Any], source: str, group_path: str
+) -> Iterator[SpecProblem]:
+    for location, amount in _container_amounts(template):
+        try:
+            parse_quantity(amount)
+        except ValueError as error:
+            path = field_path(group_path, "template", *location)
+            yield SpecProblem(source, path, str(error), QUANTITY_HINT)
+
+
+def _container_amounts(template: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every resource amount of every container, with its location inside the template."""
+    pod_spec = template.get("spec")
+    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+    for index, container in enumerate(containers if isinstance(containers, list) else []):
+        resources = container.get("resources") if isinstance(container, dict) else None
+        for kind in ("limits", "requests"):
+            amounts = resources.get(kind) if isinstance(resources, dict) else None
+            for name, amount in (amounts if isinstance(amounts, dict) else {}).items():
+                yield ("spec", "containers", index, "resources", kind, name), amount

@@ -1,0 +1,146 @@
+"""Typed models of the KubeRay ``RayService`` and ``RayCluster`` objects (apiVersion ray.io/v1).
+
+Users bring manifests written for KubeRay, so the models keep KubeRay's camelCase field names
+and accept every field they do not know: unknown fields are stored, not rejected, and a sample
+manifest from KubeRay loads without edits. The models only describe shapes and defaults; rules
+that need a precise, user-facing explanation (names, replica bounds, ``ray start`` parameters,
+the Serve config) live in :mod:`rayservice.spec.loader`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+API_VERSION = "ray.io/v1"
+INT32_MAX = 2**31 - 1
+
+
+def _scalar_as_text(value: object) -> object:
+    """Spell a YAML scalar the way it would be written on a ``ray start`` command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if value is None:
+        return ""
+    return value  # strings pass; lists and mappings are left for the type check to reject
+
+
+def _stringify_values(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {key: _scalar_as_text(item) for key, item in value.items()}
+    return value
+
+
+RayStartParams = Annotated[dict[str, str], BeforeValidator(_stringify_values)]
+"""``ray start`` options without the leading dashes; YAML numbers and booleans become text."""
+
+
+class _ManifestModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ObjectMeta(_ManifestModel):
+    name: str
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+
+
+class ScaleStrategy(_ManifestModel):
+    workersToDelete: list[str] = Field(default_factory=list)
+
+
+class HeadGroupSpec(_ManifestModel):
+    rayStartParams: RayStartParams = Field(default_factory=dict)
+    template: dict[str, Any] = Field(default_factory=dict)  # a Kubernetes pod template
+    serviceType: str | None = None
+    enableIngress: bool | None = None
+
+
+class WorkerGroupSpec(_ManifestModel):
+    groupName: str
+    replicas: int | None = None
+    minReplicas: int = 0
+    maxReplicas: int = INT32_MAX
+    rayStartParams: RayStartParams = Field(default_factory=dict)
+    template: dict[str, Any] = Field(default_factory=dict)  # a Kubernetes pod template
+    scaleStrategy: ScaleStrategy = Field(default_factory=ScaleStrategy)
+    suspend: bool = False
+    numOfHosts: int = 1
+
+
+class GcsFaultToleranceOptions(_ManifestModel):
+    redisAddress: str
+    redisPassword: Any = None  # plain text or a Kubernetes valueFrom reference
+    externalStorageNamespace: str | None = None
+
+
+class RayClusterSpec(_ManifestModel):
+    rayVersion: str | None = None
+    enableInTreeAutoscaling: bool = False
+    gcsFaultToleranceOptions: GcsFaultToleranceOptions | None = None
+    headGroupSpec: HeadGroupSpec
+    workerGroupSpecs: list[WorkerGroupSpec] = Field(default_factory=list)
+    suspend: bool = False
+    autoscalerOptions: dict[str, Any] | None = None
+
+
+class ClusterUpgradeOptions(_ManifestModel):
+    maxSurgePercent: int = 100
+    stepSizePercent: int | None = None
+    intervalSeconds: int | None = None
+    gatewayClassName: str | None = None
+
+
+UpgradeType = Literal["NewCluster", "None", "NewClusterWithIncrementalUpgrade"]
+
+
+class UpgradeStrategy(_ManifestModel):
+    type: UpgradeType = "NewCluster"
+    clusterUpgradeOptions: ClusterUpgradeOptions | None = None
+
+
+class RayServiceSpec(_ManifestModel):
+    serveConfigV2: str
+    rayClusterConfig: RayClusterSpec
+    upgradeStrategy: UpgradeStrategy = Field(default_factory=UpgradeStrategy)
+    rayClusterDeletionDelaySeconds: int = 60
+    excludeHeadPodFromServeSvc: bool = False
+    serveService: dict[str, Any] | None = None
+    # Not in KubeRay: how long a pending cluster may take to become ready before it is given up.
+    pendingClusterTimeoutSeconds: int = 600
+
+
+class _KubeRayObject(_ManifestModel):
+    apiVersion: Literal["ray.io/v1"]
+    metadata: ObjectMeta
+
+    @property
+    def key(self) -> str:
+        """``<namespace>/<name>``: unique among objects of one kind."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+class RayService(_KubeRayObject):
+    kind: Literal["RayService"]
+    spec: RayServiceSpec
+
+
+class RayCluster(_KubeRayObject):
+    kind: Literal["RayCluster"]
+    spec: RayClusterSpec
+
+
+Manifest = RayService | RayCluster
+"""Any object a manifest file may hold."""
+
+
+def replicas_of(group: WorkerGroupSpec) -> int:
+    """Workers the group should have: ``replicas`` (else ``minReplicas``) kept within bounds."""
+    wanted = group.minReplicas if group.replicas is None else group.replicas
+    return max(group.minReplicas, min(wanted, group.maxReplicas))

@@ -1,0 +1,91 @@
+"""The status of a RayService, shaped exactly like KubeRay's so existing tooling can read it.
+
+Field names are KubeRay's camelCase JSON names. Everything here is a value: times are passed in
+as RFC 3339 strings, so the controller owns the clock and the models stay pure and testable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(BaseModel):
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    lastTransitionTime: str  # RFC 3339, UTC, e.g. 2024-05-01T12:00:00Z
+    observedGeneration: int = 0
+
+
+class ServeDeploymentStatus(BaseModel):
+    status: str
+    message: str = ""
+    healthLastUpdateTime: str | None = None
+    lastUpdateTime: str | None = None
+
+
+class AppStatus(BaseModel):
+    status: str
+    message: str = ""
+    healthLastUpdateTime: str | None = None
+    serveDeploymentStatuses: dict[str, ServeDeploymentStatus] = Field(default_factory=dict)
+
+
+class ServiceStatus(BaseModel):
+    """What one cluster (active or pending) serves."""
+
+    rayClusterName: str = ""
+    applicationStatuses: dict[str, AppStatus] = Field(default_factory=dict)
+    targetCapacity: int | None = None
+    trafficRoutedPercent: int | None = None
+
+
+class RayServiceStatus(BaseModel):
+    conditions: list[Condition] = Field(default_factory=list)
+    activeServiceStatus: ServiceStatus = Field(default_factory=ServiceStatus)
+    pendingServiceStatus: ServiceStatus = Field(default_factory=ServiceStatus)
+    numServeEndpoints: int = 0
+    observedGeneration: int = 0
+    serviceStatus: str = ""
+
+
+def rfc3339(timestamp: float) -> str:
+    """Unix seconds as an RFC 3339 UTC time with whole seconds, as Kubernetes writes them."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[Condition],
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now_rfc3339: str,
+    generation: int,
+) -> list[Condition]:
+    """A copy of ``conditions`` with the condition ``type`` set.
+
+    The transition time moves only when the status changes, so it keeps saying since when the
+    condition has held; reason, message and generation are always refreshed.
+    """
+    previous = next((c for c in conditions if c.type == type), None)
+    keeps_status = previous is not None and previous.status == status
+    updated = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        lastTransitionTime=previous.lastTransitionTime
+        if previous and keeps_status
+        else now_rfc3339,
+        observedGeneration=generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type else c for c in conditions]

