@@ -4,12 +4,12 @@ HAProxy runs in master-worker mode in its own session, so it outlives the contro
 started it: clients keep their connections while the controller restarts. Everything needed
 to find a front again lives in ``<state_dir>/<key>/``:
 
-    haproxy.cfg    the configuration the workers run
-    haproxy.pid    written by HAProxy (the master's pid)
-    haproxy.sock   the runtime API (weights, server health)
-    haproxy.log    the master's and workers' stdout/stderr (alerts, servers going up/down)
+    haproxy.cfg           the configuration the workers run
+    haproxy.pid           written by HAProxy (the master's pid)
+    haproxy.sock          the runtime API (weights, server health)
+    haproxy.log           the master's and workers' output: alerts, servers going up/down
     haproxy.previous.log  the log of the process before the last fresh start
-    front.json     the FrontSpec served, the master pid and its start time
+    front.json            the FrontSpec served, the master pid and its start time
 
 A restarted controller adopts a front by reading front.json and checking that the pid still
 belongs to the same process (its start time in /proc/<pid>/stat), never by process name.
@@ -125,7 +125,7 @@ class HaproxyFront:
         load_timeout: float = 10.0,
         stop_grace: float = 10.0,
     ) -> None:
-        self._state_dir = state_dir
+        self._state_dir = state_dir.absolute()  # HAProxy runs with its folder as cwd
         self._binary = binary if binary is not None else _bundled_binary()
         self._load_timeout = load_timeout
         self._stop_grace = stop_grace
@@ -150,7 +150,8 @@ class HaproxyFront:
                 self._write_config(files, config)
                 self._reload(files, running.pid)
                 record = replace(running, spec=spec)
-            _write_atomically(files.record, record.to_json())
+            if record != running:
+                _write_atomically(files.record, record.to_json())
             return _front_state(files, record)
 
     def observe(self, key: str) -> FrontState | None:
@@ -207,6 +208,7 @@ class HaproxyFront:
             self._wait_for_load(files, 0, process.pid)
         except RayServiceError:
             _kill_tree(process.pid)
+            process.wait(timeout=self._stop_grace)
             _reap(process.pid)
             raise
         start_time = _process_start_time(process.pid)
@@ -384,6 +386,7 @@ def _process_start_time(pid: int) -> int | None:
 
 
 def _reap(pid: int) -> None:
+    """Collect the exit status of a master this process launched, once it has exited."""
     process = _launched.get(pid)
     if process is not None and process.poll() is not None:
         del _launched[pid]

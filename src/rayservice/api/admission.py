@@ -1,0 +1,96 @@
+"""Admission of an applied manifest: validate, package local code, check ports, then store.
+
+Everything that can be wrong with user input is found here, before anything is stored, so a
+refused apply changes nothing. Problems name the file, the field path and what would be valid.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rayservice.controller.reconciler import KIND, requested_serve_port
+from rayservice.serve_client.packaging import resolve_working_dirs
+from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.loader import load_manifest
+from rayservice.spec.manifest import RayCluster, RayService
+from rayservice.store.base import Store, StoredResource
+from rayservice.traffic.ports import port_is_free
+
+SERVE_CONFIG_FIELD = "spec.serveConfigV2"
+
+
+def _packaged(
+    document: dict[str, Any], base_dir: Path, packages: Path, source: str
+) -> dict[str, Any]:
+    """The manifest with local working_dirs replaced by content-addressed package URIs.
+
+    A serveConfigV2 that does not parse is left alone: validation reports it precisely.
+    """
+    spec = document.get("spec")
+    text = spec.get("serveConfigV2") if isinstance(spec, dict) else None
+    if not isinstance(text, str):
+        return document
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return document
+    if not isinstance(config, dict):
+        return document
+    resolved = resolve_working_dirs(config, base_dir, packages, source)
+    if resolved == config:
+        return document
+    result = copy.deepcopy(document)
+    result["spec"]["serveConfigV2"] = yaml.safe_dump(resolved, sort_keys=False)
+    return result
+
+
+def _port_problems(service: RayService, store: Store, source: str) -> list[SpecProblem]:
+    wanted = requested_serve_port(service)
+    if wanted is None:
+        return []
+    holders = [r for r in store.list_resources(KIND) if r.record.get("serve_port") == wanted]
+    if any(r.key == service.key for r in holders):
+        return []
+    if holders or not port_is_free(wanted):
+        return [
+            SpecProblem(
+                source,
+                "spec.serveService.spec.ports[0].port",
+                f"port {wanted} on 127.0.0.1 is already in use",
+                "a free port, or leave it out to get the next free port from 8000",
+            )
+        ]
+    return []
+
+
+def admit(
+    store: Store,
+    document: dict[str, Any],
+    source: str,
+    base_dir: Path,
+    packages: Path,
+    now: float,
+) -> StoredResource:
+    """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
+    packaged = _packaged(document, base_dir, packages, source)
+    manifest = load_manifest(packaged, source)
+    if isinstance(manifest, RayCluster):
+        raise InvalidSpec(
+            [
+                SpecProblem(
+                    source,
+                    "kind",
+                    "a standalone RayCluster cannot be applied here; clusters are created"
+                    " for RayServices",
+                    "RayService (put this cluster spec under spec.rayClusterConfig)",
+                )
+            ]
+        )
+    problems = _port_problems(manifest, store, source)
+    if problems:
+        raise InvalidSpec(problems)
+    return store.apply(KIND, manifest.model_dump(mode="json", exclude_unset=True), source, now)

@@ -1,0 +1,125 @@
+"""The controller's REST API (FastAPI), the only way the CLI reaches the control plane.
+
+Paths follow Kubernetes' shape so the objects read like ``kubectl`` output:
+``/apis/ray.io/v1/namespaces/{ns}/rayservices[/{name}]`` (PUT applies a manifest), the
+observed ``rayclusters``, ``pods`` and ``services``, plus ``events`` and ``logs`` of a service.
+Invalid input answers 422 with the list of problems (file, field, message, valid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, HTTPException
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from rayservice.api.admission import admit
+from rayservice.api.objects import event_object, list_object, resource_object, view_object
+from rayservice.controller.reconciler import KIND
+from rayservice.providers.base import ClusterProvider
+from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.store.base import Store
+
+RAY = "/apis/ray.io/v1"
+CORE = "/api/v1"
+VIEW_KINDS = {"rayclusters": "RayCluster", "pods": "Pod", "services": "Service"}
+
+
+def _not_found(namespace: str, name: str) -> HTTPException:
+    return HTTPException(404, f'rayservice "{name}" not found in namespace "{namespace}"')
+
+
+def create_app(
+    store: Store, provider: ClusterProvider, packages: Path, wake: Callable[[], None]
+) -> FastAPI:
+    app = FastAPI(title="rayservice", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(InvalidSpec)
+    async def invalid_spec(_: Any, error: InvalidSpec) -> JSONResponse:
+        problems = [p.__dict__ for p in error.problems]
+        return JSONResponse({"message": str(error), "problems": problems}, status_code=422)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.put(RAY + "/namespaces/{namespace}/rayservices/{name}")
+    def apply(namespace: str, name: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        document = body.get("manifest")
+        source = str(body.get("source") or "<request body>")
+        if isinstance(document, dict):
+            meta = document.setdefault("metadata", {})
+            if isinstance(meta, dict):
+                meta.setdefault("namespace", namespace)
+        base_dir = Path(str(body.get("baseDir") or Path.cwd()))
+        stored = admit(store, document or {}, source, base_dir, packages, time.time())
+        if (stored.namespace, stored.name) != (namespace, name):
+            raise HTTPException(
+                400,
+                f"the path names {namespace}/{name} but the body "
+                f"names {stored.namespace}/{stored.name}",
+            )
+        wake()
+        return resource_object(stored)
+
+    @app.get(RAY + "/rayservices")
+    def list_all() -> dict[str, Any]:
+        return list_object(KIND, [resource_object(r) for r in store.list_resources(KIND)])
+
+    @app.get(RAY + "/namespaces/{namespace}/rayservices")
+    def list_services(namespace: str) -> dict[str, Any]:
+        resources = store.list_resources(KIND, namespace)
+        return list_object(KIND, [resource_object(r) for r in resources])
+
+    @app.get(RAY + "/namespaces/{namespace}/rayservices/{name}")
+    def get_service(namespace: str, name: str) -> dict[str, Any]:
+        resource = store.get(KIND, namespace, name)
+        if resource is None:
+            raise _not_found(namespace, name)
+        return resource_object(resource)
+
+    @app.delete(RAY + "/namespaces/{namespace}/rayservices/{name}")
+    def delete_service(namespace: str, name: str) -> dict[str, Any]:
+        resource = store.mark_deleting(KIND, namespace, name)
+        if resource is None:
+            raise _not_found(namespace, name)
+        wake()
+        return resource_object(resource)
+
+    @app.get(RAY + "/namespaces/{namespace}/rayservices/{name}/events")
+    def events(namespace: str, name: str) -> dict[str, Any]:
+        return list_object("Event", [event_object(e) for e in store.events(namespace, name)])
+
+    @app.get(RAY + "/namespaces/{namespace}/rayservices/{name}/logs")
+    def logs(
+        namespace: str, name: str, pod: str | None = None, tail: int = 200
+    ) -> PlainTextResponse:
+        clusters = provider.clusters(owner=f"{namespace}/{name}")
+        if not clusters:
+            raise _not_found(namespace, name)
+        owner_of_pod = next((c for c in clusters if pod is None or pod.startswith(c + "-")), None)
+        if owner_of_pod is None:
+            raise HTTPException(404, f"no pod {pod!r} in the clusters of {namespace}/{name}")
+        try:
+            return PlainTextResponse(provider.logs(owner_of_pod, pod, tail))
+        except RayServiceError as e:
+            raise HTTPException(404, str(e)) from e
+
+    for plural, kind in VIEW_KINDS.items():
+        prefix = RAY if plural == "rayclusters" else CORE
+        _add_view_routes(app, store, prefix, plural, kind)
+    return app
+
+
+def _add_view_routes(app: FastAPI, store: Store, prefix: str, plural: str, kind: str) -> None:
+    def list_in(namespace: str) -> dict[str, Any]:
+        return list_object(kind, [view_object(v) for v in store.views(kind, namespace)])
+
+    def list_everywhere() -> dict[str, Any]:
+        return list_object(kind, [view_object(v) for v in store.views(kind)])
+
+    app.add_api_route(f"{prefix}/namespaces/{{namespace}}/{plural}", list_in, methods=["GET"])
+    app.add_api_route(f"{prefix}/{plural}", list_everywhere, methods=["GET"])

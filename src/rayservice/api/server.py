@@ -1,0 +1,68 @@
+"""The controller process: the control loop in a thread and the REST API in front of it.
+
+``rayservice controller`` runs this in the foreground. It writes its pid to
+``$RAYSERVICE_HOME/controller.pid`` so ``rayservice stop`` can find it; stopping it leaves
+every cluster and endpoint running, and the next controller adopts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from rayservice.api.app import create_app
+from rayservice.controller.loop import ControlLoop
+from rayservice.controller.reconciler import Reconciler
+from rayservice.providers.local import LocalProvider
+from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.store.sqlite import SqliteStore
+from rayservice.traffic.haproxy import HaproxyFront
+from rayservice.traffic.ports import port_is_free
+
+API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8888
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("RAYSERVICE_HOME", Path.home() / ".rayservice")).expanduser()
+
+
+def api_port() -> int:
+    return int(os.environ.get("RAYSERVICE_API_PORT", DEFAULT_API_PORT))
+
+
+def pid_file(home: Path) -> Path:
+    return home / "controller.pid"
+
+
+def serve_forever(home: Path, port: int) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(home / "state.db")
+    provider = LocalProvider(home)
+    reconciler = Reconciler(
+        store=store,
+        provider=provider,
+        serve=DashboardServeClient(),
+        front=HaproxyFront(home / "fronts"),
+        port_usable=port_is_free,
+        clock=time.time,
+    )
+    loop = ControlLoop(reconciler)
+    app = create_app(store, provider, home / "packages", loop.wake)
+    worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
+    pid_file(home).write_text(str(os.getpid()))
+    worker.start()
+    try:
+        uvicorn.run(app, host=API_HOST, port=port, log_level="warning")
+    finally:
+        loop.stop()
+        worker.join(timeout=30)
+        pid_file(home).unlink(missing_ok=True)

@@ -1,0 +1,98 @@
+"""HTTP client of the controller's REST API, as the CLI uses it.
+
+It turns transport failures into one clear message that says how to start a controller, and
+422 answers into the list of problems with file, field and what would be valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
+
+RAY = "/apis/ray.io/v1"
+CORE = "/api/v1"
+
+
+class ControllerUnavailable(RayServiceError):
+    pass
+
+
+class ApiError(RayServiceError):
+    pass
+
+
+class ApiClient:
+    def __init__(self, base_url: str, timeout: float = 120.0) -> None:
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise ControllerUnavailable(
+                f"no rayservice controller answers at {self.base_url} ({e.__class__.__name__}).\n"
+                "Start one with `rayservice start` (background) or `rayservice controller`"
+                " (foreground)."
+            ) from e
+        if response.status_code == 422:
+            body = response.json()
+            raise InvalidSpec([SpecProblem(**p) for p in body.get("problems", [])])
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(f"{detail}")
+        return response
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def apply(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
+        meta = manifest.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        path = f"{RAY}/namespaces/{namespace}/rayservices/{meta.get('name', '')}"
+        body = {"manifest": manifest, "source": source, "baseDir": base_dir}
+        result: dict[str, Any] = self._call("PUT", path, json=body).json()
+        return result
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", f"{RAY}/namespaces/{namespace}/rayservices/{name}"
+        ).json()
+        return result
+
+    def service_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.get_service(namespace, name)
+        except ApiError:
+            return False
+        return True
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        self._call("DELETE", f"{RAY}/namespaces/{namespace}/rayservices/{name}")
+
+    def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        prefix = RAY if plural in ("rayservices", "rayclusters") else CORE
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+        items: list[dict[str, Any]] = self._call("GET", path).json()["items"]
+        return items
+
+    def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/events"
+        items: list[dict[str, Any]] = self._call("GET", path).json()["items"]
+        return items
+
+    def logs(self, namespace: str, name: str, pod: str | None, tail: int) -> str:
+        params: dict[str, Any] = {"tail": tail}
+        if pod:
+            params["pod"] = pod
+        path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/logs"
+        return self._call("GET", path, params=params).text

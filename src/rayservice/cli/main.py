@@ -1,0 +1,241 @@
+"""The ``rayservice`` command line: kubectl-like verbs over the controller's REST API.
+
+rayservice start | stop | controller
+rayservice apply -f FILE [--wait] [--timeout S]
+rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
+rayservice describe rayservice NAME
+rayservice delete -f FILE | delete rayservice NAME
+rayservice logs NAME [--pod POD] [--tail N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rayservice.api.server import API_HOST, api_port, home_dir, serve_forever
+from rayservice.cli import daemon, tables
+from rayservice.cli.client import ApiClient
+from rayservice.cli.waiting import wait_for
+from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.spec.serve_config import load_yaml_documents
+
+Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
+KINDS: dict[str, tuple[str, Rows]] = {}
+for aliases, plural, rows in (
+    (("rayservice", "rayservices", "rsvc"), "rayservices", tables.rayservice_rows),
+    (("raycluster", "rayclusters", "rcluster"), "rayclusters", tables.raycluster_rows),
+    (("pod", "pods", "po"), "pods", tables.pod_rows),
+    (("service", "services", "svc"), "services", tables.service_rows),
+):
+    for alias in aliases:
+        KINDS[alias] = (plural, rows)
+DEFAULT_TIMEOUT = 600.0
+
+
+def _client() -> ApiClient:
+    return ApiClient(f"http://{API_HOST}:{api_port()}")
+
+
+def _read_documents(path: str) -> list[dict[str, Any]]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"error: cannot read {path}: {e.strerror}") from e
+    documents = load_yaml_documents(text, path, "<yaml>")
+    return [d for d in documents if d is not None]
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    client = _client()
+    base_dir = str(Path(args.filename).resolve().parent) if args.filename != "-" else "."
+    status = 0
+    for document in _read_documents(args.filename):
+        obj = client.apply(document, args.filename, base_dir)
+        meta = obj["metadata"]
+        print(f"rayservice.ray.io/{meta['name']} applied (generation {meta['generation']})")
+        if args.wait:
+            namespace, name = meta["namespace"], meta["name"]
+
+            def fetch(namespace: str = namespace, name: str = name) -> dict[str, Any]:
+                return client.get_service(namespace, name)
+
+            outcome = wait_for(
+                fetch,
+                meta["generation"],
+                args.timeout,
+                print,
+            )
+            print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+            status = status or (0 if outcome.ok else 1)
+    return status
+
+
+def _print_objects(objects: list[dict[str, Any]], single: bool, output: str | None, kind: str,
+                   rows: Rows) -> None:  # fmt: skip
+    if output in ("json", "yaml"):
+        doc: Any = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
+        text = (
+            json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False)
+        )
+        print(text.rstrip())
+        return
+    if not objects:
+        print(f"No {kind} found.", file=sys.stderr)
+        return
+    headers, body = rows(objects, output == "wide")
+    print(tables.render(headers, body))
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    if args.kind not in KINDS:
+        valid = ", ".join(sorted(KINDS))
+        raise SystemExit(f'error: unknown resource type "{args.kind}" (valid: {valid})')
+    plural, rows = KINDS[args.kind]
+    namespace = None if args.all_namespaces else args.namespace
+    objects = _client().list_objects(plural, namespace)
+    if args.name:
+        objects = [o for o in objects if o["metadata"]["name"] == args.name]
+        if not objects:
+            raise SystemExit(f'error: {plural} "{args.name}" not found')
+    _print_objects(objects, bool(args.name), args.output, plural, rows)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    if KINDS.get(args.kind, ("",))[0] != "rayservices":
+        raise SystemExit("error: describe supports rayservice (e.g. describe rayservice NAME)")
+    client = _client()
+    item = client.get_service(args.namespace, args.name)
+    events = client.events(args.namespace, args.name)
+    pods = client.list_objects("pods", args.namespace)
+    print(tables.describe_rayservice(item, events, pods))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    client = _client()
+    if args.filename:
+        targets = [
+            ((d.get("metadata") or {}).get("namespace") or "default", d["metadata"]["name"])
+            for d in _read_documents(args.filename)
+        ]
+    elif args.kind and args.name and KINDS.get(args.kind, ("",))[0] == "rayservices":
+        targets = [(args.namespace, args.name)]
+    else:
+        raise SystemExit("error: use delete -f FILE or delete rayservice NAME")
+    for namespace, name in targets:
+        client.delete_service(namespace, name)
+        print(f'rayservice.ray.io "{name}" deleted')
+        if args.wait:
+            outcome = wait_for_absence(client, namespace, name, args.timeout)
+            if not outcome:
+                print(f"error: {name} still exists after {args.timeout:.0f}s", file=sys.stderr)
+                return 1
+    return 0
+
+
+def wait_for_absence(client: ApiClient, namespace: str, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.service_exists(namespace, name):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    print(_client().logs(args.namespace, args.name, args.pod, args.tail), end="")
+    return 0
+
+
+def cmd_start(_: argparse.Namespace) -> int:
+    print(daemon.start(home_dir(), _client()))
+    return 0
+
+
+def cmd_stop(_: argparse.Namespace) -> int:
+    print(daemon.stop(home_dir()))
+    return 0
+
+
+def cmd_controller(_: argparse.Namespace) -> int:
+    serve_forever(home_dir(), api_port())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rayservice", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("start", help="run the controller in the background").set_defaults(
+        func=cmd_start
+    )
+    verbs.add_parser("stop", help="stop the controller (services keep serving)").set_defaults(
+        func=cmd_stop
+    )
+    verbs.add_parser("controller", help="run the controller in the foreground").set_defaults(
+        func=cmd_controller
+    )
+
+    apply = verbs.add_parser("apply", help="create or update from a manifest")
+    apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    apply.add_argument("--wait", action="store_true", help="wait until the service is Ready")
+    apply.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for --wait")
+    apply.set_defaults(func=cmd_apply)
+
+    get = verbs.add_parser("get", help="list rayservices, rayclusters, pods or services")
+    get.add_argument("kind")
+    get.add_argument("name", nargs="?")
+    get.add_argument("-o", "--output", choices=["wide", "json", "yaml"])
+    get.add_argument("-n", "--namespace", default="default")
+    get.add_argument("-A", "--all-namespaces", action="store_true")
+    get.set_defaults(func=cmd_get)
+
+    describe = verbs.add_parser("describe", help="show a rayservice in detail, with events")
+    describe.add_argument("kind")
+    describe.add_argument("name")
+    describe.add_argument("-n", "--namespace", default="default")
+    describe.set_defaults(func=cmd_describe)
+
+    delete = verbs.add_parser("delete", help="delete a rayservice and everything it started")
+    delete.add_argument("kind", nargs="?")
+    delete.add_argument("name", nargs="?")
+    delete.add_argument("-f", "--filename")
+    delete.add_argument("-n", "--namespace", default="default")
+    delete.add_argument("--no-wait", dest="wait", action="store_false")
+    delete.add_argument("--timeout", type=float, default=120.0)
+    delete.set_defaults(func=cmd_delete)
+
+    logs = verbs.add_parser("logs", help="print node logs of a rayservice")
+    logs.add_argument("name")
+    logs.add_argument("--pod", help="node (pod) name; the head when left out")
+    logs.add_argument("--tail", type=int, default=200)
+    logs.add_argument("-n", "--namespace", default="default")
+    logs.set_defaults(func=cmd_logs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InvalidSpec as e:
+        print("error: the manifest was refused; nothing was changed:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem.render()}", file=sys.stderr)
+        return 2
+    except RayServiceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""kubectl-style tables for ``get`` and the ``describe`` page of a RayService."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rayservice.spec.ignored import ignored_fields
+from rayservice.spec.manifest import RayService
+
+
+def age(timestamp: str | None, now: float | None = None) -> str:
+    """kubectl's short age: 42s, 3m20s, 2h5m, 4d."""
+    if not timestamp:
+        return "<unknown>"
+    then = calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+    seconds = int(max(0.0, (now if now is not None else time.time()) - then))
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds}s" if minutes < 10 else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes}m" if hours < 10 else f"{hours}h"
+    return f"{hours // 24}d"
+
+
+def render(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    lines = ["   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+             for row in [headers, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def rayservice_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["NAME", "SERVICE STATUS", "NUM SERVE ENDPOINTS", "AGE"]
+    if wide:
+        headers += ["READY", "ACTIVE CLUSTER", "PENDING CLUSTER"]
+    rows = []
+    for item in items:
+        status = item.get("status", {})
+        row = [
+            item["metadata"]["name"],
+            status.get("serviceStatus", ""),
+            str(status.get("numServeEndpoints", 0)),
+            age(item["metadata"].get("creationTimestamp")),
+        ]
+        if wide:
+            row += [
+                str(_ready(item)),
+                status.get("activeServiceStatus", {}).get("rayClusterName", "") or "<none>",
+                status.get("pendingServiceStatus", {}).get("rayClusterName", "") or "<none>",
+            ]
+        rows.append(row)
+    return headers, rows
+
+
+def raycluster_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["NAME", "DESIRED WORKERS", "AVAILABLE WORKERS", "CPUS", "MEMORY", "GPUS", "STATUS",
+               "AGE"]  # fmt: skip
+    if wide:
+        headers += ["HEAD POD", "DASHBOARD"]
+    rows = []
+    for item in items:
+        status = item["status"]
+        row = [
+            item["metadata"]["name"],
+            str(status["desiredWorkerReplicas"]),
+            str(status["availableWorkerReplicas"]),
+            status["desiredCPU"],
+            status["desiredMemory"],
+            status["desiredGPU"],
+            status["state"],
+            age(item["metadata"].get("creationTimestamp")),
+        ]
+        if wide:
+            row += [status["head"]["podName"], status["endpoints"]["dashboard"]]
+        rows.append(row)
+    return headers, rows
+
+
+def pod_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    if wide:
+        headers += ["SERVE PROXY", "CLUSTER"]
+    rows = []
+    for item in items:
+        status = item["status"]
+        container = status["containerStatuses"][0]
+        row = [
+            item["metadata"]["name"],
+            "1/1" if container["ready"] else "0/1",
+            status["phase"],
+            str(container["restartCount"]),
+            age(item["metadata"].get("creationTimestamp")),
+        ]
+        if wide:
+            proxy = status["serveProxy"]
+            health = "healthy" if proxy["healthy"] else "absent"
+            row += [f"127.0.0.1:{proxy['port']} ({health})",
+                    item["metadata"]["labels"]["ray.io/cluster"]]  # fmt: skip
+        rows.append(row)
+    return headers, rows
+
+
+def service_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    if wide:
+        headers.append("BACKENDS")
+    rows = []
+    for item in items:
+        ports = ",".join(f"{p['port']}/{p['protocol']}" for p in item["spec"]["ports"])
+        row = [
+            item["metadata"]["name"],
+            item["spec"]["type"],
+            item["spec"]["clusterIP"],
+            "<none>",
+            ports,
+            age(item["metadata"].get("creationTimestamp")),
+        ]
+        if wide:
+            row.append(",".join(item["status"]["backends"]) or "<none>")
+        rows.append(row)
+    return headers, rows
+
+
+def _service_status_lines(title: str, status: dict[str, Any]) -> list[str]:
+    lines = [f"  {title}:"]
+    cluster = status.get("rayClusterName") or "<none>"
+    lines.append(f"    Ray Cluster Name:  {cluster}")
+    for key, label in (("targetCapacity", "Target Capacity"),
+                       ("trafficRoutedPercent", "Traffic Routed Percent")):  # fmt: skip
+        if status.get(key) is not None:
+            lines.append(f"    {label}:  {status[key]}")
+    apps = status.get("applicationStatuses") or {}
+    lines.append("    Application Statuses:" + ("" if apps else "  <none>"))
+    for name, app in apps.items():
+        lines += [
+            f"      {name}:",
+            f"        Health Last Update Time:  {app.get('healthLastUpdateTime') or ''}",
+        ]
+        if app.get("message"):
+            lines.append(f"        Message:                  {app['message']}")
+        lines.append("        Serve Deployment Statuses:")
+        for dep_name, dep in (app.get("serveDeploymentStatuses") or {}).items():
+            lines += [
+                f"          {dep_name}:",
+                f"            Health Last Update Time:  {dep.get('healthLastUpdateTime') or ''}",
+                f"            Last Update Time:         {dep.get('lastUpdateTime') or ''}",
+                f"            Status:                   {dep['status']}",
+            ]
+            if dep.get("message"):
+                lines.append(f"            Message:                  {dep['message']}")
+        lines.append(f"        Status:                   {app['status']}")
+    return lines
+
+
+def describe_rayservice(
+    item: dict[str, Any], events: list[dict[str, Any]], pods: list[dict[str, Any]]
+) -> str:
+    meta, status = item["metadata"], item.get("status", {})
+    lines = [
+        f"Name:          {meta['name']}",
+        f"Namespace:     {meta['namespace']}",
+        f"Applied From:  {meta.get('annotations', {}).get('rayservice.io/applied-from', '')}",
+        f"Generation:    {meta['generation']} (observed {status.get('observedGeneration', 0)})",
+        f"Created:       {meta['creationTimestamp']}",
+        "Status:",
+        "  Conditions:",
+    ]
+    for c in status.get("conditions", []):
+        lines += [
+            f"    Type:                  {c['type']}",
+            f"    Status:                {c['status']}",
+            f"    Reason:                {c['reason']}",
+            f"    Message:               {c.get('message', '')}",
+            f"    Last Transition Time:  {c['lastTransitionTime']}",
+        ]
+    lines += _service_status_lines("Active Service Status", status.get("activeServiceStatus", {}))
+    pending = status.get("pendingServiceStatus", {})
+    if pending.get("rayClusterName"):
+        lines += _service_status_lines("Pending Service Status", pending)
+    lines.append(f"  Num Serve Endpoints:  {status.get('numServeEndpoints', 0)}")
+    active = status.get("activeServiceStatus", {}).get("rayClusterName")
+    endpoints = [
+        f"{p['metadata']['name']} (127.0.0.1:{p['status']['serveProxy']['port']})"
+        for p in pods
+        if p["metadata"]["labels"].get("ray.io/cluster") == active
+        and p["status"]["serveProxy"]["healthy"]
+    ]
+    lines.append("  Serve Endpoints:" + ("" if endpoints else "  <none>"))
+    lines += [f"    {e}" for e in endpoints]
+    ignored = ignored_fields(RayService.model_validate({**item, "status": None}))
+    lines.append(
+        "Ignored Fields (no meaning on the local backend):" + ("" if ignored else "  <none>")
+    )
+    lines += [f"  {f}" for f in ignored]
+    lines.append("Events:" + ("" if events else "  <none>"))
+    if events:
+        rows = [[e["type"], e["reason"], age(e["lastTimestamp"]), str(e["count"]), e["message"]]
+                for e in events]  # fmt: skip
+        table = render(["Type", "Reason", "Age", "Count", "Message"], rows)
+        lines += ["  " + line for line in table.splitlines()]
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""``apply --wait``: follow a RayService until it serves the applied generation, or say why not.
+
+Progress is printed whenever the story changes (cluster starting, head ready, apps deploying,
+endpoints ready), each line with the seconds elapsed, so a long start never looks frozen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+FAILED_APP_STATES = ("DEPLOY_FAILED", "UNHEALTHY")
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+
+
+def _ready(status: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+
+
+def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None]:
+    """One progress line for the object, and the outcome once there is one."""
+    status = obj.get("status") or {}
+    if status.get("observedGeneration", 0) < generation:
+        return "waiting for the controller to pick up the change", None
+    ready = _ready(status) or {}
+    apps = status.get("activeServiceStatus", {}).get("applicationStatuses", {})
+    failed = {n: a for n, a in apps.items() if a.get("status") in FAILED_APP_STATES}
+    if failed:
+        reasons = "; ".join(f"{n} {a['status']}: {a.get('message', '')}" for n, a in failed.items())
+        return reasons, Outcome(False, f"application failed: {reasons}")
+    if ready.get("message", "").startswith("Ray rejected"):
+        return ready["message"], Outcome(False, ready["message"])
+    app_line = ", ".join(f"{n} {a.get('status')}" for n, a in sorted(apps.items()))
+    line = ready.get("message", "starting")
+    if app_line:
+        line += f" [{app_line}]"
+    if (
+        ready.get("status") == "True"
+        and apps
+        and all(a.get("status") == "RUNNING" for a in apps.values())
+    ):
+        endpoints = status.get("numServeEndpoints", 0)
+        return line, Outcome(True, f"Ready: {endpoints} serve endpoint(s); {app_line}")
+    return line, None
+
+
+def wait_for(
+    fetch: Callable[[], dict[str, Any]],
+    generation: int,
+    timeout: float,
+    say: Callable[[str], None],
+) -> Outcome:
+    started = time.monotonic()
+    last = ""
+    while True:
+        line, outcome = summarize(fetch(), generation)
+        elapsed = time.monotonic() - started
+        if line != last:
+            say(f"[{elapsed:5.1f}s] {line}")
+            last = line
+        if outcome is not None:
+            return outcome
+        if elapsed > timeout:
+            return Outcome(False, f"timed out after {timeout:.0f}s: {line}")
+        time.sleep(POLL_SECONDS)

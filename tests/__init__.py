@@ -1,0 +1,1 @@
+"""Test suite package, so tests can share tests.helpers."""
