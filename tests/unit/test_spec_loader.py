@@ -32,7 +32,12 @@ def service(name: str = "svc", **spec_changes: Any) -> dict[str, Any]:
         },
     }
     spec.update(spec_changes)
-    return {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def cluster(name: str = "cluster") -> dict[str, Any]:
@@ -179,7 +184,13 @@ def test_a_serve_config_that_is_not_yaml_is_located_at_the_field() -> None:
 
 
 def test_serve_schema_problems_point_inside_the_serve_config() -> None:
-    config = "applications:\n  - import_path: m:a\n    deployments:\n      - {name: A, num_replicas: -2}\n"
+    config = yaml.safe_dump(
+        {
+            "applications": [
+                {"import_path": "m:a", "deployments": [{"name": "A", "num_replicas": -2}]}
+            ]
+        }
+    )
 
     problem = the_problem(service(serveConfigV2=config))
 
@@ -325,9 +336,7 @@ def test_a_resources_param_that_is_not_json_is_located() -> None:
 
 def test_a_bad_cpu_limit_is_located_exactly() -> None:
     document = service()
-    head_of(document)["template"]["spec"]["containers"][0]["resources"] = {
-        "limits": {"cpu": "two"}
-    }
+    head_of(document)["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "two"}}
 
     problem = the_problem(document)
 
@@ -370,7 +379,9 @@ def test_negative_deletion_delay_is_rejected() -> None:
 
 
 def test_a_surge_above_100_percent_is_rejected() -> None:
-    problem = the_problem(service(upgradeStrategy={"clusterUpgradeOptions": {"maxSurgePercent": 150}}))
+    problem = the_problem(
+        service(upgradeStrategy={"clusterUpgradeOptions": {"maxSurgePercent": 150}})
+    )
 
     assert problem.field == "spec.upgradeStrategy.clusterUpgradeOptions.maxSurgePercent"
     assert problem.valid == "an integer from 0 to 100"
@@ -418,5 +429,9 @@ def test_the_rendered_error_carries_the_hint() -> None:
         kind: Service
         """
     )
-    with pytest.raises(InvalidSpec, match=r"manifest.yaml: kind: 'Service' is not supported"):
+    with pytest.raises(InvalidSpec) as caught:
         load_manifests(text, "manifest.yaml")
+
+    assert str(caught.value) == (
+        "manifest.yaml: kind: 'Service' is not supported (valid: RayService, RayCluster)"
+    )

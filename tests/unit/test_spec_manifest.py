@@ -12,6 +12,7 @@ from rayservice.spec.manifest import (
     RayCluster,
     RayService,
     WorkerGroupSpec,
+    node_groups,
     replicas_of,
 )
 
@@ -136,3 +137,19 @@ def test_replicas_of_prefers_replicas_and_stays_within_bounds(
     fields: dict[str, int], expected: int
 ) -> None:
     assert replicas_of(WorkerGroupSpec(groupName="g", **fields)) == expected
+
+
+def test_node_groups_list_the_head_then_the_workers_with_their_paths() -> None:
+    document = service_document()
+    document["spec"]["rayClusterConfig"]["workerGroupSpecs"].append({"groupName": "more"})
+    spec = RayService.model_validate(document).spec.rayClusterConfig
+
+    groups = node_groups(spec)
+
+    assert [path for path, _ in groups] == [
+        "headGroupSpec",
+        "workerGroupSpecs[0]",
+        "workerGroupSpecs[1]",
+    ]
+    assert groups[0][1] is spec.headGroupSpec
+    assert groups[2][1] is spec.workerGroupSpecs[1]

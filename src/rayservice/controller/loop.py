@@ -13,6 +13,7 @@ import threading
 import time
 
 from rayservice.controller.reconciler import KIND, Reconciler
+from rayservice.planner.reconcile import front_key
 from rayservice.spec.errors import RayServiceError
 
 log = logging.getLogger("rayservice.controller")
@@ -75,9 +76,9 @@ class ControlLoop:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             log.exception("reconcile of %s failed (%d in a row)", key, failures)
-            kind = "Temporary" if isinstance(e, RayServiceError) else "Unexpected"
+            kind = type(e).__name__ if isinstance(e, RayServiceError) else "unexpected error"
             self.store.add_event(
-                namespace, name, "Warning", "ReconcileFailed", f"{kind} error: {e}", time.time()
+                namespace, name, "Warning", "ReconcileFailed", f"{kind}: {e}", time.time()
             )
             return float(min(2**failures * 0.5, MAX_BACKOFF))
         self._failures.pop(key, None)
@@ -90,7 +91,8 @@ class ControlLoop:
             if cluster is not None and cluster.owner not in keys:
                 log.warning("deleting cluster %s: its service %s is gone", name, cluster.owner)
                 provider.delete(name)
+        fronts = {front_key(k) for k in keys}
         for key in front.keys():  # noqa: SIM118 (a TrafficFront, not a dict)
-            if key not in keys:
+            if key not in fronts:
                 log.warning("deleting the endpoints of %s: the service is gone", key)
                 front.delete(key)

@@ -23,7 +23,7 @@ from rayservice.planner.actions import (
     ForgetService,
     Plan,
 )
-from rayservice.planner.reconcile import Desired, Observed, plan
+from rayservice.planner.reconcile import Desired, Observed, front_key, plan
 from rayservice.planner.record import Rejection, ServiceRecord
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient, ServeConfigRejected
@@ -128,7 +128,7 @@ class Reconciler:
                     serve[name] = self.serve.status(cluster.dashboard_url, cluster.auth_token)
                 except RayServiceError as e:
                     log.info("serve status of %s unavailable: %s", name, e)
-        return Observed(clusters=clusters, serve=serve, front=self.front.observe(key))
+        return Observed(clusters=clusters, serve=serve, front=self.front.observe(front_key(key)))
 
     # -- execute ---------------------------------------------------------------------------
 

@@ -57,6 +57,15 @@ class Desired:
     def key(self) -> str:
         return self.service.key
 
+    @property
+    def front_key(self) -> str:
+        return front_key(self.key)
+
+
+def front_key(service_key: str) -> str:
+    """The traffic front's key for a service: ``<namespace>.<name>`` (usable as a folder)."""
+    return service_key.replace("/", ".", 1)
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -93,7 +102,7 @@ def _plan_deletion(
 ) -> Plan:
     actions: list[Action] = []
     if observed.front is not None:
-        actions.append(DeleteFront(desired.key, f"{desired.key} is being deleted"))
+        actions.append(DeleteFront(desired.front_key, f"{desired.key} is being deleted"))
     actions += [
         DeleteCluster(name, f"{desired.key} is being deleted") for name in sorted(observed.clusters)
     ]
@@ -254,7 +263,7 @@ class _Planner:
             )
         else:
             reason = f"endpoints now follow the {len(spec.serve_backends)} nodes of the cluster"
-        self.actions.append(EnsureFront(self.desired.key, spec, reason))
+        self.actions.append(EnsureFront(self.desired.front_key, spec, reason))
 
     # -- status ------------------------------------------------------------------------------
 
@@ -284,9 +293,16 @@ class _Planner:
             activeServiceStatus=active_status,
             pendingServiceStatus=self.previous.pendingServiceStatus,
             numServeEndpoints=len(endpoints),
-            observedGeneration=self.desired.generation,
+            observedGeneration=self._observed_generation(),
             serviceStatus="Running" if endpoints else "",
         )
+
+    def _observed_generation(self) -> int:
+        """The generation is observed once its Serve config has reached the cluster (or was
+        refused); until then ``apply --wait`` must not read the old apps as the new ones."""
+        if any(isinstance(a, DeployServeConfig) for a in self.actions):
+            return self.previous.observedGeneration
+        return self.desired.generation
 
     def _readiness(
         self,

@@ -12,10 +12,10 @@ from typing import Any
 
 from rayservice.spec.manifest import (
     HeadGroupSpec,
+    Manifest,
     RayCluster,
     RayClusterSpec,
-    RayService,
-    WorkerGroupSpec,
+    node_groups,
 )
 from rayservice.spec.resources import is_gpu_resource
 from rayservice.spec.serve_config import field_path
@@ -50,7 +50,7 @@ _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
 _KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
 
 
-def ignored_fields(manifest: RayService | RayCluster) -> list[str]:
+def ignored_fields(manifest: Manifest) -> list[str]:
     """Paths of the fields in ``manifest`` that are accepted but have no effect locally."""
     if isinstance(manifest, RayCluster):
         return list(_cluster_fields(manifest.spec, "spec"))
@@ -65,14 +65,9 @@ def ignored_fields(manifest: RayService | RayCluster) -> list[str]:
 
 
 def _cluster_fields(spec: RayClusterSpec, prefix: str) -> Iterator[str]:
-    head_path = field_path(prefix, "headGroupSpec")
-    yield from _head_only_fields(spec.headGroupSpec, head_path)
-    groups: list[tuple[str, HeadGroupSpec | WorkerGroupSpec]] = [(head_path, spec.headGroupSpec)]
-    groups += [
-        (field_path(prefix, "workerGroupSpecs", index), group)
-        for index, group in enumerate(spec.workerGroupSpecs)
-    ]
-    for group_path, group in groups:
+    yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
+    for relative_path, group in node_groups(spec):
+        group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_fields(group.rayStartParams, group_path)
         yield from _template_fields(group.template, field_path(group_path, "template"))
 

@@ -2,8 +2,10 @@
 
 This is the gate every user input passes: nothing is stored or acted on unless it loads here.
 A rejected manifest gets every problem found, each with the exact field path and what would
-be valid, so a user can fix all of them in one edit. The checks that need Ray (the Serve config
-schema and the options of ``ray start``) ask the installed Ray instead of copying its rules.
+be valid, so a user can fix all of them in one edit. Shape problems (missing fields, wrong
+types) are reported first; the checks of meaning run once a document has the right shape. The
+checks that need Ray (the Serve config schema and the options of ``ray start``) ask the installed
+Ray instead of copying its rules.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rayservice.spec.manifest import (
     RayService,
     RayServiceSpec,
     WorkerGroupSpec,
+    node_groups,
 )
 from rayservice.spec.quantities import QUANTITY_HINT, parse_quantity
 from rayservice.spec.resources import CUSTOM_RESOURCES_HINT, parse_custom_resources
@@ -200,18 +203,16 @@ def _out_of_bounds(
 
 
 def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
-    head_path = field_path(prefix, "headGroupSpec")
-    head = spec.headGroupSpec
-    yield from _ray_start_param_problems(head.rayStartParams, source, head_path)
-    yield from _container_quantity_problems(head.template, source, head_path)
-    group_paths: dict[str, str] = {_HEAD_GROUP_NAME: head_path}
+    for relative_path, group in node_groups(spec):
+        group_path = f"{prefix}.{relative_path}"
+        yield from _ray_start_param_problems(group.rayStartParams, source, group_path)
+        yield from _container_quantity_problems(group.template, source, group_path)
+    group_paths = {_HEAD_GROUP_NAME: f"{prefix}.headGroupSpec"}
     for index, group in enumerate(spec.workerGroupSpecs):
         path = field_path(prefix, "workerGroupSpecs", index)
         yield from _group_name_problems(group.groupName, group_paths, source, path)
         group_paths.setdefault(group.groupName, path)
         yield from _replica_problems(group, source, path)
-        yield from _ray_start_param_problems(group.rayStartParams, source, path)
-        yield from _container_quantity_problems(group.template, source, path)
 
 
 def _group_name_problems(
@@ -229,6 +230,7 @@ def _group_name_problems(
 
 
 def _replica_problems(group: WorkerGroupSpec, source: str, path: str) -> Iterator[SpecProblem]:
+    yield from _out_of_bounds(source, field_path(path, "numOfHosts"), group.numOfHosts, 1)
     counts = {
         "replicas": group.replicas,
         "minReplicas": group.minReplicas,
@@ -237,9 +239,13 @@ def _replica_problems(group: WorkerGroupSpec, source: str, path: str) -> Iterato
     negative = [name for name, count in counts.items() if count is not None and count < 0]
     for name in negative:
         yield from _out_of_bounds(source, field_path(path, name), counts[name], 0)
-    yield from _out_of_bounds(source, field_path(path, "numOfHosts"), group.numOfHosts, 1)
-    if negative:
-        return
+    if not negative:
+        yield from _replica_bound_problems(group, source, path)
+
+
+def _replica_bound_problems(
+    group: WorkerGroupSpec, source: str, path: str
+) -> Iterator[SpecProblem]:
     low, high = group.minReplicas, group.maxReplicas
     if low > high:
         message = f"minReplicas {low} is greater than maxReplicas {high}"

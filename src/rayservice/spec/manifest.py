@@ -74,6 +74,9 @@ class WorkerGroupSpec(_ManifestModel):
     numOfHosts: int = 1
 
 
+NodeGroupSpec = HeadGroupSpec | WorkerGroupSpec
+
+
 class GcsFaultToleranceOptions(_ManifestModel):
     redisAddress: str
     redisPassword: Any = None  # plain text or a Kubernetes valueFrom reference
@@ -144,3 +147,11 @@ def replicas_of(group: WorkerGroupSpec) -> int:
     """Workers the group should have: ``replicas`` (else ``minReplicas``) kept within bounds."""
     wanted = group.minReplicas if group.replicas is None else group.replicas
     return max(group.minReplicas, min(wanted, group.maxReplicas))
+
+
+def node_groups(spec: RayClusterSpec) -> list[tuple[str, NodeGroupSpec]]:
+    """The head group then every worker group, each with its path inside the cluster spec."""
+    workers = [
+        (f"workerGroupSpecs[{index}]", group) for index, group in enumerate(spec.workerGroupSpecs)
+    ]
+    return [("headGroupSpec", spec.headGroupSpec), *workers]

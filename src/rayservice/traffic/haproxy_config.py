@@ -12,7 +12,9 @@ Two proxies come out of one spec:
   connection fails or gets no answer is retried on another server.
 * ``dashboard`` (TCP): ``<name>-head-svc``, the active head's dashboard.
 
-Both listen on 127.0.0.1 only.
+Both listen on 127.0.0.1 only. There is deliberately no ``log`` line: HAProxy then writes
+alerts and servers going up or down to its stderr, which the runner keeps in a file, without
+a line per request.
 """
 
 from __future__ import annotations

@@ -1,0 +1,183 @@
+"""Fields that are accepted but have no effect on the local backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, ignored_fields
+from rayservice.spec.manifest import RayCluster, RayService
+
+HEAD = "spec.rayClusterConfig.headGroupSpec"
+HEAD_POD = f"{HEAD}.template.spec"
+
+
+def service_with(
+    head_changes: dict[str, Any] | None = None,
+    pod_changes: dict[str, Any] | None = None,
+    container_changes: dict[str, Any] | None = None,
+    spec_changes: dict[str, Any] | None = None,
+) -> RayService:
+    """A RayService whose head group, head pod, first head container or spec got extra fields."""
+    head_container = {"name": "ray-head", **(container_changes or {})}
+    head = {
+        "rayStartParams": {"num-cpus": "1"},
+        "template": {"spec": {"containers": [head_container], **(pod_changes or {})}},
+        **(head_changes or {}),
+    }
+    spec = {
+        "serveConfigV2": "applications: []",
+        "rayClusterConfig": {"headGroupSpec": head},
+        **(spec_changes or {}),
+    }
+    return RayService.model_validate(
+        {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": "s"}, "spec": spec}
+    )
+
+
+def test_a_plain_manifest_has_no_ignored_fields() -> None:
+    assert ignored_fields(service_with()) == []
+
+
+def test_container_name_env_and_resources_are_used() -> None:
+    container = {
+        "env": [{"name": "MODE", "value": "fast"}],
+        "resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}},
+    }
+
+    assert ignored_fields(service_with(container_changes=container)) == []
+
+
+@pytest.mark.parametrize(
+    "field", ["image", "imagePullPolicy", "ports", "volumeMounts", "lifecycle", "securityContext"]
+)
+def test_kubernetes_only_container_fields_are_ignored(field: str) -> None:
+    service = service_with(container_changes={field: "anything"})
+
+    assert ignored_fields(service) == [f"{HEAD_POD}.containers[0].{field}"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "volumes",
+        "tolerations",
+        "nodeSelector",
+        "affinity",
+        "serviceAccountName",
+        "initContainers",
+    ],
+)
+def test_kubernetes_only_pod_fields_are_ignored(field: str) -> None:
+    assert ignored_fields(service_with(pod_changes={field: []})) == [f"{HEAD_POD}.{field}"]
+
+
+def test_containers_after_the_first_are_ignored_whole() -> None:
+    service = service_with(
+        pod_changes={"containers": [{"name": "ray-head"}, {"name": "log-shipper", "image": "x"}]}
+    )
+
+    assert ignored_fields(service) == [f"{HEAD_POD}.containers[1]"]
+
+
+def test_resources_other_than_cpu_memory_and_gpus_are_ignored() -> None:
+    resources = {
+        "limits": {"cpu": "1", "ephemeral-storage": "1Gi"},
+        "requests": {"hugepages-2Mi": 1},
+    }
+
+    fields = ignored_fields(service_with(container_changes={"resources": resources}))
+
+    assert fields == [
+        f"{HEAD_POD}.containers[0].resources.limits.ephemeral-storage",
+        f"{HEAD_POD}.containers[0].resources.requests.hugepages-2Mi",
+    ]
+
+
+def test_environment_values_taken_from_kubernetes_objects_are_ignored() -> None:
+    env = [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+    ]
+
+    fields = ignored_fields(service_with(container_changes={"env": env}))
+
+    assert fields == [f"{HEAD_POD}.containers[0].env[1].valueFrom"]
+
+
+def test_pod_labels_and_annotations_are_ignored_except_fault_tolerance() -> None:
+    service = service_with()
+    service.spec.rayClusterConfig.headGroupSpec.template["metadata"] = {
+        "labels": {"app": "x"},
+        "annotations": {"ray.io/ft-enabled": "true", "example.com/owner": "team"},
+    }
+
+    assert ignored_fields(service) == [
+        f"{HEAD}.template.metadata.labels",
+        f'{HEAD}.template.metadata.annotations["example.com/owner"]',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("serviceType", "NodePort"), ("enableIngress", True), ("headService", {"spec": {}})],
+)
+def test_head_service_settings_are_ignored(field: str, value: object) -> None:
+    assert ignored_fields(service_with(head_changes={field: value})) == [f"{HEAD}.{field}"]
+
+
+def test_ray_start_params_the_backend_sets_are_ignored() -> None:
+    params = {"num-cpus": "1", "dashboard-host": "0.0.0.0", "port": "6379", "block": "true"}
+
+    fields = ignored_fields(service_with(head_changes={"rayStartParams": params}))
+
+    assert fields == [
+        f"{HEAD}.rayStartParams.dashboard-host",
+        f"{HEAD}.rayStartParams.port",
+        f"{HEAD}.rayStartParams.block",
+    ]
+
+
+def test_every_backend_managed_param_is_a_ray_start_option() -> None:
+    from rayservice.spec.loader import ray_start_options
+
+    assert set(ray_start_options()) >= BACKEND_MANAGED_RAY_START_PARAMS
+
+
+def test_the_gateway_class_is_ignored() -> None:
+    upgrade = {
+        "type": "NewClusterWithIncrementalUpgrade",
+        "clusterUpgradeOptions": {"gatewayClassName": "istio", "stepSizePercent": 10},
+    }
+
+    fields = ignored_fields(service_with(spec_changes={"upgradeStrategy": upgrade}))
+
+    assert fields == ["spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName"]
+
+
+def test_the_serve_service_template_is_ignored() -> None:
+    service = service_with(spec_changes={"serveService": {"metadata": {"name": "custom"}}})
+
+    assert ignored_fields(service) == ["spec.serveService"]
+
+
+def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:
+    cluster = RayCluster.model_validate(
+        {
+            "apiVersion": "ray.io/v1",
+            "kind": "RayCluster",
+            "metadata": {"name": "c"},
+            "spec": {
+                "headGroupSpec": {"serviceType": "ClusterIP"},
+                "workerGroupSpecs": [
+                    {"groupName": "g", "template": {"spec": {"nodeSelector": {"a": "b"}}}}
+                ],
+            },
+        }
+    )
+
+    assert ignored_fields(cluster) == [
+        "spec.headGroupSpec.serviceType",
+        "spec.workerGroupSpecs[0].template.spec.nodeSelector",
+    ]
