@@ -18,7 +18,7 @@ import uvicorn
 from rayservice.api.app import create_app
 from rayservice.controller.loop import ControlLoop
 from rayservice.controller.reconciler import Reconciler
-from rayservice.providers.local import LocalProvider
+from rayservice.providers.local import LocalProvider, runtime_root
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
@@ -51,7 +51,7 @@ def serve_forever(home: Path, port: int) -> None:
         store=store,
         provider=provider,
         serve=DashboardServeClient(),
-        front=HaproxyFront(home / "fronts"),
+        front=HaproxyFront(home / "fronts", socket_dir=runtime_root(home)),
         port_usable=port_is_free,
         clock=time.time,
     )

@@ -48,6 +48,13 @@ RESTART_BACKOFF_MAX = 60.0
 WORKER_GCS_RECONNECT_SECONDS = "600"  # fault-tolerant clusters: survive a long head outage
 
 
+def runtime_root(home: Path) -> Path:
+    """Where the nodes of clusters under ``home`` keep Ray's temp dirs. Ray's unix sockets
+    live there and their paths must stay short, so it is a hashed folder in /tmp."""
+    digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:6]
+    return Path(tempfile.gettempdir()) / f"rs-{digest}"
+
+
 def _suffix(length: int = 5) -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))
@@ -90,9 +97,7 @@ class LocalProvider:
         self._root = home / "clusters"
         self._root.mkdir(parents=True, exist_ok=True)
         self._ray = ray_executable or Path(sys.executable).parent / "ray"
-        digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:6]
-        # Ray's unix sockets live under the temp dir and their paths must stay short
-        self._temp_root = Path(tempfile.gettempdir()) / f"rs-{digest}"
+        self._temp_root = runtime_root(home)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- records ---------------------------------------------------------------------------

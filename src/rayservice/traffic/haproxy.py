@@ -23,6 +23,7 @@ pushed through the runtime API so it takes effect without a reload.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -60,6 +61,7 @@ class _FrontFiles:
     """Where one key's front keeps its files."""
 
     folder: Path
+    socket: Path  # kept apart: unix socket paths must stay short
 
     @property
     def config(self) -> Path:
@@ -68,10 +70,6 @@ class _FrontFiles:
     @property
     def pid_file(self) -> Path:
         return self.folder / "haproxy.pid"
-
-    @property
-    def socket(self) -> Path:
-        return self.folder / "haproxy.sock"
 
     @property
     def log(self) -> Path:
@@ -122,10 +120,12 @@ class HaproxyFront:
         state_dir: Path,
         binary: Path | None = None,
         *,
+        socket_dir: Path | None = None,
         load_timeout: float = 10.0,
         stop_grace: float = 10.0,
     ) -> None:
         self._state_dir = state_dir.absolute()  # HAProxy runs with its folder as cwd
+        self._socket_dir = (socket_dir or state_dir).absolute()
         self._binary = binary if binary is not None else _bundled_binary()
         self._load_timeout = load_timeout
         self._stop_grace = stop_grace
@@ -168,6 +168,7 @@ class HaproxyFront:
                 self._stop(record)
             if files.folder.exists():
                 shutil.rmtree(files.folder)
+            files.socket.unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
         with _translated_errors("listing fronts"):
@@ -178,7 +179,8 @@ class HaproxyFront:
     def _files(self, key: str) -> _FrontFiles:
         if not key or key in {".", ".."} or "/" in key or "\0" in key:
             raise PermanentError(f"front key {key!r} cannot be used as a folder name")
-        files = _FrontFiles(self._state_dir / key)
+        socket = self._socket_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.sock"
+        files = _FrontFiles(self._state_dir / key, socket)
         if len(os.fsencode(files.socket)) > UNIX_SOCKET_PATH_MAX:
             raise PermanentError(
                 f"runtime socket path {files.socket} is longer than {UNIX_SOCKET_PATH_MAX} "
@@ -188,6 +190,7 @@ class HaproxyFront:
 
     def _start(self, files: _FrontFiles, spec: FrontSpec, config: str) -> _Record:
         files.folder.mkdir(parents=True, exist_ok=True)
+        files.socket.parent.mkdir(parents=True, exist_ok=True)
         _claim_ports([spec.serve_port, spec.dashboard_port])
         self._write_config(files, config)
         for leftover in (files.socket, files.pid_file, files.record):

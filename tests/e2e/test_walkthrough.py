@@ -1,0 +1,170 @@
+"""The seed walkthroughs, typed through the CLI exactly as a user would (issue steps 1-8).
+
+One test, in order, because each step builds on the cluster the previous one started and a
+Ray cluster takes seconds to start on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Cli
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.e2e
+SAMPLE = "samples/ray-service.sample.yaml"
+NO_REPLICA = "samples/ray-service.no-ray-serve-replica.yaml"
+
+
+def _json(cli: Cli, *args: str) -> Any:
+    return json.loads(cli.run(*args, "-o", "json").stdout)
+
+
+def _port(cli: Cli, service: str) -> int:
+    return int(_json(cli, "get", "services", service)["spec"]["ports"][0]["port"])
+
+
+def _post(port: int, path: str, body: object) -> str:
+    response = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _replica_ids(cli: Cli, cluster: str, app: str, deployment: str) -> list[str]:
+    record = json.loads((cli.home / "clusters" / cluster / "cluster.json").read_text())
+    head = next(n for n in record["nodes"] if n["role"] == "head")
+    response = httpx.get(
+        f"http://127.0.0.1:{head['ports']['dashboard']}/api/serve/applications/",
+        headers={"x-ray-authorization": f"Bearer {record['token']}"},
+        timeout=10,
+    )
+    deployments = response.json()["applications"][app]["deployments"]
+    return sorted(r["replica_id"] for r in deployments[deployment]["replicas"])
+
+
+def _ready_pods(cli: Cli, cluster: str) -> list[str]:
+    lines = cli.run("get", "pods").stdout.splitlines()[1:]
+    return [line.split()[1] for line in lines if line.startswith(cluster) and "worker" in line]
+
+
+def test_sample_walkthrough(cli: Cli) -> None:
+    # without a controller the CLI says how to start one
+    refused = cli.run("apply", "-f", SAMPLE, check=False)
+    assert refused.returncode == 1
+    assert "rayservice start" in refused.stderr
+
+    # 1. the controller in the background
+    assert "controller started" in cli.run("start").stdout
+
+    # 2. apply --wait shows progress and ends Ready
+    applied = cli.run("apply", "-f", SAMPLE, "--wait", "--timeout", "240")
+    assert "waiting for the head" in applied.stdout
+    assert "Ready:" in applied.stdout
+
+    # 3. get, in tables and kubectl-shaped JSON
+    services = _json(cli, "get", "rayservice")
+    assert services["kind"] == "List"
+    status = services["items"][0]["status"]
+    assert status["numServeEndpoints"] >= 1
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
+    cluster = status["activeServiceStatus"]["rayClusterName"]
+    assert cluster.startswith("rayservice-sample-raycluster-")
+    assert set(status["activeServiceStatus"]["applicationStatuses"]) == {"fruit_app", "math_app"}
+    header = cli.run("get", "raycluster").stdout.splitlines()[0].split()
+    assert header[:3] == ["NAME", "DESIRED", "WORKERS"]
+    pods = _json(cli, "get", "pods")["items"]
+    assert {c["type"] for p in pods for c in p["status"]["conditions"]} == {"Ready"}
+    assert len(pods) == 2
+    svc_names = {s["metadata"]["name"] for s in _json(cli, "get", "svc")["items"]}
+    assert svc_names == {"rayservice-sample-serve-svc", "rayservice-sample-head-svc"}
+
+    # 4. describe tells the whole story
+    described = cli.run("describe", "rayservice", "rayservice-sample").stdout
+    for expected in ("Active Service Status", "Application Statuses", "fruit_app",
+                     "Serve Deployment Statuses", "MangoStand", "Serve Endpoints",
+                     "Ignored Fields", "containers[0].image", "ClusterCreated",
+                     "ServeConfigSubmitted", "ApplicationRunning", "EndpointAdded"):  # fmt: skip
+        assert expected in described, expected
+
+    # 5. the stable endpoints answer exactly as the seed shows
+    serve_port = _port(cli, "rayservice-sample-serve-svc")
+    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "6"
+    assert _post(serve_port, "/calc/", ["MUL", 3]) == "15 pizzas please!"
+    head_port = _port(cli, "rayservice-sample-head-svc")
+    # the dashboard behind head-svc demands the cluster's token
+    assert httpx.get(f"http://127.0.0.1:{head_port}/api/version", timeout=10).status_code == 401
+
+    # 6. in-place update: same cluster, the replica is reconfigured, not restarted
+    before = _replica_ids(cli, cluster, "fruit_app", "MangoStand")
+    _edit(cli.workdir / SAMPLE, "price: 3", "price: 4")
+    cli.run("apply", "-f", SAMPLE, "--wait", "--timeout", "120")
+    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
+    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == [cluster]
+    assert _replica_ids(cli, cluster, "fruit_app", "MangoStand") == before
+    assert "serveConfigV2 changed" in cli.run("describe", "rayservice", "rayservice-sample").stdout
+
+    # bad input is refused with file, field and what is valid, and changes nothing
+    generation = _json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
+    _edit(cli.workdir / SAMPLE, "replicas: 1", "replicas: -1")
+    bad = cli.run("apply", "-f", SAMPLE, check=False)
+    assert bad.returncode == 2
+    assert SAMPLE in bad.stderr and "workerGroupSpecs[0].replicas" in bad.stderr
+    _edit(cli.workdir / SAMPLE, "replicas: -1", "replicas: 1")
+    after = _json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
+    assert after == generation
+
+    # the data plane outlives the control plane; a new controller adopts, not duplicates
+    assert "services keep serving" in cli.run("stop").stdout
+    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
+    cli.run("start")
+    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == [cluster]
+    assert _post(serve_port, "/calc/", ["ADD", 1]) == "4 pizzas please!"
+
+    # 8. logs of the head
+    assert "Ray runtime started" in cli.run("logs", "rayservice-sample").stdout
+
+    # 7. the no-serve-replica walkthrough, next to the first service
+    cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "240")
+    second = _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"]
+    second_cluster = second["activeServiceStatus"]["rayClusterName"]
+    basic_port = _port(cli, "rayservice-no-ray-serve-replica-serve-svc")
+    assert basic_port == serve_port + 1
+    eventually(lambda: sorted(_ready_pods(cli, second_cluster)) == ["0/1", "1/1"], timeout=60,
+               message="one worker ready, one without a proxy")  # fmt: skip
+    assert (
+        _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"][
+            "numServeEndpoints"
+        ]
+        == 1
+    )
+    assert _post(basic_port, "/basic", None) == "hello world"
+    _edit(cli.workdir / NO_REPLICA, "num_replicas: 1", "num_replicas: 2")
+    cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120")
+    eventually(lambda: _ready_pods(cli, second_cluster) == ["1/1", "1/1"], timeout=90,
+               message="the second worker got a replica and a proxy")  # fmt: skip
+    eventually(
+        lambda: (
+            _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"][
+                "numServeEndpoints"
+            ]
+            == 2
+        ),
+        timeout=30,
+    )
+
+    # 8. delete removes everything (the fixture asserts no process is left)
+    cli.run("delete", "-f", NO_REPLICA)
+    cli.run("delete", "rayservice", "rayservice-sample")
+    assert _json(cli, "get", "rayservice")["items"] == []
+    assert _json(cli, "get", "pods")["items"] == []
