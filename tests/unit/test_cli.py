@@ -1,0 +1,438 @@
+"""The CLI's tables, describe page, ``apply --wait`` outcomes and its unreachable-controller
+message. Objects are built the way the API builds them (stored resources, views of a fake
+provider's cluster), so the tables are checked against the real shapes."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from rayservice.api.objects import resource_object
+from rayservice.cli import main as cli_main
+from rayservice.cli import tables
+from rayservice.cli.main import main
+from rayservice.cli.waiting import summarize
+from rayservice.controller.views import cluster_view, pod_views, service_views
+from rayservice.providers.fake import FakeProvider
+from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster
+from rayservice.spec.status import (
+    AppStatus,
+    Condition,
+    RayServiceStatus,
+    ServeDeploymentStatus,
+    ServiceStatus,
+    rfc3339,
+)
+from rayservice.store.base import StoredResource
+
+CLUSTER = "demo-raycluster-bbbbb"
+FOUR_DAYS_AGO = time.time() - (4 * 24 + 5) * 3600  # prints "4d" whatever the seconds
+GiB = 2**30
+
+
+def columns(line: str) -> list[str]:
+    """A table line split into its cells (cells are at least two spaces apart)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
+def table(rows: tuple[list[str], list[list[str]]]) -> list[list[str]]:
+    headers, body = rows
+    return [columns(line) for line in tables.render(headers, body).splitlines()]
+
+
+def fake_cluster(*, head_ready: bool = True, worker_proxy: bool = False) -> ObservedCluster:
+    provider = FakeProvider(clock=lambda: FOUR_DAYS_AGO)
+    provider.ensure(
+        ClusterRequest(
+            name=CLUSTER,
+            owner="default/demo",
+            spec_hash="0123456789abcdef",
+            head=NodeGroupRequest(group="headgroup", num_cpus=1, memory_bytes=2 * GiB),
+            workers=(NodeGroupRequest(group="small", num_cpus=1, memory_bytes=2 * GiB),),
+        )
+    )
+    if head_ready:
+        provider.make_head_ready(CLUSTER)
+    if worker_proxy:
+        provider.mark_proxies_ready(CLUSTER)
+    cluster = provider.observe(CLUSTER)
+    assert cluster is not None
+    return cluster
+
+
+def status(*, ready: bool = True, app: str = "RUNNING", message: str = "") -> RayServiceStatus:
+    return RayServiceStatus(
+        conditions=[
+            Condition(
+                type="Ready",
+                status="True" if ready else "False",
+                reason="NonZeroServeEndpoints" if ready else "Initializing",
+                message="2 serve endpoint(s)" if ready else "waiting for the head",
+                lastTransitionTime="2024-05-01T10:00:00Z",
+                observedGeneration=1,
+            )
+        ],
+        activeServiceStatus=ServiceStatus(
+            rayClusterName=CLUSTER,
+            applicationStatuses={
+                "fruit_app": AppStatus(
+                    status=app,
+                    message=message,
+                    healthLastUpdateTime="2024-05-01T10:00:00Z",
+                    serveDeploymentStatuses={
+                        "MangoStand": ServeDeploymentStatus(
+                            status="HEALTHY",
+                            healthLastUpdateTime="2024-05-01T10:00:00Z",
+                            lastUpdateTime="2024-05-01T10:00:00Z",
+                        )
+                    },
+                )
+            },
+        ),
+        numServeEndpoints=2 if ready else 0,
+        observedGeneration=1,
+        serviceStatus="Running" if ready else "",
+    )
+
+
+def rayservice(serve_status: RayServiceStatus | None = None) -> dict[str, Any]:
+    manifest = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": "demo", "namespace": "default"},
+        "spec": {
+            "serveConfigV2": "applications: []\n",
+            "rayClusterConfig": {
+                "headGroupSpec": {"serviceType": "NodePort", "rayStartParams": {}},
+                "workerGroupSpecs": [{"groupName": "small", "replicas": 1}],
+            },
+        },
+    }
+    resource = StoredResource(
+        kind="RayService",
+        namespace="default",
+        name="demo",
+        uid="uid-1",
+        generation=1,
+        resource_version=3,
+        created_at=FOUR_DAYS_AGO,
+        manifest=manifest,
+        status=(serve_status or status()).model_dump(mode="json"),
+        source="demo.yaml",
+    )
+    return resource_object(resource)
+
+
+# -- get tables ---------------------------------------------------------------------------
+
+
+def test_rayservice_table() -> None:
+    rows = table(tables.rayservice_rows([rayservice()], wide=False))
+
+    assert rows[0] == ["NAME", "SERVICE STATUS", "NUM SERVE ENDPOINTS", "AGE"]
+    assert rows[1] == ["demo", "Running", "2", "4d"]
+
+
+def test_rayservice_wide_table_names_the_clusters() -> None:
+    rows = table(tables.rayservice_rows([rayservice()], wide=True))
+
+    assert rows[0][4:] == ["READY", "ACTIVE CLUSTER", "PENDING CLUSTER"]
+    assert rows[1][4:] == ["True", CLUSTER, "<none>"]
+
+
+def test_raycluster_table() -> None:
+    view = cluster_view("default", "default/demo", fake_cluster(), desired=1)
+
+    rows = table(tables.raycluster_rows([view.doc], wide=False))
+
+    assert rows[0] == [
+        "NAME",
+        "DESIRED WORKERS",
+        "AVAILABLE WORKERS",
+        "CPUS",
+        "MEMORY",
+        "GPUS",
+        "STATUS",
+        "AGE",
+    ]
+    # the worker has not joined yet: desired 1, available 0
+    assert rows[1] == [CLUSTER, "1", "0", "2", "4Gi", "0", "ready", "4d"]
+
+
+def test_pod_table_shows_readiness_and_restarts() -> None:
+    provider_cluster = fake_cluster(head_ready=True, worker_proxy=False)
+    docs = [v.doc for v in pod_views("default", "default/demo", provider_cluster)]
+
+    rows = table(tables.pod_rows(docs, wide=False))
+
+    assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    head = next(n.name for n in provider_cluster.nodes if n.role is NodeRole.HEAD)
+    worker = provider_cluster.workers[0].name
+    assert {r[0]: r[1:] for r in rows[1:]} == {
+        head: ["1/1", "Running", "0", "4d"],
+        worker: ["0/1", "Pending", "0", "4d"],
+    }
+
+
+def test_pod_table_counts_a_restart_and_readiness_follows_the_proxy() -> None:
+    provider = FakeProvider(clock=lambda: FOUR_DAYS_AGO)
+    provider.ensure(
+        ClusterRequest(
+            name=CLUSTER,
+            owner="default/demo",
+            spec_hash="0123456789abcdef",
+            head=NodeGroupRequest(group="headgroup"),
+            workers=(NodeGroupRequest(group="small"),),
+        )
+    )
+    [worker] = provider.node_names(CLUSTER, NodeRole.WORKER)
+    provider.kill_node(CLUSTER, worker)
+    provider.ensure(provider.request_of(CLUSTER))  # restarts it
+    provider.make_ready(CLUSTER)
+    cluster = provider.observe(CLUSTER)
+    assert cluster is not None
+
+    rows = table(tables.pod_rows([v.doc for v in pod_views("default", "o/demo", cluster)], False))
+
+    assert {r[0]: (r[1], r[3]) for r in rows[1:]}[worker] == ("1/1", "1")
+
+
+def test_service_table() -> None:
+    cluster = fake_cluster()
+    assert cluster.head is not None
+    front = FrontSpec(
+        serve_port=8000,
+        dashboard_port=8265,
+        serve_backends=(Backend(cluster.head.name, "127.0.0.1", cluster.head.proxy_port),),
+        dashboard_backend=Backend(cluster.head.name, "127.0.0.1", 20001),
+    )
+    docs = [v.doc for v in service_views("default", "default/demo", front, FOUR_DAYS_AGO)]
+
+    rows = table(tables.service_rows(docs, wide=True))
+
+    assert rows[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "BACKENDS"]
+    assert rows[1:] == [
+        ["demo-serve-svc", "ClusterIP", "127.0.0.1", "<none>", "8000/TCP", "4d", cluster.head.name],
+        ["demo-head-svc", "ClusterIP", "127.0.0.1", "<none>", "8265/TCP", "4d", cluster.head.name],
+    ]
+
+
+def test_render_pads_columns_to_the_widest_cell() -> None:
+    text = tables.render(["NAME", "AGE"], [["a-long-name", "5s"], ["b", "10d"]])
+
+    assert text.splitlines() == [
+        "NAME          AGE",
+        "a-long-name   5s",
+        "b             10d",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0, "0s"),
+        (42, "42s"),
+        (119, "119s"),
+        (200, "3m20s"),
+        (15 * 60 + 30, "15m"),
+        (2 * 3600 + 5 * 60, "2h5m"),
+        (12 * 3600, "12h"),
+        (4 * 86400 + 3600, "4d"),
+        (-30, "0s"),  # a clock slightly behind the server's
+    ],
+)
+def test_age(seconds: int, expected: str) -> None:
+    then = 1_714_557_600
+
+    assert tables.age(rfc3339(then), now=then + seconds) == expected
+
+
+def test_age_of_an_unknown_time() -> None:
+    assert tables.age(None) == "<unknown>"
+    assert tables.age("") == "<unknown>"
+
+
+# -- describe -------------------------------------------------------------------------------
+
+
+def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() -> None:
+    cluster = fake_cluster(worker_proxy=True)
+    pods = [v.doc for v in pod_views("default", "default/demo", cluster)]
+    events = [
+        {
+            "type": "Normal",
+            "reason": "ClusterCreated",
+            "message": f"creating cluster {CLUSTER}",
+            "count": 3,
+            "firstTimestamp": rfc3339(FOUR_DAYS_AGO),
+            "lastTimestamp": rfc3339(FOUR_DAYS_AGO),
+        }
+    ]
+
+    text = tables.describe_rayservice(rayservice(), events, pods)
+
+    assert "Name:          demo" in text
+    assert "Applied From:  demo.yaml" in text
+    assert "Generation:    1 (observed 1)" in text
+    assert re.search(r"Type:\s+Ready\n\s+Status:\s+True\n\s+Reason:\s+NonZeroServeEndpoints", text)
+    assert "Application Statuses:" in text and "      fruit_app:" in text
+    assert "Serve Deployment Statuses:" in text and "          MangoStand:" in text
+    assert re.search(r"Status:\s+HEALTHY", text)
+    assert "Num Serve Endpoints:  2" in text
+    for node in cluster.nodes:
+        assert f"{node.name} (127.0.0.1:{node.proxy_port})" in text
+    ignored = text.split("Ignored Fields (no meaning on the local backend):")[1]
+    assert "spec.rayClusterConfig.headGroupSpec.serviceType" in ignored.split("Events:")[0]
+    event_lines = text.split("Events:")[1].strip().splitlines()
+    assert columns(event_lines[0]) == ["Type", "Reason", "Age", "Count", "Message"]
+    assert columns(event_lines[1]) == [
+        "Normal",
+        "ClusterCreated",
+        "4d",
+        "3",
+        f"creating cluster {CLUSTER}",
+    ]
+
+
+def test_describe_without_events_or_endpoints_says_none() -> None:
+    text = tables.describe_rayservice(rayservice(status(ready=False)), [], [])
+
+    assert "Serve Endpoints:  <none>" in text
+    assert text.rstrip().endswith("Events:  <none>")
+
+
+# -- apply --wait ---------------------------------------------------------------------------
+
+
+def test_a_generation_not_yet_observed_has_no_outcome() -> None:
+    line, outcome = summarize(rayservice(), generation=2)
+
+    assert outcome is None
+    assert "waiting for the controller" in line
+
+
+def test_a_failed_application_is_a_failure_with_its_message() -> None:
+    obj = rayservice(status(ready=False, app="DEPLOY_FAILED", message="ImportError: fruit"))
+
+    _, outcome = summarize(obj, generation=1)
+
+    assert outcome is not None and outcome.ok is False
+    assert "fruit_app DEPLOY_FAILED: ImportError: fruit" in outcome.message
+
+
+def test_a_rejected_config_is_a_failure() -> None:
+    rejected = status(ready=False, app="RUNNING")
+    rejected.conditions[0].message = "Ray rejected the Serve config: bad"
+
+    _, outcome = summarize(rayservice(rejected), generation=1)
+
+    assert outcome is not None and not outcome.ok
+    assert outcome.message == "Ray rejected the Serve config: bad"
+
+
+def test_ready_with_every_app_running_is_a_success() -> None:
+    _, outcome = summarize(rayservice(), generation=1)
+
+    assert outcome is not None and outcome.ok is True
+    assert outcome.message == "Ready: 2 serve endpoint(s); fruit_app RUNNING"
+
+
+def test_ready_with_an_app_still_deploying_has_no_outcome_yet() -> None:
+    line, outcome = summarize(rayservice(status(ready=True, app="DEPLOYING")), generation=1)
+
+    assert outcome is None
+    assert "fruit_app DEPLOYING" in line
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["get", "rayservice"], ["describe", "rayservice", "demo"], ["delete", "rayservice", "demo"]],
+    ids=["get", "describe", "delete"],
+)
+def test_an_unreachable_controller_exits_1_and_says_how_to_start_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("RAYSERVICE_API_PORT", str(port))
+
+    code = main(argv)
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"no rayservice controller answers at http://127.0.0.1:{port}" in err
+    assert "rayservice start" in err and "rayservice controller" in err
+
+
+def test_an_unknown_resource_type_lists_the_valid_ones() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["get", "deployments"])
+
+    assert 'unknown resource type "deployments"' in str(exit_info.value)
+    assert "rayservice" in str(exit_info.value)
+
+
+class RecordingClient:
+    """Stands in for ApiClient: remembers what apply sent and answers like the API."""
+
+    applied: ClassVar[list[tuple[str, str]]] = []
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def apply(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
+        self.applied.append((source, base_dir))
+        meta = manifest["metadata"]
+        return {"metadata": {"name": meta["name"], "namespace": "default", "generation": 1}}
+
+
+MINIMAL = "apiVersion: ray.io/v1\nkind: RayService\nmetadata:\n  name: demo\nspec: {}\n"
+
+
+def test_apply_of_a_file_sends_the_files_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli_main, "ApiClient", RecordingClient)
+    monkeypatch.setattr(RecordingClient, "applied", [])
+    manifest_file = tmp_path / "svc.yaml"
+    manifest_file.write_text(MINIMAL)
+
+    assert main(["apply", "-f", str(manifest_file)]) == 0
+
+    assert RecordingClient.applied == [(str(manifest_file), str(tmp_path.resolve()))]
+    assert "rayservice.ray.io/demo applied (generation 1)" in capsys.readouterr().out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="apply -f - sends baseDir '.', which the controller resolves against its own"
+    " working directory instead of the one the command ran in",
+)
+def test_apply_from_stdin_sends_the_current_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cli_main, "ApiClient", RecordingClient)
+    monkeypatch.setattr(RecordingClient, "applied", [])
+    monkeypatch.setattr("sys.stdin", io.StringIO(MINIMAL))
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["apply", "-f", "-"]) == 0
+
+    [(_, base_dir)] = RecordingClient.applied
+    assert Path(base_dir).is_absolute() and Path(base_dir) == tmp_path.resolve()

@@ -1,0 +1,236 @@
+"""SqliteStore: generations, status writes, events, views and ports, on a file in tmp_path."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rayservice.store.base import View
+from rayservice.store.sqlite import SqliteStore
+
+KIND = "RayService"
+T0 = 1_714_557_600.0
+
+
+def manifest(name: str = "demo", replicas: int = 1, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "serveConfigV2": "applications: []\n",
+            "rayClusterConfig": {
+                "headGroupSpec": {"rayStartParams": {}},
+                "workerGroupSpecs": [{"groupName": "small", "replicas": replicas}],
+            },
+        },
+    }
+
+
+def view(kind: str, name: str, owner: str, namespace: str = "default") -> View:
+    return View(kind, namespace, name, owner, {"kind": kind, "metadata": {"name": name}})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "state" / "store.db")
+
+
+def test_first_apply_creates_generation_one(store: SqliteStore) -> None:
+    stored = store.apply(KIND, manifest(), "demo.yaml", T0)
+
+    assert (stored.namespace, stored.name, stored.key) == ("default", "demo", "default/demo")
+    assert (stored.generation, stored.resource_version) == (1, 1)
+    assert stored.created_at == T0
+    assert stored.source == "demo.yaml"
+    assert stored.uid
+    assert stored.manifest == manifest()
+    assert (stored.status, stored.record, stored.deleting) == ({}, {}, False)
+    assert store.get(KIND, "default", "demo") == stored
+
+
+def test_reapplying_the_same_spec_keeps_generation_but_bumps_resource_version(
+    store: SqliteStore,
+) -> None:
+    first = store.apply(KIND, manifest(), "demo.yaml", T0)
+    relabelled = manifest()
+    relabelled["metadata"]["labels"] = {"team": "a"}  # metadata is not spec
+
+    again = store.apply(KIND, relabelled, "demo.yaml", T0 + 10)
+
+    assert again.generation == 1
+    assert again.resource_version == first.resource_version + 1
+    assert again.uid == first.uid
+    assert again.created_at == T0
+    assert again.manifest["metadata"]["labels"] == {"team": "a"}
+
+
+def test_a_changed_spec_bumps_generation(store: SqliteStore) -> None:
+    store.apply(KIND, manifest(replicas=1), "demo.yaml", T0)
+
+    changed = store.apply(KIND, manifest(replicas=3), "other.yaml", T0 + 10)
+
+    assert changed.generation == 2
+    assert changed.resource_version == 2
+    assert changed.source == "other.yaml"
+    assert changed.manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["replicas"] == 3
+
+
+def test_spec_key_order_does_not_count_as_a_change(store: SqliteStore) -> None:
+    store.apply(KIND, manifest(), "demo.yaml", T0)
+    reordered = manifest()
+    reordered["spec"] = dict(reversed(list(reordered["spec"].items())))
+
+    assert store.apply(KIND, reordered, "demo.yaml", T0).generation == 1
+
+
+def test_write_status_reports_whether_it_wrote(store: SqliteStore) -> None:
+    stored = store.apply(KIND, manifest(), "demo.yaml", T0)
+    status = {"numServeEndpoints": 2, "conditions": [{"type": "Ready", "status": "True"}]}
+
+    assert store.write_status(KIND, "default", "demo", status) is True
+    after_first = store.get(KIND, "default", "demo")
+    assert store.write_status(KIND, "default", "demo", copy.deepcopy(status)) is False
+    after_second = store.get(KIND, "default", "demo")
+
+    assert after_first is not None and after_second is not None
+    assert after_first.status == status
+    assert after_first.resource_version == stored.resource_version + 1
+    assert after_second.resource_version == after_first.resource_version
+    assert store.write_status(KIND, "default", "missing", status) is False
+
+
+def test_write_record_checkpoints_without_touching_the_spec(store: SqliteStore) -> None:
+    stored = store.apply(KIND, manifest(), "demo.yaml", T0)
+
+    store.write_record(KIND, "default", "demo", {"active": {"name": "demo-raycluster-bbbbb"}})
+
+    after = store.get(KIND, "default", "demo")
+    assert after is not None
+    assert after.record == {"active": {"name": "demo-raycluster-bbbbb"}}
+    assert after.generation == stored.generation
+    assert after.manifest == stored.manifest
+
+
+def test_identical_consecutive_events_are_counted_not_repeated(store: SqliteStore) -> None:
+    store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0)
+    store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0 + 5)
+    store.add_event("default", "demo", "Warning", "ServeConfigRejected", "bad", T0 + 6)
+    store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0 + 7)
+    store.add_event("default", "other", "Normal", "ClusterCreated", "creating", T0 + 8)
+
+    events = store.events("default", "demo")
+
+    assert [(e.reason, e.count) for e in events] == [
+        ("ClusterCreated", 2),
+        ("ServeConfigRejected", 1),
+        ("ClusterCreated", 1),  # not consecutive: a new event
+    ]
+    assert (events[0].first_seen, events[0].last_seen) == (T0, T0 + 5)
+    assert events[1].type == "Warning"
+    assert [e.name for e in store.events("default", "other")] == ["other"]
+
+
+def test_replace_views_replaces_only_the_owners_views(store: SqliteStore) -> None:
+    store.replace_views(
+        "default/a", [view("Pod", "a-head", "default/a"), view("Pod", "a-worker", "default/a")]
+    )
+    store.replace_views("default/b", [view("Pod", "b-head", "default/b")])
+
+    store.replace_views(
+        "default/a",
+        [view("Pod", "a-head-2", "default/a"), view("RayCluster", "a-cluster", "default/a")],
+    )
+
+    assert [v.name for v in store.views("Pod")] == ["a-head-2", "b-head"]
+    assert [v.name for v in store.views("RayCluster")] == ["a-cluster"]
+    store.replace_views("default/a", [])
+    assert [(v.name, v.owner) for v in store.views("Pod")] == [("b-head", "default/b")]
+    assert store.views("RayCluster") == []
+
+
+def test_views_keep_their_document_and_filter_by_namespace(store: SqliteStore) -> None:
+    doc_view = View("Service", "prod", "a-serve-svc", "prod/a", {"spec": {"ports": [8000]}})
+    store.replace_views("prod/a", [doc_view])
+    store.replace_views("default/b", [view("Service", "b-serve-svc", "default/b")])
+
+    assert store.views("Service", "prod") == [doc_view]
+    assert [v.name for v in store.views("Service")] == ["b-serve-svc", "a-serve-svc"]
+
+
+def test_allocate_port_is_stable_per_owner_and_purpose(store: SqliteStore) -> None:
+    serve = store.allocate_port("default/a", "serve", 8000, lambda p: True)
+    dashboard = store.allocate_port("default/a", "dashboard", 8000, lambda p: True)
+
+    assert serve == 8000
+    assert dashboard == 8001  # 8000 is held by (default/a, serve)
+    assert store.allocate_port("default/a", "serve", 9000, lambda p: False) == 8000
+
+
+def test_allocate_port_skips_ports_of_others_and_ports_usable_rejects(store: SqliteStore) -> None:
+    store.allocate_port("default/a", "serve", 8000, lambda p: True)
+    busy = {8001, 8002}
+
+    port = store.allocate_port("default/b", "serve", 8000, lambda p: p not in busy)
+
+    assert port == 8003
+
+
+def test_release_ports_frees_only_the_owners_ports(store: SqliteStore) -> None:
+    store.allocate_port("default/a", "serve", 8000, lambda p: True)
+    store.allocate_port("default/b", "serve", 8000, lambda p: True)  # 8001
+
+    store.release_ports("default/a")
+
+    assert store.allocate_port("default/c", "serve", 8000, lambda p: True) == 8000
+    assert store.allocate_port("default/b", "serve", 8000, lambda p: True) == 8001
+
+
+def test_mark_deleting_then_remove(store: SqliteStore) -> None:
+    stored = store.apply(KIND, manifest(), "demo.yaml", T0)
+
+    marked = store.mark_deleting(KIND, "default", "demo")
+
+    assert marked is not None and marked.deleting is True
+    assert marked.resource_version == stored.resource_version + 1
+    assert marked.generation == stored.generation
+    assert store.mark_deleting(KIND, "default", "missing") is None
+    store.remove(KIND, "default", "demo")
+    assert store.get(KIND, "default", "demo") is None
+    assert store.list_resources(KIND) == []
+
+
+def test_list_resources_filters_by_kind_and_namespace(store: SqliteStore) -> None:
+    store.apply(KIND, manifest("b"), "b.yaml", T0)
+    store.apply(KIND, manifest("a", namespace="prod"), "a.yaml", T0)
+    store.apply(KIND, manifest("a"), "a.yaml", T0)
+
+    assert [r.key for r in store.list_resources(KIND)] == ["default/a", "default/b", "prod/a"]
+    assert [r.key for r in store.list_resources(KIND, "prod")] == ["prod/a"]
+    assert store.list_resources("RayCluster") == []
+
+
+def test_everything_survives_reopening_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    first = SqliteStore(path)
+    stored = first.apply(KIND, manifest(), "demo.yaml", T0)
+    first.write_status(KIND, "default", "demo", {"numServeEndpoints": 1})
+    first.write_record(KIND, "default", "demo", {"serve_port": 8000})
+    first.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0)
+    first.replace_views("default/demo", [view("Pod", "demo-head", "default/demo")])
+    port = first.allocate_port("default/demo", "serve", 8000, lambda p: True)
+
+    reopened = SqliteStore(path)
+
+    again = reopened.get(KIND, "default", "demo")
+    assert again is not None
+    assert (again.uid, again.generation) == (stored.uid, 1)
+    assert again.status == {"numServeEndpoints": 1}
+    assert again.record == {"serve_port": 8000}
+    assert [e.reason for e in reopened.events("default", "demo")] == ["ClusterCreated"]
+    assert [v.name for v in reopened.views("Pod")] == ["demo-head"]
+    assert reopened.allocate_port("default/demo", "serve", 9000, lambda p: True) == port
+    assert reopened.apply(KIND, manifest(replicas=2), "demo.yaml", T0).generation == 2
