@@ -164,7 +164,7 @@ def test_the_sample_reaches_ready_with_serve_endpoints(world: World) -> None:
         "math_app": "RUNNING",
     }
     deployed = world.serve.last_deployed(cluster.dashboard_url)
-    assert deployed is not None
+    assert deployed is not None and cluster.head is not None
     assert deployed["http_options"] == {"host": "127.0.0.1", "port": cluster.head.proxy_port}
     assert deployed["applications"][0]["runtime_env"]["working_dir"] == REMOTE_APPS
     front = world.front.observe(FRONT_KEY)
