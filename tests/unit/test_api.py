@@ -342,15 +342,11 @@ def test_views_and_events_are_listed(api: Api) -> None:
     assert [(e["reason"], e["count"]) for e in events["items"]] == [("ClusterCreated", 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a PUT whose path names another object than its body is answered 400 after the"
-    " body's object was already stored",
-)
 def test_a_path_and_body_mismatch_stores_nothing(api: Api) -> None:
     response = api.put(manifest(), path=f"{RAY}/namespaces/default/rayservices/other")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "metadata.name"
     assert api.store.list_resources(KIND) == []
 
 

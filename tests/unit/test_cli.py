@@ -419,11 +419,6 @@ def test_apply_of_a_file_sends_the_files_folder(
     assert "rayservice.ray.io/demo applied (generation 1)" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply -f - sends baseDir '.', which the controller resolves against its own"
-    " working directory instead of the one the command ran in",
-)
 def test_apply_from_stdin_sends_the_current_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

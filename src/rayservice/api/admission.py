@@ -74,6 +74,7 @@ def admit(
     base_dir: Path,
     packages: Path,
     now: float,
+    expected_key: str | None = None,
 ) -> StoredResource:
     """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
     packaged = _packaged(document, base_dir, packages, source)
@@ -91,6 +92,15 @@ def admit(
             ]
         )
     problems = _port_problems(manifest, store, source)
+    if expected_key is not None and manifest.key != expected_key:
+        problems.append(
+            SpecProblem(
+                source,
+                "metadata.name",
+                f"names {manifest.key}",
+                f"{expected_key} (the request path)",
+            )
+        )
     if problems:
         raise InvalidSpec(problems)
     return store.apply(KIND, manifest.model_dump(mode="json", exclude_unset=True), source, now)

@@ -55,13 +55,9 @@ def create_app(
             if isinstance(meta, dict):
                 meta.setdefault("namespace", namespace)
         base_dir = Path(str(body.get("baseDir") or Path.cwd()))
-        stored = admit(store, document or {}, source, base_dir, packages, time.time())
-        if (stored.namespace, stored.name) != (namespace, name):
-            raise HTTPException(
-                400,
-                f"the path names {namespace}/{name} but the body "
-                f"names {stored.namespace}/{stored.name}",
-            )
+        stored = admit(
+            store, document or {}, source, base_dir, packages, time.time(), f"{namespace}/{name}"
+        )
         wake()
         return resource_object(stored)
 

@@ -55,7 +55,7 @@ def _read_documents(path: str) -> list[dict[str, Any]]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     client = _client()
-    base_dir = str(Path(args.filename).resolve().parent) if args.filename != "-" else "."
+    base_dir = str(Path(args.filename).resolve().parent if args.filename != "-" else Path.cwd())
     status = 0
     for document in _read_documents(args.filename):
         obj = client.apply(document, args.filename, base_dir)
