@@ -7,6 +7,7 @@ every cluster and endpoint running, and the next controller adopts them.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from rayservice.api.app import create_app
+from rayservice.api.settings import API_HOST, pid_file
 from rayservice.controller.loop import ControlLoop
 from rayservice.controller.reconciler import Reconciler
 from rayservice.providers.local import LocalProvider, runtime_root
@@ -24,26 +26,19 @@ from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
 from rayservice.traffic.ports import port_is_free
 
-API_HOST = "127.0.0.1"
-DEFAULT_API_PORT = 8888
 
-
-def home_dir() -> Path:
-    return Path(os.environ.get("RAYSERVICE_HOME", Path.home() / ".rayservice")).expanduser()
-
-
-def api_port() -> int:
-    return int(os.environ.get("RAYSERVICE_API_PORT", DEFAULT_API_PORT))
-
-
-def pid_file(home: Path) -> Path:
-    return home / "controller.pid"
+def _preload_validators() -> None:
+    """Admission checks manifests with Ray's own Serve schema and ``ray start`` options, which
+    take most of a second to import; importing them at start keeps the first apply fast."""
+    for module in ("ray.serve.schema", "ray.scripts.scripts"):
+        importlib.import_module(module)
 
 
 def serve_forever(home: Path, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # probes run every half second
     home.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(home / "state.db")
     provider = LocalProvider(home)
@@ -60,6 +55,7 @@ def serve_forever(home: Path, port: int) -> None:
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file(home).write_text(str(os.getpid()))
     worker.start()
+    threading.Thread(target=_preload_validators, name="preload", daemon=True).start()
     try:
         uvicorn.run(app, host=API_HOST, port=port, log_level="warning")
     finally:

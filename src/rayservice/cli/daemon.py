@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rayservice.api.server import pid_file
+from rayservice.api.settings import pid_file
 from rayservice.cli.client import ApiClient
 from rayservice.providers.processes import is_alive
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from rayservice.api.server import API_HOST, api_port, home_dir, serve_forever
+from rayservice.api.settings import API_HOST, api_port, home_dir
 from rayservice.cli import daemon, tables
 from rayservice.cli.client import ApiClient
 from rayservice.cli.waiting import wait_for
@@ -167,6 +167,8 @@ def cmd_stop(_: argparse.Namespace) -> int:
 
 
 def cmd_controller(_: argparse.Namespace) -> int:
+    from rayservice.api.server import serve_forever  # heavy: only the controller needs it
+
     serve_forever(home_dir(), api_port())
     return 0
 

@@ -86,10 +86,10 @@ class ControlLoop:
 
     def _collect_orphans(self, keys: set[str]) -> None:
         provider, front = self.reconciler.provider, self.reconciler.front
+        owned = {name for key in keys for name in provider.clusters(owner=key)}
         for name in provider.clusters():
-            cluster = provider.observe(name)
-            if cluster is not None and cluster.owner not in keys:
-                log.warning("deleting cluster %s: its service %s is gone", name, cluster.owner)
+            if name not in owned:
+                log.warning("deleting cluster %s: the service that owned it is gone", name)
                 provider.delete(name)
         fronts = {front_key(k) for k in keys}
         for key in front.keys():  # noqa: SIM118 (a TrafficFront, not a dict)

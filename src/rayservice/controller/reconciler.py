@@ -76,7 +76,7 @@ class Reconciler:
             deleting=resource.deleting,
             serve_config=yaml.safe_load(service.spec.serveConfigV2) or {},
         )
-        observed = self._observe(resource.key)
+        observed = self._observe(resource.key, record)
         previous = RayServiceStatus.model_validate(resource.status)
         result = plan(desired, observed, record, previous, self.clock())
         self.store.write_record(
@@ -115,7 +115,9 @@ class Reconciler:
             update={"serve_port": serve_port, "dashboard_port": dashboard_port}
         )
 
-    def _observe(self, key: str) -> Observed:
+    def _observe(self, key: str, record: ServiceRecord) -> Observed:
+        """What runs now. Serve is asked only on clusters that were given a config: a fresh
+        cluster has nothing to report, and its first answer costs seconds."""
         clusters: dict[str, ObservedCluster] = {}
         for name in self.provider.clusters(owner=key):
             cluster = self.provider.observe(name)
@@ -123,7 +125,7 @@ class Reconciler:
                 clusters[name] = cluster
         serve: dict[str, ServeState] = {}
         for name, cluster in clusters.items():
-            if cluster.head_ready:
+            if cluster.head_ready and name in record.deployed:
                 try:
                     serve[name] = self.serve.status(cluster.dashboard_url, cluster.auth_token)
                 except RayServiceError as e:

@@ -99,6 +99,7 @@ class LocalProvider:
         self._ray = ray_executable or Path(sys.executable).parent / "ray"
         self._temp_root = runtime_root(home)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._probes = probes.NodeProbes()
 
     # -- records ---------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class LocalProvider:
         dashboard = f"http://{LOCALHOST}:{head.ports.dashboard}"
         head_alive = is_alive(head.pid, head.ticks)
         registered = (
-            probes.alive_node_manager_ports(dashboard, record.token) if head_alive else None
+            self._probes.alive_node_manager_ports(dashboard, record.token) if head_alive else None
         )
         nodes = tuple(self._observe_node(record, n, registered) for n in record.nodes)
         return ObservedCluster(
@@ -386,7 +387,7 @@ class LocalProvider:
             phase=phase,
             proxy_port=node.ports.serve_proxy,
             proxy_ready=phase is NodePhase.RUNNING
-            and probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy),
+            and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy),
             restarts=node.restarts,
             started_at=node.started_at,
             num_cpus=group.num_cpus,

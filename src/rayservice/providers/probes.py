@@ -16,32 +16,37 @@ import httpx
 PROBE_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
 
 
-def alive_node_manager_ports(dashboard_url: str, token: str) -> set[int] | None:
-    """Node-manager ports of the raylets the head reports ALIVE; None if the head's dashboard
-    does not answer (so the head is not ready)."""
-    try:
-        response = httpx.get(
-            f"{dashboard_url}/nodes?view=summary",
-            headers={"x-ray-authorization": f"Bearer {token}"},
-            timeout=PROBE_TIMEOUT,
-        )
-        response.raise_for_status()
-        summary = response.json()["data"]["summary"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-    return {
-        int(node["raylet"]["nodeManagerPort"])
-        for node in summary
-        if node.get("raylet", {}).get("state") == "ALIVE"
-    }
+class NodeProbes:
+    """The HTTP probes, over one pooled client: a client is costly to build (TLS set-up) and
+    the control loop probes every node twice a second."""
 
+    def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(timeout=PROBE_TIMEOUT, transport=transport)
 
-def proxy_healthy(host: str, port: int) -> bool:
-    try:
-        response = httpx.get(f"http://{host}:{port}/-/healthz", timeout=PROBE_TIMEOUT)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200 and response.text.strip() == "success"
+    def alive_node_manager_ports(self, dashboard_url: str, token: str) -> set[int] | None:
+        """Node-manager ports of the raylets the head reports ALIVE; None if the head's
+        dashboard does not answer (so the head is not ready)."""
+        try:
+            response = self._http.get(
+                f"{dashboard_url}/nodes?view=summary",
+                headers={"x-ray-authorization": f"Bearer {token}"},
+            )
+            response.raise_for_status()
+            summary = response.json()["data"]["summary"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return {
+            int(node["raylet"]["nodeManagerPort"])
+            for node in summary
+            if node.get("raylet", {}).get("state") == "ALIVE"
+        }
+
+    def proxy_healthy(self, host: str, port: int) -> bool:
+        try:
+            response = self._http.get(f"http://{host}:{port}/-/healthz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.text.strip() == "success"
 
 
 def tail_node_logs(log_file: Path, temp_dir: Path, lines: int) -> str:
