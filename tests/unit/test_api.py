@@ -350,11 +350,6 @@ def test_a_path_and_body_mismatch_stores_nothing(api: Api) -> None:
     assert api.store.list_resources(KIND) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the port problem always names ports[0], even when the serve port chosen (by its"
-    " name) is another entry of spec.serveService.spec.ports",
-)
 def test_a_serve_port_in_use_names_the_entry_that_holds_it(api: Api) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

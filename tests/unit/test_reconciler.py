@@ -477,11 +477,6 @@ def test_fake_provider_logs() -> None:
         provider.logs("missing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a changed spec.serveService port is accepted (new generation) but the front keeps"
-    " the port allocated first: the record's serve_port is never compared with the request",
-)
 def test_a_changed_serve_service_port_moves_the_front(world: World) -> None:
     def with_port(port: int) -> dict[str, Any]:
         document = sample_manifest()

@@ -189,6 +189,16 @@ def test_release_ports_frees_only_the_owners_ports(store: SqliteStore) -> None:
     assert store.allocate_port("default/b", "serve", 8000, lambda p: True) == 8001
 
 
+def test_release_ports_of_one_purpose_keeps_the_others(store: SqliteStore) -> None:
+    store.allocate_port("default/a", "serve", 8000, lambda p: True)
+    store.allocate_port("default/a", "dashboard", 8265, lambda p: True)
+
+    store.release_ports("default/a", "serve")
+
+    assert store.allocate_port("default/a", "serve", 9000, lambda p: True) == 9000
+    assert store.allocate_port("default/a", "dashboard", 9000, lambda p: True) == 8265
+
+
 def test_mark_deleting_then_remove(store: SqliteStore) -> None:
     stored = store.apply(KIND, manifest(), "demo.yaml", T0)
 

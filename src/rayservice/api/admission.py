@@ -49,9 +49,10 @@ def _packaged(
 
 
 def _port_problems(service: RayService, store: Store, source: str) -> list[SpecProblem]:
-    wanted = requested_serve_port(service)
-    if wanted is None:
+    requested = requested_serve_port(service)
+    if requested is None:
         return []
+    index, wanted = requested
     holders = [r for r in store.list_resources(KIND) if r.record.get("serve_port") == wanted]
     if any(r.key == service.key for r in holders):
         return []
@@ -59,7 +60,7 @@ def _port_problems(service: RayService, store: Store, source: str) -> list[SpecP
         return [
             SpecProblem(
                 source,
-                "spec.serveService.spec.ports[0].port",
+                f"spec.serveService.spec.ports[{index}].port",
                 f"port {wanted} on 127.0.0.1 is already in use",
                 "a free port, or leave it out to get the next free port from 8000",
             )

@@ -40,11 +40,13 @@ FIRST_DASHBOARD_PORT = 8265
 log = logging.getLogger("rayservice.controller")
 
 
-def requested_serve_port(service: RayService) -> int | None:
-    """A port the user asked for in ``spec.serveService.spec.ports`` (name serve or first)."""
+def requested_serve_port(service: RayService) -> tuple[int, int] | None:
+    """The port the user asked for in ``spec.serveService.spec.ports`` (the entry named serve,
+    else the first), with the index of its entry; None when no port is asked for."""
     ports = ((service.spec.serveService or {}).get("spec") or {}).get("ports") or []
-    chosen = next((p for p in ports if p.get("name") == "serve"), ports[0] if ports else None)
-    return int(chosen["port"]) if chosen and "port" in chosen else None
+    index = next((i for i, p in enumerate(ports) if p.get("name") == "serve"), 0)
+    chosen = ports[index] if ports else None
+    return (index, int(chosen["port"])) if chosen and "port" in chosen else None
 
 
 class Reconciler:
@@ -101,9 +103,13 @@ class Reconciler:
     # -- observe ---------------------------------------------------------------------------
 
     def _with_ports(self, key: str, service: RayService, record: ServiceRecord) -> ServiceRecord:
-        if record.serve_port and record.dashboard_port:
+        requested = requested_serve_port(service)
+        wanted = requested[1] if requested else None
+        moved = wanted is not None and record.serve_port not in (None, wanted)
+        if record.serve_port and record.dashboard_port and not moved:
             return record
-        wanted = requested_serve_port(service)
+        if moved:
+            self.store.release_ports(key, "serve")
         serve_port = self.store.allocate_port(
             key, "serve", wanted or FIRST_SERVE_PORT,
             (lambda p: p == wanted) if wanted else self.port_usable,

@@ -130,6 +130,7 @@ class _Planner:
         self.actions: list[Action] = []
         self.events: list[PlannedEvent] = []
         self.notes: list[str] = []
+        self.config_landed = False  # the desired Serve config is on the active cluster
 
     def run(self) -> Plan:
         slot = self._active_slot()
@@ -208,6 +209,7 @@ class _Planner:
         rejected = self.record.rejected.get(cluster.name)
         if rejected is not None and rejected.config_hash == config_hash:
             self.notes.append(f"Ray rejected this Serve config: {rejected.message}")
+            self.config_landed = True
             return
         deployed = self.record.deployed.get(cluster.name)
         serve = self.observed.serve.get(cluster.name)
@@ -220,6 +222,7 @@ class _Planner:
                 " without GCS fault tolerance?): submitting the config again"
             )
         else:
+            self.config_landed = True
             return
         self.actions.append(
             DeployServeConfig(
@@ -300,9 +303,9 @@ class _Planner:
     def _observed_generation(self) -> int:
         """The generation is observed once its Serve config has reached the cluster (or was
         refused); until then ``apply --wait`` must not read the old apps as the new ones."""
-        if any(isinstance(a, DeployServeConfig) for a in self.actions):
-            return self.previous.observedGeneration
-        return self.desired.generation
+        if self.config_landed:
+            return self.desired.generation
+        return self.previous.observedGeneration
 
     def _readiness(
         self,

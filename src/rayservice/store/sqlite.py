@@ -284,6 +284,9 @@ class SqliteStore:
             )
             return port
 
-    def release_ports(self, owner: str) -> None:
+    def release_ports(self, owner: str, purpose: str | None = None) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM ports WHERE owner=?", (owner,))
+            if purpose is None:
+                db.execute("DELETE FROM ports WHERE owner=?", (owner,))
+            else:
+                db.execute("DELETE FROM ports WHERE owner=? AND purpose=?", (owner, purpose))
