@@ -33,7 +33,7 @@ from rayservice.spec.status import (
 from rayservice.store.base import StoredResource
 
 CLUSTER = "demo-raycluster-bbbbb"
-FOUR_DAYS_AGO = time.time() - (4 * 24 + 5) * 3600  # prints "4d" whatever the seconds
+FOUR_DAYS_AGO = time.time() - (4 * 24 + 5) * 3600  # prints "4d5h" whatever the seconds
 GiB = 2**30
 
 
@@ -137,7 +137,7 @@ def test_rayservice_table() -> None:
     rows = table(tables.rayservice_rows([rayservice()], wide=False))
 
     assert rows[0] == ["NAME", "SERVICE STATUS", "NUM SERVE ENDPOINTS", "AGE"]
-    assert rows[1] == ["demo", "Running", "2", "4d"]
+    assert rows[1] == ["demo", "Running", "2", "4d5h"]
 
 
 def test_rayservice_wide_table_names_the_clusters() -> None:
@@ -163,7 +163,7 @@ def test_raycluster_table() -> None:
         "AGE",
     ]
     # the worker has not joined yet: desired 1, available 0
-    assert rows[1] == [CLUSTER, "1", "0", "2", "4Gi", "0", "ready", "4d"]
+    assert rows[1] == [CLUSTER, "1", "0", "2", "4Gi", "0", "ready", "4d5h"]
 
 
 def test_pod_table_shows_readiness_and_restarts() -> None:
@@ -176,8 +176,8 @@ def test_pod_table_shows_readiness_and_restarts() -> None:
     head = next(n.name for n in provider_cluster.nodes if n.role is NodeRole.HEAD)
     worker = provider_cluster.workers[0].name
     assert {r[0]: r[1:] for r in rows[1:]} == {
-        head: ["1/1", "Running", "0", "4d"],
-        worker: ["0/1", "Pending", "0", "4d"],
+        head: ["1/1", "Running", "0", "4d5h"],
+        worker: ["0/1", "Pending", "0", "4d5h"],
     }
 
 
@@ -219,8 +219,24 @@ def test_service_table() -> None:
 
     assert rows[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "BACKENDS"]
     assert rows[1:] == [
-        ["demo-serve-svc", "ClusterIP", "127.0.0.1", "<none>", "8000/TCP", "4d", cluster.head.name],
-        ["demo-head-svc", "ClusterIP", "127.0.0.1", "<none>", "8265/TCP", "4d", cluster.head.name],
+        [
+            "demo-serve-svc",
+            "ClusterIP",
+            "127.0.0.1",
+            "<none>",
+            "8000/TCP",
+            "4d5h",
+            cluster.head.name,
+        ],
+        [
+            "demo-head-svc",
+            "ClusterIP",
+            "127.0.0.1",
+            "<none>",
+            "8265/TCP",
+            "4d5h",
+            cluster.head.name,
+        ],
     ]
 
 
@@ -241,10 +257,17 @@ def test_render_pads_columns_to_the_widest_cell() -> None:
         (42, "42s"),
         (119, "119s"),
         (200, "3m20s"),
+        (180, "3m"),  # no zero second part, as kubectl prints it
         (15 * 60 + 30, "15m"),
-        (2 * 3600 + 5 * 60, "2h5m"),
+        (2 * 3600 + 5 * 60, "125m"),  # minutes up to three hours
+        (3 * 3600, "3h"),
+        (5 * 3600 + 5 * 60, "5h5m"),
         (12 * 3600, "12h"),
-        (4 * 86400 + 3600, "4d"),
+        (47 * 3600, "47h"),
+        (4 * 86400 + 3600, "4d1h"),
+        (10 * 86400, "10d"),
+        (3 * 365 * 86400 + 5 * 86400, "3y5d"),
+        (9 * 365 * 86400, "9y"),
         (-30, "0s"),  # a clock slightly behind the server's
     ],
 )
@@ -295,7 +318,7 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
     assert columns(event_lines[1]) == [
         "Normal",
         "ClusterCreated",
-        "4d",
+        "4d5h",
         "3",
         f"creating cluster {CLUSTER}",
     ]

@@ -493,3 +493,16 @@ def test_a_changed_serve_service_port_moves_the_front(world: World) -> None:
 
     front = world.front.observe(FRONT_KEY)
     assert front is not None and front.spec.serve_port == 9200
+
+
+def test_a_front_that_failed_to_start_is_not_listed_as_a_service(world: World) -> None:
+    world.apply()
+    world.front.fail_next_ensure(TemporaryError("haproxy did not start"))
+
+    world.reconcile()
+
+    assert world.store.views("Service") == [], "no endpoint was opened, so none is shown"
+    assert "EndpointsUpdatedFailed" in world.event_reasons()
+    world.reconcile()  # the next pass retries and succeeds
+    names = sorted(v.name for v in world.store.views("Service"))
+    assert names == [f"{NAME}-head-svc", f"{NAME}-serve-svc"]

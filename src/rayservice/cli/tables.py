@@ -12,20 +12,37 @@ from rayservice.spec.manifest import RayService
 
 
 def age(timestamp: str | None, now: float | None = None) -> str:
-    """kubectl's short age: 42s, 3m20s, 2h5m, 4d."""
+    """An age the way kubectl prints one: 42s, 3m20s, 5m, 2h5m, 30h, 3d4h, 20d, 2y10d."""
     if not timestamp:
         return "<unknown>"
     then = calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
-    seconds = int(max(0.0, (now if now is not None else time.time()) - then))
+    return human_duration(int(max(0.0, (now if now is not None else time.time()) - then)))
+
+
+def human_duration(seconds: int) -> str:
+    """Coarser the older: exact seconds for two minutes, then two units, then one."""
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if seconds < 120:
         return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds}s" if minutes < 10 else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes}m" if hours < 10 else f"{hours}h"
-    return f"{hours // 24}d"
+    if minutes < 10:
+        return _two_units(minutes, "m", seconds % 60, "s")
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return _two_units(hours, "h", minutes % 60, "m")
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return _two_units(days, "d", hours % 24, "h")
+    if days < 365 * 2:
+        return f"{days}d"
+    if days < 365 * 8:
+        return _two_units(days // 365, "y", days % 365, "d")
+    return f"{days // 365}y"
+
+
+def _two_units(major: int, major_unit: str, minor: int, minor_unit: str) -> str:
+    return f"{major}{major_unit}{minor}{minor_unit}" if minor else f"{major}{major_unit}"
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -95,7 +95,7 @@ class Reconciler:
             self.store.write_status(
                 KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
             )
-            self._write_views(resource, service, observed, result)
+            self._write_views(resource, service, observed)
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message)
         return result
@@ -190,16 +190,17 @@ class Reconciler:
         )
 
     def _write_views(
-        self, resource: StoredResource, service: RayService, observed: Observed, result: Plan
+        self, resource: StoredResource, service: RayService, observed: Observed
     ) -> None:
         views: list[View] = []
         workers = sum(replicas_of(g) for g in service.spec.rayClusterConfig.workerGroupSpecs)
         for cluster in observed.clusters.values():
             views.append(cluster_view(resource.namespace, resource.key, cluster, workers))
             views += pod_views(resource.namespace, resource.key, cluster)
-        front = next((a.spec for a in result.actions if isinstance(a, EnsureFront)), None)
-        if front is None and observed.front is not None:
-            front = observed.front.spec
+        # The front as it is after this pass: a failed EnsureFront must not show as done.
+        front = self.front.observe(front_key(resource.key))
         if front is not None:
-            views += service_views(resource.namespace, resource.key, front, resource.created_at)
+            views += service_views(
+                resource.namespace, resource.key, front.spec, resource.created_at
+            )
         self.store.replace_views(resource.key, views)

@@ -141,7 +141,7 @@ def _serve_section(spec: FrontSpec) -> str:
             # A server that died between two checks: retry the request elsewhere.
             "retries 3",
             "option redispatch 1",
-            "retry-on conn-failure empty-response response-timeout",
+            "retry-on conn-failure empty-response",  # never on a timeout: it may still be working
             *(_server_line(backend, "check") for backend in spec.serve_backends),
         ],
     )
