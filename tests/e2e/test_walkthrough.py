@@ -112,7 +112,11 @@ def test_sample_walkthrough(cli: Cli) -> None:
     assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
     assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == [cluster]
     assert _replica_ids(cli, cluster, "fruit_app", "MangoStand") == before
-    assert "serveConfigV2 changed" in cli.run("describe", "rayservice", "rayservice-sample").stdout
+    described = cli.run("describe", "rayservice", "rayservice-sample").stdout
+    assert "serveConfigV2 changed" in described
+    # Ray's UPDATING lasts a few hundred milliseconds; the controller looks right after a deploy
+    assert "deployment MangoStand of fruit_app is UPDATING (was HEALTHY)" in described
+    assert "deployment MangoStand of fruit_app is HEALTHY (was UPDATING)" in described
 
     # bad input is refused with file, field and what is valid, and changes nothing
     generation = _json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]

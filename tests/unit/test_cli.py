@@ -341,6 +341,18 @@ def test_a_generation_not_yet_observed_has_no_outcome() -> None:
     assert "waiting for the controller" in line
 
 
+def test_a_generation_in_progress_shows_the_controllers_progress_but_no_outcome() -> None:
+    # The controller works on generation 2 (its Ready condition says so) while the old
+    # apps still run: their states are not generation 2's, so there is no outcome yet.
+    in_progress = status(ready=False, app="DEPLOY_FAILED")
+    in_progress.conditions[0].observedGeneration = 2
+
+    line, outcome = summarize(rayservice(in_progress), generation=2)
+
+    assert outcome is None
+    assert line == "waiting for the head"
+
+
 def test_a_failed_application_is_a_failure_with_its_message() -> None:
     obj = rayservice(status(ready=False, app="DEPLOY_FAILED", message="ImportError: fruit"))
 

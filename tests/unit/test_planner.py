@@ -29,6 +29,7 @@ from rayservice.planner.actions import (
 from rayservice.planner.cluster import cluster_name
 from rayservice.planner.reconcile import (
     BUSY_REQUEUE,
+    DEPLOY_FOLLOW_UP,
     STEADY_REQUEUE,
     Desired,
     Observed,
@@ -334,6 +335,7 @@ def first_deploy(result: Plan) -> None:
     assert deploy.config["applications"] == APP_CONFIG["applications"]
     assert deploy.config_hash == serve_config_hash(deploy.config) == DEPLOYED
     assert deploy.reason.startswith("first Serve config")
+    assert result.requeue_after == DEPLOY_FOLLOW_UP, "look again while Ray applies it"
 
 
 def user_http_options(result: Plan) -> None:

@@ -506,3 +506,16 @@ def test_a_front_that_failed_to_start_is_not_listed_as_a_service(world: World) -
     world.reconcile()  # the next pass retries and succeeds
     names = sorted(v.name for v in world.store.views("Service"))
     assert names == [f"{NAME}-head-svc", f"{NAME}-serve-svc"]
+
+
+def test_a_deleted_and_recreated_service_shows_only_its_own_events(world: World) -> None:
+    world.bring_up()
+    world.store.mark_deleting(KIND, NAMESPACE, NAME)
+    world.reconcile()
+    assert world.store.get(KIND, NAMESPACE, NAME) is None
+
+    world.apply()
+
+    assert world.event_reasons() == []
+    world.reconcile()
+    assert world.event_reasons()[0] == "ClusterCreated"

@@ -213,6 +213,18 @@ def test_mark_deleting_then_remove(store: SqliteStore) -> None:
     assert store.list_resources(KIND) == []
 
 
+def test_a_removed_resource_takes_its_events_along(store: SqliteStore) -> None:
+    store.apply(KIND, manifest(), "demo.yaml", T0)
+    store.add_event("default", "demo", "Normal", "ClusterCreated", "old cluster", T0)
+    store.add_event("default", "other", "Normal", "ClusterCreated", "their cluster", T0)
+
+    store.remove(KIND, "default", "demo")
+    store.apply(KIND, manifest(), "demo.yaml", T0 + 10)
+
+    assert store.events("default", "demo") == [], "a re-created service starts with no events"
+    assert [e.message for e in store.events("default", "other")] == ["their cluster"]
+
+
 def test_list_resources_filters_by_kind_and_namespace(store: SqliteStore) -> None:
     store.apply(KIND, manifest("b"), "b.yaml", T0)
     store.apply(KIND, manifest("a", namespace="prod"), "a.yaml", T0)

@@ -26,20 +26,27 @@ def _ready(status: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None]:
-    """One progress line for the object, and the outcome once there is one."""
+    """One progress line for the object, and the outcome once there is one.
+
+    The Ready condition tells the controller is working on the generation; only once the
+    generation is observed (its Serve config reached the cluster) do the application states
+    belong to it, so only then is there an outcome."""
     status = obj.get("status") or {}
-    if status.get("observedGeneration", 0) < generation:
-        return "waiting for the controller to pick up the change", None
     ready = _ready(status) or {}
+    landed = status.get("observedGeneration", 0) >= generation
+    if not landed and ready.get("observedGeneration", 0) < generation:
+        return "waiting for the controller to pick up the change", None
+    line = ready.get("message", "starting")
+    if not landed:
+        return line, None
     apps = status.get("activeServiceStatus", {}).get("applicationStatuses", {})
     failed = {n: a for n, a in apps.items() if a.get("status") in FAILED_APP_STATES}
     if failed:
         reasons = "; ".join(f"{n} {a['status']}: {a.get('message', '')}" for n, a in failed.items())
         return reasons, Outcome(False, f"application failed: {reasons}")
-    if ready.get("message", "").startswith("Ray rejected"):
-        return ready["message"], Outcome(False, ready["message"])
+    if line.startswith("Ray rejected"):
+        return line, Outcome(False, line)
     app_line = ", ".join(f"{n} {a.get('status')}" for n, a in sorted(apps.items()))
-    line = ready.get("message", "starting")
     if app_line:
         line += f" [{app_line}]"
     if (

@@ -156,7 +156,8 @@ class Reconciler:
                 self._event(resource, "Warning", f"{action.event}Failed", f"{action.reason}: {e}")
                 break  # later actions may depend on this one; the next pass retries
             else:
-                self._event(resource, "Normal", action.event, action.reason)
+                if not isinstance(action, ForgetService):  # its events went with it
+                    self._event(resource, "Normal", action.event, action.reason)
         return record
 
     def _run(

@@ -43,6 +43,9 @@ from rayservice.spec.status import RayServiceStatus, rfc3339, set_condition
 LOCALHOST = "127.0.0.1"
 BUSY_REQUEUE = 0.5  # something is starting or changing: look again soon
 STEADY_REQUEUE = 2.0  # all is well: keep an eye on it
+# Right after a Serve config goes out: Ray's UPDATING state of an in-place update lasts only
+# a few hundred milliseconds, and status should show it.
+DEPLOY_FOLLOW_UP = 0.05
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,14 @@ class _Planner:
             record=self.record,
             status=status,
             events=tuple(self.events),
-            requeue_after=BUSY_REQUEUE if busy else STEADY_REQUEUE,
+            requeue_after=self._requeue_after(busy),
             notes=tuple(self.notes),
         )
+
+    def _requeue_after(self, busy: bool) -> float:
+        if any(isinstance(a, DeployServeConfig) for a in self.actions):
+            return DEPLOY_FOLLOW_UP
+        return BUSY_REQUEUE if busy else STEADY_REQUEUE
 
     # -- cluster -----------------------------------------------------------------------------
 

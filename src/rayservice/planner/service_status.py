@@ -12,6 +12,7 @@ from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStat
 
 HEALTHY_APP = "RUNNING"
 FAILED_APP_STATES = frozenset({"DEPLOY_FAILED", "UNHEALTHY"})
+UNHEALTHY_DEPLOYMENT_STATES = frozenset({"UNHEALTHY", "DEPLOY_FAILED"})
 
 
 def service_status(
@@ -67,11 +68,40 @@ def app_events(before: ServiceStatus, after: ServiceStatus) -> list[PlannedEvent
         events.append(
             PlannedEvent(
                 "Warning" if failed else "Normal",
-                f"Application{app.status.title().replace('_', '')}",
+                f"Application{_camel(app.status)}",
                 f"application {name} on {after.rayClusterName} is {app.status}{detail}",
             )
         )
+    for name, app in after.applicationStatuses.items():
+        old = before.applicationStatuses.get(name)
+        if old is not None:
+            events += _deployment_events(name, old, app)
     return events
+
+
+def _deployment_events(app_name: str, before: AppStatus, after: AppStatus) -> list[PlannedEvent]:
+    """Transitions of deployments that already existed (an update, a scale, a failure); a
+    new application's deployments are told by its own events."""
+    events = []
+    for name, deployment in after.serveDeploymentStatuses.items():
+        old = before.serveDeploymentStatuses.get(name)
+        if old is None or old.status == deployment.status:
+            continue
+        unhealthy = deployment.status in UNHEALTHY_DEPLOYMENT_STATES
+        detail = f": {deployment.message}" if unhealthy and deployment.message else ""
+        events.append(
+            PlannedEvent(
+                "Warning" if unhealthy else "Normal",
+                f"Deployment{_camel(deployment.status)}",
+                f"deployment {name} of {app_name} is {deployment.status}"
+                f" (was {old.status}){detail}",
+            )
+        )
+    return events
+
+
+def _camel(state: str) -> str:
+    return state.title().replace("_", "")
 
 
 def endpoint_events(cluster: str, before: list[str], after: list[str]) -> list[PlannedEvent]:

@@ -66,7 +66,9 @@ class Store(Protocol):
 
     def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None: ...
 
-    def remove(self, kind: str, namespace: str, name: str) -> None: ...
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        """Forget the resource and its events."""
+        ...
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Store the status if it differs from the stored one; True when it was written."""

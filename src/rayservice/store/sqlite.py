@@ -169,11 +169,13 @@ class SqliteStore:
         return self.get(kind, namespace, name)
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
+        """Forget the resource and its events: a new one of the same name starts clean."""
         with self._tx() as db:
             db.execute(
                 "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
                 (kind, namespace, name),
             )
+            db.execute("DELETE FROM events WHERE namespace=? AND name=?", (namespace, name))
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
         text = _canonical(status)
