@@ -164,6 +164,18 @@ def test_sample_walkthrough(cli: Cli) -> None:
         timeout=30,
     )
 
+    # an import_path that fails inside Ray: DEPLOY_FAILED with Ray's message, nothing else moves
+    _edit(cli.workdir / NO_REPLICA, "import_path: hello:app", "import_path: hello:no_such_app")
+    failed = cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120", check=False)
+    assert failed.returncode != 0
+    assert "simple_app DEPLOY_FAILED" in failed.stderr + failed.stdout
+    described = cli.run("describe", "rayservice", "rayservice-no-ray-serve-replica").stdout
+    assert "DEPLOY_FAILED" in described and "no_such_app" in described
+    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == sorted(
+        [cluster, second_cluster]
+    )
+    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8", "the other service is untouched"
+
     # 8. delete removes everything (the fixture asserts no process is left)
     cli.run("delete", "-f", NO_REPLICA)
     cli.run("delete", "rayservice", "rayservice-sample")
