@@ -25,9 +25,10 @@ from rayservice.planner.actions import (
     PlannedEvent,
 )
 from rayservice.planner.cluster import HEAD_GROUP, cluster_name, cluster_request
-from rayservice.planner.record import ClusterSlot, ServiceRecord
+from rayservice.planner.record import ClusterSlot, GivenUp, Retiring, ServiceRecord
+from rayservice.planner.upgrade import choose_slots, step_traffic
 from rayservice.spec.cluster_request import ClusterRequest
-from rayservice.spec.hashing import cluster_spec_hash, is_worker_group_append, serve_config_hash
+from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import (
     Backend,
@@ -36,9 +37,10 @@ from rayservice.spec.observed import (
     NodePhase,
     NodeRole,
     ObservedCluster,
+    ObservedNode,
     ServeState,
 )
-from rayservice.spec.status import RayServiceStatus, rfc3339, set_condition
+from rayservice.spec.status import RayServiceStatus, ServiceStatus, rfc3339, set_condition
 
 LOCALHOST = "127.0.0.1"
 BUSY_REQUEUE = 0.5  # something is starting or changing: look again soon
@@ -133,96 +135,150 @@ class _Planner:
         self.actions: list[Action] = []
         self.events: list[PlannedEvent] = []
         self.notes: list[str] = []
-        self.config_landed = False  # the desired Serve config is on the active cluster
+        self.config_landed = False  # the desired Serve config is on the cluster meant for it
+        self.upgrade_held: tuple[str, str] | None = None  # (reason, message) of a held change
+        self.wake_at: float | None = None  # a stored timer falls due then
+
+    @property
+    def desired_serve_config(self) -> dict[str, Any]:
+        return self.desired.serve_config
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return self.desired.service.metadata.annotations
 
     def run(self) -> Plan:
-        slot = self._active_slot()
-        active = self.observed.clusters.get(slot.name)
-        request = cluster_request(
-            slot.name,
-            self.desired.key,
-            RayClusterSpec.model_validate(slot.cluster_spec),
-            slot.spec_hash,
+        choose_slots(self)
+        self._keep_clusters()
+        if self.record.pending is not None:
+            self._advance_upgrade(self.record.pending)
+        active = self._cluster(self.record.active)
+        pending = self._cluster(self.record.pending)
+        self._keep_front(active, pending)
+        self._retire()
+        status = self._status(active, pending)
+        return Plan(
+            actions=tuple(self.actions),
+            record=self.record,
+            status=status,
+            events=tuple(self.events),
+            requeue_after=self._requeue_after(status),
+            notes=tuple(self.notes),
         )
-        self._keep_cluster(request, active)
-        if active is not None and active.head_ready:
-            self._keep_serve_config(active)
-        self._keep_front(active)
-        self._retire_strays(slot.name)
-        status = self._status(slot.name, active)
+
+    def _cluster(self, slot: ClusterSlot | None) -> ObservedCluster | None:
+        return None if slot is None else self.observed.clusters.get(slot.name)
+
+    def _requeue_after(self, status: RayServiceStatus) -> float:
+        if any(isinstance(a, DeployServeConfig) for a in self.actions):
+            return DEPLOY_FOLLOW_UP
         busy = (
             bool(self.actions)
+            or self.record.pending is not None
+            or bool(self.record.rolled_back)
             or not status.numServeEndpoints
             or any(
                 a.status != statuses.HEALTHY_APP
                 for a in status.activeServiceStatus.applicationStatuses.values()
             )
         )
-        return Plan(
-            actions=tuple(self.actions),
-            record=self.record,
-            status=status,
-            events=tuple(self.events),
-            requeue_after=self._requeue_after(busy),
-            notes=tuple(self.notes),
+        wait = BUSY_REQUEUE if busy else STEADY_REQUEUE
+        if self.wake_at is not None:
+            wait = min(wait, max(DEPLOY_FOLLOW_UP, self.wake_at - self.now))
+        return wait
+
+    # -- clusters ----------------------------------------------------------------------------
+
+    def new_slot(self, traffic: int, capacity: int | None) -> ClusterSlot:
+        wanted = self.spec.rayClusterConfig
+        return ClusterSlot(
+            name=cluster_name(self.desired.service, self.desired.uid, self.desired.generation),
+            spec_hash=cluster_spec_hash(wanted),
+            cluster_spec=wanted.model_dump(mode="json"),
+            serve_config=self.desired.serve_config,
+            created_at=self.now,
+            target_capacity=capacity,
+            traffic_percent=traffic,
         )
 
-    def _requeue_after(self, busy: bool) -> float:
-        if any(isinstance(a, DeployServeConfig) for a in self.actions):
-            return DEPLOY_FOLLOW_UP
-        return BUSY_REQUEUE if busy else STEADY_REQUEUE
-
-    # -- cluster -----------------------------------------------------------------------------
-
-    def _active_slot(self) -> ClusterSlot:
-        wanted = self.spec.rayClusterConfig
-        wanted_hash = cluster_spec_hash(wanted)
-        wanted_doc = wanted.model_dump(mode="json")
-        slot = self.record.active
-        if slot is None:
-            name = cluster_name(self.desired.service, self.desired.uid, self.desired.generation)
-            slot = ClusterSlot(name=name, spec_hash=wanted_hash, cluster_spec=wanted_doc)
-        elif slot.spec_hash == wanted_hash or is_worker_group_append(
-            RayClusterSpec.model_validate(slot.cluster_spec), wanted
-        ):
-            slot = slot.model_copy(update={"spec_hash": wanted_hash, "cluster_spec": wanted_doc})
-        else:
-            self.notes.append(
-                f"rayClusterConfig changed (hash {slot.spec_hash} -> {wanted_hash}); the change"
-                " needs a new cluster"
+    def _keep_clusters(self) -> None:
+        for slot in (self.record.active, self.record.pending):
+            if slot is None:
+                continue
+            cluster = self._cluster(slot)
+            request = cluster_request(
+                slot.name,
+                self.desired.key,
+                RayClusterSpec.model_validate(slot.cluster_spec),
+                slot.spec_hash,
             )
-        self.record.active = slot
-        return slot
+            reason = _cluster_drift(request, cluster)
+            if reason is not None:
+                event = "ClusterCreated" if cluster is None else "ClusterUpdated"
+                self.actions.append(EnsureCluster(request, reason, event))
+            if cluster is not None and cluster.head_ready:
+                self._keep_serve_config(slot, cluster)
 
-    def _keep_cluster(self, request: ClusterRequest, active: ObservedCluster | None) -> None:
-        reason = _cluster_drift(request, active)
-        if reason is not None:
-            event = "ClusterCreated" if active is None else "ClusterUpdated"
-            self.actions.append(EnsureCluster(request, reason, event))
+    def drop_cluster(self, name: str, reason: str, rollback: bool = False) -> None:
+        self.actions.append(DeleteCluster(name, reason))
+        if rollback and name not in self.record.rolled_back:
+            self.record.rolled_back.append(name)
 
-    def _retire_strays(self, active_name: str) -> None:
-        for name in sorted(self.observed.clusters):
-            if name != active_name:
-                self.actions.append(
-                    DeleteCluster(name, f"cluster {name} is no longer used by {self.desired.key}")
-                )
+    def _retire(self) -> None:
+        """Delete retired clusters whose delay is over, and clusters nothing refers to."""
+        observed = self.observed.clusters
+        keep = []
+        for retiring in self.record.retiring:
+            if retiring.name not in observed:
+                continue
+            if self.now >= retiring.delete_at:
+                self.actions.append(DeleteCluster(retiring.name, retiring.reason))
+                continue
+            keep.append(retiring)
+            self.wake_at = min(self.wake_at or retiring.delete_at, retiring.delete_at)
+        self.record.retiring = keep
+        self.record.rolled_back = [n for n in self.record.rolled_back if n in observed]
+        planned = {a.name for a in self.actions if isinstance(a, DeleteCluster)}
+        known = (
+            {r.name for r in keep}
+            | planned
+            | {slot.name for slot in (self.record.active, self.record.pending) if slot is not None}
+        )
+        for name in sorted(set(observed) - known):
+            self.actions.append(
+                DeleteCluster(name, f"cluster {name} is no longer used by {self.desired.key}")
+            )
 
     # -- serve -------------------------------------------------------------------------------
 
-    def _keep_serve_config(self, cluster: ObservedCluster) -> None:
+    def deployable(self, slot: ClusterSlot, cluster: ObservedCluster) -> dict[str, Any]:
+        """The Serve config ``slot`` is to run, as PUT to ``cluster``."""
         head = cluster.head
         assert head is not None
-        config = deployable_config(self.desired.serve_config, head.proxy_port)
+        base = self.desired.serve_config if slot.serve_config is None else slot.serve_config
+        config = deployable_config(base, head.proxy_port)
+        if slot.target_capacity is not None:
+            config["target_capacity"] = slot.target_capacity
+        return config
+
+    def is_target(self, slot: ClusterSlot) -> bool:
+        """The slot that is to run the desired Serve config: pending if there is one."""
+        return slot is (self.record.pending or self.record.active)
+
+    def _keep_serve_config(self, slot: ClusterSlot, cluster: ObservedCluster) -> None:
+        config = self.deployable(slot, cluster)
         config_hash = serve_config_hash(config)
         rejected = self.record.rejected.get(cluster.name)
         if rejected is not None and rejected.config_hash == config_hash:
             self.notes.append(f"Ray rejected this Serve config: {rejected.message}")
-            self.config_landed = True
+            self.config_landed = self.config_landed or self.is_target(slot)
             return
         deployed = self.record.deployed.get(cluster.name)
         serve = self.observed.serve.get(cluster.name)
         if deployed != config_hash:
             why = "first Serve config" if deployed is None else "serveConfigV2 changed"
+            if deployed is not None and slot.target_capacity is not None:
+                why = f"target_capacity {slot.target_capacity}% or serveConfigV2 changed"
             reason = f"{why}: submitting it to cluster {cluster.name}"
         elif serve is not None and not serve.apps and config.get("applications"):
             reason = (
@@ -230,7 +286,7 @@ class _Planner:
                 " without GCS fault tolerance?): submitting the config again"
             )
         else:
-            self.config_landed = True
+            self.config_landed = self.config_landed or self.is_target(slot)
             return
         self.actions.append(
             DeployServeConfig(
@@ -243,27 +299,130 @@ class _Planner:
             )
         )
 
+    def serve_ready(self, slot: ClusterSlot, cluster: ObservedCluster | None) -> str | None:
+        """Why ``cluster`` cannot take traffic yet, or None when all its apps are RUNNING on
+        the config it is meant to run and it has a healthy serve endpoint."""
+        if cluster is None or not cluster.head_ready:
+            return f"waiting for the head of cluster {slot.name} to answer"
+        config = self.deployable(slot, cluster)
+        if self.record.deployed.get(cluster.name) != serve_config_hash(config):
+            return f"waiting for cluster {cluster.name} to accept the Serve config"
+        serve = self.observed.serve.get(cluster.name)
+        wanted = {str(app.get("name", "default")) for app in config.get("applications") or []}
+        running = (
+            {a.name for a in serve.apps if a.status == statuses.HEALTHY_APP} if serve else set()
+        )
+        if not wanted <= running:
+            return statuses.progress_message(cluster.name, serve, cluster.head_ready)
+        if not self.endpoints_of(cluster):
+            return f"waiting for a healthy Serve proxy on cluster {cluster.name}"
+        return None
+
+    # -- upgrades ----------------------------------------------------------------------------
+
+    def _advance_upgrade(self, pending: ClusterSlot) -> None:
+        cluster = self._cluster(pending)
+        if self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade":
+            step_traffic(self, pending, cluster)
+            return
+        waiting = self.serve_ready(pending, cluster)
+        if waiting is None:
+            self.switch_to_pending(pending)
+        elif not pending.rolling_back:
+            self.time_out_if_due(pending, waiting)
+
+    def switch_to_pending(self, pending: ClusterSlot) -> None:
+        old = self.record.active
+        assert old is not None
+        delay = self.spec.rayClusterDeletionDelaySeconds
+        reason = f"cluster {old.name} was replaced by {pending.name}"
+        self.record.retiring.append(
+            Retiring(name=old.name, delete_at=self.now + delay, reason=reason)
+        )
+        self.record.active = pending.model_copy(update={"traffic_percent": 100})
+        self.record.pending = None
+        self.events.append(
+            PlannedEvent(
+                "Normal",
+                "UpgradeCompleted",
+                f"traffic switched from cluster {old.name} to {pending.name}; {old.name} is"
+                f" deleted in {delay}s (rayClusterDeletionDelaySeconds)",
+            )
+        )
+
+    def time_out_if_due(self, pending: ClusterSlot, waiting: str) -> None:
+        timeout = self.spec.pendingClusterTimeoutSeconds
+        if self.now - pending.created_at < timeout:
+            self.wake_at = min(self.wake_at or self.now + timeout, pending.created_at + timeout)
+            return
+        reason = (
+            f"pending cluster {pending.name} was not ready after {timeout}s"
+            f" (pendingClusterTimeoutSeconds): {waiting}; the active cluster keeps serving"
+        )
+        self.record.given_up = GivenUp(
+            spec_hash=pending.spec_hash,
+            config_hash=serve_config_hash(self.desired.serve_config),
+            reason=reason,
+        )
+        self.record.pending = None
+        active = self.record.active
+        if active is not None:
+            self.record.active = active.model_copy(
+                update={"traffic_percent": 100, "target_capacity": None}
+            )
+        self.drop_cluster(pending.name, reason)
+        self.events.append(PlannedEvent("Warning", "UpgradeTimedOut", reason))
+
     # -- traffic -----------------------------------------------------------------------------
 
-    def _front_spec(self, active: ObservedCluster | None) -> FrontSpec:
-        if active is None or active.head is None:
-            return FrontSpec(self.record.serve_port, self.record.dashboard_port)
-        serving = [
+    def endpoints_of(self, cluster: ObservedCluster) -> list[ObservedNode]:
+        return [
             n
-            for n in active.nodes
+            for n in cluster.serve_endpoints
             if not (self.spec.excludeHeadPodFromServeSvc and n.role is NodeRole.HEAD)
         ]
+
+    def _backends(
+        self, cluster: ObservedCluster | None, traffic_percent: int | None = None
+    ) -> list[Backend]:
+        """The cluster's nodes as servers; with a traffic share, weighted so the cluster as a
+        whole gets that share whatever its node count."""
+        if cluster is None:
+            return []
+        serving = [
+            n
+            for n in cluster.nodes
+            if not (self.spec.excludeHeadPodFromServeSvc and n.role is NodeRole.HEAD)
+        ]
+        if traffic_percent is None:
+            return [Backend(n.name, LOCALHOST, n.proxy_port) for n in serving]
+        weight = server_weight(traffic_percent, len(serving))
+        return [Backend(n.name, LOCALHOST, n.proxy_port, weight) for n in serving]
+
+    def _front_spec(
+        self, active: ObservedCluster | None, pending: ObservedCluster | None
+    ) -> FrontSpec:
+        slot = self.record.active
+        if slot is None or active is None or active.head is None:
+            return FrontSpec(self.record.serve_port, self.record.dashboard_port)
+        pending_slot = self.record.pending
+        if pending_slot is not None and pending_slot.target_capacity is not None:
+            # an incremental upgrade: both clusters behind the front, weighted by their share
+            backends = self._backends(active, slot.traffic_percent)
+            backends += self._backends(pending, pending_slot.traffic_percent)
+        else:
+            backends = self._backends(active)
         return FrontSpec(
             serve_port=self.record.serve_port,
             dashboard_port=self.record.dashboard_port,
-            serve_backends=tuple(Backend(n.name, LOCALHOST, n.proxy_port) for n in serving),
+            serve_backends=tuple(backends),
             dashboard_backend=Backend(
                 active.head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0
             ),
         )
 
-    def _keep_front(self, active: ObservedCluster | None) -> None:
-        spec = self._front_spec(active)
+    def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
+        spec = self._front_spec(active, pending)
         current = self.observed.front
         if current is not None and current.spec == spec:
             return
@@ -273,57 +432,122 @@ class _Planner:
                 f"{self.desired.service.metadata.name}-head-svc on port {spec.dashboard_port}"
             )
         else:
-            reason = f"endpoints now follow the {len(spec.serve_backends)} nodes of the cluster"
+            clusters = sorted({b.name.rsplit("-", 2)[0] for b in spec.serve_backends})
+            reason = (
+                f"endpoints now follow {len(spec.serve_backends)} node(s) of"
+                f" {', '.join(clusters) or 'no cluster'}"
+            )
         self.actions.append(EnsureFront(self.desired.front_key, spec, reason))
 
     # -- status ------------------------------------------------------------------------------
 
-    def _status(self, cluster: str, active: ObservedCluster | None) -> RayServiceStatus:
+    def _previous_status_of(self, cluster: str) -> ServiceStatus:
+        for known in (self.previous.activeServiceStatus, self.previous.pendingServiceStatus):
+            if known.rayClusterName == cluster:
+                return known
+        return ServiceStatus(rayClusterName=cluster)
+
+    def _service_status(self, slot: ClusterSlot | None) -> ServiceStatus:
+        if slot is None:
+            return ServiceStatus()
+        previous = self._previous_status_of(slot.name)
         now = rfc3339(self.now)
-        serve = self.observed.serve.get(cluster)
-        active_status = statuses.service_status(
-            cluster, serve, self.previous.activeServiceStatus, now
+        current = statuses.service_status(
+            slot.name, self.observed.serve.get(slot.name), previous, now
         )
-        self.events += statuses.app_events(self.previous.activeServiceStatus, active_status)
-        endpoints = sorted(
-            n.name
-            for n in (active.serve_endpoints if active else ())
-            if not (self.spec.excludeHeadPodFromServeSvc and n.role is NodeRole.HEAD)
-        )
-        self.events += statuses.endpoint_events(cluster, self.record.endpoints, endpoints)
+        self.events += statuses.app_events(previous, current)
+        if self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade":
+            capacity = 100 if slot.target_capacity is None else slot.target_capacity
+            current = current.model_copy(
+                update={"targetCapacity": capacity, "trafficRoutedPercent": slot.traffic_percent}
+            )
+        return current
+
+    def _status(
+        self, active: ObservedCluster | None, pending: ObservedCluster | None
+    ) -> RayServiceStatus:
+        slot = self.record.active
+        assert slot is not None
+        active_status = self._service_status(slot)
+        pending_status = self._service_status(self.record.pending)
+        endpoints = sorted(n.name for n in self.endpoints_of(active)) if active else []
+        self.events += statuses.endpoint_events(slot.name, self.record.endpoints, endpoints)
         self.record.endpoints = endpoints
+        now, generation = rfc3339(self.now), self.desired.generation
         conditions = set_condition(
             self.previous.conditions,
             "Ready",
-            *self._readiness(cluster, active, serve, len(endpoints)),
+            *self._readiness(slot.name, active, len(endpoints)),
             now,
-            self.desired.generation,
+            generation,
+        )
+        conditions = set_condition(
+            conditions, "UpgradeInProgress", *self._upgrade_condition(pending), now, generation
+        )
+        conditions = set_condition(
+            conditions, "RollbackInProgress", *self._rollback_condition(), now, generation
         )
         return RayServiceStatus(
             conditions=conditions,
             activeServiceStatus=active_status,
-            pendingServiceStatus=self.previous.pendingServiceStatus,
+            pendingServiceStatus=pending_status,
             numServeEndpoints=len(endpoints),
             observedGeneration=self._observed_generation(),
             serviceStatus="Running" if endpoints else "",
         )
 
+    def _upgrade_condition(self, pending: ObservedCluster | None) -> tuple[Any, str, str]:
+        slot = self.record.pending
+        if slot is not None and not slot.rolling_back:
+            waiting = self.serve_ready(slot, pending) or "ready"
+            if slot.target_capacity is not None:
+                waiting = (
+                    f"{slot.traffic_percent}% of traffic and {slot.target_capacity}% capacity"
+                    f" on {slot.name}; {waiting}"
+                )
+            return (
+                "True",
+                "BothActivePendingClustersExist",
+                (f"moving to pending cluster {slot.name}: {waiting}"),
+            )
+        if self.upgrade_held is not None:
+            return "False", *self.upgrade_held
+        return "False", "NoPendingCluster", "the active cluster matches rayClusterConfig"
+
+    def _rollback_condition(self) -> tuple[Any, str, str]:
+        slot = self.record.pending
+        if slot is not None and slot.rolling_back:
+            return (
+                "True",
+                "StepTrafficBack",
+                (
+                    f"rayClusterConfig is back to the active cluster's spec: traffic steps back"
+                    f" from {slot.name} ({slot.traffic_percent}% left)"
+                ),
+            )
+        if self.record.rolled_back:
+            names = ", ".join(self.record.rolled_back)
+            return (
+                "True",
+                "DeletingPendingCluster",
+                (f"rayClusterConfig is back to the active cluster's spec: deleting {names}"),
+            )
+        return "False", "NoRollback", "no rollback in progress"
+
     def _observed_generation(self) -> int:
-        """The generation is observed once its Serve config has reached the cluster (or was
-        refused); until then ``apply --wait`` must not read the old apps as the new ones."""
+        """The generation is observed once its Serve config has reached the cluster meant to
+        run it (or was refused); until then ``apply --wait`` must not read the old apps as the
+        new ones."""
         if self.config_landed:
             return self.desired.generation
         return self.previous.observedGeneration
 
     def _readiness(
-        self,
-        cluster: str,
-        active: ObservedCluster | None,
-        serve: ServeState | None,
-        endpoints: int,
+        self, cluster: str, active: ObservedCluster | None, endpoints: int
     ) -> tuple[Any, str, str]:
         if endpoints:
             return "True", "NonZeroServeEndpoints", f"{endpoints} serve endpoint(s) on {cluster}"
+        serve = self.observed.serve.get(cluster)
         message = statuses.progress_message(cluster, serve, bool(active and active.head_ready))
         rejected = self.record.rejected.get(cluster)
         if rejected is not None:
@@ -333,6 +557,13 @@ class _Planner:
             c.type == "Ready" and c.reason == "ZeroServeEndpoints" for c in self.previous.conditions
         )
         return "False", "ZeroServeEndpoints" if ever_ready else "Initializing", message
+
+
+def server_weight(traffic_percent: int, servers: int) -> int:
+    """HAProxy weight (0-256) of each of ``servers`` that share ``traffic_percent``."""
+    if traffic_percent <= 0 or servers <= 0:
+        return 0
+    return max(1, round(traffic_percent * 2 / servers))
 
 
 def _cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:

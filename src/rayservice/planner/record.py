@@ -13,11 +13,34 @@ from pydantic import BaseModel, Field
 
 
 class ClusterSlot(BaseModel):
-    """A cluster the service runs on, with the cluster spec it was created from."""
+    """A cluster the service runs on (active) or is moving to (pending), with the cluster
+    spec it was created from and the Serve config it is to run."""
 
     name: str
     spec_hash: str
     cluster_spec: dict[str, Any]  # rayClusterConfig as JSON, replica fields included
+    serve_config: dict[str, Any] | None = None  # None: the service's current serveConfigV2
+    created_at: float = 0.0  # when the planner first asked for it (the pending timeout)
+    target_capacity: int | None = None  # Serve target_capacity given to it (incremental)
+    traffic_percent: int = 100  # its share of <name>-serve-svc
+    rolling_back: bool = False  # pending only: the spec went back; traffic steps back first
+
+
+class Retiring(BaseModel):
+    """A replaced cluster kept alive until ``delete_at`` (rayClusterDeletionDelaySeconds), so
+    requests still in flight on it finish. Stored, so a restart neither resets nor forgets it."""
+
+    name: str
+    delete_at: float
+    reason: str
+
+
+class GivenUp(BaseModel):
+    """An upgrade that timed out: not retried until the cluster spec or Serve config changes."""
+
+    spec_hash: str
+    config_hash: str
+    reason: str
 
 
 class Rejection(BaseModel):
@@ -29,6 +52,11 @@ class Rejection(BaseModel):
 
 class ServiceRecord(BaseModel):
     active: ClusterSlot | None = None
+    pending: ClusterSlot | None = None
+    retiring: list[Retiring] = Field(default_factory=list)
+    rolled_back: list[str] = Field(default_factory=list)  # dropped pending clusters not yet gone
+    given_up: GivenUp | None = None
+    last_step_at: float = 0.0  # last traffic or capacity step of an incremental upgrade
     deployed: dict[str, str] = Field(default_factory=dict)  # cluster -> accepted config hash
     rejected: dict[str, Rejection] = Field(default_factory=dict)
     endpoints: list[str] = Field(default_factory=list)  # node names serving traffic
