@@ -7,38 +7,17 @@ Ray cluster takes seconds to start on this machine.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Cli
+from tests.e2e.steps import edit, get_json, post, service_port
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 SAMPLE = "samples/ray-service.sample.yaml"
 NO_REPLICA = "samples/ray-service.no-ray-serve-replica.yaml"
-
-
-def _json(cli: Cli, *args: str) -> Any:
-    return json.loads(cli.run(*args, "-o", "json").stdout)
-
-
-def _port(cli: Cli, service: str) -> int:
-    return int(_json(cli, "get", "services", service)["spec"]["ports"][0]["port"])
-
-
-def _post(port: int, path: str, body: object) -> str:
-    response = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.text
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def _replica_ids(cli: Cli, cluster: str, app: str, deployment: str) -> list[str]:
@@ -73,7 +52,7 @@ def test_sample_walkthrough(cli: Cli) -> None:
     assert "Ready:" in applied.stdout
 
     # 3. get, in tables and kubectl-shaped JSON
-    services = _json(cli, "get", "rayservice")
+    services = get_json(cli, "get", "rayservice")
     assert services["kind"] == "List"
     status = services["items"][0]["status"]
     assert status["numServeEndpoints"] >= 1
@@ -83,10 +62,10 @@ def test_sample_walkthrough(cli: Cli) -> None:
     assert set(status["activeServiceStatus"]["applicationStatuses"]) == {"fruit_app", "math_app"}
     header = cli.run("get", "raycluster").stdout.splitlines()[0].split()
     assert header[:3] == ["NAME", "DESIRED", "WORKERS"]
-    pods = _json(cli, "get", "pods")["items"]
+    pods = get_json(cli, "get", "pods")["items"]
     assert {c["type"] for p in pods for c in p["status"]["conditions"]} == {"Ready"}
     assert len(pods) == 2
-    svc_names = {s["metadata"]["name"] for s in _json(cli, "get", "svc")["items"]}
+    svc_names = {s["metadata"]["name"] for s in get_json(cli, "get", "svc")["items"]}
     assert svc_names == {"rayservice-sample-serve-svc", "rayservice-sample-head-svc"}
 
     # 4. describe tells the whole story
@@ -98,19 +77,19 @@ def test_sample_walkthrough(cli: Cli) -> None:
         assert expected in described, expected
 
     # 5. the stable endpoints answer exactly as the seed shows
-    serve_port = _port(cli, "rayservice-sample-serve-svc")
-    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "6"
-    assert _post(serve_port, "/calc/", ["MUL", 3]) == "15 pizzas please!"
-    head_port = _port(cli, "rayservice-sample-head-svc")
+    serve_port = service_port(cli, "rayservice-sample-serve-svc")
+    assert post(serve_port, "/fruit/", ["MANGO", 2]) == "6"
+    assert post(serve_port, "/calc/", ["MUL", 3]) == "15 pizzas please!"
+    head_port = service_port(cli, "rayservice-sample-head-svc")
     # the dashboard behind head-svc demands the cluster's token
     assert httpx.get(f"http://127.0.0.1:{head_port}/api/version", timeout=10).status_code == 401
 
     # 6. in-place update: same cluster, the replica is reconfigured, not restarted
     before = _replica_ids(cli, cluster, "fruit_app", "MangoStand")
-    _edit(cli.workdir / SAMPLE, "price: 3", "price: 4")
+    edit(cli.workdir / SAMPLE, "price: 3", "price: 4")
     cli.run("apply", "-f", SAMPLE, "--wait", "--timeout", "120")
-    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
-    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == [cluster]
+    assert post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
+    assert [c["metadata"]["name"] for c in get_json(cli, "get", "raycluster")["items"]] == [cluster]
     assert _replica_ids(cli, cluster, "fruit_app", "MangoStand") == before
     described = cli.run("describe", "rayservice", "rayservice-sample").stdout
     assert "serveConfigV2 changed" in described
@@ -119,44 +98,44 @@ def test_sample_walkthrough(cli: Cli) -> None:
     assert "deployment MangoStand of fruit_app is HEALTHY (was UPDATING)" in described
 
     # bad input is refused with file, field and what is valid, and changes nothing
-    generation = _json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
-    _edit(cli.workdir / SAMPLE, "        replicas: 1", "        replicas: -1")
+    generation = get_json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
+    edit(cli.workdir / SAMPLE, "        replicas: 1", "        replicas: -1")
     bad = cli.run("apply", "-f", SAMPLE, check=False)
     assert bad.returncode == 2
     assert SAMPLE in bad.stderr and "workerGroupSpecs[0].replicas" in bad.stderr
-    _edit(cli.workdir / SAMPLE, "        replicas: -1", "        replicas: 1")
-    after = _json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
+    edit(cli.workdir / SAMPLE, "        replicas: -1", "        replicas: 1")
+    after = get_json(cli, "get", "rayservice", "rayservice-sample")["metadata"]["generation"]
     assert after == generation
 
     # the data plane outlives the control plane; a new controller adopts, not duplicates
     assert "services keep serving" in cli.run("stop").stdout
-    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
+    assert post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
     cli.run("start")
-    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == [cluster]
-    assert _post(serve_port, "/calc/", ["ADD", 1]) == "4 pizzas please!"
+    assert [c["metadata"]["name"] for c in get_json(cli, "get", "raycluster")["items"]] == [cluster]
+    assert post(serve_port, "/calc/", ["ADD", 1]) == "4 pizzas please!"
 
     # 8. logs of the head
     assert "Ray runtime started" in cli.run("logs", "rayservice-sample").stdout
 
     # 7. the no-serve-replica walkthrough, next to the first service
     cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "240")
-    second = _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"]
+    second = get_json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"]
     second_cluster = second["activeServiceStatus"]["rayClusterName"]
-    basic_port = _port(cli, "rayservice-no-ray-serve-replica-serve-svc")
+    basic_port = service_port(cli, "rayservice-no-ray-serve-replica-serve-svc")
     assert basic_port == serve_port + 1
     eventually(lambda: sorted(_ready_pods(cli, second_cluster)) == ["0/1", "1/1"], timeout=60,
                message="one worker ready, one without a proxy")  # fmt: skip
     # the head always runs a Serve proxy, as in the seed's "NUM SERVE ENDPOINTS 2"
-    second_endpoints = _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")
+    second_endpoints = get_json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")
     assert second_endpoints["status"]["numServeEndpoints"] == 2
-    assert _post(basic_port, "/basic", None) == "hello world"
-    _edit(cli.workdir / NO_REPLICA, "num_replicas: 1", "num_replicas: 2")
+    assert post(basic_port, "/basic", None) == "hello world"
+    edit(cli.workdir / NO_REPLICA, "num_replicas: 1", "num_replicas: 2")
     cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120")
     eventually(lambda: _ready_pods(cli, second_cluster) == ["1/1", "1/1"], timeout=90,
                message="the second worker got a replica and a proxy")  # fmt: skip
     eventually(
         lambda: (
-            _json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"][
+            get_json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"][
                 "numServeEndpoints"
             ]
             == 3
@@ -165,19 +144,19 @@ def test_sample_walkthrough(cli: Cli) -> None:
     )
 
     # an import_path that fails inside Ray: DEPLOY_FAILED with Ray's message, nothing else moves
-    _edit(cli.workdir / NO_REPLICA, "import_path: hello:app", "import_path: hello:no_such_app")
+    edit(cli.workdir / NO_REPLICA, "import_path: hello:app", "import_path: hello:no_such_app")
     failed = cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120", check=False)
     assert failed.returncode != 0
     assert "simple_app DEPLOY_FAILED" in failed.stderr + failed.stdout
     described = cli.run("describe", "rayservice", "rayservice-no-ray-serve-replica").stdout
     assert "DEPLOY_FAILED" in described and "no_such_app" in described
-    assert [c["metadata"]["name"] for c in _json(cli, "get", "raycluster")["items"]] == sorted(
+    assert [c["metadata"]["name"] for c in get_json(cli, "get", "raycluster")["items"]] == sorted(
         [cluster, second_cluster]
     )
-    assert _post(serve_port, "/fruit/", ["MANGO", 2]) == "8", "the other service is untouched"
+    assert post(serve_port, "/fruit/", ["MANGO", 2]) == "8", "the other service is untouched"
 
     # 8. delete removes everything (the fixture asserts no process is left)
     cli.run("delete", "-f", NO_REPLICA)
     cli.run("delete", "rayservice", "rayservice-sample")
-    assert _json(cli, "get", "rayservice")["items"] == []
-    assert _json(cli, "get", "pods")["items"] == []
+    assert get_json(cli, "get", "rayservice")["items"] == []
+    assert get_json(cli, "get", "pods")["items"] == []

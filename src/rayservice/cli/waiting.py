@@ -21,8 +21,8 @@ class Outcome:
     message: str
 
 
-def _ready(status: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c.get("type") == kind), {})
 
 
 def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None]:
@@ -32,13 +32,18 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     generation is observed (its Serve config reached the cluster) do the application states
     belong to it, so only then is there an outcome."""
     status = obj.get("status") or {}
-    ready = _ready(status) or {}
+    ready = _condition(status, "Ready")
     landed = status.get("observedGeneration", 0) >= generation
     if not landed and ready.get("observedGeneration", 0) < generation:
         return "waiting for the controller to pick up the change", None
+    upgrade = _condition(status, "UpgradeInProgress")
+    if upgrade.get("status") == "True":
+        return f"upgrade: {upgrade.get('message', '')}", None
     line = ready.get("message", "starting")
     if not landed:
         return line, None
+    if upgrade.get("reason") == "PendingClusterTimedOut":
+        return upgrade["message"], Outcome(False, f"upgrade failed: {upgrade['message']}")
     apps = status.get("activeServiceStatus", {}).get("applicationStatuses", {})
     failed = {n: a for n, a in apps.items() if a.get("status") in FAILED_APP_STATES}
     if failed:
@@ -55,7 +60,12 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
         and all(a.get("status") == "RUNNING" for a in apps.values())
     ):
         endpoints = status.get("numServeEndpoints", 0)
-        return line, Outcome(True, f"Ready: {endpoints} serve endpoint(s); {app_line}")
+        held = (
+            f"\nnote: {upgrade['message']}"
+            if upgrade.get("reason") == "UpgradeStrategyNone"
+            else ""
+        )
+        return line, Outcome(True, f"Ready: {endpoints} serve endpoint(s); {app_line}{held}")
     return line, None
 
 

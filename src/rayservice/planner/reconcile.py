@@ -432,10 +432,15 @@ class _Planner:
                 f"{self.desired.service.metadata.name}-head-svc on port {spec.dashboard_port}"
             )
         else:
-            clusters = sorted({b.name.rsplit("-", 2)[0] for b in spec.serve_backends})
+            clusters = [
+                c.name
+                for c in (active, pending)
+                if c is not None
+                and any(b.name.startswith(f"{c.name}-") for b in spec.serve_backends)
+            ]
             reason = (
                 f"endpoints now follow {len(spec.serve_backends)} node(s) of"
-                f" {', '.join(clusters) or 'no cluster'}"
+                f" {' and '.join(clusters) or 'no cluster'}"
             )
         self.actions.append(EnsureFront(self.desired.front_key, spec, reason))
 
