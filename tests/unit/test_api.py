@@ -70,6 +70,10 @@ class Api:
         }
         return self.client.put(path, json=body)
 
+    def dry_run(self, document: dict[str, Any], dry_run: str = "All") -> Any:
+        body = {"manifest": document, "source": "demo.yaml", "baseDir": str(self.base_dir)}
+        return self.client.put(DEMO, json=body, params={"dryRun": dry_run})
+
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
@@ -370,3 +374,151 @@ def test_a_serve_port_in_use_names_the_entry_that_holds_it(api: Api) -> None:
     assert response.status_code == 422
     [problem] = response.json()["problems"]
     assert problem["field"] == "spec.serveService.spec.ports[1].port"
+
+
+# -- dry run (?dryRun=All) ----------------------------------------------------------------
+
+
+def _scale(d: dict[str, Any]) -> None:
+    d["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["replicas"] = 2
+
+
+def _reroute(d: dict[str, Any]) -> None:
+    config = yaml.safe_load(d["spec"]["serveConfigV2"])
+    config["applications"][0]["route_prefix"] = "/hello"
+    d["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+
+
+def _reformat(d: dict[str, Any]) -> None:
+    config = yaml.safe_load(d["spec"]["serveConfigV2"])
+    d["spec"]["serveConfigV2"] = yaml.safe_dump(config, default_flow_style=True)
+
+
+def _add_head_gpu(d: dict[str, Any]) -> None:
+    d["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-gpus"] = "1"
+
+
+def test_a_dry_run_of_a_new_service_answers_create_and_stores_nothing(api: Api) -> None:
+    response = api.dry_run(manifest())
+
+    assert response.status_code == 200, response.json()
+    assert response.json() == {
+        "kind": "create",
+        "summary": "default/demo is not stored yet: it is created, on a new cluster.",
+        "fields": [],
+        "generation": 1,
+    }
+    assert api.store.list_resources(KIND) == []
+    assert api.wakes == []
+
+
+def test_a_dry_run_lists_the_causing_fields_and_changes_nothing(api: Api) -> None:
+    api.put(manifest())
+    before = api.store.get(KIND, "default", "demo")
+
+    def scale_and_reroute(d: dict[str, Any]) -> None:
+        _scale(d)
+        _reroute(d)
+
+    response = api.dry_run(edited(scale_and_reroute))
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["kind"] == "in-place worker-count change"
+    assert body["fields"] == [
+        {
+            "path": "spec.rayClusterConfig.workerGroupSpecs[0].replicas",
+            "before": 1,
+            "after": 2,
+            "group": "workers",
+        },
+        {
+            "path": "spec.serveConfigV2.applications[0].route_prefix",
+            "before": "/",
+            "after": "/hello",
+            "group": "serve",
+        },
+    ]
+    assert body["generation"] == 2
+    assert api.store.get(KIND, "default", "demo") == before  # generation, resourceVersion, spec
+    assert api.store.events("default", "demo") == []
+    assert len(api.wakes) == 1  # only the real apply woke the loop
+
+
+def test_a_field_absent_on_one_side_has_no_value_on_that_side(api: Api) -> None:
+    api.put(manifest())
+
+    body = api.dry_run(edited(_add_head_gpu)).json()
+
+    assert body["kind"] == "new cluster"
+    assert body["fields"] == [
+        {
+            "path": "spec.rayClusterConfig.headGroupSpec.rayStartParams.num-gpus",
+            "after": "1",
+            "group": "cluster",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        (lambda d: None, "no-op"),
+        (_reformat, "no-op"),
+        (_scale, "in-place worker-count change"),
+        (_reroute, "in-place Serve update"),
+    ],
+    ids=["same", "serve-config-reformatted", "scaled", "rerouted"],
+)
+def test_the_generation_a_dry_run_predicts_is_the_one_apply_gives(
+    api: Api, change: Callable[[dict[str, Any]], None], kind: str
+) -> None:
+    api.put(manifest())
+
+    predicted = api.dry_run(edited(change)).json()
+    applied = api.put(edited(change)).json()
+
+    assert predicted["kind"] == kind
+    assert predicted["generation"] == applied["metadata"]["generation"]
+
+
+def test_a_dry_run_compares_packaged_working_dirs(api: Api) -> None:
+    apps = api.base_dir / "apps"
+    apps.mkdir()
+    (apps / "hello.py").write_text("app = None\n")
+    api.put(manifest(working_dir="./apps"))
+
+    unchanged = api.dry_run(manifest(working_dir="./apps")).json()
+    (apps / "hello.py").write_text("app = 'changed'\n")
+    changed = api.dry_run(manifest(working_dir="./apps")).json()
+
+    assert (unchanged["kind"], unchanged["fields"], unchanged["generation"]) == ("no-op", [], 1)
+    assert changed["kind"] == "in-place Serve update"
+    [field] = changed["fields"]
+    assert field["path"] == "spec.serveConfigV2.applications[0].runtime_env.working_dir"
+    assert field["before"] != field["after"]
+    assert field["after"].startswith("file://") and field["after"].endswith(".zip")
+    stored = api.store.get(KIND, "default", "demo")
+    assert stored is not None and stored.generation == 1
+
+
+def test_an_invalid_manifest_in_a_dry_run_gets_422_and_nothing_changes(api: Api) -> None:
+    api.put(manifest())
+    before = api.store.get(KIND, "default", "demo")
+
+    response = api.dry_run(edited(_negative_replicas))
+
+    assert response.status_code == 422
+    fields = [p["field"] for p in response.json()["problems"]]
+    assert "spec.rayClusterConfig.workerGroupSpecs[0].replicas" in fields
+    assert api.store.get(KIND, "default", "demo") == before
+    assert len(api.wakes) == 1
+
+
+def test_a_dry_run_value_other_than_all_is_refused(api: Api) -> None:
+    response = api.dry_run(manifest(), dry_run="Server")
+
+    assert response.status_code == 400
+    assert 'dryRun must be "All"' in response.json()["detail"]
+    assert api.store.list_resources(KIND) == []
+    assert api.wakes == []

@@ -1,23 +1,32 @@
-"""The CLI's tables, describe page, ``apply --wait`` outcomes and its unreachable-controller
-message. Objects are built the way the API builds them (stored resources, views of a fake
-provider's cluster), so the tables are checked against the real shapes."""
+"""The CLI's tables, describe page, ``apply --wait`` outcomes, ``diff`` and ``apply --dry-run``
+reports (through the real API, in process) and its unreachable-controller message. Objects are
+built the way the API builds them (stored resources, views of a fake provider's cluster), so the
+tables are checked against the real shapes."""
 
 from __future__ import annotations
 
 import io
 import re
+import shutil
 import socket
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from rayservice.api.app import create_app
 from rayservice.api.objects import resource_object
 from rayservice.cli import main as cli_main
 from rayservice.cli import tables
+from rayservice.cli.client import ApiClient
 from rayservice.cli.main import main
 from rayservice.cli.waiting import summarize
+from rayservice.controller.reconciler import KIND
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
@@ -31,6 +40,7 @@ from rayservice.spec.status import (
     rfc3339,
 )
 from rayservice.store.base import StoredResource
+from rayservice.store.sqlite import SqliteStore
 
 CLUSTER = "demo-raycluster-bbbbb"
 FOUR_DAYS_AGO = time.time() - (4 * 24 + 5) * 3600  # prints "4d5h" whatever the seconds
@@ -466,3 +476,199 @@ def test_apply_from_stdin_sends_the_current_folder(
 
     [(_, base_dir)] = RecordingClient.applied
     assert Path(base_dir).is_absolute() and Path(base_dir) == tmp_path.resolve()
+
+
+# -- diff and apply --dry-run -------------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+class InProcessClient(ApiClient):
+    """The real ApiClient, speaking to an API app in this process instead of a controller."""
+
+    app: ClassVar[FastAPI]
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self._http = TestClient(self.app)
+
+
+@dataclass
+class Workspace:
+    """A folder with the sample's apps, and the store behind the in-process API."""
+
+    folder: Path
+    store: SqliteStore
+    wakes: list[None]
+
+    def manifest(self, *replacements: tuple[str, str]) -> Path:
+        """The sample manifest with text replaced, written next to the apps folder."""
+        text = (SAMPLES / "ray-service.sample.yaml").read_text()
+        for old, new in replacements:
+            assert old in text, old
+            text = text.replace(old, new, 1)
+        path = self.folder / "svc.yaml"
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    store = SqliteStore(tmp_path / "store.db")
+    wakes: list[None] = []
+    app = create_app(store, FakeProvider(), tmp_path / "packages", lambda: wakes.append(None))
+    monkeypatch.setattr(InProcessClient, "app", app, raising=False)
+    monkeypatch.setattr(cli_main, "ApiClient", InProcessClient)
+    shutil.copytree(SAMPLES / "apps", tmp_path / "apps")
+    yield Workspace(tmp_path, store, wakes)
+
+
+PRICE_3_TO_4 = ("price: 3", "price: 4")
+HEAD_CPUS_1_TO_2 = ('num-cpus: "1"', 'num-cpus: "2"')
+REPLICAS_1_TO_2 = ("replicas: 1\n        minReplicas", "replicas: 2\n        minReplicas")
+NEGATIVE_REPLICAS = ("replicas: 1\n        minReplicas", "replicas: -1\n        minReplicas")
+
+
+def applied(workspace: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", "-f", str(workspace.manifest())]) == 0
+    capsys.readouterr()
+
+
+def test_diff_of_a_serve_change_names_the_path_inside_the_config_and_exits_1(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(workspace, capsys)
+
+    code = main(["diff", "-f", str(workspace.manifest(PRICE_3_TO_4))])
+
+    assert code == 1
+    assert capsys.readouterr().out == (
+        "rayservice-sample: in-place Serve update\n"
+        "  The running cluster is kept and the new Serve config is deployed to it in place.\n"
+        "  serve:\n"
+        "    spec.serveConfigV2: applications[0].deployments[0].user_config.price: 3 -> 4\n"
+    )
+
+
+def test_diff_of_a_mixed_change_lists_every_field_by_group(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(workspace, capsys)
+    changed = workspace.manifest(PRICE_3_TO_4, HEAD_CPUS_1_TO_2, REPLICAS_1_TO_2)
+
+    code = main(["diff", "-f", str(changed)])
+
+    assert code == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "rayservice-sample: new cluster",
+        "  A new cluster is created with the new spec; traffic switches to it once it serves,"
+        " and the old cluster is deleted after spec.rayClusterDeletionDelaySeconds (60 s).",
+        "  cluster:",
+        '    spec.rayClusterConfig.headGroupSpec.rayStartParams.num-cpus: "1" -> "2"',
+        "  workers:",
+        "    spec.rayClusterConfig.workerGroupSpecs[0].replicas: 1 -> 2",
+        "  serve:",
+        "    spec.serveConfigV2: applications[0].deployments[0].user_config.price: 3 -> 4",
+    ]
+
+
+def test_diff_of_an_unchanged_file_exits_0(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(workspace, capsys)
+
+    code = main(["diff", "-f", str(workspace.manifest())])
+
+    assert code == 0
+    assert capsys.readouterr().out == (
+        "rayservice-sample: no-op\n  Nothing that takes effect changes.\n"
+    )
+
+
+def test_diff_of_a_service_not_stored_yet_is_a_create_and_stores_nothing(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["diff", "-f", str(workspace.manifest())])
+
+    assert code == 1
+    assert capsys.readouterr().out.startswith("rayservice-sample: create\n")
+    assert workspace.store.list_resources(KIND) == []
+    assert workspace.wakes == []
+
+
+def test_diff_reads_stdin_with_working_dirs_relative_to_the_current_folder(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    applied(workspace, capsys)
+    monkeypatch.setattr("sys.stdin", io.StringIO(workspace.manifest(PRICE_3_TO_4).read_text()))
+    monkeypatch.chdir(workspace.folder)
+
+    code = main(["diff", "-f", "-"])
+
+    assert code == 1
+    assert "user_config.price: 3 -> 4" in capsys.readouterr().out
+
+
+def test_apply_dry_run_prints_the_report_and_changes_nothing(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(workspace, capsys)
+    before = workspace.store.get(KIND, "default", "rayservice-sample")
+
+    code = main(["apply", "-f", str(workspace.manifest(REPLICAS_1_TO_2)), "--dry-run"])
+
+    assert code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "rayservice-sample: in-place worker-count change",
+        "  The running cluster is kept; its worker groups change in place.",
+        "  workers:",
+        "    spec.rayClusterConfig.workerGroupSpecs[0].replicas: 1 -> 2",
+        "(dry run: nothing was changed)",
+    ]
+    assert workspace.store.get(KIND, "default", "rayservice-sample") == before
+    assert len(workspace.wakes) == 1
+
+
+@pytest.mark.parametrize("argv", [["diff"], ["apply", "--dry-run"]], ids=["diff", "dry-run"])
+def test_invalid_input_exits_2_with_the_located_problem(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code = main([*argv, "-f", str(workspace.manifest(NEGATIVE_REPLICAS))])
+
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "error: the manifest was refused; nothing was changed:" in captured.err
+    assert "spec.rayClusterConfig.workerGroupSpecs[0].replicas" in captured.err
+    assert workspace.store.list_resources(KIND) == []
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["diff"], 2), (["apply", "--dry-run"], 1)])
+def test_a_dry_run_without_a_controller_says_how_to_start_one(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    code: int,
+) -> None:
+    monkeypatch.setenv("RAYSERVICE_API_PORT", str(free_port()))
+    manifest_file = tmp_path / "svc.yaml"
+    manifest_file.write_text(MINIMAL)
+
+    assert main([*argv, "-f", str(manifest_file)]) == code
+    assert "Start one with `rayservice start`" in capsys.readouterr().err
+
+
+def test_diff_of_an_unreadable_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["diff", "-f", str(tmp_path / "missing.yaml")])
+
+    assert code == 2
+    assert "error: cannot read" in capsys.readouterr().err
+
+
+def test_apply_dry_run_and_wait_do_not_go_together() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["apply", "-f", "svc.yaml", "--dry-run", "--wait"])
+
+    assert exit_info.value.code == 2

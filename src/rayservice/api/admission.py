@@ -2,22 +2,25 @@
 
 Everything that can be wrong with user input is found here, before anything is stored, so a
 refused apply changes nothing. Problems name the file, the field path and what would be valid.
+A dry run passes the same checks and then, instead of storing, tells what applying would change.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rayservice.controller.reconciler import KIND, requested_serve_port
+from rayservice.planner.change import Change, classify_change
 from rayservice.serve_client.packaging import resolve_working_dirs
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import RayCluster, RayService
-from rayservice.store.base import Store, StoredResource
+from rayservice.store.base import Store, StoredResource, generation_after_apply
 from rayservice.traffic.ports import port_is_free
 
 SERVE_CONFIG_FIELD = "spec.serveConfigV2"
@@ -68,16 +71,18 @@ def _port_problems(service: RayService, store: Store, source: str) -> list[SpecP
     return []
 
 
-def admit(
+def admitted_service(
     store: Store,
     document: dict[str, Any],
     source: str,
     base_dir: Path,
     packages: Path,
-    now: float,
     expected_key: str | None = None,
-) -> StoredResource:
-    """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
+) -> RayService:
+    """The validated RayService with local working_dirs packaged; raises InvalidSpec.
+
+    Stores nothing: packaging only adds zips to the content-addressed package cache.
+    """
     packaged = _packaged(document, base_dir, packages, source)
     manifest = load_manifest(packaged, source)
     if isinstance(manifest, RayCluster):
@@ -104,4 +109,48 @@ def admit(
         )
     if problems:
         raise InvalidSpec(problems)
-    return store.apply(KIND, manifest.model_dump(mode="json", exclude_unset=True), source, now)
+    return manifest
+
+
+def admit(
+    store: Store,
+    document: dict[str, Any],
+    source: str,
+    base_dir: Path,
+    packages: Path,
+    now: float,
+    expected_key: str | None = None,
+) -> StoredResource:
+    """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
+    service = admitted_service(store, document, source, base_dir, packages, expected_key)
+    return store.apply(KIND, _stored_form(service), source, now)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    change: Change
+    generation: int  # the generation the service would have after a real apply
+
+
+def dry_run(
+    store: Store,
+    document: dict[str, Any],
+    source: str,
+    base_dir: Path,
+    packages: Path,
+    expected_key: str | None = None,
+) -> DryRun:
+    """What applying ``document`` would do, with the same checks as :func:`admit`.
+
+    The packaged manifest is compared with the stored one, so an unchanged local working_dir
+    (same content, same package URI) is no change. Nothing is stored.
+    """
+    service = admitted_service(store, document, source, base_dir, packages, expected_key)
+    stored = store.get(KIND, service.metadata.namespace, service.metadata.name)
+    current = None if stored is None else RayService.model_validate(stored.manifest)
+    generation = generation_after_apply(stored, _stored_form(service))
+    return DryRun(classify_change(current, service), generation)
+
+
+def _stored_form(service: RayService) -> dict[str, Any]:
+    return service.model_dump(mode="json", exclude_unset=True)

@@ -1,7 +1,8 @@
 """The controller's REST API (FastAPI), the only way the CLI reaches the control plane.
 
 Paths follow Kubernetes' shape so the objects read like ``kubectl`` output:
-``/apis/ray.io/v1/namespaces/{ns}/rayservices[/{name}]`` (PUT applies a manifest), the
+``/apis/ray.io/v1/namespaces/{ns}/rayservices[/{name}]`` (PUT applies a manifest; with
+``?dryRun=All``, as kubectl sends it, it only answers what applying would change), the
 observed ``rayclusters``, ``pods`` and ``services``, plus ``events`` and ``logs`` of a service.
 Invalid input answers 422 with the list of problems (file, field, message, valid).
 """
@@ -13,11 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from rayservice.api.admission import admit
-from rayservice.api.objects import event_object, list_object, resource_object, view_object
+from rayservice.api import admission
+from rayservice.api.objects import (
+    change_object,
+    event_object,
+    list_object,
+    resource_object,
+    view_object,
+)
 from rayservice.controller.reconciler import KIND
 from rayservice.providers.base import ClusterProvider
 from rayservice.spec.errors import InvalidSpec, RayServiceError
@@ -25,11 +32,30 @@ from rayservice.store.base import Store
 
 RAY = "/apis/ray.io/v1"
 CORE = "/api/v1"
+DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
 VIEW_KINDS = {"rayclusters": "RayCluster", "pods": "Pod", "services": "Service"}
 
 
 def _not_found(namespace: str, name: str) -> HTTPException:
     return HTTPException(404, f'rayservice "{name}" not found in namespace "{namespace}"')
+
+
+def _applied_document(body: dict[str, Any], namespace: str) -> tuple[dict[str, Any], str, Path]:
+    """The manifest of an apply request (its namespace defaulted from the path), the file it
+    came from and the folder its relative working_dirs resolve against."""
+    document = body.get("manifest")
+    if isinstance(document, dict):
+        meta = document.setdefault("metadata", {})
+        if isinstance(meta, dict):
+            meta.setdefault("namespace", namespace)
+    source = str(body.get("source") or "<request body>")
+    base_dir = Path(str(body.get("baseDir") or Path.cwd()))
+    return document or {}, source, base_dir
+
+
+def _check_dry_run_value(value: str) -> None:
+    if value != DRY_RUN_ALL:
+        raise HTTPException(400, f'dryRun must be "{DRY_RUN_ALL}" (got "{value}")')
 
 
 def create_app(
@@ -47,17 +73,19 @@ def create_app(
         return {"status": "ok"}
 
     @app.put(RAY + "/namespaces/{namespace}/rayservices/{name}")
-    def apply(namespace: str, name: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        document = body.get("manifest")
-        source = str(body.get("source") or "<request body>")
-        if isinstance(document, dict):
-            meta = document.setdefault("metadata", {})
-            if isinstance(meta, dict):
-                meta.setdefault("namespace", namespace)
-        base_dir = Path(str(body.get("baseDir") or Path.cwd()))
-        stored = admit(
-            store, document or {}, source, base_dir, packages, time.time(), f"{namespace}/{name}"
-        )
+    def apply(
+        namespace: str,
+        name: str,
+        body: Annotated[dict[str, Any], Body()],
+        dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
+    ) -> dict[str, Any]:
+        document, source, base_dir = _applied_document(body, namespace)
+        key = f"{namespace}/{name}"
+        if dry_run is not None:
+            _check_dry_run_value(dry_run)
+            preview = admission.dry_run(store, document, source, base_dir, packages, key)
+            return change_object(preview.change, preview.generation)
+        stored = admission.admit(store, document, source, base_dir, packages, time.time(), key)
         wake()
         return resource_object(stored)
 

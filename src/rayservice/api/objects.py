@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rayservice.planner.change import ABSENT, Change, FieldChange
 from rayservice.spec.status import rfc3339
 from rayservice.store.base import Event, StoredResource, View
 
@@ -29,6 +30,24 @@ def resource_object(resource: StoredResource) -> dict[str, Any]:
         "spec": manifest.get("spec", {}),
         "status": resource.status,
     }
+
+
+def change_object(change: Change, generation: int) -> dict[str, Any]:
+    """A dry run's answer: the kind of change, why, and the generation it would lead to."""
+    return {
+        "kind": change.kind.value,
+        "summary": change.summary,
+        "fields": [_field_change_object(field) for field in change.fields],
+        "generation": generation,
+    }
+
+
+def _field_change_object(field: FieldChange) -> dict[str, Any]:
+    """``path``, ``before``, ``after`` and ``group``; a side where the field is absent is left
+    out, so an absent field and an explicit null stay distinct."""
+    item = {"path": field.path, "before": field.before, "after": field.after}
+    present = {key: value for key, value in item.items() if value is not ABSENT}
+    return {**present, "group": field.group.value}
 
 
 def view_object(view: View) -> dict[str, Any]:

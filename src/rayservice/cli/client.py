@@ -56,11 +56,20 @@ class ApiClient:
             return False
 
     def apply(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
+        return self._put_manifest(manifest, source, base_dir, {})
+
+    def dry_run(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
+        """What applying would change: kind, summary, fields, generation. Stores nothing."""
+        return self._put_manifest(manifest, source, base_dir, {"dryRun": "All"})
+
+    def _put_manifest(
+        self, manifest: dict[str, Any], source: str, base_dir: str, params: dict[str, str]
+    ) -> dict[str, Any]:
         meta = manifest.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         path = f"{RAY}/namespaces/{namespace}/rayservices/{meta.get('name', '')}"
         body = {"manifest": manifest, "source": source, "baseDir": base_dir}
-        result: dict[str, Any] = self._call("PUT", path, json=body).json()
+        result: dict[str, Any] = self._call("PUT", path, json=body, params=params).json()
         return result
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The ``rayservice`` command line: kubectl-like verbs over the controller's REST API.
 
 rayservice start | stop | controller
-rayservice apply -f FILE [--wait] [--timeout S]
+rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
+rayservice diff -f FILE
 rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
 rayservice describe rayservice NAME
 rayservice delete -f FILE | delete rayservice NAME
@@ -22,8 +23,10 @@ import yaml
 
 from rayservice.api.settings import API_HOST, api_port, home_dir
 from rayservice.cli import daemon, tables
+from rayservice.cli.change_report import change_report
 from rayservice.cli.client import ApiClient
 from rayservice.cli.waiting import wait_for
+from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError
 from rayservice.spec.serve_config import load_yaml_documents
 
@@ -38,6 +41,13 @@ for aliases, plural, rows in (
     for alias in aliases:
         KINDS[alias] = (plural, rows)
 DEFAULT_TIMEOUT = 600.0
+DRY_RUN_TRAILER = "(dry run: nothing was changed)"
+# Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
+ERROR_EXIT_CODES = {"diff": 2}
+
+
+class UnreadableInput(RayServiceError):
+    """The manifest file (or stdin) could not be read."""
 
 
 def _client() -> ApiClient:
@@ -48,14 +58,38 @@ def _read_documents(path: str) -> list[dict[str, Any]]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as e:
-        raise SystemExit(f"error: cannot read {path}: {e.strerror}") from e
+        raise UnreadableInput(f"cannot read {path}: {e.strerror}") from e
     documents = load_yaml_documents(text, path, "<yaml>")
     return [d for d in documents if d is not None]
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
+def _base_dir(path: str) -> str:
+    """Where relative working_dirs of the manifest resolve: its folder, or here for stdin."""
+    return str(Path(path).resolve().parent if path != "-" else Path.cwd())
+
+
+def _print_dry_runs(path: str) -> bool:
+    """Print what applying each object of the file would do; True when anything would change."""
     client = _client()
-    base_dir = str(Path(args.filename).resolve().parent if args.filename != "-" else Path.cwd())
+    changes = False
+    for document in _read_documents(path):
+        change = client.dry_run(document, path, _base_dir(path))
+        print(change_report(document["metadata"]["name"], change))
+        changes = changes or change["kind"] != ChangeKind.NO_OP
+    return changes
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    return 1 if _print_dry_runs(args.filename) else 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        _print_dry_runs(args.filename)
+        print(DRY_RUN_TRAILER)
+        return 0
+    client = _client()
+    base_dir = _base_dir(args.filename)
     status = 0
     for document in _read_documents(args.filename):
         obj = client.apply(document, args.filename, base_dir)
@@ -188,9 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     apply = verbs.add_parser("apply", help="create or update from a manifest")
     apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
-    apply.add_argument("--wait", action="store_true", help="wait until the service is Ready")
+    mode = apply.add_mutually_exclusive_group()
+    mode.add_argument("--wait", action="store_true", help="wait until the service is Ready")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="only print what applying would change"
+    )
     apply.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for --wait")
     apply.set_defaults(func=cmd_apply)
+
+    diff = verbs.add_parser(
+        "diff", help="show what applying a manifest would change (exit 1 when anything would)"
+    )
+    diff.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    diff.set_defaults(func=cmd_diff)
 
     get = verbs.add_parser("get", help="list rayservices, rayclusters, pods or services")
     get.add_argument("kind")
@@ -235,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RayServiceError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return ERROR_EXIT_CODES.get(args.verb, 1)
     return code
 
 

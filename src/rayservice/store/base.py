@@ -7,6 +7,7 @@ the controller's per-service record (its checkpoint), events, the observed views
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +54,23 @@ class View:
     name: str
     owner: str  # "<namespace>/<name>" of the RayService
     doc: dict[str, Any]
+
+
+def canonical_json(doc: Any) -> str:
+    """``doc`` as JSON with sorted keys and no spaces: equal documents give equal text."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def spec_changed(old_manifest: dict[str, Any], new_manifest: dict[str, Any]) -> bool:
+    """Whether storing ``new_manifest`` over ``old_manifest`` moves the generation."""
+    return canonical_json(old_manifest.get("spec")) != canonical_json(new_manifest.get("spec"))
+
+
+def generation_after_apply(current: StoredResource | None, manifest: dict[str, Any]) -> int:
+    """The generation a resource has once ``manifest`` is applied over ``current``."""
+    if current is None:
+        return 1
+    return current.generation + int(spec_changed(current.manifest, manifest))
 
 
 class Store(Protocol):

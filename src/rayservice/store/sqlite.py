@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rayservice.spec.errors import TemporaryError
-from rayservice.store.base import Event, StoredResource, View
+from rayservice.store.base import Event, StoredResource, View, canonical_json, spec_changed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -71,10 +71,6 @@ def _row_to_resource(row: sqlite3.Row) -> StoredResource:
     )
 
 
-def _canonical(doc: Any) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
 class SqliteStore:
     """The Store on one SQLite file (created with its folder if missing)."""
 
@@ -115,6 +111,7 @@ class SqliteStore:
     def apply(self, kind: str, manifest: dict[str, Any], source: str, now: float) -> StoredResource:
         meta = manifest["metadata"]
         namespace, name = meta.get("namespace", "default"), meta["name"]
+        text = canonical_json(manifest)
         with self._tx() as db:
             row = db.execute(
                 _SELECT_ONE,
@@ -124,16 +121,15 @@ class SqliteStore:
                 db.execute(
                     "INSERT INTO resources (kind, namespace, name, uid, generation,"
                     " resource_version, created_at, manifest, source) VALUES (?,?,?,?,1,1,?,?,?)",
-                    (kind, namespace, name, str(uuid.uuid4()), now, _canonical(manifest), source),
+                    (kind, namespace, name, str(uuid.uuid4()), now, text, source),
                 )
             else:
-                old = json.loads(row["manifest"])
-                bump = int(_canonical(old.get("spec")) != _canonical(manifest.get("spec")))
+                bump = int(spec_changed(json.loads(row["manifest"]), manifest))
                 db.execute(
                     "UPDATE resources SET manifest=?, source=?, generation=generation+?,"
                     " resource_version=resource_version+1, deleting=0"
                     " WHERE kind=? AND namespace=? AND name=?",
-                    (_canonical(manifest), source, bump, kind, namespace, name),
+                    (text, source, bump, kind, namespace, name),
                 )
         stored = self.get(kind, namespace, name)
         assert stored is not None
@@ -178,7 +174,7 @@ class SqliteStore:
             db.execute("DELETE FROM events WHERE namespace=? AND name=?", (namespace, name))
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
-        text = _canonical(status)
+        text = canonical_json(status)
         with self._tx() as db:
             cursor = db.execute(
                 "UPDATE resources SET status=?, resource_version=resource_version+1"
@@ -191,7 +187,7 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "UPDATE resources SET record=? WHERE kind=? AND namespace=? AND name=?",
-                (_canonical(record), kind, namespace, name),
+                (canonical_json(record), kind, namespace, name),
             )
 
     # -- events ----------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class SqliteStore:
             db.executemany(
                 "INSERT OR REPLACE INTO views (kind, namespace, name, owner, doc)"
                 " VALUES (?,?,?,?,?)",
-                [(v.kind, v.namespace, v.name, owner, _canonical(v.doc)) for v in views],
+                [(v.kind, v.namespace, v.name, owner, canonical_json(v.doc)) for v in views],
             )
 
     def views(self, kind: str, namespace: str | None = None) -> list[View]:
