@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from rayservice.api import admission
+from rayservice.api import admission, rollout
 from rayservice.api.objects import (
     change_object,
     event_object,
@@ -112,6 +112,24 @@ def create_app(
             raise _not_found(namespace, name)
         wake()
         return resource_object(resource)
+
+    @app.post(RAY + "/namespaces/{namespace}/rayservices/{name}/rollout/{verb}")
+    def rollout_verb(namespace: str, name: str, verb: str) -> dict[str, Any]:
+        resource = store.get(KIND, namespace, name)
+        if resource is None:
+            raise _not_found(namespace, name)
+        try:
+            updated, message = rollout.run_verb(store, resource, verb)
+        except rollout.RolloutRefused as e:
+            raise HTTPException(409, str(e)) from e
+        wake()
+        return {"message": message, "object": resource_object(updated)}
+
+    @app.get(RAY + "/namespaces/{namespace}/rayservices/{name}/rollout/history")
+    def rollout_history(namespace: str, name: str) -> dict[str, Any]:
+        if store.get(KIND, namespace, name) is None:
+            raise _not_found(namespace, name)
+        return {"items": rollout.history(store.revisions(KIND, namespace, name))}
 
     @app.get(RAY + "/namespaces/{namespace}/rayservices/{name}/events")
     def events(namespace: str, name: str) -> dict[str, Any]:

@@ -85,6 +85,16 @@ class ApiClient:
             return False
         return True
 
+    def rollout(self, namespace: str, name: str, verb: str) -> dict[str, Any]:
+        path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/rollout/{verb}"
+        result: dict[str, Any] = self._call("POST", path).json()
+        return result
+
+    def rollout_history(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/rollout/history"
+        items: list[dict[str, Any]] = self._call("GET", path).json()["items"]
+        return items
+
     def delete_service(self, namespace: str, name: str) -> None:
         self._call("DELETE", f"{RAY}/namespaces/{namespace}/rayservices/{name}")
 

@@ -7,6 +7,7 @@ rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
 rayservice describe rayservice NAME
 rayservice delete -f FILE | delete rayservice NAME
 rayservice logs NAME [--pod POD] [--tail N]
+rayservice rollout status|history|pause|resume|promote|undo NAME
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from rayservice.api.settings import API_HOST, api_port, home_dir
-from rayservice.cli import daemon, tables
+from rayservice.cli import daemon, rollout, tables
 from rayservice.cli.change_report import change_report
 from rayservice.cli.client import ApiClient
 from rayservice.cli.waiting import wait_for
@@ -200,6 +201,18 @@ def cmd_stop(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace) -> int:
+    client = _client()
+    if args.action == "status":
+        print(rollout.status_text(client.get_service(args.namespace, args.name)))
+    elif args.action == "history":
+        print(rollout.history_text(client.rollout_history(args.namespace, args.name)))
+    else:
+        answer = client.rollout(args.namespace, args.name, args.action)
+        print(f"rayservice.ray.io/{args.name}: {answer['message']}")
+    return 0
+
+
 def cmd_controller(_: argparse.Namespace) -> int:
     from rayservice.api.server import serve_forever  # heavy: only the controller needs it
 
@@ -258,6 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--no-wait", dest="wait", action="store_false")
     delete.add_argument("--timeout", type=float, default=120.0)
     delete.set_defaults(func=cmd_delete)
+
+    rollout_verb = verbs.add_parser(
+        "rollout",
+        help="follow or steer a cluster upgrade: status|history|pause|resume|promote|undo",
+    )
+    rollout_verb.add_argument(
+        "action", choices=["status", "history", "pause", "resume", "promote", "undo"]
+    )
+    rollout_verb.add_argument("name")
+    rollout_verb.add_argument("-n", "--namespace", default="default")
+    rollout_verb.set_defaults(func=cmd_rollout)
 
     logs = verbs.add_parser("logs", help="print node logs of a rayservice")
     logs.add_argument("name")

@@ -26,7 +26,12 @@ from rayservice.planner.actions import (
 )
 from rayservice.planner.cluster import HEAD_GROUP, cluster_name, cluster_request
 from rayservice.planner.record import ClusterSlot, GivenUp, Retiring, ServiceRecord
-from rayservice.planner.upgrade import choose_slots, step_traffic
+from rayservice.planner.upgrade import (
+    PAUSE_ANNOTATION,
+    PROMOTE_ANNOTATION,
+    choose_slots,
+    step_traffic,
+)
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
@@ -326,7 +331,10 @@ class _Planner:
             step_traffic(self, pending, cluster)
             return
         waiting = self.serve_ready(pending, cluster)
-        if waiting is None:
+        promoted = self.annotations.get(PROMOTE_ANNOTATION) == pending.name
+        if waiting is None and self.annotations.get(PAUSE_ANNOTATION) == "true" and not promoted:
+            self.notes.append(f"rollout paused: {pending.name} is ready but takes no traffic")
+        elif waiting is None:
             self.switch_to_pending(pending)
         elif not pending.rolling_back:
             self.time_out_if_due(pending, waiting)

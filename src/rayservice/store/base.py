@@ -46,6 +46,16 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """The manifest as applied at one generation: the history ``rollout undo`` goes back to."""
+
+    generation: int
+    manifest: dict[str, Any]
+    source: str
+    applied_at: float
+
+
+@dataclass(frozen=True)
 class View:
     """An observed object printed by ``get`` (RayCluster, Pod, Service), owned by a service."""
 
@@ -85,7 +95,11 @@ class Store(Protocol):
     def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None: ...
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
-        """Forget the resource and its events."""
+        """Forget the resource, its events and its revisions."""
+        ...
+
+    def revisions(self, kind: str, namespace: str, name: str) -> list[Revision]:
+        """Every generation of the resource's spec, oldest first."""
         ...
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rayservice.spec.errors import TemporaryError
-from rayservice.store.base import Event, StoredResource, View, canonical_json, spec_changed
+from rayservice.store.base import (
+    Event,
+    Revision,
+    StoredResource,
+    View,
+    canonical_json,
+    spec_changed,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -34,6 +41,11 @@ CREATE TABLE IF NOT EXISTS events (
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, count INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_by_owner ON events (namespace, name, id);
+CREATE TABLE IF NOT EXISTS revisions (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, generation INTEGER NOT NULL,
+    manifest TEXT NOT NULL, source TEXT NOT NULL, applied_at REAL NOT NULL,
+    PRIMARY KEY (kind, namespace, name, generation)
+);
 CREATE TABLE IF NOT EXISTS views (
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, owner TEXT NOT NULL,
     doc TEXT NOT NULL, PRIMARY KEY (kind, namespace, name)
@@ -123,6 +135,7 @@ class SqliteStore:
                     " resource_version, created_at, manifest, source) VALUES (?,?,?,?,1,1,?,?,?)",
                     (kind, namespace, name, str(uuid.uuid4()), now, text, source),
                 )
+                generation = 1
             else:
                 bump = int(spec_changed(json.loads(row["manifest"]), manifest))
                 db.execute(
@@ -131,6 +144,12 @@ class SqliteStore:
                     " WHERE kind=? AND namespace=? AND name=?",
                     (text, source, bump, kind, namespace, name),
                 )
+                generation = int(row["generation"]) + bump
+            db.execute(
+                "INSERT OR REPLACE INTO revisions (kind, namespace, name, generation, manifest,"
+                " source, applied_at) VALUES (?,?,?,?,?,?,?)",
+                (kind, namespace, name, generation, text, source, now),
+            )
         stored = self.get(kind, namespace, name)
         assert stored is not None
         return stored
@@ -172,6 +191,25 @@ class SqliteStore:
                 (kind, namespace, name),
             )
             db.execute("DELETE FROM events WHERE namespace=? AND name=?", (namespace, name))
+            db.execute(
+                "DELETE FROM revisions WHERE kind=? AND namespace=? AND name=?",
+                (kind, namespace, name),
+            )
+
+    def revisions(self, kind: str, namespace: str, name: str) -> list[Revision]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT generation, manifest, source, applied_at FROM revisions"
+                " WHERE kind=? AND namespace=? AND name=? ORDER BY generation",
+                (kind, namespace, name),
+            )
+            .fetchall()
+        )
+        return [
+            Revision(int(r["generation"]), json.loads(r["manifest"]), r["source"], r["applied_at"])
+            for r in rows
+        ]
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
         text = canonical_json(status)
