@@ -441,10 +441,13 @@ class RecordingClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    def apply(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
+    def apply(
+        self, manifest: dict[str, Any], source: str, base_dir: str
+    ) -> tuple[dict[str, Any], list[str]]:
         self.applied.append((source, base_dir))
         meta = manifest["metadata"]
-        return {"metadata": {"name": meta["name"], "namespace": "default", "generation": 1}}
+        obj = {"metadata": {"name": meta["name"], "namespace": "default", "generation": 1}}
+        return obj, []
 
 
 MINIMAL = "apiVersion: ray.io/v1\nkind: RayService\nmetadata:\n  name: demo\nspec: {}\n"

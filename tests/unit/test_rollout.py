@@ -145,3 +145,19 @@ def test_history_text_lists_generations() -> None:
     )
 
     assert [line.split()[0] for line in text.splitlines()] == ["GENERATION", "1", "2"]
+
+
+def test_a_cluster_change_held_by_upgrade_strategy_none_is_a_warning(api: Api) -> None:
+    def held(document: dict[str, Any]) -> None:
+        more_head_cpus(document)
+        document["spec"]["upgradeStrategy"] = {"type": "None"}
+
+    api.put(manifest())
+    quiet = api.put(edited(lambda d: d["spec"].update(upgradeStrategy={"type": "None"})))
+    warned = api.put(edited(held))
+
+    assert "warning" not in quiet.headers
+    assert warned.status_code == 200
+    [header] = warned.headers.get_list("warning")
+    assert header.startswith('299 - "demo.yaml: spec.rayClusterConfig changed')
+    assert "upgradeStrategy.type is None" in header

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from rayservice.controller.reconciler import KIND, requested_serve_port
-from rayservice.planner.change import Change, classify_change
+from rayservice.planner.change import Change, ChangeKind, classify_change
 from rayservice.serve_client.packaging import resolve_working_dirs
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.loader import load_manifest
@@ -154,3 +154,20 @@ def dry_run(
 
 def _stored_form(service: RayService) -> dict[str, Any]:
     return service.model_dump(mode="json", exclude_unset=True)
+
+
+def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> list[str]:
+    """What the user must know about an accepted apply that will not do all it says: a
+    cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently)."""
+    if previous is None or previous.generation == stored.generation:
+        return []
+    before = RayService.model_validate(previous.manifest)
+    after = RayService.model_validate(stored.manifest)
+    change = classify_change(before, after)
+    if change.kind is ChangeKind.NEW_CLUSTER and after.spec.upgradeStrategy.type == "None":
+        return [
+            f"{stored.source}: spec.rayClusterConfig changed, but spec.upgradeStrategy.type is"
+            " None: the running cluster keeps its spec (Serve config changes still apply);"
+            " set it to NewCluster or NewClusterWithIncrementalUpgrade to apply the change"
+        ]
+    return []

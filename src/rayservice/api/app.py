@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from rayservice.api import admission, rollout
 from rayservice.api.objects import (
@@ -77,6 +77,7 @@ def create_app(
         namespace: str,
         name: str,
         body: Annotated[dict[str, Any], Body()],
+        response: Response,
         dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
     ) -> dict[str, Any]:
         document, source, base_dir = _applied_document(body, namespace)
@@ -85,8 +86,11 @@ def create_app(
             _check_dry_run_value(dry_run)
             preview = admission.dry_run(store, document, source, base_dir, packages, key)
             return change_object(preview.change, preview.generation)
+        previous = store.get(KIND, namespace, name)
         stored = admission.admit(store, document, source, base_dir, packages, time.time(), key)
         wake()
+        for warning in admission.apply_warnings(previous, stored):
+            response.headers.append("Warning", f'299 - "{warning}"')  # as Kubernetes warns
         return resource_object(stored)
 
     @app.get(RAY + "/rayservices")

@@ -55,22 +55,29 @@ class ApiClient:
         except httpx.HTTPError:
             return False
 
-    def apply(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
-        return self._put_manifest(manifest, source, base_dir, {})
+    def apply(
+        self, manifest: dict[str, Any], source: str, base_dir: str
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The stored object and the warnings the controller sent with it."""
+        response = self._put_manifest(manifest, source, base_dir, {})
+        warnings = [_warning_text(h) for h in response.headers.get_list("warning")]
+        return response.json(), warnings
 
     def dry_run(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
         """What applying would change: kind, summary, fields, generation. Stores nothing."""
-        return self._put_manifest(manifest, source, base_dir, {"dryRun": "All"})
+        result: dict[str, Any] = self._put_manifest(
+            manifest, source, base_dir, {"dryRun": "All"}
+        ).json()
+        return result
 
     def _put_manifest(
         self, manifest: dict[str, Any], source: str, base_dir: str, params: dict[str, str]
-    ) -> dict[str, Any]:
+    ) -> httpx.Response:
         meta = manifest.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         path = f"{RAY}/namespaces/{namespace}/rayservices/{meta.get('name', '')}"
         body = {"manifest": manifest, "source": source, "baseDir": base_dir}
-        result: dict[str, Any] = self._call("PUT", path, json=body, params=params).json()
-        return result
+        return self._call("PUT", path, json=body, params=params)
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
@@ -115,3 +122,9 @@ class ApiClient:
             params["pod"] = pod
         path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/logs"
         return self._call("GET", path, params=params).text
+
+
+def _warning_text(header: str) -> str:
+    """The text of a ``Warning: 299 - "text"`` header."""
+    code, _, rest = header.partition(" - ")
+    return rest.strip().strip('"') if code.strip() == "299" else header

@@ -93,7 +93,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     base_dir = _base_dir(args.filename)
     status = 0
     for document in _read_documents(args.filename):
-        obj = client.apply(document, args.filename, base_dir)
+        obj, warnings = client.apply(document, args.filename, base_dir)
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
         meta = obj["metadata"]
         print(f"rayservice.ray.io/{meta['name']} applied (generation {meta['generation']})")
         if args.wait:

@@ -162,6 +162,11 @@ def _roll_back(plan: PlanningPass, pending: ClusterSlot) -> None:
                 )
             )
         return
+    if pending.rolling_back and pending.traffic_percent == 0:
+        # the steps back are over (all traffic is on the active cluster again): finish the
+        # rollback here, as step_traffic never sees this pending cluster again
+        _finish(plan, pending)
+        return
     reason = f"rayClusterConfig is back to cluster {_name(record.active)}'s spec"
     plan.drop_cluster(pending.name, f"{reason}: pending cluster {pending.name} is dropped", True)
     plan.events.append(
@@ -225,6 +230,11 @@ def step_traffic(plan: PlanningPass, pending: ClusterSlot, cluster: ObservedClus
     sends_traffic = moved.split.target_traffic > split.target_traffic
     if sends_traffic and not pending.rolling_back and waiting is not None:
         plan.notes.append(f"traffic waits: {waiting}")
+        if pending.traffic_percent > 0:
+            # It was ready once and carries traffic: a busy moment (Serve scaling to a new
+            # capacity) is no reason to give it up; only a stall as long as the timeout is.
+            stalled_since = max(pending.created_at, record.last_step_at)
+            pending = pending.model_copy(update={"created_at": stalled_since})
         plan.time_out_if_due(pending, waiting)
         return
     _apply(record, pending, moved.split, pending.rolling_back)
