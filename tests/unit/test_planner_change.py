@@ -354,12 +354,12 @@ def test_an_incremental_upgrade_without_step_options_names_the_defaults() -> Non
     assert "in steps of 10% (default) every 30 s (default)" in change.summary
 
 
-def test_with_the_autoscaler_a_worker_count_change_is_advisory() -> None:
+def test_with_autoscaling_asked_for_the_note_says_no_autoscaler_runs_here() -> None:
     change = classify_change(service(autoscaling), service(autoscaling, scale_to(2)))
 
     assert change.kind is ChangeKind.WORKER_COUNT
-    assert "the worker count belongs to the autoscaler" in change.summary
-    assert "advisory" in change.summary
+    assert "runs no Ray autoscaler" in change.summary
+    assert "worker counts follow replicas" in change.summary
 
 
 @pytest.mark.parametrize(

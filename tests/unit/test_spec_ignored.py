@@ -181,3 +181,26 @@ def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:
         "spec.headGroupSpec.serviceType",
         "spec.workerGroupSpecs[0].template.spec.nodeSelector",
     ]
+
+
+def test_autoscaling_is_listed_as_ignored_because_no_autoscaler_runs_locally() -> None:
+    service = RayService.model_validate(
+        {
+            "apiVersion": "ray.io/v1",
+            "kind": "RayService",
+            "metadata": {"name": "s"},
+            "spec": {
+                "serveConfigV2": "applications: []",
+                "rayClusterConfig": {
+                    "enableInTreeAutoscaling": True,
+                    "autoscalerOptions": {"idleTimeoutSeconds": 60},
+                    "headGroupSpec": {"rayStartParams": {}},
+                },
+            },
+        }
+    )
+
+    assert ignored_fields(service) == [
+        "spec.rayClusterConfig.enableInTreeAutoscaling",
+        "spec.rayClusterConfig.autoscalerOptions",
+    ]

@@ -217,8 +217,8 @@ def _summary(kind: ChangeKind, spec: RayServiceSpec, fields: tuple[FieldChange, 
     sentences = [_effect(kind, spec, groups)]
     if FieldGroup.WORKERS in groups and spec.rayClusterConfig.enableInTreeAutoscaling:
         sentences.append(
-            f"{CLUSTER_CONFIG_FIELD}.enableInTreeAutoscaling is true: the worker count belongs"
-            " to the autoscaler, so replicas changes are advisory."
+            f"{CLUSTER_CONFIG_FIELD}.enableInTreeAutoscaling is true, but the local backend"
+            " runs no Ray autoscaler: worker counts follow replicas, applied in place."
         )
     return " ".join(sentences)
 

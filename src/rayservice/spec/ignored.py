@@ -65,6 +65,10 @@ def ignored_fields(manifest: Manifest) -> list[str]:
 
 
 def _cluster_fields(spec: RayClusterSpec, prefix: str) -> Iterator[str]:
+    # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
+    for name in ("enableInTreeAutoscaling", "autoscalerOptions"):
+        if getattr(spec, name):
+            yield f"{prefix}.{name}"
     yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
