@@ -234,10 +234,9 @@ class _Planner:
         observed = self.observed.clusters
         keep = []
         for retiring in self.record.retiring:
-            if retiring.name not in observed:
-                continue
             if self.now >= retiring.delete_at:
-                self.actions.append(DeleteCluster(retiring.name, retiring.reason))
+                if retiring.name in observed:
+                    self.actions.append(DeleteCluster(retiring.name, retiring.reason))
                 continue
             keep.append(retiring)
             self.wake_at = min(self.wake_at or retiring.delete_at, retiring.delete_at)
@@ -347,7 +346,11 @@ class _Planner:
         self.record.retiring.append(
             Retiring(name=old.name, delete_at=self.now + delay, reason=reason)
         )
-        self.record.active = pending.model_copy(update={"traffic_percent": 100})
+        incremental = self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade"
+        capacity = pending.target_capacity if incremental else None  # full, without a cap
+        self.record.active = pending.model_copy(
+            update={"traffic_percent": 100, "target_capacity": capacity}
+        )
         self.record.pending = None
         self.events.append(
             PlannedEvent(
@@ -380,6 +383,7 @@ class _Planner:
             )
         self.drop_cluster(pending.name, reason)
         self.events.append(PlannedEvent("Warning", "UpgradeTimedOut", reason))
+        self.upgrade_held = ("PendingClusterTimedOut", reason)
 
     # -- traffic -----------------------------------------------------------------------------
 

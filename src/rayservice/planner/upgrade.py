@@ -116,17 +116,26 @@ def choose_slots(plan: PlanningPass) -> None:
 def _keep_pending(plan: PlanningPass, wanted: RayClusterSpec, serve: dict[str, Any]) -> None:
     record = plan.record
     pending = record.pending
-    if pending is not None and fits(pending, wanted) and not pending.rolling_back:
-        record.pending = _updated(pending, wanted, serve)
-        return
     incremental = plan.spec.upgradeStrategy.type == INCREMENTAL
+    if pending is not None and fits(pending, wanted) and not pending.rolling_back:
+        kept = _updated(pending, wanted, serve)
+        if incremental != (kept.target_capacity is not None):
+            # upgradeStrategy.type changed during the upgrade: the pending cluster starts over
+            # the new way (capacity in steps from 0, or all of it at once) and the active
+            # cluster takes back all traffic and capacity meanwhile
+            capacity = 0 if incremental else None
+            kept = kept.model_copy(update={"target_capacity": capacity, "traffic_percent": 0})
+            _restore_active(record)
+        record.pending = kept
+        return
     if pending is not None:
         reason = f"rayClusterConfig changed again: pending cluster {pending.name} is replaced"
         plan.drop_cluster(pending.name, reason)
         plan.events.append(PlannedEvent("Normal", "PendingClusterReplaced", reason))
-        if incremental:
-            _restore_active(record)
+        _restore_active(record)  # whatever the strategy was, the active cluster gets it all
     record.pending = plan.new_slot(traffic=0, capacity=0 if incremental else None)
+    if incremental:
+        record.last_step_at = plan.now  # it starts at capacity 0; the first step waits
     active = record.active
     assert active is not None
     how = "traffic moves in steps" if incremental else "traffic switches once all apps RUNNING"

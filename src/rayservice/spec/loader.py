@@ -182,7 +182,8 @@ def _service_setting_problems(spec: RayServiceSpec, source: str) -> Iterator[Spe
     if options is None:
         return
     path = "spec.upgradeStrategy.clusterUpgradeOptions"
-    yield from _out_of_bounds(source, f"{path}.maxSurgePercent", options.maxSurgePercent, 0, 100)
+    # 0 would leave no room to raise the new cluster before the old one is lowered
+    yield from _out_of_bounds(source, f"{path}.maxSurgePercent", options.maxSurgePercent, 1, 100)
     yield from _out_of_bounds(source, f"{path}.stepSizePercent", options.stepSizePercent, 1, 100)
     yield from _out_of_bounds(source, f"{path}.intervalSeconds", options.intervalSeconds, 1)
 
