@@ -384,7 +384,7 @@ def test_a_surge_above_100_percent_is_rejected() -> None:
     )
 
     assert problem.field == "spec.upgradeStrategy.clusterUpgradeOptions.maxSurgePercent"
-    assert problem.valid == "an integer from 0 to 100"
+    assert problem.valid == "an integer from 1 to 100"
 
 
 def test_all_problems_of_a_document_are_collected() -> None:
