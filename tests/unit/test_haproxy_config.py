@@ -44,6 +44,12 @@ def test_serve_frontend_is_http_to_one_server_per_backend_with_its_weight() -> N
     ]
 
 
+def test_a_reload_lets_idle_keep_alive_clients_finish_their_next_request() -> None:
+    frontend = section(render_config(SPEC, SOCKET), "frontend serve")
+
+    assert "option idle-close-on-response" in frontend
+
+
 def test_serve_backend_checks_the_serve_proxy_health_quickly() -> None:
     backend = section(render_config(SPEC, SOCKET), "backend serve")
 

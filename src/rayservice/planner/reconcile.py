@@ -162,8 +162,11 @@ class _Planner:
         self._keep_front(active, pending)
         self._retire()
         status = self._status(active, pending)
+        # Clusters go last: the front must stop sending to a cluster before it is deleted.
+        deletions = [a for a in self.actions if isinstance(a, DeleteCluster)]
+        others = [a for a in self.actions if not isinstance(a, DeleteCluster)]
         return Plan(
-            actions=tuple(self.actions),
+            actions=(*others, *deletions),
             record=self.record,
             status=status,
             events=tuple(self.events),

@@ -127,6 +127,10 @@ def _serve_section(spec: FrontSpec) -> str:
         [
             "mode http",
             f"bind {LISTEN_HOST}:{spec.serve_port}",
+            # On a reload the old worker keeps idle keep-alive connections until their next
+            # request, answers it with "Connection: close", then closes: a client that reuses
+            # a connection just then gets an answer instead of a reset.
+            "option idle-close-on-response",
             f"default_backend {SERVE_PROXY}",
         ],
     )
