@@ -63,13 +63,12 @@ def app_events(before: ServiceStatus, after: ServiceStatus) -> list[PlannedEvent
         old = before.applicationStatuses.get(name)
         if old is not None and old.status == app.status:
             continue
-        failed = app.status in FAILED_APP_STATES
-        detail = f": {app.message}" if failed and app.message else ""
         events.append(
-            PlannedEvent(
-                "Warning" if failed else "Normal",
-                f"Application{_camel(app.status)}",
-                f"application {name} on {after.rayClusterName} is {app.status}{detail}",
+            _status_event(
+                "Application",
+                app.status,
+                f"application {name} on {after.rayClusterName} is {app.status}",
+                app.message if app.status in FAILED_APP_STATES else None,
             )
         )
     for name, app in after.applicationStatuses.items():
@@ -88,16 +87,23 @@ def _deployment_events(app_name: str, before: AppStatus, after: AppStatus) -> li
         if old is None or old.status == deployment.status:
             continue
         unhealthy = deployment.status in UNHEALTHY_DEPLOYMENT_STATES
-        detail = f": {deployment.message}" if unhealthy and deployment.message else ""
         events.append(
-            PlannedEvent(
-                "Warning" if unhealthy else "Normal",
-                f"Deployment{_camel(deployment.status)}",
-                f"deployment {name} of {app_name} is {deployment.status}"
-                f" (was {old.status}){detail}",
+            _status_event(
+                "Deployment",
+                deployment.status,
+                f"deployment {name} of {app_name} is {deployment.status} (was {old.status})",
+                deployment.message if unhealthy else None,
             )
         )
     return events
+
+
+def _status_event(kind: str, state: str, text: str, failure: str | None) -> PlannedEvent:
+    """``<Kind><State>`` event; a Warning carrying Ray's message when ``failure`` is set."""
+    if failure is None:
+        return PlannedEvent("Normal", f"{kind}{_camel(state)}", text)
+    detail = f": {failure}" if failure else ""
+    return PlannedEvent("Warning", f"{kind}{_camel(state)}", text + detail)
 
 
 def _camel(state: str) -> str:
