@@ -170,6 +170,7 @@ class Bench:
 
     def data_path(self) -> None:
         head = self.head_proxy_port(self.cluster_name("active"))
+        assert head is not None, "the active cluster's head proxy port is not on record"
         args = ["-z", f"{DATA_PATH_SECONDS}s", "-c", str(DATA_PATH_WORKERS)]
         results = {}
         for label, port in (("serve-svc (HAProxy)", self.serve_port), ("head proxy direct", head)):

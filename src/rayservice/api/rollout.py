@@ -49,6 +49,11 @@ def _pending_cluster(resource: StoredResource) -> str:
     pending = resource.status.get("pendingServiceStatus", {}).get("rayClusterName") or ""
     if not pending:
         raise RolloutRefused(f"{resource.key} has no pending cluster: there is nothing to promote")
+    conditions = resource.status.get("conditions", [])
+    if any(c.get("type") == "RollbackInProgress" and c.get("status") == "True" for c in conditions):
+        raise RolloutRefused(
+            f"{resource.key} is rolling back from {pending}; apply its spec again to go on"
+        )
     return str(pending)
 
 

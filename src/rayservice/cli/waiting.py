@@ -39,6 +39,9 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     upgrade = _condition(status, "UpgradeInProgress")
     if upgrade.get("status") == "True":
         return f"upgrade: {upgrade.get('message', '')}", None
+    rollback = _condition(status, "RollbackInProgress")
+    if rollback.get("status") == "True":
+        return f"rollback: {rollback.get('message', '')}", None
     line = ready.get("message", "starting")
     if not landed:
         return line, None

@@ -105,7 +105,7 @@ class Reconciler:
     def _with_ports(self, key: str, service: RayService, record: ServiceRecord) -> ServiceRecord:
         requested = requested_serve_port(service)
         wanted = requested[1] if requested else None
-        moved = wanted is not None and record.serve_port not in (None, wanted)
+        moved = wanted is not None and record.serve_port not in (0, wanted)  # 0: none yet
         if record.serve_port and record.dashboard_port and not moved:
             return record
         if moved:

@@ -27,9 +27,11 @@ from rayservice.planner.actions import (
 from rayservice.planner.cluster import HEAD_GROUP, cluster_name, cluster_request
 from rayservice.planner.record import ClusterSlot, GivenUp, Retiring, ServiceRecord
 from rayservice.planner.upgrade import (
+    INCREMENTAL,
     PAUSE_ANNOTATION,
     PROMOTE_ANNOTATION,
     choose_slots,
+    restore_active,
     step_traffic,
 )
 from rayservice.spec.cluster_request import ClusterRequest
@@ -157,8 +159,8 @@ class _Planner:
         self._keep_clusters()
         if self.record.pending is not None:
             self._advance_upgrade(self.record.pending)
-        active = self._cluster(self.record.active)
-        pending = self._cluster(self.record.pending)
+        active = self.cluster_of(self.record.active)
+        pending = self.cluster_of(self.record.pending)
         self._keep_front(active, pending)
         self._retire()
         status = self._status(active, pending)
@@ -174,7 +176,7 @@ class _Planner:
             notes=tuple(self.notes),
         )
 
-    def _cluster(self, slot: ClusterSlot | None) -> ObservedCluster | None:
+    def cluster_of(self, slot: ClusterSlot | None) -> ObservedCluster | None:
         return None if slot is None else self.observed.clusters.get(slot.name)
 
     def _requeue_after(self, status: RayServiceStatus) -> float:
@@ -213,7 +215,7 @@ class _Planner:
         for slot in (self.record.active, self.record.pending):
             if slot is None:
                 continue
-            cluster = self._cluster(slot)
+            cluster = self.cluster_of(slot)
             request = cluster_request(
                 slot.name,
                 self.desired.key,
@@ -269,8 +271,12 @@ class _Planner:
         return config
 
     def is_target(self, slot: ClusterSlot) -> bool:
-        """The slot that is to run the desired Serve config: pending if there is one."""
-        return slot is (self.record.pending or self.record.active)
+        """The slot that is to run the desired Serve config: the pending one during an
+        upgrade, else (also while a rollback steps traffic back) the active one."""
+        pending = self.record.pending
+        if pending is not None and not pending.rolling_back:
+            return slot is pending
+        return slot is self.record.active
 
     def _keep_serve_config(self, slot: ClusterSlot, cluster: ObservedCluster) -> None:
         config = self.deployable(slot, cluster)
@@ -328,8 +334,8 @@ class _Planner:
     # -- upgrades ----------------------------------------------------------------------------
 
     def _advance_upgrade(self, pending: ClusterSlot) -> None:
-        cluster = self._cluster(pending)
-        if self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade":
+        cluster = self.cluster_of(pending)
+        if self.spec.upgradeStrategy.type == INCREMENTAL:
             step_traffic(self, pending, cluster)
             return
         waiting = self.serve_ready(pending, cluster)
@@ -338,7 +344,7 @@ class _Planner:
             self.notes.append(f"rollout paused: {pending.name} is ready but takes no traffic")
         elif waiting is None:
             self.switch_to_pending(pending)
-        elif not pending.rolling_back:
+        else:
             self.time_out_if_due(pending, waiting)
 
     def switch_to_pending(self, pending: ClusterSlot) -> None:
@@ -349,7 +355,7 @@ class _Planner:
         self.record.retiring.append(
             Retiring(name=old.name, delete_at=self.now + delay, reason=reason)
         )
-        incremental = self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade"
+        incremental = self.spec.upgradeStrategy.type == INCREMENTAL
         capacity = pending.target_capacity if incremental else None  # full, without a cap
         self.record.active = pending.model_copy(
             update={"traffic_percent": 100, "target_capacity": capacity}
@@ -379,11 +385,7 @@ class _Planner:
             reason=reason,
         )
         self.record.pending = None
-        active = self.record.active
-        if active is not None:
-            self.record.active = active.model_copy(
-                update={"traffic_percent": 100, "target_capacity": None}
-            )
+        restore_active(self.record)
         self.drop_cluster(pending.name, reason)
         self.events.append(PlannedEvent("Warning", "UpgradeTimedOut", reason))
         self.upgrade_held = ("PendingClusterTimedOut", reason)
@@ -411,29 +413,33 @@ class _Planner:
         ]
         if traffic_percent is None:
             return [Backend(n.name, LOCALHOST, n.proxy_port) for n in serving]
-        weight = server_weight(traffic_percent, len(serving))
+        # shared among the nodes that serve now: the others fail HAProxy's check anyway
+        weight = server_weight(traffic_percent, len(self.endpoints_of(cluster)))
         return [Backend(n.name, LOCALHOST, n.proxy_port, weight) for n in serving]
 
     def _front_spec(
         self, active: ObservedCluster | None, pending: ObservedCluster | None
     ) -> FrontSpec:
         slot = self.record.active
-        if slot is None or active is None or active.head is None:
+        if slot is None:
             return FrontSpec(self.record.serve_port, self.record.dashboard_port)
         pending_slot = self.record.pending
         if pending_slot is not None and pending_slot.target_capacity is not None:
             # an incremental upgrade: both clusters behind the front, weighted by their share
+            # (the pending one keeps its share even while the active one is missing)
             backends = self._backends(active, slot.traffic_percent)
             backends += self._backends(pending, pending_slot.traffic_percent)
         else:
             backends = self._backends(active)
+        head = active.head if active is not None else None
+        dashboard = None
+        if active is not None and head is not None:
+            dashboard = Backend(head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0)
         return FrontSpec(
             serve_port=self.record.serve_port,
             dashboard_port=self.record.dashboard_port,
             serve_backends=tuple(backends),
-            dashboard_backend=Backend(
-                active.head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0
-            ),
+            dashboard_backend=dashboard,
         )
 
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
@@ -476,7 +482,7 @@ class _Planner:
             slot.name, self.observed.serve.get(slot.name), previous, now
         )
         self.events += statuses.app_events(previous, current)
-        if self.spec.upgradeStrategy.type == "NewClusterWithIncrementalUpgrade":
+        if self.spec.upgradeStrategy.type == INCREMENTAL:
             capacity = 100 if slot.target_capacity is None else slot.target_capacity
             current = current.model_copy(
                 update={"targetCapacity": capacity, "trafficRoutedPercent": slot.traffic_percent}

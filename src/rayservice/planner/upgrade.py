@@ -51,6 +51,8 @@ class PlanningPass(Protocol):
 
     def drop_cluster(self, name: str, reason: str, rollback: bool = False) -> None: ...
 
+    def cluster_of(self, slot: ClusterSlot | None) -> ObservedCluster | None: ...
+
     def serve_ready(self, slot: ClusterSlot, cluster: ObservedCluster | None) -> str | None: ...
 
     def switch_to_pending(self, pending: ClusterSlot) -> None: ...
@@ -100,6 +102,7 @@ def choose_slots(plan: PlanningPass) -> None:
         if record.pending is not None:
             plan.drop_cluster(record.pending.name, "upgradeStrategy.type is now None")
             record.pending = None
+            restore_active(record)
         return
     given_up = record.given_up
     if (
@@ -117,22 +120,31 @@ def _keep_pending(plan: PlanningPass, wanted: RayClusterSpec, serve: dict[str, A
     record = plan.record
     pending = record.pending
     incremental = plan.spec.upgradeStrategy.type == INCREMENTAL
-    if pending is not None and fits(pending, wanted) and not pending.rolling_back:
+    if pending is not None and fits(pending, wanted):
         kept = _updated(pending, wanted, serve)
+        if kept.rolling_back:  # A -> B -> A -> B: the rollback is called off
+            kept = kept.model_copy(update={"rolling_back": False})
+            plan.events.append(
+                PlannedEvent(
+                    "Normal",
+                    "RollbackCancelled",
+                    f"rayClusterConfig is {pending.name}'s spec again: the upgrade goes on",
+                )
+            )
         if incremental != (kept.target_capacity is not None):
             # upgradeStrategy.type changed during the upgrade: the pending cluster starts over
             # the new way (capacity in steps from 0, or all of it at once) and the active
             # cluster takes back all traffic and capacity meanwhile
             capacity = 0 if incremental else None
             kept = kept.model_copy(update={"target_capacity": capacity, "traffic_percent": 0})
-            _restore_active(record)
+            restore_active(record)
         record.pending = kept
         return
     if pending is not None:
         reason = f"rayClusterConfig changed again: pending cluster {pending.name} is replaced"
         plan.drop_cluster(pending.name, reason)
         plan.events.append(PlannedEvent("Normal", "PendingClusterReplaced", reason))
-        _restore_active(record)  # whatever the strategy was, the active cluster gets it all
+        restore_active(record)  # whatever the strategy was, the active cluster gets it all
     record.pending = plan.new_slot(traffic=0, capacity=0 if incremental else None)
     if incremental:
         record.last_step_at = plan.now  # it starts at capacity 0; the first step waits
@@ -149,7 +161,8 @@ def _keep_pending(plan: PlanningPass, wanted: RayClusterSpec, serve: dict[str, A
     )
 
 
-def _restore_active(record: ServiceRecord) -> None:
+def restore_active(record: ServiceRecord) -> None:
+    """The active cluster takes back all traffic and its full capacity."""
     active = record.active
     if active is not None:
         record.active = active.model_copy(update={"traffic_percent": FULL, "target_capacity": None})
@@ -182,7 +195,7 @@ def _roll_back(plan: PlanningPass, pending: ClusterSlot) -> None:
         PlannedEvent("Normal", "RollbackStarted", f"{reason}; deleting {pending.name}")
     )
     record.pending = None
-    _restore_active(record)
+    restore_active(record)
 
 
 def _name(slot: ClusterSlot | None) -> str:
@@ -201,7 +214,12 @@ def step_traffic(plan: PlanningPass, pending: ClusterSlot, cluster: ObservedClus
     step = (options.stepSizePercent if options else None) or DEFAULT_STEP_PERCENT
     interval = (options.intervalSeconds if options else None) or DEFAULT_INTERVAL_SECONDS
     promote = plan.annotations.get(PROMOTE_ANNOTATION) == pending.name
-    waiting = plan.serve_ready(pending, cluster)
+    # traffic only ever moves to a cluster that serves: the pending one on the way up, the
+    # active one on the way back
+    if pending.rolling_back:
+        waiting = plan.serve_ready(active, plan.cluster_of(active))
+    else:
+        waiting = plan.serve_ready(pending, cluster)
     if pending.rolling_back:
         split = Split(
             source_capacity=_capacity(pending),
@@ -215,14 +233,19 @@ def step_traffic(plan: PlanningPass, pending: ClusterSlot, cluster: ObservedClus
             target_traffic=pending.traffic_percent,
         )
     if promote and not pending.rolling_back:
+        if pending.target_capacity != FULL:  # full capacity first, then all the traffic
+            record.pending = pending.model_copy(update={"target_capacity": FULL})
+            plan.notes.append(f"promote: {pending.name} gets full capacity before all traffic")
+            return
         if waiting is None:
             plan.events.append(
                 PlannedEvent("Normal", "RolloutPromoted", f"{pending.name} takes all traffic now")
             )
-            plan.switch_to_pending(pending.model_copy(update={"target_capacity": FULL}))
+            plan.switch_to_pending(pending)
             return
         plan.notes.append(f"promote waits until {pending.name} is ready: {waiting}")
-    if split.done:
+    moved = next_step(split, surge, step)
+    if moved is None:  # all traffic and capacity are where they should be
         _finish(plan, pending)
         return
     if plan.annotations.get(PAUSE_ANNOTATION) == "true":
@@ -232,13 +255,11 @@ def step_traffic(plan: PlanningPass, pending: ClusterSlot, cluster: ObservedClus
     if plan.now < due:
         plan.wake_at = min(plan.wake_at or due, due)
         return
-    moved = next_step(split, surge, step)
-    if moved is None:
-        _finish(plan, pending)
-        return
     sends_traffic = moved.split.target_traffic > split.target_traffic
-    if sends_traffic and not pending.rolling_back and waiting is not None:
+    if sends_traffic and waiting is not None:
         plan.notes.append(f"traffic waits: {waiting}")
+        if pending.rolling_back:
+            return
         if pending.traffic_percent > 0:
             # It was ready once and carries traffic: a busy moment (Serve scaling to a new
             # capacity) is no reason to give it up; only a stall as long as the timeout is.
@@ -281,7 +302,7 @@ def _finish(plan: PlanningPass, pending: ClusterSlot) -> None:
             pending.name, f"{reason}: pending cluster {pending.name} is dropped", True
         )
         record.pending = None
-        _restore_active(record)
+        restore_active(record)
         plan.events.append(PlannedEvent("Normal", "RollbackCompleted", reason))
         return
     plan.switch_to_pending(pending)

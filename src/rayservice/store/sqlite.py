@@ -146,7 +146,8 @@ class SqliteStore:
                 )
                 generation = int(row["generation"]) + bump
             db.execute(
-                "INSERT OR REPLACE INTO revisions (kind, namespace, name, generation, manifest,"
+                # the first apply of a generation stays its revision (annotations may follow)
+                "INSERT OR IGNORE INTO revisions (kind, namespace, name, generation, manifest,"
                 " source, applied_at) VALUES (?,?,?,?,?,?,?)",
                 (kind, namespace, name, generation, text, source, now),
             )
@@ -184,7 +185,8 @@ class SqliteStore:
         return self.get(kind, namespace, name)
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
-        """Forget the resource and its events: a new one of the same name starts clean."""
+        """Forget the resource, its events and its revisions: a new one of the same name
+        starts clean."""
         with self._tx() as db:
             db.execute(
                 "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
