@@ -396,6 +396,31 @@ def test_ready_with_an_app_still_deploying_has_no_outcome_yet() -> None:
     assert "fruit_app DEPLOYING" in line
 
 
+def test_a_rollback_in_progress_has_no_outcome_yet() -> None:
+    # Generation 3 went back to the active cluster's spec: its apps run and it is Ready, but
+    # traffic still steps back from the pending cluster, so apply --wait keeps following it.
+    rolling_back = status(ready=True)
+    rolling_back.observedGeneration = 3
+    rolling_back.conditions[0].observedGeneration = 3
+    message = "rayClusterConfig is back to the active cluster's spec: traffic steps back"
+    rolling_back.conditions.append(
+        Condition(
+            type="RollbackInProgress",
+            status="True",
+            reason="StepTrafficBack",
+            message=message,
+            lastTransitionTime="2024-05-01T10:00:00Z",
+            observedGeneration=3,
+        )
+    )
+
+    line, outcome = summarize(rayservice(rolling_back), generation=3)
+
+    assert outcome is None
+    assert line.startswith("rollback: ")
+    assert line == f"rollback: {message}"
+
+
 # -- the command line -----------------------------------------------------------------------
 
 

@@ -495,6 +495,60 @@ def test_a_changed_serve_service_port_moves_the_front(world: World) -> None:
     assert front is not None and front.spec.serve_port == 9200
 
 
+class PortSpyStore(SqliteStore):
+    """The SQLite store, remembering every release_ports call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.released: list[tuple[str, str | None]] = []
+
+    def release_ports(self, owner: str, purpose: str | None = None) -> None:
+        self.released.append((owner, purpose))
+        super().release_ports(owner, purpose)
+
+
+def with_serve_port(port: int) -> dict[str, Any]:
+    document = sample_manifest()
+    document["spec"]["serveService"] = {"spec": {"ports": [{"name": "serve", "port": port}]}}
+    return document
+
+
+def test_a_requested_port_on_a_fresh_record_releases_nothing_and_a_changed_one_moves(
+    tmp_path: Path,
+) -> None:
+    store = PortSpyStore(tmp_path / "store.db")
+    clock = FakeClock()
+    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
+    world = World(
+        store, provider, serve, front, clock, new_reconciler(store, provider, serve, front, clock)
+    )
+    # the ports a first pass took before it crashed, ahead of writing its record
+    assert store.allocate_port(OWNER, "serve", 9100, lambda port: True) == 9100
+    assert store.allocate_port(OWNER, "dashboard", 8265, lambda port: True) == 8265
+    world.apply(with_serve_port(9100))
+    assert world.resource().record == {}
+
+    world.reconcile()
+
+    assert store.released == [], "a record with no port yet has nothing to move"
+    record = world.resource().record
+    assert (record["serve_port"], record["dashboard_port"]) == (9100, 8265)
+    assert store.allocate_port(OWNER, "serve", 8000, lambda port: True) == 9100, "still held"
+    assert store.allocate_port("default/other", "serve", 9100, lambda port: True) == 9101
+
+    world.apply(with_serve_port(9200))
+    world.reconcile()
+
+    assert store.released == [(OWNER, "serve")]
+    record = world.resource().record
+    assert (record["serve_port"], record["dashboard_port"]) == (9200, 8265)
+    assert store.allocate_port(OWNER, "dashboard", 9000, lambda port: True) == 8265
+    assert store.allocate_port("default/third", "serve", 9100, lambda port: True) == 9100
+    state = world.front.observe(FRONT_KEY)
+    assert state is not None
+    assert (state.spec.serve_port, state.spec.dashboard_port) == (9200, 8265)
+
+
 def test_a_front_that_failed_to_start_is_not_listed_as_a_service(world: World) -> None:
     world.apply()
     world.front.fail_next_ensure(TemporaryError("haproxy did not start"))

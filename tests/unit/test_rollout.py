@@ -56,6 +56,37 @@ def test_promote_names_the_pending_cluster_and_needs_one(api: Api) -> None:
     assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
 
 
+def test_promote_is_refused_while_a_rollback_is_in_progress(api: Api) -> None:
+    api.put(manifest())
+    rolling_back = {
+        "pendingServiceStatus": {"rayClusterName": "demo-raycluster-b"},
+        "conditions": [
+            {
+                "type": "RollbackInProgress",
+                "status": "True",
+                "reason": "StepTrafficBack",
+                "message": "traffic steps back from demo-raycluster-b",
+            }
+        ],
+    }
+    api.store.write_status(KIND, "default", "demo", rolling_back)
+
+    refused = api.client.post(f"{ROLLOUT}/promote")
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "default/demo is rolling back from demo-raycluster-b; apply its spec again to go on"
+    )
+    assert annotations(api) == {}
+    stored = api.store.get(KIND, "default", "demo")
+    assert stored is not None and stored.resource_version == 2, "only the status was written"
+
+    rolling_back["conditions"][0].update(status="False", reason="NoRollback")
+    api.store.write_status(KIND, "default", "demo", rolling_back)
+    assert api.client.post(f"{ROLLOUT}/promote").status_code == 200
+    assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
+
+
 def test_undo_applies_the_previous_spec_as_a_new_generation(api: Api) -> None:
     api.put(manifest())
     api.put(edited(more_head_cpus))

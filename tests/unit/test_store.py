@@ -199,6 +199,25 @@ def test_release_ports_of_one_purpose_keeps_the_others(store: SqliteStore) -> No
     assert store.allocate_port("default/a", "dashboard", 9000, lambda p: True) == 8265
 
 
+def test_an_annotation_only_apply_keeps_the_generations_first_revision(
+    store: SqliteStore,
+) -> None:
+    store.apply(KIND, manifest(), "demo.yaml", T0)
+    annotated = manifest()
+    annotated["metadata"]["annotations"] = {"rayservice.io/rollout-paused": "true"}
+
+    again = store.apply(KIND, annotated, "rollout pause", T0 + 10)
+    changed = store.apply(KIND, manifest(replicas=3), "other.yaml", T0 + 20)
+
+    assert (again.generation, changed.generation) == (1, 2)
+    revisions = store.revisions(KIND, "default", "demo")
+    assert [(r.generation, r.source, r.applied_at) for r in revisions] == [
+        (1, "demo.yaml", T0),
+        (2, "other.yaml", T0 + 20),
+    ]
+    assert revisions[0].manifest == manifest()
+
+
 def test_mark_deleting_then_remove(store: SqliteStore) -> None:
     stored = store.apply(KIND, manifest(), "demo.yaml", T0)
 

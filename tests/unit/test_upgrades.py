@@ -1253,3 +1253,211 @@ def test_a_paused_new_cluster_upgrade_switches_only_when_promoted(world: World) 
     assert record(world)["active"]["name"] == new
     assert backend_clusters(world) == {new}
     assert [r["name"] for r in record(world)["retiring"]] == [old]
+
+
+# -- review fixes ---------------------------------------------------------------------------
+
+
+def roll_back_halfway(world: World) -> tuple[str, str]:
+    """An incremental upgrade from a to b at half the traffic, then a again: the rollback
+    has started (traffic still 50/50) and steps back from the next interval on."""
+    old, new = start_incremental(world)
+    run(world, 40)
+    assert split_of(world) == (50, 50, 50, 50)
+    assert world.apply(incremental("a")).generation == 3
+    world.reconcile()
+    assert record(world)["pending"]["rolling_back"] is True
+    assert split_of(world) == (50, 50, 50, 50)
+    return old, new
+
+
+def head_of(world: World, name: str) -> str:
+    [head] = world.provider.node_names(name, NodeRole.HEAD)
+    return head
+
+
+@pytest.mark.parametrize("outage", ["head-down", "no-healthy-proxy"])
+def test_an_incremental_rollback_steps_traffic_back_only_while_the_active_cluster_serves(
+    world: World, outage: str
+) -> None:
+    old, new = roll_back_halfway(world)
+    steps = len(events(world, "TrafficStepped"))
+    if outage == "head-down":
+        world.provider.kill_node(old, head_of(world, old))
+    else:
+        world.provider.mark_proxies_ready(old, ready=False)
+
+    stalled = run(world, 60)
+
+    # the capacity step back needs nothing from either cluster; no traffic step follows it
+    [(_, capacity_back)] = changes(stalled)
+    assert capacity_back == (100, 50, 50, 50)
+    assert stalled[-1].split == (100, 50, 50, 50)
+    assert len(events(world, "TrafficStepped")) == steps + 1
+    assert clusters(world) == sorted([old, new]), "the pending cluster still serves half"
+    assert record(world)["pending"]["name"] == new
+    assert record(world)["pending"]["rolling_back"] is True
+    assert [c.name for c in world.provider.calls_to("delete")] == []
+    assert events(world, "RollbackCompleted") == []
+    assert condition(world, "RollbackInProgress") == ("True", "StepTrafficBack")
+
+    world.provider.make_head_ready(old)
+    world.provider.mark_proxies_ready(old)
+    back = run(world, 40)
+
+    assert [split for _, split in changes([stalled[-1], *back])] == [
+        (100, 75, 50, 25),
+        (100, 100, 50, 0),
+        (None, 100, None, 0),
+    ]
+    check_rules(back, old, new)
+    assert clusters(world) == [old]
+    assert len(events(world, "TrafficStepped")) == steps + 3
+    assert len(events(world, "RollbackCompleted")) == 1
+
+
+def test_strategy_none_in_the_middle_of_an_incremental_upgrade_restores_the_active_cluster(
+    world: World,
+) -> None:
+    old, new = start_incremental(world)
+    run(world, 42)
+    assert split_of(world) == (50, 50, SURGE, 50)
+
+    world.apply(manifest("b", strategy="None"))
+    world.reconcile()
+
+    assert clusters(world) == [old]
+    assert [c.name for c in world.provider.calls_to("delete")] == [new]
+    stored = record(world)
+    assert stored["pending"] is None
+    assert (stored["active"]["traffic_percent"], stored["active"]["target_capacity"]) == (100, None)
+    assert backend_clusters(world) == {old}
+    assert condition(world, "UpgradeInProgress") == ("False", "UpgradeStrategyNone")
+    world.reconcile()  # the full capacity goes out on the next pass
+    assert "target_capacity" not in deployed(world, url(world, old))[-1]
+
+
+def test_promote_below_full_capacity_raises_the_capacity_before_switching(world: World) -> None:
+    old, new = start_incremental(world)
+    assert split_of(world) == (None, 100, 0, 0)
+    new_url = url(world, new)
+    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0]
+
+    world.apply(incremental("b", annotations={PROMOTE: new}))
+    first = world.reconcile()
+
+    assert split_of(world) == (None, 100, 100, 0), "full capacity first, no traffic yet"
+    assert record(world)["active"]["name"] == old
+    assert events(world, "RolloutPromoted") == []
+    assert backend_clusters(world) == {old, new}
+    assert weights(world, new) == [0, 0]
+    assert any("full capacity before all traffic" in note for note in first.notes)
+
+    world.reconcile()  # the config at capacity 100 goes out
+    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0, 100]
+    assert record(world)["active"]["name"] == old, "not before Ray accepted it"
+
+    set_apps(world, new, DEPLOYING)  # Ray scales the apps up to the new capacity
+    for _ in range(3):
+        world.reconcile()
+    assert record(world)["active"]["name"] == old, "not while it is scaling up"
+    assert split_of(world) == (None, 100, 100, 0)
+
+    set_apps(world, new)
+    world.reconcile()
+
+    stored = record(world)
+    assert stored["active"]["name"] == new
+    assert stored["active"]["target_capacity"] == 100
+    assert stored["pending"] is None
+    assert [r["name"] for r in stored["retiring"]] == [old]
+    assert backend_clusters(world) == {new}
+    assert len(events(world, "RolloutPromoted")) == 1
+    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0, 100]
+
+
+def test_going_back_to_the_pending_spec_during_a_rollback_resumes_the_upgrade(
+    world: World,
+) -> None:
+    old, new = roll_back_halfway(world)
+    run(world, 20)
+    assert split_of(world) == (100, 75, SURGE, 25)
+    ensured = {c.name for c in world.provider.calls_to("ensure")}
+
+    assert world.apply(incremental("b")).generation == 4
+    world.reconcile()
+
+    assert clusters(world) == sorted([old, new])
+    assert record(world)["pending"]["name"] == new
+    assert record(world)["pending"]["rolling_back"] is False
+    assert split_of(world) == (100, 75, SURGE, 25)
+    assert [c.name for c in world.provider.calls_to("delete")] == []
+    assert {c.name for c in world.provider.calls_to("ensure")} == ensured == {old, new}
+    [cancelled] = events(world, "RollbackCancelled")
+    assert new in cancelled.message
+    assert len(events(world, "UpgradeStarted")) == 1
+    assert events(world, "PendingClusterReplaced") == []
+    assert condition(world, "RollbackInProgress") == ("False", "NoRollback")
+    assert condition(world, "UpgradeInProgress") == ("True", "BothActivePendingClustersExist")
+
+    forward = run(world, 60)
+
+    check_rules(forward, old, new)
+    traffic_on_new = [m.split[3] for m in forward if m.split[2] is not None]
+    assert traffic_on_new == sorted(traffic_on_new), "traffic only moves forward again"
+    assert record(world)["active"]["name"] == new
+    assert record(world)["pending"] is None
+    assert len(events(world, "UpgradeCompleted")) == 1
+    assert events(world, "RollbackCompleted") == []
+
+
+def test_weights_are_shared_by_the_nodes_whose_proxy_serves(world: World) -> None:
+    old, new = start_incremental(world)
+    run(world, 20)
+    assert split_of(world) == (100, 75, SURGE, 25)
+    assert (weights(world, old), weights(world, new)) == ([75, 75], [25, 25])
+    [old_worker] = world.provider.node_names(old, NodeRole.WORKER)
+    [new_worker] = world.provider.node_names(new, NodeRole.WORKER)
+
+    world.provider.mark_proxies_ready(old, [old_worker], ready=False)
+    world.provider.mark_proxies_ready(new, [new_worker], ready=False)
+    world.reconcile()
+
+    assert split_of(world) == (100, 75, SURGE, 25)
+    # one serving node per cluster carries the cluster's whole share; the other stays listed
+    # (HAProxy's check keeps it out) with the same weight
+    assert weights(world, old) == [server_weight(75, 1)] * 2 == [150, 150]
+    assert weights(world, new) == [server_weight(25, 1)] * 2 == [50, 50]
+
+    world.provider.mark_proxies_ready(old)
+    world.provider.mark_proxies_ready(new)
+    world.reconcile()
+    assert (weights(world, old), weights(world, new)) == ([75, 75], [25, 25])
+
+
+def test_observed_generation_during_a_rollback_follows_the_active_cluster(world: World) -> None:
+    old, new = start_incremental(world)
+    run(world, 40)
+    assert split_of(world) == (50, 50, 50, 50)
+    assert status(world)["observedGeneration"] == 2
+    world.provider.kill_node(old, head_of(world, old))  # its head stops answering
+
+    assert world.apply(incremental("a", price=4)).generation == 3
+    for _ in range(5):
+        world.reconcile()
+
+    assert record(world)["pending"]["rolling_back"] is True
+    assert status(world)["observedGeneration"] == 2, "price 4 has reached no cluster"
+    assert [price_in(c) for c in deployed(world, url(world, new))] == [3, 3]
+    assert {price_in(c) for c in deployed(world, url(world, old))} == {3}
+
+    world.provider.make_head_ready(old)
+    world.provider.mark_proxies_ready(old)
+    world.reconcile()  # the config with price 4 goes to the active cluster
+    assert price_in(deployed(world, url(world, old))[-1]) == 4
+    assert status(world)["observedGeneration"] == 2, "PUT in this pass, accepted after it"
+    world.reconcile()
+
+    assert status(world)["observedGeneration"] == 3
+    assert record(world)["pending"]["rolling_back"] is True
+    assert [price_in(c) for c in deployed(world, url(world, new))] == [3, 3]
