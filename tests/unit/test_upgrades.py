@@ -913,10 +913,14 @@ def test_an_incremental_upgrade_moves_in_steps_at_the_interval(world: World) -> 
         50,
         0,
     ]
-    assert [c["target_capacity"] for c in deployed(world, url(world, new))] == [0, 50, 100]
+    assert [c.get("target_capacity", 100) for c in deployed(world, url(world, new))] == [0, 50, 100]
     steps = events(world, "TrafficStepped")
     assert len(steps) == 8
     assert len(events(world, "UpgradeCompleted")) == 1
+    submitted = [e.message for e in events(world, "ServeConfigSubmitted")]
+    assert f"Serve target_capacity 0% -> 50%: submitting it to cluster {new}" in submitted
+    assert f"Serve target_capacity full -> 50%: submitting it to cluster {old}" in submitted
+    assert f"Serve target_capacity 50% -> full: submitting it to cluster {new}" in submitted
 
 
 def test_traffic_waits_for_the_pending_cluster_to_serve(world: World) -> None:
@@ -1021,7 +1025,7 @@ def test_the_promote_annotation_switches_at_once_when_the_pending_cluster_serves
     assert len(events(world, "RolloutPromoted")) == 1
     assert len(events(world, "UpgradeCompleted")) == 1
     run(world, 2)
-    assert deployed(world, url(world, new))[-1]["target_capacity"] == 100
+    assert deployed(world, url(world, new))[-1].get("target_capacity", 100) == 100
 
 
 def test_an_incremental_rollback_steps_traffic_back_then_drops_the_pending_cluster(
@@ -1341,7 +1345,7 @@ def test_promote_below_full_capacity_raises_the_capacity_before_switching(world:
     old, new = start_incremental(world)
     assert split_of(world) == (None, 100, 0, 0)
     new_url = url(world, new)
-    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0]
+    assert [c.get("target_capacity", 100) for c in deployed(world, new_url)] == [0]
 
     world.apply(incremental("b", annotations={PROMOTE: new}))
     first = world.reconcile()
@@ -1354,7 +1358,7 @@ def test_promote_below_full_capacity_raises_the_capacity_before_switching(world:
     assert any("full capacity before all traffic" in note for note in first.notes)
 
     world.reconcile()  # the config at capacity 100 goes out
-    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0, 100]
+    assert [c.get("target_capacity", 100) for c in deployed(world, new_url)] == [0, 100]
     assert record(world)["active"]["name"] == old, "not before Ray accepted it"
 
     set_apps(world, new, DEPLOYING)  # Ray scales the apps up to the new capacity
@@ -1373,7 +1377,7 @@ def test_promote_below_full_capacity_raises_the_capacity_before_switching(world:
     assert [r["name"] for r in stored["retiring"]] == [old]
     assert backend_clusters(world) == {new}
     assert len(events(world, "RolloutPromoted")) == 1
-    assert [c["target_capacity"] for c in deployed(world, new_url)] == [0, 100]
+    assert [c.get("target_capacity", 100) for c in deployed(world, new_url)] == [0, 100]
 
 
 def test_going_back_to_the_pending_spec_during_a_rollback_resumes_the_upgrade(

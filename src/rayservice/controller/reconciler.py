@@ -170,10 +170,12 @@ class Reconciler:
             case DeleteCluster():
                 self.provider.delete(action.name)
                 record.deployed.pop(action.name, None)
+                record.deployed_capacity.pop(action.name, None)
                 record.rejected.pop(action.name, None)
             case DeployServeConfig():
                 self.serve.deploy(action.dashboard_url, action.token, action.config)
                 record.deployed[action.cluster] = action.config_hash
+                record.deployed_capacity[action.cluster] = action.config.get("target_capacity")
                 record.rejected.pop(action.cluster, None)
             case EnsureFront():
                 self.front.ensure(action.key, action.spec)

@@ -55,6 +55,7 @@ STEADY_REQUEUE = 2.0  # all is well: keep an eye on it
 # Right after a Serve config goes out: Ray's UPDATING state of an in-place update lasts only
 # a few hundred milliseconds, and status should show it.
 DEPLOY_FOLLOW_UP = 0.05
+FULL_CAPACITY = 100
 
 
 @dataclass(frozen=True)
@@ -266,8 +267,8 @@ class _Planner:
         assert head is not None
         base = self.desired.serve_config if slot.serve_config is None else slot.serve_config
         config = deployable_config(base, head.proxy_port)
-        if slot.target_capacity is not None:
-            config["target_capacity"] = slot.target_capacity
+        if slot.target_capacity is not None and slot.target_capacity < FULL_CAPACITY:
+            config["target_capacity"] = slot.target_capacity  # 100 is Serve's default: left out
         return config
 
     def is_target(self, slot: ClusterSlot) -> bool:
@@ -289,9 +290,7 @@ class _Planner:
         deployed = self.record.deployed.get(cluster.name)
         serve = self.observed.serve.get(cluster.name)
         if deployed != config_hash:
-            why = "first Serve config" if deployed is None else "serveConfigV2 changed"
-            if deployed is not None and slot.target_capacity is not None:
-                why = f"target_capacity {slot.target_capacity}% or serveConfigV2 changed"
+            why = self._why_deploy(config, slot.target_capacity, cluster.name)
             reason = f"{why}: submitting it to cluster {cluster.name}"
         elif serve is not None and not serve.apps and config.get("applications"):
             reason = (
@@ -311,6 +310,22 @@ class _Planner:
                 reason=reason,
             )
         )
+
+    def _why_deploy(self, config: dict[str, Any], capacity: int | None, cluster: str) -> str:
+        """Why ``config`` goes to ``cluster``: first config, a Serve change, a capacity step."""
+        deployed = self.record.deployed.get(cluster)
+        if deployed is None:
+            return "first Serve config"
+        before = self.record.deployed_capacity.get(cluster)
+        if before == capacity:
+            return "serveConfigV2 changed"
+        as_before = {k: v for k, v in config.items() if k != "target_capacity"}
+        if before is not None:
+            as_before["target_capacity"] = before
+        steps = f"Serve target_capacity {_percent(before)} -> {_percent(capacity)}"
+        if serve_config_hash(as_before) == deployed:
+            return steps
+        return f"serveConfigV2 changed and {steps}"
 
     def serve_ready(self, slot: ClusterSlot, cluster: ObservedCluster | None) -> str | None:
         """Why ``cluster`` cannot take traffic yet, or None when all its apps are RUNNING on
@@ -583,6 +598,10 @@ class _Planner:
             c.type == "Ready" and c.reason == "ZeroServeEndpoints" for c in self.previous.conditions
         )
         return "False", "ZeroServeEndpoints" if ever_ready else "Initializing", message
+
+
+def _percent(capacity: int | None) -> str:
+    return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
 
 
 def server_weight(traffic_percent: int, servers: int) -> int:

@@ -58,6 +58,8 @@ class ServiceRecord(BaseModel):
     given_up: GivenUp | None = None
     last_step_at: float = 0.0  # last traffic or capacity step of an incremental upgrade
     deployed: dict[str, str] = Field(default_factory=dict)  # cluster -> accepted config hash
+    # cluster -> Serve capacity of the accepted config (None: full), to tell why a PUT goes out
+    deployed_capacity: dict[str, int | None] = Field(default_factory=dict)
     rejected: dict[str, Rejection] = Field(default_factory=dict)
     endpoints: list[str] = Field(default_factory=list)  # node names serving traffic
     serve_port: int = 0
