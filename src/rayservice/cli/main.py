@@ -41,7 +41,9 @@ for aliases, plural, rows in (
 ):
     for alias in aliases:
         KINDS[alias] = (plural, rows)
-DEFAULT_TIMEOUT = 600.0
+# longer than the default pendingClusterTimeoutSeconds (600), so --wait reports a given-up
+# upgrade with its reason rather than its own timeout
+DEFAULT_TIMEOUT = 900.0
 DRY_RUN_TRAILER = "(dry run: nothing was changed)"
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
 ERROR_EXIT_CODES = {"diff": 2}
