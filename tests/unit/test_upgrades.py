@@ -32,7 +32,7 @@ from test_reconciler import (
 )
 
 from rayservice.planner.cluster import cluster_name
-from rayservice.planner.reconcile import server_weight
+from rayservice.planner.front import server_weight
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.manifest import RayService

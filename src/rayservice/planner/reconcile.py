@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from rayservice.planner import front
 from rayservice.planner import service_status as statuses
 from rayservice.planner.actions import (
     Action,
@@ -25,6 +25,7 @@ from rayservice.planner.actions import (
     PlannedEvent,
 )
 from rayservice.planner.cluster import HEAD_GROUP, cluster_name, cluster_request
+from rayservice.planner.front import LOCALHOST
 from rayservice.planner.record import ClusterSlot, GivenUp, Retiring, ServiceRecord
 from rayservice.planner.upgrade import (
     INCREMENTAL,
@@ -38,18 +39,14 @@ from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import (
-    Backend,
-    FrontSpec,
     FrontState,
     NodePhase,
-    NodeRole,
     ObservedCluster,
     ObservedNode,
     ServeState,
 )
 from rayservice.spec.status import RayServiceStatus, ServiceStatus, rfc3339, set_condition
 
-LOCALHOST = "127.0.0.1"
 BUSY_REQUEUE = 0.5  # something is starting or changing: look again soon
 STEADY_REQUEUE = 2.0  # all is well: keep an eye on it
 # Right after a Serve config goes out: Ray's UPDATING state of an in-place update lasts only
@@ -408,57 +405,10 @@ class _Planner:
     # -- traffic -----------------------------------------------------------------------------
 
     def endpoints_of(self, cluster: ObservedCluster) -> list[ObservedNode]:
-        return [
-            n
-            for n in cluster.serve_endpoints
-            if not (self.spec.excludeHeadPodFromServeSvc and n.role is NodeRole.HEAD)
-        ]
-
-    def _backends(
-        self, cluster: ObservedCluster | None, traffic_percent: int | None = None
-    ) -> list[Backend]:
-        """The cluster's nodes as servers; with a traffic share, weighted so the cluster as a
-        whole gets that share whatever its node count."""
-        if cluster is None:
-            return []
-        serving = [
-            n
-            for n in cluster.nodes
-            if not (self.spec.excludeHeadPodFromServeSvc and n.role is NodeRole.HEAD)
-        ]
-        if traffic_percent is None:
-            return [Backend(n.name, LOCALHOST, n.proxy_port) for n in serving]
-        # shared among the nodes that serve now: the others fail HAProxy's check anyway
-        weight = server_weight(traffic_percent, len(self.endpoints_of(cluster)))
-        return [Backend(n.name, LOCALHOST, n.proxy_port, weight) for n in serving]
-
-    def _front_spec(
-        self, active: ObservedCluster | None, pending: ObservedCluster | None
-    ) -> FrontSpec:
-        slot = self.record.active
-        if slot is None:
-            return FrontSpec(self.record.serve_port, self.record.dashboard_port)
-        pending_slot = self.record.pending
-        if pending_slot is not None and pending_slot.target_capacity is not None:
-            # an incremental upgrade: both clusters behind the front, weighted by their share
-            # (the pending one keeps its share even while the active one is missing)
-            backends = self._backends(active, slot.traffic_percent)
-            backends += self._backends(pending, pending_slot.traffic_percent)
-        else:
-            backends = self._backends(active)
-        head = active.head if active is not None else None
-        dashboard = None
-        if active is not None and head is not None:
-            dashboard = Backend(head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0)
-        return FrontSpec(
-            serve_port=self.record.serve_port,
-            dashboard_port=self.record.dashboard_port,
-            serve_backends=tuple(backends),
-            dashboard_backend=dashboard,
-        )
+        return front.endpoints(cluster, self.spec.excludeHeadPodFromServeSvc)
 
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
-        spec = self._front_spec(active, pending)
+        spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
         current = self.observed.front
         if current is not None and current.spec == spec:
             return
@@ -602,13 +552,6 @@ class _Planner:
 
 def _percent(capacity: int | None) -> str:
     return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
-
-
-def server_weight(traffic_percent: int, servers: int) -> int:
-    """HAProxy weight (0-256) of each of ``servers`` that share ``traffic_percent``."""
-    if traffic_percent <= 0 or servers <= 0:
-        return 0
-    return max(1, round(traffic_percent * 2 / servers))
 
 
 def _cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:

@@ -1,0 +1,75 @@
+"""What ``<name>-serve-svc`` and ``<name>-head-svc`` should point at: a FrontSpec. Pure.
+
+Outside an incremental upgrade the serve front holds the active cluster's nodes with plain
+weights and HAProxy's health checks pick the ones that serve. During one it holds both
+clusters' nodes, weighted so that each cluster as a whole gets its traffic share whatever
+its node count. The head front is the active cluster's dashboard.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from rayservice.planner.record import ServiceRecord
+from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster, ObservedNode
+
+LOCALHOST = "127.0.0.1"
+
+
+def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
+    """The nodes that may serve (all, or all but the head with excludeHeadPodFromServeSvc)."""
+    return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
+
+
+def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
+    """The serving nodes whose Serve proxy is healthy: the serve endpoints."""
+    healthy = {n.name for n in cluster.serve_endpoints}
+    return [n for n in serving_nodes(cluster, exclude_head) if n.name in healthy]
+
+
+def server_weight(traffic_percent: int, servers: int) -> int:
+    """HAProxy weight (0-256) of each of ``servers`` that share ``traffic_percent``."""
+    if traffic_percent <= 0 or servers <= 0:
+        return 0
+    return max(1, round(traffic_percent * 2 / servers))
+
+
+def _backends(
+    cluster: ObservedCluster | None, exclude_head: bool, traffic_percent: int | None = None
+) -> list[Backend]:
+    if cluster is None:
+        return []
+    serving = serving_nodes(cluster, exclude_head)
+    if traffic_percent is None:
+        return [Backend(n.name, LOCALHOST, n.proxy_port) for n in serving]
+    # shared among the nodes that serve now: the others fail HAProxy's check anyway
+    weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head)))
+    return [Backend(n.name, LOCALHOST, n.proxy_port, weight) for n in serving]
+
+
+def front_spec(
+    record: ServiceRecord,
+    exclude_head: bool,
+    active: ObservedCluster | None,
+    pending: ObservedCluster | None,
+) -> FrontSpec:
+    slot, pending_slot = record.active, record.pending
+    if slot is None:
+        return FrontSpec(record.serve_port, record.dashboard_port)
+    if pending_slot is not None and pending_slot.target_capacity is not None:
+        # an incremental upgrade (the pending cluster keeps its share even while the active
+        # one is missing)
+        backends = _backends(active, exclude_head, slot.traffic_percent)
+        backends += _backends(pending, exclude_head, pending_slot.traffic_percent)
+    else:
+        backends = _backends(active, exclude_head)
+    head = active.head if active is not None else None
+    dashboard = None
+    if active is not None and head is not None:
+        dashboard = Backend(head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0)
+    return FrontSpec(
+        serve_port=record.serve_port,
+        dashboard_port=record.dashboard_port,
+        serve_backends=tuple(backends),
+        dashboard_backend=dashboard,
+    )
