@@ -192,3 +192,52 @@ def test_a_cluster_change_held_by_upgrade_strategy_none_is_a_warning(api: Api) -
     [header] = warned.headers.get_list("warning")
     assert header.startswith('299 - "demo.yaml: spec.rayClusterConfig changed')
     assert "upgradeStrategy.type is None" in header
+
+
+def test_status_text_without_a_rollout_is_two_lines() -> None:
+    obj = {
+        "metadata": {"name": "demo"},
+        "spec": {},
+        "status": {
+            "conditions": [
+                {
+                    "type": "UpgradeInProgress",
+                    "status": "False",
+                    "reason": "NoPendingCluster",
+                    "message": "the active cluster matches rayClusterConfig",
+                },
+                {
+                    "type": "RollbackInProgress",
+                    "status": "False",
+                    "reason": "NoRollback",
+                    "message": "no rollback in progress",
+                },
+            ],
+            "activeServiceStatus": {"rayClusterName": "demo-a"},
+        },
+    }
+
+    assert status_text(obj).splitlines() == [
+        "demo: no rollout in progress (upgradeStrategy NewCluster)",
+        "  active   demo-a",
+    ]
+
+
+def test_status_text_tells_a_held_change() -> None:
+    obj = {
+        "metadata": {"name": "demo"},
+        "spec": {"upgradeStrategy": {"type": "None"}},
+        "status": {
+            "conditions": [
+                {
+                    "type": "UpgradeInProgress",
+                    "status": "False",
+                    "reason": "UpgradeStrategyNone",
+                    "message": "the change is not applied",
+                },
+            ],
+            "activeServiceStatus": {"rayClusterName": "demo-a"},
+        },
+    }
+
+    assert status_text(obj).splitlines()[-1] == "  UpgradeInProgress: the change is not applied"

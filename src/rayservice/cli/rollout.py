@@ -7,6 +7,8 @@ from typing import Any
 
 from rayservice.cli.tables import age, render
 
+QUIET_REASONS = (None, "NoRollback", "NoPendingCluster")  # nothing to tell beyond the state
+
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c.get("type") == kind), {})
@@ -46,7 +48,7 @@ def status_text(obj: dict[str, Any]) -> str:
     if pending.get("rayClusterName"):
         lines.append(_cluster_line("pending", pending))
     for condition in (rollback, upgrade):
-        if condition.get("message") and condition.get("reason") not in ("NoRollback", None):
+        if condition.get("message") and condition.get("reason") not in QUIET_REASONS:
             lines.append(f"  {condition['type']}: {condition['message']}")
     return "\n".join(lines)
 
