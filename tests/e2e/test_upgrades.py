@@ -137,6 +137,7 @@ def test_incremental_upgrade_moves_traffic_in_steps(cli: Cli) -> None:
         "    stepSizePercent: 50",
         "    intervalSeconds: 2",
     )
+    old = active_cluster(cli)
     edit(path, "price: 3", "price: 4")
     edit(path, HEAD_CPUS, MORE_HEAD_CPUS)
 
@@ -147,9 +148,12 @@ def test_incremental_upgrade_moves_traffic_in_steps(cli: Cli) -> None:
     assert_no_failures(load, at_least=200)
     assert {"6", "8"} <= set(load.answers())
     described = cli.run("describe", "rayservice", NAME).stdout
-    assert "traffic to the target 0% -> 50%" in described
-    assert "Traffic Routed Percent:  100" in described
-    eventually(lambda: len(clusters(cli)) == 1, timeout=60, message="old cluster deleted")
+    assert "traffic to the target 0% -> 50%" in described  # half the traffic on each, then
+    assert "traffic to the target 50% -> 100%" in described
+    assert "UpgradeCompleted" in described
+    new = active_cluster(cli)
+    assert new != old
+    eventually(lambda: clusters(cli) == [new], timeout=60, message="old cluster deleted")
 
 
 def test_upgrade_strategy_none_holds_the_change_and_says_so(cli: Cli) -> None:
@@ -161,6 +165,7 @@ def test_upgrade_strategy_none_holds_the_change_and_says_so(cli: Cli) -> None:
     applied = cli.run("apply", "-f", SAMPLE, "--wait", "--timeout", "120")
 
     assert "upgradeStrategy.type is None" in applied.stdout
+    assert applied.stderr.startswith("Warning: samples/ray-service.sample.yaml:")
     assert clusters(cli) == [active]
     assert post(port, "/fruit/", MANGO) == "8", "the Serve change still applies in place"
     assert "UpgradeStrategyNone" in cli.run("describe", "rayservice", NAME).stdout

@@ -492,6 +492,28 @@ def test_apply_of_a_file_sends_the_files_folder(
     assert "rayservice.ray.io/demo applied (generation 1)" in capsys.readouterr().out
 
 
+def test_apply_prints_the_controllers_warnings_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class WarnedClient(RecordingClient):
+        def apply(
+            self, manifest: dict[str, Any], source: str, base_dir: str
+        ) -> tuple[dict[str, Any], list[str]]:
+            obj, _ = super().apply(manifest, source, base_dir)
+            return obj, ["svc.yaml: spec.rayClusterConfig changed, but it is held"]
+
+    monkeypatch.setattr(cli_main, "ApiClient", WarnedClient)
+    monkeypatch.setattr(RecordingClient, "applied", [])
+    manifest_file = tmp_path / "svc.yaml"
+    manifest_file.write_text(MINIMAL)
+
+    assert main(["apply", "-f", str(manifest_file)]) == 0
+
+    captured = capsys.readouterr()
+    assert captured.err == "Warning: svc.yaml: spec.rayClusterConfig changed, but it is held\n"
+    assert "applied (generation 1)" in captured.out
+
+
 def test_apply_from_stdin_sends_the_current_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

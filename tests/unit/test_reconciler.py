@@ -573,3 +573,16 @@ def test_a_deleted_and_recreated_service_shows_only_its_own_events(world: World)
     assert world.event_reasons() == []
     world.reconcile()
     assert world.event_reasons()[0] == "ClusterCreated"
+
+
+def test_a_steady_pass_asks_the_front_once(world: World) -> None:
+    world.apply()
+    world.bring_up()
+    world.reconcile()  # settles: endpoints and status as they are
+    world.front.calls.clear()
+
+    plan = world.reconcile()
+
+    assert plan.actions == ()
+    assert [c.method for c in world.front.calls] == ["observe"]
+    assert [v.name for v in world.store.views("Service")], "the services are still listed"

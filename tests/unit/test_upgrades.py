@@ -857,6 +857,16 @@ def start_incremental(world: World) -> tuple[str, str]:
     return old, new
 
 
+def incremental_at(
+    world: World, seconds: int, split: tuple[int | None, int, int | None, int]
+) -> tuple[str, str]:
+    """An incremental upgrade from a to b run for ``seconds``, checked to be at ``split``."""
+    old, new = start_incremental(world)
+    run(world, seconds)
+    assert split_of(world) == split
+    return old, new
+
+
 def changes(moments: list[Moment]) -> list[tuple[float, tuple[int | None, int, int | None, int]]]:
     """The passes at which the split moved, with the split they moved to."""
     return [
@@ -977,9 +987,7 @@ def test_incremental_status_shows_capacity_and_traffic_of_both_clusters(world: W
 
 
 def test_the_pause_annotation_stops_steps_until_it_is_removed(world: World) -> None:
-    old, new = start_incremental(world)
-    run(world, 20)
-    assert split_of(world) == (100, 75, SURGE, 25)
+    old, new = incremental_at(world, 20, (100, 75, SURGE, 25))
 
     paused = world.apply(incremental("b", annotations={PAUSE: "true"}))
     assert paused.generation == 2, "annotations are not spec"
@@ -1147,9 +1155,7 @@ def test_an_incremental_upgrade_stalled_for_the_timeout_is_given_up(world: World
 
 
 def test_a_restart_mid_rollout_keeps_the_step_cadence(world: World) -> None:
-    old, new = start_incremental(world)
-    run(world, 22)
-    assert split_of(world) == (100, 75, SURGE, 25)
+    old, new = incremental_at(world, 22, (100, 75, SURGE, 25))
     last_step_at = record(world)["last_step_at"]
     assert last_step_at == record(world)["pending"]["created_at"] + 2 * INTERVAL
 
@@ -1180,9 +1186,7 @@ def test_with_no_deletion_delay_the_old_cluster_goes_after_the_front_switched(
 def test_switching_an_incremental_upgrade_to_new_cluster_restores_full_capacity(
     world: World,
 ) -> None:
-    old, new = start_incremental(world)
-    run(world, 22)
-    assert split_of(world) == (100, 75, SURGE, 25)
+    old, new = incremental_at(world, 22, (100, 75, SURGE, 25))
 
     world.apply(manifest("b"))  # the default strategy, NewCluster
     moments = run(world, 1)
@@ -1225,9 +1229,7 @@ def test_switching_a_new_cluster_upgrade_to_incremental_starts_the_steps_from_ze
 def test_replacing_an_incremental_pending_cluster_under_new_cluster_restores_the_active_one(
     world: World,
 ) -> None:
-    old, replaced = start_incremental(world)
-    run(world, 42)
-    assert split_of(world) == (50, 50, SURGE, 50)
+    old, replaced = incremental_at(world, 42, (50, 50, SURGE, 50))
 
     world.apply(manifest("c"))  # another cluster spec and the default strategy, NewCluster
     world.reconcile()
@@ -1265,9 +1267,7 @@ def test_a_paused_new_cluster_upgrade_switches_only_when_promoted(world: World) 
 def roll_back_halfway(world: World) -> tuple[str, str]:
     """An incremental upgrade from a to b at half the traffic, then a again: the rollback
     has started (traffic still 50/50) and steps back from the next interval on."""
-    old, new = start_incremental(world)
-    run(world, 40)
-    assert split_of(world) == (50, 50, 50, 50)
+    old, new = incremental_at(world, 40, (50, 50, 50, 50))
     assert world.apply(incremental("a")).generation == 3
     world.reconcile()
     assert record(world)["pending"]["rolling_back"] is True
@@ -1323,9 +1323,7 @@ def test_an_incremental_rollback_steps_traffic_back_only_while_the_active_cluste
 def test_strategy_none_in_the_middle_of_an_incremental_upgrade_restores_the_active_cluster(
     world: World,
 ) -> None:
-    old, new = start_incremental(world)
-    run(world, 42)
-    assert split_of(world) == (50, 50, SURGE, 50)
+    old, new = incremental_at(world, 42, (50, 50, SURGE, 50))
 
     world.apply(manifest("b", strategy="None"))
     world.reconcile()
@@ -1416,9 +1414,7 @@ def test_going_back_to_the_pending_spec_during_a_rollback_resumes_the_upgrade(
 
 
 def test_weights_are_shared_by_the_nodes_whose_proxy_serves(world: World) -> None:
-    old, new = start_incremental(world)
-    run(world, 20)
-    assert split_of(world) == (100, 75, SURGE, 25)
+    old, new = incremental_at(world, 20, (100, 75, SURGE, 25))
     assert (weights(world, old), weights(world, new)) == ([75, 75], [25, 25])
     [old_worker] = world.provider.node_names(old, NodeRole.WORKER)
     [new_worker] = world.provider.node_names(new, NodeRole.WORKER)
@@ -1440,9 +1436,7 @@ def test_weights_are_shared_by_the_nodes_whose_proxy_serves(world: World) -> Non
 
 
 def test_observed_generation_during_a_rollback_follows_the_active_cluster(world: World) -> None:
-    old, new = start_incremental(world)
-    run(world, 40)
-    assert split_of(world) == (50, 50, 50, 50)
+    old, new = incremental_at(world, 40, (50, 50, 50, 50))
     assert status(world)["observedGeneration"] == 2
     world.provider.kill_node(old, head_of(world, old))  # its head stops answering
 

@@ -95,7 +95,7 @@ class Reconciler:
             self.store.write_status(
                 KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
             )
-            self._write_views(resource, service, observed)
+            self._write_views(resource, service, observed, result)
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message)
         return result
@@ -193,15 +193,18 @@ class Reconciler:
         )
 
     def _write_views(
-        self, resource: StoredResource, service: RayService, observed: Observed
+        self, resource: StoredResource, service: RayService, observed: Observed, result: Plan
     ) -> None:
         views: list[View] = []
         workers = sum(replicas_of(g) for g in service.spec.rayClusterConfig.workerGroupSpecs)
         for cluster in observed.clusters.values():
             views.append(cluster_view(resource.namespace, resource.key, cluster, workers))
             views += pod_views(resource.namespace, resource.key, cluster)
-        # The front as it is after this pass: a failed EnsureFront must not show as done.
-        front = self.front.observe(front_key(resource.key))
+        # The front as it is after this pass (a failed EnsureFront must not show as done);
+        # asked again only when this pass changed it
+        front = observed.front
+        if any(isinstance(a, EnsureFront) for a in result.actions):
+            front = self.front.observe(front_key(resource.key))
         if front is not None:
             views += service_views(
                 resource.namespace, resource.key, front.spec, resource.created_at
