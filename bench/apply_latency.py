@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import httpx
 import yaml
 
 from rayservice.planner.reconcile import deployable_config
+from rayservice.providers.processes import stop_sessions
 from rayservice.serve_client.packaging import resolve_working_dirs
 from rayservice.traffic.ports import next_free_port
 
@@ -89,30 +89,9 @@ def free_ports(count: int, start: int = 33000) -> list[int]:
 
 def stop_session(process: subprocess.Popen[bytes]) -> None:
     """Stop a node's whole process session: ``ray start --block`` and every Ray process it
-    started share it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    session_pids = [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _session_of(int(entry.name)) == process.pid
-    ]
-    for pid in session_pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _session_of(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[3])
+    started share it (the same stop the local provider uses)."""
+    stop_sessions([process.pid], grace_seconds=15)
+    process.wait(timeout=15)
 
 
 def floor_config(work: Path, proxy_port: int) -> dict[str, Any]:
