@@ -18,6 +18,7 @@ from rayservice.api.app import create_app
 from rayservice.controller.reconciler import KIND
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.store.base import View
 from rayservice.store.sqlite import SqliteStore
 
@@ -344,6 +345,35 @@ def test_views_and_events_are_listed(api: Api) -> None:
     assert pods["items"] == [{"kind": "Pod", "x": 1}]
     assert api.client.get("/api/v1/namespaces/other/pods").json()["items"] == []
     assert [(e["reason"], e["count"]) for e in events["items"]] == [("ClusterCreated", 1)]
+
+
+def test_an_event_has_kubernetes_event_shape(api: Api) -> None:
+    cluster = ObjectRef(ObjectKind.RAY_CLUSTER, "demo-raycluster-bbbbb")
+    for seconds in (0.0, 30.0, 90.0):
+        api.store.add_event(
+            "default", "demo", "Warning", "Unhealthy", "head down", seconds, cluster
+        )
+    api.store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", 100.0)
+
+    repeated, own = api.client.get(f"{DEMO}/events").json()["items"]
+
+    assert repeated == {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "involvedObject": {
+            "kind": "RayCluster",
+            "name": "demo-raycluster-bbbbb",
+            "namespace": "default",
+        },
+        "type": "Warning",
+        "reason": "Unhealthy",
+        "message": "head down",
+        "count": 3,
+        "firstTimestamp": "1970-01-01T00:00:00Z",
+        "lastTimestamp": "1970-01-01T00:01:30Z",
+    }
+    assert own["involvedObject"] == {"kind": "RayService", "name": "demo", "namespace": "default"}
+    assert (own["count"], own["firstTimestamp"]) == (1, own["lastTimestamp"])
 
 
 def test_a_path_and_body_mismatch_stores_nothing(api: Api) -> None:

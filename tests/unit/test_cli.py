@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rayservice.api.app import create_app
-from rayservice.api.objects import resource_object
+from rayservice.api.objects import event_object, resource_object
 from rayservice.cli import main as cli_main
 from rayservice.cli import tables
 from rayservice.cli.client import ApiClient
@@ -30,6 +30,7 @@ from rayservice.controller.reconciler import KIND
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster
 from rayservice.spec.status import (
     AppStatus,
@@ -39,10 +40,11 @@ from rayservice.spec.status import (
     ServiceStatus,
     rfc3339,
 )
-from rayservice.store.base import StoredResource
+from rayservice.store.base import Event, StoredResource
 from rayservice.store.sqlite import SqliteStore
 
 CLUSTER = "demo-raycluster-bbbbb"
+DEMO = ObjectRef(ObjectKind.RAY_SERVICE, "demo")
 FOUR_DAYS_AGO = time.time() - (4 * 24 + 5) * 3600  # prints "4d5h" whatever the seconds
 GiB = 2**30
 
@@ -109,6 +111,30 @@ def status(*, ready: bool = True, app: str = "RUNNING", message: str = "") -> Ra
         numServeEndpoints=2 if ready else 0,
         observedGeneration=1,
         serviceStatus="Running" if ready else "",
+    )
+
+
+def event(
+    reason: str,
+    message: str,
+    first_seen: float,
+    *,
+    last_seen: float | None = None,
+    count: int = 1,
+    involved: ObjectRef = DEMO,
+) -> Event:
+    """An event of the service demo, of type Normal."""
+    return Event(
+        namespace="default",
+        name="demo",
+        involved_kind=involved.kind,
+        involved_name=involved.name,
+        type="Normal",
+        reason=reason,
+        message=message,
+        first_seen=first_seen,
+        last_seen=first_seen if last_seen is None else last_seen,
+        count=count,
     )
 
 
@@ -299,14 +325,17 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
     cluster = fake_cluster(worker_proxy=True)
     pods = [v.doc for v in pod_views("default", "default/demo", cluster)]
     events = [
-        {
-            "type": "Normal",
-            "reason": "ClusterCreated",
-            "message": f"creating cluster {CLUSTER}",
-            "count": 3,
-            "firstTimestamp": rfc3339(FOUR_DAYS_AGO),
-            "lastTimestamp": rfc3339(FOUR_DAYS_AGO),
-        }
+        event_object(event("ClusterCreated", f"creating cluster {CLUSTER}", FOUR_DAYS_AGO)),
+        event_object(
+            event(
+                "Unhealthy",
+                "head not ready",
+                FOUR_DAYS_AGO,
+                last_seen=FOUR_DAYS_AGO + 4 * 86400,  # 5h ago
+                count=5,
+                involved=ObjectRef(ObjectKind.RAY_CLUSTER, CLUSTER),
+            )
+        ),
     ]
 
     text = tables.describe_rayservice(rayservice(), events, pods)
@@ -324,14 +353,38 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
     ignored = text.split("Ignored Fields (no meaning on the local backend):")[1]
     assert "spec.rayClusterConfig.headGroupSpec.serviceType" in ignored.split("Events:")[0]
     event_lines = text.split("Events:")[1].strip().splitlines()
-    assert columns(event_lines[0]) == ["Type", "Reason", "Age", "Count", "Message"]
+    assert columns(event_lines[0]) == ["Type", "Reason", "Age", "Object", "Message"]
     assert columns(event_lines[1]) == [
         "Normal",
         "ClusterCreated",
         "4d5h",
-        "3",
+        "RayService/demo",
         f"creating cluster {CLUSTER}",
     ]
+    assert columns(event_lines[2]) == [
+        "Normal",
+        "Unhealthy",
+        "5h (x5 over 4d5h)",
+        f"RayCluster/{CLUSTER}",
+        "head not ready",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "count", "expected"),
+    [
+        (300, 300, 1, "5m"),
+        (180, 10, 5, "10s (x5 over 3m)"),
+        (7200, 0, 2, "0s (x2 over 120m)"),
+    ],
+)
+def test_event_age_says_how_often_and_over_how_long_like_kubectl(
+    first: int, last: int, count: int, expected: str
+) -> None:
+    now = 1_714_557_600.0
+    repeated = event("Unhealthy", "head not ready", now - first, last_seen=now - last, count=count)
+
+    assert tables.event_age(event_object(repeated), now=now) == expected
 
 
 def test_describe_without_events_or_endpoints_says_none() -> None:

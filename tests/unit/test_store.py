@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.store.base import View
-from rayservice.store.sqlite import SqliteStore
+from rayservice.store.sqlite import MAX_EVENTS_PER_OWNER, SqliteStore
 
 KIND = "RayService"
 T0 = 1_714_557_600.0
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def manifest(name: str = "demo", replicas: int = 1, namespace: str = "default") -> dict[str, Any]:
@@ -115,7 +119,7 @@ def test_write_record_checkpoints_without_touching_the_spec(store: SqliteStore) 
     assert after.manifest == stored.manifest
 
 
-def test_identical_consecutive_events_are_counted_not_repeated(store: SqliteStore) -> None:
+def test_a_repeat_of_any_stored_event_is_counted_not_repeated(store: SqliteStore) -> None:
     store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0)
     store.add_event("default", "demo", "Normal", "ClusterCreated", "creating", T0 + 5)
     store.add_event("default", "demo", "Warning", "ServeConfigRejected", "bad", T0 + 6)
@@ -125,13 +129,73 @@ def test_identical_consecutive_events_are_counted_not_repeated(store: SqliteStor
     events = store.events("default", "demo")
 
     assert [(e.reason, e.count) for e in events] == [
-        ("ClusterCreated", 2),
         ("ServeConfigRejected", 1),
-        ("ClusterCreated", 1),  # not consecutive: a new event
+        ("ClusterCreated", 3),  # repeated after another event: still the same one
     ]
-    assert (events[0].first_seen, events[0].last_seen) == (T0, T0 + 5)
-    assert events[1].type == "Warning"
-    assert [e.name for e in store.events("default", "other")] == ["other"]
+    assert (events[1].first_seen, events[1].last_seen) == (T0, T0 + 7)
+    assert (events[0].type, events[1].type) == ("Warning", "Normal")
+    assert [(e.name, e.count) for e in store.events("default", "other")] == [("other", 1)]
+
+
+def test_an_event_is_about_the_service_unless_it_names_another_object(
+    store: SqliteStore,
+) -> None:
+    cluster = ObjectRef(ObjectKind.RAY_CLUSTER, "demo-raycluster-bbbbb")
+    other_cluster = ObjectRef(ObjectKind.RAY_CLUSTER, "demo-raycluster-ccccc")
+    store.add_event("default", "demo", "Warning", "Unhealthy", "not ready", T0)
+    store.add_event("default", "demo", "Warning", "Unhealthy", "not ready", T0 + 1, cluster)
+    store.add_event("default", "demo", "Warning", "Unhealthy", "not ready", T0 + 2, other_cluster)
+    store.add_event("default", "demo", "Warning", "Unhealthy", "not ready", T0 + 3, cluster)
+    pod = ObjectRef(ObjectKind.POD, "demo-raycluster-bbbbb")  # a pod named like the cluster
+    store.add_event("default", "demo", "Warning", "Unhealthy", "not ready", T0 + 4, pod)
+
+    events = store.events("default", "demo")
+
+    assert [(e.involved_kind, e.involved_name, e.count) for e in events] == [
+        ("RayService", "demo", 1),
+        ("RayCluster", "demo-raycluster-ccccc", 1),
+        ("RayCluster", "demo-raycluster-bbbbb", 2),
+        ("Pod", "demo-raycluster-bbbbb", 1),
+    ]
+    assert {(e.namespace, e.name) for e in events} == {("default", "demo")}
+
+
+def test_events_are_listed_by_when_they_were_last_seen(store: SqliteStore) -> None:
+    store.add_event("default", "demo", "Normal", "A", "a", T0)
+    store.add_event("default", "demo", "Normal", "B", "b", T0 + 1)
+    store.add_event("default", "demo", "Normal", "C", "c", T0 + 1)
+    store.add_event("default", "demo", "Normal", "A", "a", T0 + 2)
+
+    assert [e.reason for e in store.events("default", "demo")] == ["B", "C", "A"]
+
+
+def test_only_the_most_recently_seen_events_of_a_service_are_kept(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db", max_events_per_owner=3)
+    store.add_event("default", "demo", "Normal", "Old", "first", T0)
+    store.add_event("default", "demo", "Normal", "Kept", "seen again", T0 + 1)
+    store.add_event("default", "demo", "Normal", "Dropped", "second", T0 + 2)
+    store.add_event("default", "demo", "Normal", "Kept", "seen again", T0 + 3)  # a repeat
+    store.add_event("default", "other", "Normal", "Theirs", "not counted for demo", T0 + 4)
+    store.add_event("default", "demo", "Normal", "New", "third", T0 + 5)
+    store.add_event("default", "demo", "Normal", "Newer", "fourth", T0 + 6)
+
+    assert [(e.reason, e.count) for e in store.events("default", "demo")] == [
+        ("Kept", 2),
+        ("New", 1),
+        ("Newer", 1),
+    ]
+    assert [e.reason for e in store.events("default", "other")] == ["Theirs"]
+
+
+def test_the_default_cap_bounds_a_flood_of_distinct_events(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db")
+    for i in range(MAX_EVENTS_PER_OWNER + 5):
+        store.add_event("default", "demo", "Warning", "Flood", f"message {i}", T0 + i)
+
+    events = store.events("default", "demo")
+
+    assert len(events) == MAX_EVENTS_PER_OWNER
+    assert events[0].message == "message 5"
 
 
 def test_replace_views_replaces_only_the_owners_views(store: SqliteStore) -> None:
@@ -275,3 +339,48 @@ def test_everything_survives_reopening_the_store(tmp_path: Path) -> None:
     assert [v.name for v in reopened.views("Pod")] == ["demo-head"]
     assert reopened.allocate_port("default/demo", "serve", 9000, lambda p: True) == port
     assert reopened.apply(KIND, manifest(replicas=2), "demo.yaml", T0).generation == 2
+
+
+def test_a_store_of_release_0_1_0_keeps_its_events_and_takes_new_ones(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript((FIXTURES / "store-0.1.0-steady.sql").read_text())
+
+    store = SqliteStore(path)
+    old = store.events("default", "rayservice-sample")
+
+    assert len(old) == 8
+    assert old[0].reason == "ClusterCreated" and old[0].first_seen == 1714557601.0
+    assert {(e.involved_kind, e.involved_name, e.count) for e in old} == {
+        ("RayService", "rayservice-sample", 1)
+    }
+    later = old[-1].last_seen + 60
+    cluster = ObjectRef(ObjectKind.RAY_CLUSTER, "rayservice-sample-raycluster-wcjg8")
+    store.add_event(
+        "default", "rayservice-sample", "Warning", "Unhealthy", "head down", later, cluster
+    )
+    store.add_event(
+        "default", "rayservice-sample", old[0].type, old[0].reason, old[0].message, later + 1
+    )
+    new = store.events("default", "rayservice-sample")
+    assert [(e.reason, e.involved_kind, e.count) for e in new[-2:]] == [
+        ("Unhealthy", "RayCluster", 1),
+        ("ClusterCreated", "RayService", 2),  # an old row counts a repeat
+    ]
+    assert len(new) == 9
+    assert _indexed_prefixes(path, "events") >= {
+        ("namespace", "name", "involved_kind", "involved_name")
+    }, "a repeat is found through an index"
+    assert SqliteStore(path).events("default", "rayservice-sample") == new, "reopens as is"
+    store.remove(KIND, "default", "rayservice-sample")
+    assert store.events("default", "rayservice-sample") == []
+
+
+def _indexed_prefixes(path: Path, table: str) -> set[tuple[str, ...]]:
+    """The first four columns of each index on ``table``."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        indexes = [row[1] for row in db.execute(f"PRAGMA index_list({table})")]
+        return {
+            tuple(row[2] for row in db.execute(f"PRAGMA index_info({index})"))[:4]
+            for index in indexes
+        }

@@ -55,14 +55,21 @@ def view_object(view: View) -> dict[str, Any]:
 
 
 def event_object(event: Event) -> dict[str, Any]:
+    """A Kubernetes Event (core/v1): the object it is about, what happened and how often."""
     return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "involvedObject": {
+            "kind": event.involved_kind,
+            "name": event.involved_name,
+            "namespace": event.namespace,
+        },
         "type": event.type,
         "reason": event.reason,
         "message": event.message,
         "count": event.count,
         "firstTimestamp": rfc3339(event.first_seen),
         "lastTimestamp": rfc3339(event.last_seen),
-        "involvedObject": {"kind": "RayService", "namespace": event.namespace, "name": event.name},
     }
 
 

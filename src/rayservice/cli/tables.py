@@ -222,8 +222,21 @@ def describe_rayservice(
     lines += [f"  {f}" for f in ignored]
     lines.append("Events:" + ("" if events else "  <none>"))
     if events:
-        rows = [[e["type"], e["reason"], age(e["lastTimestamp"]), str(e["count"]), e["message"]]
-                for e in events]  # fmt: skip
-        table = render(["Type", "Reason", "Age", "Count", "Message"], rows)
+        rows = [[e["type"], e["reason"], event_age(e), _involved(e), e["message"]] for e in events]
+        table = render(["Type", "Reason", "Age", "Object", "Message"], rows)
         lines += ["  " + line for line in table.splitlines()]
     return "\n".join(lines)
+
+
+def event_age(event: dict[str, Any], now: float | None = None) -> str:
+    """kubectl's Age of an event: ``5m`` when it happened once, ``10s (x5 over 3m)`` (since
+    the last time, how often, since the first time) when it repeated."""
+    if event["count"] > 1:
+        last, first = age(event["lastTimestamp"], now), age(event["firstTimestamp"], now)
+        return f"{last} (x{event['count']} over {first})"
+    return age(event["firstTimestamp"], now)
+
+
+def _involved(event: dict[str, Any]) -> str:
+    involved = event["involvedObject"]
+    return f"{involved['kind']}/{involved['name']}"

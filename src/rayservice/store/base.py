@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rayservice.spec.events import ObjectRef
+
 
 @dataclass(frozen=True)
 class StoredResource:
@@ -35,8 +37,12 @@ class StoredResource:
 
 @dataclass(frozen=True)
 class Event:
+    """An event of a RayService (its owner) about one of its objects (the involved object)."""
+
     namespace: str
-    name: str  # the RayService the event is about
+    name: str  # the RayService that owns the event
+    involved_kind: str  # an ObjectKind: the service itself, a cluster, a pod, a front service
+    involved_name: str
     type: str  # Normal | Warning
     reason: str
     message: str
@@ -111,12 +117,24 @@ class Store(Protocol):
         ...
 
     def add_event(
-        self, namespace: str, name: str, type_: str, reason: str, message: str, now: float
+        self,
+        namespace: str,
+        name: str,
+        type_: str,
+        reason: str,
+        message: str,
+        now: float,
+        involved: ObjectRef | None = None,
     ) -> None:
-        """Record an event; a repeat of the newest identical event only bumps its count."""
+        """Record an event of the RayService ``name`` about ``involved`` (None: the service
+        itself). A repeat of any stored event of that service (same involved object, type,
+        reason and message) bumps its count and last time seen instead of adding one; only
+        a bounded number of events per service is kept, the least recently seen go first."""
         ...
 
-    def events(self, namespace: str, name: str) -> list[Event]: ...
+    def events(self, namespace: str, name: str) -> list[Event]:
+        """The RayService's events, about any of its objects, least recently seen first."""
+        ...
 
     def replace_views(self, owner: str, views: list[View]) -> None:
         """Make ``views`` the complete set of observed objects owned by ``owner``."""

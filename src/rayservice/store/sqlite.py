@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rayservice.spec.errors import TemporaryError
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.store.base import (
     Event,
     Revision,
@@ -25,6 +26,8 @@ from rayservice.store.base import (
     canonical_json,
     spec_changed,
 )
+
+MAX_EVENTS_PER_OWNER = 500  # per RayService: a flood of distinct events cannot fill the disk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS resources (
     source TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (kind, namespace, name)
 );
+-- the events table as release 0.1.0 made it; _upgrade_events adds the later columns
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, name TEXT NOT NULL,
     type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
@@ -83,14 +87,49 @@ def _row_to_resource(row: sqlite3.Row) -> StoredResource:
     )
 
 
-class SqliteStore:
-    """The Store on one SQLite file (created with its folder if missing)."""
+def _row_to_event(row: sqlite3.Row) -> Event:
+    return Event(
+        namespace=row["namespace"],
+        name=row["name"],
+        involved_kind=row["involved_kind"],
+        involved_name=row["involved_name"],
+        type=row["type"],
+        reason=row["reason"],
+        message=row["message"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        count=row["count"],
+    )
 
-    def __init__(self, path: Path) -> None:
+
+class SqliteStore:
+    """The Store on one SQLite file (created with its folder if missing); a file written by
+    an older release is brought up to date when opened."""
+
+    def __init__(self, path: Path, max_events_per_owner: int = MAX_EVENTS_PER_OWNER) -> None:
         self._path = path
+        self._max_events = max_events_per_owner
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connection().executescript(_SCHEMA)
+        self._upgrade_events()
+
+    def _upgrade_events(self) -> None:
+        """Add the involved object's columns (their rows were all about the RayService
+        itself) and the index that finds a repeated event."""
+        with self._tx() as db:
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(events)")}
+            if "involved_kind" not in columns:
+                for column in ("involved_kind", "involved_name"):
+                    db.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                db.execute(
+                    "UPDATE events SET involved_kind=?, involved_name=name",
+                    (ObjectKind.RAY_SERVICE,),
+                )
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS events_by_identity ON events"
+                " (namespace, name, involved_kind, involved_name, type, reason, message)"
+            )
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -233,50 +272,47 @@ class SqliteStore:
     # -- events ----------------------------------------------------------------------------
 
     def add_event(
-        self, namespace: str, name: str, type_: str, reason: str, message: str, now: float
+        self,
+        namespace: str,
+        name: str,
+        type_: str,
+        reason: str,
+        message: str,
+        now: float,
+        involved: ObjectRef | None = None,
     ) -> None:
+        about = ObjectRef(ObjectKind.RAY_SERVICE, name) if involved is None else involved
+        identity = (namespace, name, about.kind, about.name, type_, reason, message)
         with self._tx() as db:
-            newest = db.execute(
-                "SELECT id, type, reason, message FROM events WHERE namespace=? AND name=?"
-                " ORDER BY id DESC LIMIT 1",
-                (namespace, name),
-            ).fetchone()
-            if newest is not None and (newest["type"], newest["reason"], newest["message"]) == (
-                type_,
-                reason,
-                message,
-            ):
-                db.execute(
-                    "UPDATE events SET count=count+1, last_seen=? WHERE id=?", (now, newest["id"])
-                )
-            else:
-                db.execute(
-                    "INSERT INTO events (namespace, name, type, reason, message, first_seen,"
-                    " last_seen) VALUES (?,?,?,?,?,?,?)",
-                    (namespace, name, type_, reason, message, now, now),
-                )
+            repeated = db.execute(
+                "UPDATE events SET count=count+1, last_seen=? WHERE id=(SELECT id FROM events"
+                " WHERE namespace=? AND name=? AND involved_kind=? AND involved_name=? AND type=?"
+                " AND reason=? AND message=? ORDER BY last_seen DESC, id DESC LIMIT 1)",
+                (now, *identity),
+            ).rowcount
+            if repeated:
+                return
+            db.execute(
+                "INSERT INTO events (namespace, name, involved_kind, involved_name, type, reason,"
+                " message, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?)",
+                (*identity, now, now),
+            )
+            db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE namespace=?"
+                " AND name=? ORDER BY last_seen DESC, id DESC LIMIT -1 OFFSET ?)",
+                (namespace, name, self._max_events),
+            )
 
     def events(self, namespace: str, name: str) -> list[Event]:
         rows = (
             self._connection()
             .execute(
-                "SELECT * FROM events WHERE namespace=? AND name=? ORDER BY id", (namespace, name)
+                "SELECT * FROM events WHERE namespace=? AND name=? ORDER BY last_seen, id",
+                (namespace, name),
             )
             .fetchall()
         )
-        return [
-            Event(
-                namespace=r["namespace"],
-                name=r["name"],
-                type=r["type"],
-                reason=r["reason"],
-                message=r["message"],
-                first_seen=r["first_seen"],
-                last_seen=r["last_seen"],
-                count=r["count"],
-            )
-            for r in rows
-        ]
+        return [_row_to_event(r) for r in rows]
 
     # -- observed views --------------------------------------------------------------------
 
