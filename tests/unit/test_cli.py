@@ -26,7 +26,6 @@ from rayservice.cli import tables
 from rayservice.cli.client import ApiClient
 from rayservice.cli.main import main
 from rayservice.cli.waiting import summarize
-from rayservice.controller.reconciler import KIND
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
@@ -40,6 +39,7 @@ from rayservice.spec.status import (
     ServiceStatus,
     rfc3339,
 )
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Event, StoredResource
 from rayservice.store.sqlite import SqliteStore
 
@@ -425,14 +425,41 @@ def test_a_failed_application_is_a_failure_with_its_message() -> None:
     assert "fruit_app DEPLOY_FAILED: ImportError: fruit" in outcome.message
 
 
-def test_a_rejected_config_is_a_failure() -> None:
-    rejected = status(ready=False, app="RUNNING")
-    rejected.conditions[0].message = "Ray rejected the Serve config: bad"
+def failing(serve_status: RayServiceStatus, reason: str, message: str) -> RayServiceStatus:
+    """``serve_status`` with a ReconcileFailed condition."""
+    condition = Condition.model_validate(
+        serve_status.conditions[0].model_dump()
+        | {"type": "ReconcileFailed", "status": "True", "reason": reason, "message": message}
+    )
+    return serve_status.model_copy(update={"conditions": [*serve_status.conditions, condition]})
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["no-endpoints", "old-config-serving"])
+def test_a_rejected_config_is_a_failure(ready: bool) -> None:
+    rejected = failing(status(ready=ready), "ServeConfigRejected", "Ray says: bad config")
 
     _, outcome = summarize(rayservice(rejected), generation=1)
 
     assert outcome is not None and not outcome.ok
-    assert outcome.message == "Ray rejected the Serve config: bad"
+    assert outcome.message == "Ray says: bad config"
+
+
+def test_the_outcome_comes_from_the_condition_not_from_message_text() -> None:
+    worded = status(ready=False)
+    worded.conditions[0].message = "Ray rejected the Serve config: bad"
+
+    _, outcome = summarize(rayservice(worded), generation=1)
+
+    assert outcome is None  # still waiting: no condition says the apply failed
+
+
+def test_a_temporary_failure_is_shown_while_waiting() -> None:
+    retrying = failing(status(ready=False), "TemporaryError", "dashboard not answering")
+
+    line, outcome = summarize(rayservice(retrying), generation=1)
+
+    assert outcome is None
+    assert "retrying: dashboard not answering" in line
 
 
 def test_ready_with_every_app_running_is_a_success() -> None:

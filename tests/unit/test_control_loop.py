@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from rayservice.controller.loop import IDLE_WAIT, ControlLoop
-from rayservice.controller.reconciler import KIND, Reconciler
+from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import Plan
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import FrontSpec
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import StoredResource
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront

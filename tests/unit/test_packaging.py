@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from rayservice.serve_client.packaging import (
+from rayservice.api.packaging import (
     TOP_LEVEL_FOLDER,
     package_py_module,
     package_working_dir,

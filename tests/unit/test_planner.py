@@ -27,16 +27,15 @@ from rayservice.planner.actions import (
     PlannedEvent,
 )
 from rayservice.planner.cluster import cluster_name
-from rayservice.planner.reconcile import (
+from rayservice.planner.plan import (
     BUSY_REQUEUE,
     DEPLOY_FOLLOW_UP,
     STEADY_REQUEUE,
     Desired,
-    Observed,
-    deployable_config,
     plan,
 )
-from rayservice.planner.record import ClusterSlot, Rejection, ServiceRecord
+from rayservice.planner.readiness import deployable_config
+from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import (
@@ -47,6 +46,7 @@ from rayservice.spec.observed import (
     FrontState,
     NodePhase,
     NodeRole,
+    Observed,
     ObservedCluster,
     ObservedNode,
     ServeState,
@@ -58,6 +58,7 @@ from rayservice.spec.status import (
     ServiceStatus,
     rfc3339,
 )
+from rayservice.spec.vocabulary import FailureKind
 
 UID = "3f0c9a52-uid"
 OWNER = "default/demo"
@@ -218,7 +219,7 @@ def record(
     *,
     name: str = FIRST,
     deployed: str | None = None,
-    rejected: Rejection | None = None,
+    rejected: str | None = None,
     endpoints: Iterable[str] = (),
 ) -> ServiceRecord:
     """The controller's memory: ``active`` is the service whose cluster spec made the cluster."""
@@ -231,7 +232,13 @@ def record(
     return ServiceRecord(
         active=slot,
         deployed={name: deployed} if deployed else {},
-        rejected={name: rejected} if rejected else {},
+        failures={
+            f"DeployServeConfig/{name}": ActionFailure(
+                fingerprint=DEPLOYED, kind=FailureKind.REJECTED, message=rejected
+            )
+        }
+        if rejected
+        else {},
         endpoints=list(endpoints),
         serve_port=SERVE_PORT,
         dashboard_port=DASHBOARD_PORT,
@@ -312,7 +319,7 @@ def first_apply(result: Plan) -> None:
     assert [(g.group, g.replicas) for g in ensure.request.workers] == [("small", 2)]
     assert "a head and 2 worker(s)" in ensure.reason
     front = action(result, EnsureFront)
-    assert front.key == "default.demo"
+    assert front.front == "default.demo"
     assert front.spec == FrontSpec(SERVE_PORT, DASHBOARD_PORT)
     assert result.record.active is not None and result.record.active.name == FIRST
 
@@ -360,7 +367,7 @@ def config_changed(result: Plan) -> None:
 
 
 def rejected_same(result: Plan) -> None:
-    assert any("Ray rejected this Serve config" in note for note in result.notes)
+    assert any("DeployServeConfig" in note and "rejected" in note for note in result.notes)
     assert result.status.observedGeneration == 1
 
 
@@ -537,7 +544,7 @@ CASES = {
     "rejected-config-not-retried": Case(
         desired(),
         observed(observed_cluster(), serve={FIRST: ServeState()}),
-        record(service(), rejected=Rejection(config_hash=DEPLOYED, message="no module hello")),
+        record(service(), rejected="no module hello"),
         ready=("False", "Initializing"),
         message="Ray rejected the Serve config: no module hello",
         check=rejected_same,
@@ -546,7 +553,7 @@ CASES = {
     "changed-config-after-rejection-deploys": Case(
         desired(service(CHANGED_CONFIG), generation=2),
         observed(observed_cluster(), serve={FIRST: ServeState()}),
-        record(service(), rejected=Rejection(config_hash=DEPLOYED, message="no module hello")),
+        record(service(), rejected="no module hello"),
         actions=("DeployServeConfig",),
     ),
     # The head restarted without GCS fault tolerance and forgot its apps: submit again.

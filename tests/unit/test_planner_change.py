@@ -314,7 +314,7 @@ def test_a_new_cluster_with_the_default_strategy_names_the_deletion_delay() -> N
 def test_a_cluster_change_under_strategy_none_says_it_will_not_be_applied() -> None:
     change = classify_change(service(), service(strategy("None"), head_cpus))
 
-    assert change.kind is ChangeKind.NEW_CLUSTER
+    assert change.kind is ChangeKind.HELD
     assert "will NOT be applied because spec.upgradeStrategy.type is None" in change.summary
     assert "Serve config" not in change.summary
 

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from rayservice.controller.reconciler import KIND, Reconciler
+from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import Plan
 from rayservice.planner.cluster import cluster_name
-from rayservice.planner.reconcile import STEADY_REQUEUE, deployable_config
+from rayservice.planner.plan import STEADY_REQUEUE
+from rayservice.planner.readiness import deployable_config
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.base import ServeConfigRejected
 from rayservice.serve_client.fake import FakeServeClient, running_state
@@ -28,6 +29,7 @@ from rayservice.spec.errors import TemporaryError
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import NodeRole, ObservedCluster
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import StoredResource
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
@@ -123,7 +125,7 @@ def new_reconciler(
     clock: FakeClock,
     port_usable: Callable[[int], bool] = lambda port: True,
 ) -> Reconciler:
-    return Reconciler(store, provider, serve, front, port_usable, clock)
+    return Reconciler(store, provider, serve, front, port_usable, clock, jitter=lambda: 0.0)
 
 
 @pytest.fixture
@@ -247,7 +249,8 @@ def test_a_rejected_config_is_recorded_warned_about_and_not_retried(world: World
 
     assert world.deploys() == 1
     resource = world.resource()
-    assert resource.record["rejected"][name]["message"] == "Ray says: cannot import fruit"
+    failure = resource.record["failures"][f"DeployServeConfig/{name}"]
+    assert (failure["kind"], failure["message"]) == ("Rejected", "Ray says: cannot import fruit")
     assert name not in resource.record["deployed"]
     [warning] = [e for e in world.store.events(NAMESPACE, NAME) if e.type == "Warning"]
     assert (warning.reason, warning.message) == (
@@ -274,7 +277,7 @@ def test_a_fixed_config_after_a_rejection_is_submitted(world: World) -> None:
     world.reconcile()
 
     assert world.deploys() == 2
-    assert world.resource().record["rejected"] == {}
+    assert world.resource().record["failures"] == {}
     assert world.provider.clusters(OWNER) == [world.cluster().name], "same cluster"
 
 

@@ -9,8 +9,10 @@ import test_api
 from test_api import DEMO, Api, edited, manifest
 
 from rayservice.cli.rollout import history_text, status_text
-from rayservice.controller.reconciler import KIND
-from rayservice.planner.upgrade import PAUSE_ANNOTATION, PROMOTE_ANNOTATION
+from rayservice.spec.vocabulary import KIND, AnnotationKey
+
+PAUSE_ANNOTATION = AnnotationKey.ROLLOUT_PAUSED
+PROMOTE_ANNOTATION = AnnotationKey.ROLLOUT_PROMOTE
 
 api = test_api.api  # the in-process API fixture, shared
 
@@ -41,6 +43,20 @@ def test_pause_and_resume_set_and_clear_the_annotation_without_a_new_generation(
     assert annotations(api) == {}
 
 
+def slot(name: str) -> dict[str, Any]:
+    return {"name": name, "spec_hash": "h", "cluster_spec": {"headGroupSpec": {}}}
+
+
+def write_rollout(api: Api, phase: str) -> None:
+    """The controller's record: demo-raycluster-a active, demo-raycluster-b pending."""
+    record = {
+        "phase": phase,
+        "active": slot("demo-raycluster-a"),
+        "pending": slot("demo-raycluster-b"),
+    }
+    api.store.write_record(KIND, "default", "demo", record)
+
+
 def test_promote_names_the_pending_cluster_and_needs_one(api: Api) -> None:
     api.put(manifest())
 
@@ -48,9 +64,7 @@ def test_promote_names_the_pending_cluster_and_needs_one(api: Api) -> None:
     assert refused.status_code == 409
     assert "nothing to promote" in refused.json()["detail"]
 
-    api.store.write_status(
-        KIND, "default", "demo", {"pendingServiceStatus": {"rayClusterName": "demo-raycluster-b"}}
-    )
+    write_rollout(api, "Starting")
     promoted = api.client.post(f"{ROLLOUT}/promote")
     assert promoted.status_code == 200
     assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
@@ -58,18 +72,7 @@ def test_promote_names_the_pending_cluster_and_needs_one(api: Api) -> None:
 
 def test_promote_is_refused_while_a_rollback_is_in_progress(api: Api) -> None:
     api.put(manifest())
-    rolling_back = {
-        "pendingServiceStatus": {"rayClusterName": "demo-raycluster-b"},
-        "conditions": [
-            {
-                "type": "RollbackInProgress",
-                "status": "True",
-                "reason": "StepTrafficBack",
-                "message": "traffic steps back from demo-raycluster-b",
-            }
-        ],
-    }
-    api.store.write_status(KIND, "default", "demo", rolling_back)
+    write_rollout(api, "RollingBack")
 
     refused = api.client.post(f"{ROLLOUT}/promote")
 
@@ -78,11 +81,8 @@ def test_promote_is_refused_while_a_rollback_is_in_progress(api: Api) -> None:
         "default/demo is rolling back from demo-raycluster-b; apply its spec again to go on"
     )
     assert annotations(api) == {}
-    stored = api.store.get(KIND, "default", "demo")
-    assert stored is not None and stored.resource_version == 2, "only the status was written"
 
-    rolling_back["conditions"][0].update(status="False", reason="NoRollback")
-    api.store.write_status(KIND, "default", "demo", rolling_back)
+    write_rollout(api, "Stepping")
     assert api.client.post(f"{ROLLOUT}/promote").status_code == 200
     assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
 

@@ -25,7 +25,7 @@ from ray.serve._private.http_util import convert_object_to_asgi_messages
 from ray.serve.schema import ServeDeploySchema
 from starlette.requests import Request
 
-from rayservice.serve_client.packaging import resolve_working_dirs
+from rayservice.api.packaging import resolve_working_dirs
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 APPS = SAMPLES / "apps"

@@ -9,7 +9,8 @@ import pydantic
 import pytest
 
 from rayservice.spec.errors import InvalidSpec, SpecProblem
-from rayservice.spec.serve_config import field_path, parse_serve_config, validation_problems
+from rayservice.spec.paths import field_path
+from rayservice.spec.serve_config import parse_serve_config, validation_problems
 
 VALID_CONFIG = """
 http_options:

@@ -14,16 +14,15 @@ from typing import Any
 
 import yaml
 
-from rayservice.controller.reconciler import KIND, requested_serve_port
+from rayservice.api.packaging import resolve_working_dirs
+from rayservice.host.ports import port_is_free
 from rayservice.planner.change import Change, ChangeKind, classify_change
-from rayservice.serve_client.packaging import resolve_working_dirs
+from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.loader import load_manifest
-from rayservice.spec.manifest import RayCluster, RayService
+from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store, StoredResource, generation_after_apply
-from rayservice.traffic.ports import port_is_free
-
-SERVE_CONFIG_FIELD = "spec.serveConfigV2"
 
 
 def _packaged(
@@ -147,9 +146,18 @@ def dry_run(
     """
     service = admitted_service(store, document, source, base_dir, packages, expected_key)
     stored = store.get(KIND, service.metadata.namespace, service.metadata.name)
-    current = None if stored is None else RayService.model_validate(stored.manifest)
     generation = generation_after_apply(stored, _stored_form(service))
-    return DryRun(classify_change(current, service), generation)
+    return DryRun(_change(stored, service), generation)
+
+
+def _change(stored: StoredResource | None, new: RayService) -> Change:
+    """What storing ``new`` over ``stored`` makes the controller do: the rollout's own answer
+    for the controller's stored record."""
+    if stored is None:
+        return classify_change(None, new)
+    current = RayService.model_validate(stored.manifest)
+    record: ServiceRecord | None = load_record(stored.record) if stored.record else None
+    return classify_change(current, new, record)
 
 
 def _stored_form(service: RayService) -> dict[str, Any]:
@@ -161,10 +169,7 @@ def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> l
     cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently)."""
     if previous is None or previous.generation == stored.generation:
         return []
-    before = RayService.model_validate(previous.manifest)
-    after = RayService.model_validate(stored.manifest)
-    change = classify_change(before, after)
-    if change.kind is ChangeKind.NEW_CLUSTER and after.spec.upgradeStrategy.type == "None":
+    if _change(previous, RayService.model_validate(stored.manifest)).kind is ChangeKind.HELD:
         return [
             f"{stored.source}: spec.rayClusterConfig changed, but spec.upgradeStrategy.type is"
             " None: the running cluster keeps its spec (Serve config changes still apply);"

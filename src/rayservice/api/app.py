@@ -25,9 +25,9 @@ from rayservice.api.objects import (
     resource_object,
     view_object,
 )
-from rayservice.controller.reconciler import KIND
 from rayservice.providers.base import ClusterProvider
 from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store
 
 RAY = "/apis/ray.io/v1"

@@ -17,9 +17,9 @@ import copy
 import time
 from typing import Any
 
-from rayservice.controller.reconciler import KIND
-from rayservice.planner.upgrade import PAUSE_ANNOTATION, PROMOTE_ANNOTATION
+from rayservice.planner.record import load_record
 from rayservice.spec.errors import PermanentError
+from rayservice.spec.vocabulary import KIND, AnnotationKey
 from rayservice.store.base import Revision, Store, StoredResource
 
 VERBS = ("pause", "resume", "promote", "undo")
@@ -33,12 +33,14 @@ def run_verb(store: Store, resource: StoredResource, verb: str) -> tuple[StoredR
     """Carry out ``verb`` on the stored service; the new resource and what was done."""
     match verb:
         case "pause":
-            return _annotate(store, resource, PAUSE_ANNOTATION, "true"), "rollout paused"
+            return _annotate(
+                store, resource, AnnotationKey.ROLLOUT_PAUSED, "true"
+            ), "rollout paused"
         case "resume":
-            return _annotate(store, resource, PAUSE_ANNOTATION, None), "rollout resumed"
+            return _annotate(store, resource, AnnotationKey.ROLLOUT_PAUSED, None), "rollout resumed"
         case "promote":
             pending = _pending_cluster(resource)
-            updated = _annotate(store, resource, PROMOTE_ANNOTATION, pending)
+            updated = _annotate(store, resource, AnnotationKey.ROLLOUT_PROMOTE, pending)
             return updated, f"{pending} takes all traffic as soon as it is ready"
         case "undo":
             return _undo(store, resource)
@@ -46,15 +48,16 @@ def run_verb(store: Store, resource: StoredResource, verb: str) -> tuple[StoredR
 
 
 def _pending_cluster(resource: StoredResource) -> str:
-    pending = resource.status.get("pendingServiceStatus", {}).get("rayClusterName") or ""
-    if not pending:
+    """The pending cluster a promote names, from the controller's record (its rollout phase)."""
+    record = load_record(resource.record)
+    if record.pending is None:
         raise RolloutRefused(f"{resource.key} has no pending cluster: there is nothing to promote")
-    conditions = resource.status.get("conditions", [])
-    if any(c.get("type") == "RollbackInProgress" and c.get("status") == "True" for c in conditions):
+    if record.rolling_back:
         raise RolloutRefused(
-            f"{resource.key} is rolling back from {pending}; apply its spec again to go on"
+            f"{resource.key} is rolling back from {record.pending.name}; apply its spec again"
+            " to go on"
         )
-    return str(pending)
+    return record.pending.name
 
 
 def _annotate(
@@ -75,7 +78,7 @@ def _undo(store: Store, resource: StoredResource) -> tuple[StoredResource, str]:
         raise RolloutRefused(f"{resource.key} has no earlier spec to go back to")
     manifest = copy.deepcopy(resource.manifest)
     manifest["spec"] = copy.deepcopy(previous.manifest["spec"])
-    manifest.get("metadata", {}).get("annotations", {}).pop(PROMOTE_ANNOTATION, None)
+    manifest.get("metadata", {}).get("annotations", {}).pop(AnnotationKey.ROLLOUT_PROMOTE, None)
     source = f"rollout undo to generation {previous.generation} ({previous.source})"
     updated = store.apply(KIND, manifest, source, time.time())
     return (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rayservice.api.settings import pid_file
 from rayservice.cli.client import ApiClient
-from rayservice.providers.processes import is_alive
+from rayservice.host.processes import is_alive
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from rayservice.api.settings import API_HOST, api_port, home_dir
+from rayservice.api.settings import API_HOST, api_port, home_dir, pid_file
 from rayservice.cli import daemon, rollout, tables
 from rayservice.cli.change_report import change_report
 from rayservice.cli.client import ApiClient
@@ -218,9 +218,12 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_controller(_: argparse.Namespace) -> int:
-    from rayservice.api.server import serve_forever  # heavy: only the controller needs it
+    # heavy: only the controller needs them
+    from rayservice.api.app import create_app
+    from rayservice.controller.process import serve_forever
 
-    serve_forever(home_dir(), api_port())
+    home = home_dir()
+    serve_forever(home, create_app, host=API_HOST, port=api_port(), pid_file=pid_file(home))
     return 0
 
 

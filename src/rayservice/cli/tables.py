@@ -9,6 +9,8 @@ from typing import Any
 
 from rayservice.spec.ignored import ignored_fields
 from rayservice.spec.manifest import RayService
+from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import ConditionType
 
 
 def age(timestamp: str | None, now: float | None = None) -> str:
@@ -53,8 +55,8 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _ready(obj: dict[str, Any]) -> bool:
-    conditions = obj.get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    status = RayServiceStatus.model_validate(obj.get("status") or {})
+    return status.is_true(ConditionType.READY)
 
 
 def rayservice_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -11,8 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-FAILED_APP_STATES = ("DEPLOY_FAILED", "UNHEALTHY")
+from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import (
+    FAILED_APP_STATES,
+    ApplicationStatus,
+    ConditionReason,
+    ConditionType,
+)
+
 POLL_SECONDS = 0.5
+# ReconcileFailed reasons that no retry will mend: the apply failed
+FINAL_FAILURES = frozenset({ConditionReason.SERVE_CONFIG_REJECTED, ConditionReason.PERMANENT_ERROR})
 
 
 @dataclass(frozen=True)
@@ -21,54 +30,54 @@ class Outcome:
     message: str
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions", []) if c.get("type") == kind), {})
-
-
 def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None]:
     """One progress line for the object, and the outcome once there is one.
 
     The Ready condition tells the controller is working on the generation; only once the
     generation is observed (its Serve config reached the cluster) do the application states
     belong to it, so only then is there an outcome."""
-    status = obj.get("status") or {}
-    ready = _condition(status, "Ready")
-    landed = status.get("observedGeneration", 0) >= generation
-    if not landed and ready.get("observedGeneration", 0) < generation:
+    status = RayServiceStatus.model_validate(obj.get("status") or {})
+    ready = status.condition(ConditionType.READY)
+    landed = status.observedGeneration >= generation
+    if not landed and (ready is None or ready.observedGeneration < generation):
         return "waiting for the controller to pick up the change", None
-    upgrade = _condition(status, "UpgradeInProgress")
-    if upgrade.get("status") == "True":
-        return f"upgrade: {upgrade.get('message', '')}", None
-    rollback = _condition(status, "RollbackInProgress")
-    if rollback.get("status") == "True":
-        return f"rollback: {rollback.get('message', '')}", None
-    line = ready.get("message", "starting")
+    upgrade = status.condition(ConditionType.UPGRADE_IN_PROGRESS)
+    if upgrade is not None and status.is_true(ConditionType.UPGRADE_IN_PROGRESS):
+        return f"upgrade: {upgrade.message}", None
+    rollback = status.condition(ConditionType.ROLLBACK_IN_PROGRESS)
+    if rollback is not None and status.is_true(ConditionType.ROLLBACK_IN_PROGRESS):
+        return f"rollback: {rollback.message}", None
+    line = ready.message if ready is not None and ready.message else "starting"
     if not landed:
         return line, None
-    if upgrade.get("reason") == "PendingClusterTimedOut":
-        return upgrade["message"], Outcome(False, f"upgrade failed: {upgrade['message']}")
-    apps = status.get("activeServiceStatus", {}).get("applicationStatuses", {})
-    failed = {n: a for n, a in apps.items() if a.get("status") in FAILED_APP_STATES}
+    if upgrade is not None and upgrade.reason == ConditionReason.PENDING_CLUSTER_TIMED_OUT:
+        return upgrade.message, Outcome(False, f"upgrade failed: {upgrade.message}")
+    apps = status.activeServiceStatus.applicationStatuses
+    failed = {n: a for n, a in apps.items() if a.status in FAILED_APP_STATES}
     if failed:
-        reasons = "; ".join(f"{n} {a['status']}: {a.get('message', '')}" for n, a in failed.items())
+        reasons = "; ".join(f"{n} {a.status}: {a.message}" for n, a in failed.items())
         return reasons, Outcome(False, f"application failed: {reasons}")
-    if line.startswith("Ray rejected"):
-        return line, Outcome(False, line)
-    app_line = ", ".join(f"{n} {a.get('status')}" for n, a in sorted(apps.items()))
+    failing = status.condition(ConditionType.RECONCILE_FAILED)
+    if failing is not None and status.is_true(ConditionType.RECONCILE_FAILED):
+        if failing.reason in FINAL_FAILURES:
+            return line, Outcome(False, failing.message)
+        line += f" (retrying: {failing.message})"
+    app_line = ", ".join(f"{n} {a.status}" for n, a in sorted(apps.items()))
     if app_line:
         line += f" [{app_line}]"
     if (
-        ready.get("status") == "True"
+        status.is_true(ConditionType.READY)
         and apps
-        and all(a.get("status") == "RUNNING" for a in apps.values())
+        and all(a.status == ApplicationStatus.RUNNING for a in apps.values())
     ):
-        endpoints = status.get("numServeEndpoints", 0)
         held = (
-            f"\nnote: {upgrade['message']}"
-            if upgrade.get("reason") == "UpgradeStrategyNone"
+            f"\nnote: {upgrade.message}"
+            if upgrade is not None and upgrade.reason == ConditionReason.UPGRADE_STRATEGY_NONE
             else ""
         )
-        return line, Outcome(True, f"Ready: {endpoints} serve endpoint(s); {app_line}{held}")
+        return line, Outcome(
+            True, f"Ready: {status.numServeEndpoints} serve endpoint(s); {app_line}{held}"
+        )
     return line, None
 
 

@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 
-from rayservice.controller.reconciler import KIND, Reconciler
-from rayservice.planner.reconcile import front_key
+from rayservice.controller.reconciler import Reconciler
+from rayservice.planner.plan import front_key
 from rayservice.spec.errors import RayServiceError
+from rayservice.spec.vocabulary import KIND, EventReason, EventType
 
 log = logging.getLogger("rayservice.controller")
 MAX_BACKOFF = 30.0
@@ -78,7 +79,12 @@ class ControlLoop:
             log.exception("reconcile of %s failed (%d in a row)", key, failures)
             kind = type(e).__name__ if isinstance(e, RayServiceError) else "unexpected error"
             self.store.add_event(
-                namespace, name, "Warning", "ReconcileFailed", f"{kind}: {e}", time.time()
+                namespace,
+                name,
+                EventType.WARNING,
+                EventReason.RECONCILE_FAILED,
+                f"{kind}: {e}",
+                time.time(),
             )
             return float(min(2**failures * 0.5, MAX_BACKOFF))
         self._failures.pop(key, None)

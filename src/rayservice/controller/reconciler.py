@@ -2,16 +2,21 @@
 
 Observation and execution are the only places that touch the outside world; the decision in
 between is the planner's. The record is checkpointed before any action runs, so a controller
-killed mid-pass resumes from the store and repeats only idempotent steps.
+killed mid-pass resumes from the store and repeats only idempotent steps. A failed action is
+filed in the record by what its error means (:mod:`rayservice.controller.outcomes`), and the
+next pass comes when that says, never sooner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import random
 from collections.abc import Callable
 
 import yaml
 
+from rayservice.controller.outcomes import failure_after
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.planner.actions import (
     Action,
@@ -23,30 +28,21 @@ from rayservice.planner.actions import (
     ForgetService,
     Plan,
 )
-from rayservice.planner.reconcile import Desired, Observed, front_key, plan
-from rayservice.planner.record import Rejection, ServiceRecord
+from rayservice.planner.plan import STEADY_REQUEUE, Desired, front_key, plan
+from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.providers.base import ClusterProvider
-from rayservice.serve_client.base import ServeClient, ServeConfigRejected
+from rayservice.serve_client.base import ServeClient
 from rayservice.spec.errors import RayServiceError
-from rayservice.spec.manifest import RayService, replicas_of
-from rayservice.spec.observed import ObservedCluster, ServeState
+from rayservice.spec.manifest import RayService, replicas_of, requested_serve_port
+from rayservice.spec.observed import Observed, ObservedCluster, ServeState
 from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import KIND, EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
 from rayservice.traffic.base import TrafficFront
 
-KIND = "RayService"
 FIRST_SERVE_PORT = 8000
 FIRST_DASHBOARD_PORT = 8265
 log = logging.getLogger("rayservice.controller")
-
-
-def requested_serve_port(service: RayService) -> tuple[int, int] | None:
-    """The port the user asked for in ``spec.serveService.spec.ports`` (the entry named serve,
-    else the first), with the index of its entry; None when no port is asked for."""
-    ports = ((service.spec.serveService or {}).get("spec") or {}).get("ports") or []
-    index = next((i for i, p in enumerate(ports) if p.get("name") == "serve"), 0)
-    chosen = ports[index] if ports else None
-    return (index, int(chosen["port"])) if chosen and "port" in chosen else None
 
 
 class Reconciler:
@@ -58,6 +54,7 @@ class Reconciler:
         front: TrafficFront,
         port_usable: Callable[[int], bool],
         clock: Callable[[], float],
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -65,10 +62,11 @@ class Reconciler:
         self.front = front
         self.port_usable = port_usable
         self.clock = clock
+        self.jitter = jitter  # spreads retry back-offs: a number in [0, 1)
 
     def reconcile(self, resource: StoredResource) -> Plan:
         service = RayService.model_validate(resource.manifest)
-        record = ServiceRecord.model_validate(resource.record)
+        record = load_record(resource.record)
         if not resource.deleting:
             record = self._with_ports(resource.key, service, record)
         desired = Desired(
@@ -87,7 +85,7 @@ class Reconciler:
             service.metadata.name,
             result.record.model_dump(mode="json"),
         )
-        record = self._execute(resource, result)
+        record, retry_in = self._execute(resource, result)
         if not any(isinstance(a, ForgetService) for a in result.actions):
             self.store.write_record(
                 KIND, resource.namespace, resource.name, record.model_dump(mode="json")
@@ -98,6 +96,8 @@ class Reconciler:
             self._write_views(resource, service, observed, result)
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message)
+        if retry_in is not None:  # an action failed: the next pass comes when its outcome says
+            return dataclasses.replace(result, record=record, requeue_after=retry_in)
         return result
 
     # -- observe ---------------------------------------------------------------------------
@@ -140,25 +140,36 @@ class Reconciler:
 
     # -- execute ---------------------------------------------------------------------------
 
-    def _execute(self, resource: StoredResource, result: Plan) -> ServiceRecord:
+    def _execute(
+        self, resource: StoredResource, result: Plan
+    ) -> tuple[ServiceRecord, float | None]:
+        """Run the actions in order; stop at the first failure (later actions may depend on
+        it). The record with every outcome filed, and when to look again after a failure."""
         record = result.record
         for action in result.actions:
             try:
                 record = self._run(resource, action, record)
-            except ServeConfigRejected as e:
-                assert isinstance(action, DeployServeConfig)
-                record.rejected[action.cluster] = Rejection(
-                    config_hash=action.config_hash, message=str(e)
-                )
-                self._event(resource, "Warning", "ServeConfigRejected", str(e))
             except RayServiceError as e:
-                log.warning("%s: %s failed: %s", resource.key, type(action).__name__, e)
-                self._event(resource, "Warning", f"{action.event}Failed", f"{action.reason}: {e}")
-                break  # later actions may depend on this one; the next pass retries
-            else:
-                if not isinstance(action, ForgetService):  # its events went with it
-                    self._event(resource, "Normal", action.event, action.reason)
-        return record
+                now = self.clock()
+                failure = failure_after(
+                    e, action.fingerprint, record.failures.get(action.key), now, self.jitter()
+                )
+                record.failures[action.key] = failure
+                log.warning("%s: %s failed (%s): %s", resource.key, action.key, failure.kind, e)
+                if failure.kind is FailureKind.REJECTED:
+                    self._event(
+                        resource, EventType.WARNING, EventReason.SERVE_CONFIG_REJECTED, str(e)
+                    )
+                else:
+                    self._event(
+                        resource, EventType.WARNING, action.event.failed(), f"{action.reason}: {e}"
+                    )
+                retry_in = STEADY_REQUEUE if failure.retry_at is None else failure.retry_at - now
+                return record, retry_in
+            record.failures.pop(action.key, None)
+            if not isinstance(action, ForgetService):  # its events went with it
+                self._event(resource, EventType.NORMAL, action.event, action.reason)
+        return record, None
 
     def _run(
         self, resource: StoredResource, action: Action, record: ServiceRecord
@@ -171,23 +182,23 @@ class Reconciler:
                 self.provider.delete(action.name)
                 record.deployed.pop(action.name, None)
                 record.deployed_capacity.pop(action.name, None)
-                record.rejected.pop(action.name, None)
             case DeployServeConfig():
                 self.serve.deploy(action.dashboard_url, action.token, action.config)
                 record.deployed[action.cluster] = action.config_hash
                 record.deployed_capacity[action.cluster] = action.config.get("target_capacity")
-                record.rejected.pop(action.cluster, None)
             case EnsureFront():
-                self.front.ensure(action.key, action.spec)
+                self.front.ensure(action.front, action.spec)
             case DeleteFront():
-                self.front.delete(action.key)
+                self.front.delete(action.front)
             case ForgetService():
                 self.store.replace_views(resource.key, [])
                 self.store.release_ports(resource.key)
                 self.store.remove(KIND, resource.namespace, resource.name)
         return record
 
-    def _event(self, resource: StoredResource, type_: str, reason: str, message: str) -> None:
+    def _event(
+        self, resource: StoredResource, type_: EventType, reason: EventReason, message: str
+    ) -> None:
         self.store.add_event(
             resource.namespace, resource.name, type_, reason, message, self.clock()
         )

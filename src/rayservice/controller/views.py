@@ -11,6 +11,7 @@ from typing import Any
 from rayservice.spec.observed import FrontSpec, NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.quantities import format_memory
 from rayservice.spec.status import rfc3339
+from rayservice.spec.vocabulary import ConditionType
 from rayservice.store.base import View
 
 SERVE_PORT_NAME = "serve"
@@ -70,7 +71,7 @@ def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View
             },
             "status": {
                 "phase": node.phase.value,
-                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                "conditions": [{"type": ConditionType.READY, "status": str(ready)}],
                 "containerStatuses": [
                     {"name": "ray", "ready": ready, "restartCount": node.restarts}
                 ],

@@ -2,31 +2,58 @@
 
 Each action is idempotent (create-if-absent, full-document PUT, switch-to-target) and carries
 the human reason it was chosen: the executor turns that reason into an event and a log line.
+Each also names what it acts on (``key``) and what exactly it would do (``fingerprint``): the
+failures of an action are filed under its key, and a failed action is held back only while
+its fingerprint is the one that failed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rayservice.planner.record import ServiceRecord
+from rayservice.planner.record import ServiceRecord, failure_key
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.observed import FrontSpec
 from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import EventReason, EventType
+
+
+def _digest(*parts: object) -> str:
+    text = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class EnsureCluster:
     request: ClusterRequest
     reason: str
-    event: str = "ClusterEnsured"
+    event: EventReason = EventReason.CLUSTER_CREATED
+
+    @property
+    def key(self) -> str:
+        return failure_key(type(self).__name__, self.request.name)
+
+    @property
+    def fingerprint(self) -> str:
+        return _digest(self.request.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
 class DeleteCluster:
     name: str
     reason: str
-    event: str = "ClusterDeleted"
+    event: EventReason = EventReason.CLUSTER_DELETED
+
+    @property
+    def key(self) -> str:
+        return failure_key(type(self).__name__, self.name)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -37,22 +64,46 @@ class DeployServeConfig:
     config: dict[str, Any]
     config_hash: str
     reason: str
-    event: str = "ServeConfigSubmitted"
+    event: EventReason = EventReason.SERVE_CONFIG_SUBMITTED
+
+    @property
+    def key(self) -> str:
+        return failure_key(type(self).__name__, self.cluster)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.config_hash  # a new dashboard or token is a new cluster: a new key
 
 
 @dataclass(frozen=True)
 class EnsureFront:
-    key: str
+    front: str  # the front key, <namespace>.<name>
     spec: FrontSpec
     reason: str
-    event: str = "EndpointsUpdated"
+    event: EventReason = EventReason.ENDPOINTS_UPDATED
+
+    @property
+    def key(self) -> str:
+        return failure_key(type(self).__name__, self.front)
+
+    @property
+    def fingerprint(self) -> str:
+        return _digest(self.spec)
 
 
 @dataclass(frozen=True)
 class DeleteFront:
-    key: str
+    front: str  # the front key, <namespace>.<name>
     reason: str
-    event: str = "EndpointsDeleted"
+    event: EventReason = EventReason.ENDPOINTS_DELETED
+
+    @property
+    def key(self) -> str:
+        return failure_key(type(self).__name__, self.front)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.front
 
 
 @dataclass(frozen=True)
@@ -60,7 +111,15 @@ class ForgetService:
     """The last step of a deletion: remove the resource from the store."""
 
     reason: str
-    event: str = "Deleted"
+    event: EventReason = EventReason.DELETED
+
+    @property
+    def key(self) -> str:
+        return type(self).__name__
+
+    @property
+    def fingerprint(self) -> str:
+        return ""
 
 
 Action = (
@@ -70,8 +129,8 @@ Action = (
 
 @dataclass(frozen=True)
 class PlannedEvent:
-    type: str  # Normal | Warning
-    reason: str
+    type: EventType
+    reason: EventReason
     message: str
 
 

@@ -1,12 +1,12 @@
 """What applying a RayService would do to the stored one, and which fields cause it. Pure.
 
-``rayservice diff`` and ``apply --dry-run`` answer this before anything is stored, so users see
-whether an edit restarts their cluster or only updates it in place. The answer has to agree
-with what the controller then does, so it rests on the fingerprints the reconcile planner uses
-(:mod:`rayservice.spec.hashing`): a changed cluster hash means a new cluster, scaling fields and
-worker groups appended at the end are applied in place, a changed Serve config goes to the
-running cluster. It lives in the planner layer, without IO or clock, so any interface can reuse
-it and its rules can be tested as a table.
+``rayservice diff``, ``apply --dry-run`` and the warnings of an apply answer this before (or
+as) the spec is stored, so users see whether an edit restarts their cluster or only updates it
+in place. The answer must be what the controller then does, so the kind of change is not
+decided here: it is the rollout's own :func:`~rayservice.planner.rollout.intent_of`, asked
+about the stored record (which cluster is active, which one is pending, what is held or was
+given up). This module only lists the fields that differ from the stored manifest, grouped by
+what changing them does, and words the answer.
 """
 
 from __future__ import annotations
@@ -16,9 +16,15 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
-import yaml
-
-from rayservice.planner.upgrade import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEP_PERCENT
+from rayservice import __version__
+from rayservice.planner.record import ClusterSlot, ServiceRecord
+from rayservice.planner.rollout import (
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_STEP_PERCENT,
+    Intent,
+    intent_of,
+    wanted_of,
+)
 from rayservice.spec.hashing import (
     SCALING_FIELDS_OF_CLUSTER,
     SCALING_FIELDS_OF_GROUP,
@@ -31,7 +37,8 @@ from rayservice.spec.manifest import (
     RayService,
     RayServiceSpec,
 )
-from rayservice.spec.serve_config import field_path
+from rayservice.spec.paths import field_path
+from rayservice.spec.vocabulary import UpgradeType
 
 CLUSTER_CONFIG_FIELD = "spec.rayClusterConfig"
 SERVE_CONFIG_FIELD = "spec.serveConfigV2"
@@ -42,6 +49,9 @@ class ChangeKind(StrEnum):
 
     CREATE = "create"
     NEW_CLUSTER = "new cluster"
+    ROLLBACK = "rollback"  # back to the active cluster's spec: the pending cluster goes
+    PENDING_UPDATE = "update of the pending cluster"
+    HELD = "held cluster change"  # upgradeStrategy None: the cluster keeps its spec
     WORKER_COUNT = "in-place worker-count change"
     SERVE_UPDATE = "in-place Serve update"
     SETTINGS = "settings change"
@@ -84,8 +94,12 @@ class Change:
     fields: tuple[FieldChange, ...] = ()  # every causing field, ordered by group
 
 
-def classify_change(current: RayService | None, new: RayService) -> Change:
-    """What applying ``new`` over ``current`` (None when not stored yet) would do.
+def classify_change(
+    current: RayService | None, new: RayService, record: ServiceRecord | None = None
+) -> Change:
+    """What applying ``new`` over ``current`` (None when not stored yet) would do, given the
+    controller's stored ``record`` (None, or one without a cluster yet: as if ``current`` ran
+    alone on its cluster).
 
     Both services are expected to have passed admission, so their Serve configs parse.
     """
@@ -99,8 +113,24 @@ def classify_change(current: RayService | None, new: RayService) -> Change:
             *_settings_fields(current.spec, new.spec),
         ]
     )
-    kind = _kind(current.spec.rayClusterConfig, new.spec.rayClusterConfig, fields)
-    return Change(kind, _summary(kind, new.spec, fields), fields)
+    if record is None or record.active is None:
+        record = running_alone(current)
+    intent = intent_of(record, wanted_of(new, new.spec.serve_config(), new_cluster=""))
+    kind = _kind(intent, record, new.spec.rayClusterConfig, fields)
+    return Change(kind, _summary(kind, record, new.spec, fields), fields)
+
+
+def running_alone(service: RayService) -> ServiceRecord:
+    """The record of ``service`` running on one cluster, with nothing pending or held."""
+    spec = service.spec.rayClusterConfig
+    slot = ClusterSlot(
+        name="",
+        spec_hash=cluster_spec_hash(spec),
+        hashed_by=__version__,
+        cluster_spec=spec.model_dump(mode="json"),
+        serve_config=service.spec.serve_config(),
+    )
+    return ServiceRecord(active=slot)
 
 
 def changed_leaves(
@@ -178,7 +208,7 @@ def _scaling_split_changes(
 
 def _serve_fields(current: RayServiceSpec, new: RayServiceSpec) -> list[FieldChange]:
     """Changes inside the parsed Serve configs: formatting and key order do not count."""
-    before, after = yaml.safe_load(current.serveConfigV2), yaml.safe_load(new.serveConfigV2)
+    before, after = current.serve_config(), new.serve_config()
     return _leaf_changes(before, after, SERVE_CONFIG_FIELD, FieldGroup.SERVE)
 
 
@@ -194,27 +224,51 @@ def _ordered(fields: list[FieldChange]) -> tuple[FieldChange, ...]:
     return tuple(sorted(fields, key=lambda field: _GROUP_ORDER.index(field.group)))
 
 
+_KIND_OF_INTENT = {
+    Intent.CREATE: ChangeKind.CREATE,
+    Intent.NEW_PENDING: ChangeKind.NEW_CLUSTER,
+    Intent.ROLLBACK: ChangeKind.ROLLBACK,
+    Intent.HOLD: ChangeKind.HELD,
+}
+
+
 def _kind(
-    current: RayClusterSpec, new: RayClusterSpec, fields: tuple[FieldChange, ...]
+    intent: Intent, record: ServiceRecord, new: RayClusterSpec, fields: tuple[FieldChange, ...]
 ) -> ChangeKind:
-    """The strongest effect: the cluster hash decides about a new cluster, as in the planner."""
-    same_cluster = cluster_spec_hash(current) == cluster_spec_hash(new)
-    if not same_cluster and not is_worker_group_append(current, new):
-        return ChangeKind.NEW_CLUSTER
+    """The kind of change the rollout's intent means, with the in-place kinds told apart by
+    what differs (worker fields against the running cluster's spec, the rest against the
+    stored manifest)."""
+    if intent in _KIND_OF_INTENT:
+        return _KIND_OF_INTENT[intent]
+    if not fields:
+        return ChangeKind.NO_OP
+    if intent is Intent.UPDATE_PENDING:
+        return ChangeKind.PENDING_UPDATE
     groups = {field.group for field in fields}
+    active = record.active
+    if intent is Intent.IN_PLACE and active is not None:
+        running = RayClusterSpec.model_validate(active.cluster_spec)
+        groups.discard(FieldGroup.WORKERS)
+        groups |= {field.group for field in _cluster_fields(running, new)}
     for group, kind in (
         (FieldGroup.WORKERS, ChangeKind.WORKER_COUNT),
         (FieldGroup.SERVE, ChangeKind.SERVE_UPDATE),
-        (FieldGroup.SETTINGS, ChangeKind.SETTINGS),
     ):
         if group in groups:
             return kind
-    return ChangeKind.NO_OP
+    return ChangeKind.SETTINGS  # settings, or a cluster spec the running cluster already has
 
 
-def _summary(kind: ChangeKind, spec: RayServiceSpec, fields: tuple[FieldChange, ...]) -> str:
+def _summary(
+    kind: ChangeKind, record: ServiceRecord, spec: RayServiceSpec, fields: tuple[FieldChange, ...]
+) -> str:
     groups = {field.group for field in fields}
-    sentences = [_effect(kind, spec, groups)]
+    sentences = [_effect(kind, record, spec, groups)]
+    if kind is ChangeKind.SETTINGS and FieldGroup.CLUSTER in groups:
+        sentences.append(
+            f"{CLUSTER_CONFIG_FIELD} is the running cluster's spec again: nothing about the"
+            " cluster changes."
+        )
     if FieldGroup.WORKERS in groups and spec.rayClusterConfig.enableInTreeAutoscaling:
         sentences.append(
             f"{CLUSTER_CONFIG_FIELD}.enableInTreeAutoscaling is true, but the local backend"
@@ -223,34 +277,63 @@ def _summary(kind: ChangeKind, spec: RayServiceSpec, fields: tuple[FieldChange, 
     return " ".join(sentences)
 
 
-def _effect(kind: ChangeKind, spec: RayServiceSpec, groups: set[FieldGroup]) -> str:
-    if kind is ChangeKind.NEW_CLUSTER:
-        return _new_cluster_effect(spec, groups)
-    if kind is ChangeKind.WORKER_COUNT:
-        serve = ", and it gets the new Serve config" if FieldGroup.SERVE in groups else ""
-        return f"The running cluster is kept; its worker groups change in place{serve}."
-    return {
-        ChangeKind.SERVE_UPDATE: "The running cluster is kept and the new Serve config is"
-        " deployed to it in place.",
-        ChangeKind.SETTINGS: "Only service settings change; they apply without touching the"
-        " cluster or the Serve applications.",
-        ChangeKind.NO_OP: "Nothing that takes effect changes.",
-    }[kind]
+def _effect(
+    kind: ChangeKind, record: ServiceRecord, spec: RayServiceSpec, groups: set[FieldGroup]
+) -> str:
+    active, pending = record.active, record.pending
+    match kind:
+        case ChangeKind.NEW_CLUSTER:
+            replaced = (
+                f" Pending cluster {pending.name} is replaced." if pending is not None else ""
+            )
+            return _new_cluster_effect(spec) + replaced
+        case ChangeKind.HELD:
+            serve = (
+                " The Serve config changes are still deployed to the running cluster."
+                if FieldGroup.SERVE in groups
+                else ""
+            )
+            return (
+                "The cluster spec changes, but the cluster change will NOT be applied because"
+                " spec.upgradeStrategy.type is None: the running cluster keeps its spec." + serve
+            )
+        case ChangeKind.ROLLBACK:
+            assert active is not None and pending is not None
+            back = (
+                " after traffic steps back from it"
+                if record.stepping
+                and pending.traffic_percent > 0
+                and spec.upgradeStrategy.type is UpgradeType.INCREMENTAL
+                else ""
+            )
+            return (
+                f"{CLUSTER_CONFIG_FIELD} is the active cluster {active.name}'s spec again: the"
+                f" upgrade is rolled back and pending cluster {pending.name} is deleted{back}."
+            )
+        case ChangeKind.PENDING_UPDATE:
+            assert pending is not None
+            return (
+                f"An upgrade is under way: pending cluster {pending.name} takes the change; the"
+                " active cluster keeps serving until it is ready."
+            )
+        case ChangeKind.WORKER_COUNT:
+            serve = ", and it gets the new Serve config" if FieldGroup.SERVE in groups else ""
+            return f"The running cluster is kept; its worker groups change in place{serve}."
+        case ChangeKind.SERVE_UPDATE:
+            return (
+                "The running cluster is kept and the new Serve config is deployed to it in place."
+            )
+        case ChangeKind.SETTINGS:
+            return (
+                "Only service settings change; they apply without touching the cluster or the"
+                " Serve applications."
+            )
+    return "Nothing that takes effect changes."
 
 
-def _new_cluster_effect(spec: RayServiceSpec, groups: set[FieldGroup]) -> str:
+def _new_cluster_effect(spec: RayServiceSpec) -> str:
     strategy = spec.upgradeStrategy
-    if strategy.type == "None":
-        serve = (
-            " The Serve config changes are still deployed to the running cluster."
-            if FieldGroup.SERVE in groups
-            else ""
-        )
-        return (
-            "The cluster spec changes, but the cluster change will NOT be applied because"
-            " spec.upgradeStrategy.type is None: the running cluster keeps its spec." + serve
-        )
-    if strategy.type == "NewClusterWithIncrementalUpgrade":
+    if strategy.type is UpgradeType.INCREMENTAL:
         options = strategy.clusterUpgradeOptions or ClusterUpgradeOptions()
         step = _option(options.stepSizePercent, DEFAULT_STEP_PERCENT, "%")
         interval = _option(options.intervalSeconds, DEFAULT_INTERVAL_SECONDS, " s")

@@ -14,8 +14,8 @@ from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, Node
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FAULT_TOLERANCE_ANNOTATION
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
 from rayservice.spec.resources import node_resources
+from rayservice.spec.vocabulary import HEAD_GROUP
 
-HEAD_GROUP = "headgroup"
 _RESOURCE_PARAMS = frozenset({"num-cpus", "num-gpus", "memory", "resources"})
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
 

@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 
 from rayservice.planner.record import ServiceRecord
 from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster, ObservedNode
-
-LOCALHOST = "127.0.0.1"
+from rayservice.spec.vocabulary import LOCALHOST
 
 
 def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -56,8 +55,8 @@ def front_spec(
     slot, pending_slot = record.active, record.pending
     if slot is None:
         return FrontSpec(record.serve_port, record.dashboard_port)
-    if pending_slot is not None and pending_slot.target_capacity is not None:
-        # an incremental upgrade (the pending cluster keeps its share even while the active
+    if pending_slot is not None and record.stepping:
+        # traffic moves in steps (the pending cluster keeps its share even while the active
         # one is missing)
         backends = _backends(active, exclude_head, slot.traffic_percent)
         backends += _backends(pending, exclude_head, pending_slot.traffic_percent)

@@ -1,8 +1,12 @@
 """ServiceRecord: the controller's memory of one RayService, checkpointed before every action.
 
-Everything the planner needs that cannot be observed again lives here (which cluster is active,
-which Serve config was accepted where, the ports of the stable endpoints), so a controller
-killed at any line resumes from the store instead of from memory.
+Everything the planner needs that cannot be observed again lives here: the rollout phase with
+the active and pending cluster slots and their timers, which Serve config each cluster
+accepted, the actions that failed and when they may be tried again, the ports of the stable
+endpoints. A controller killed at any line resumes from the store instead of from memory.
+
+Records written by an earlier release load too (:func:`load_record`): their cluster hashes are
+computed again by this release, so upgrading rayservice never looks like a cluster change.
 """
 
 from __future__ import annotations
@@ -11,6 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rayservice import __version__
+from rayservice.spec.hashing import cluster_spec_hash
+from rayservice.spec.manifest import RayClusterSpec
+from rayservice.spec.vocabulary import FULL_CAPACITY, FailureKind, RolloutPhase
+
+FIRST_RELEASE = "0.1.0"  # records without a version stamp were written by it
+
 
 class ClusterSlot(BaseModel):
     """A cluster the service runs on (active) or is moving to (pending), with the cluster
@@ -18,12 +29,16 @@ class ClusterSlot(BaseModel):
 
     name: str
     spec_hash: str
+    hashed_by: str = FIRST_RELEASE  # the release whose hashing computed spec_hash
     cluster_spec: dict[str, Any]  # rayClusterConfig as JSON, replica fields included
     serve_config: dict[str, Any] | None = None  # None: the service's current serveConfigV2
     created_at: float = 0.0  # when the planner first asked for it (the pending timeout)
-    target_capacity: int | None = None  # Serve target_capacity given to it (incremental)
-    traffic_percent: int = 100  # its share of <name>-serve-svc
-    rolling_back: bool = False  # pending only: the spec went back; traffic steps back first
+    target_capacity: int | None = None  # Serve target_capacity given to it (None: full)
+    traffic_percent: int = FULL_CAPACITY  # its share of <name>-serve-svc
+
+    @property
+    def capacity(self) -> int:
+        return FULL_CAPACITY if self.target_capacity is None else self.target_capacity
 
 
 class Retiring(BaseModel):
@@ -39,18 +54,30 @@ class GivenUp(BaseModel):
     """An upgrade that timed out: not retried until the cluster spec or Serve config changes."""
 
     spec_hash: str
+    hashed_by: str = FIRST_RELEASE
+    cluster_spec: dict[str, Any] = Field(default_factory=dict)  # empty in 0.1.0 records
     config_hash: str
     reason: str
 
 
-class Rejection(BaseModel):
-    """Ray refused this Serve config on this cluster; do not PUT it again until it changes."""
+class ActionFailure(BaseModel):
+    """The last failure of one action (e.g. the Serve config PUT to one cluster).
 
-    config_hash: str
+    ``fingerprint`` says what was attempted: the planner holds the same action back while its
+    fingerprint is unchanged, until ``retry_at`` for a temporary error and for good otherwise.
+    Anything that changes the action (a new config, a new token, another front) tries again.
+    """
+
+    fingerprint: str
+    kind: FailureKind
     message: str
+    attempts: int = 1
+    since: float = 0.0  # the first failure of this run of failures
+    retry_at: float | None = None  # temporary errors only
 
 
 class ServiceRecord(BaseModel):
+    phase: RolloutPhase = RolloutPhase.STEADY
     active: ClusterSlot | None = None
     pending: ClusterSlot | None = None
     retiring: list[Retiring] = Field(default_factory=list)
@@ -60,7 +87,91 @@ class ServiceRecord(BaseModel):
     deployed: dict[str, str] = Field(default_factory=dict)  # cluster -> accepted config hash
     # cluster -> Serve capacity of the accepted config (None: full), to tell why a PUT goes out
     deployed_capacity: dict[str, int | None] = Field(default_factory=dict)
-    rejected: dict[str, Rejection] = Field(default_factory=dict)
+    failures: dict[str, ActionFailure] = Field(default_factory=dict)  # action key -> failure
     endpoints: list[str] = Field(default_factory=list)  # node names serving traffic
     serve_port: int = 0
     dashboard_port: int = 0
+
+    @property
+    def rolling_back(self) -> bool:
+        """True while traffic steps back from a pending cluster to the active one."""
+        return self.pending is not None and self.phase is RolloutPhase.ROLLING_BACK
+
+    @property
+    def stepping(self) -> bool:
+        """True while both clusters share traffic in steps (an incremental upgrade or its
+        rollback): the front weighs them and Serve capacities follow the steps."""
+        return self.pending is not None and self.phase in (
+            RolloutPhase.STEPPING,
+            RolloutPhase.ROLLING_BACK,
+        )
+
+
+def failure_key(action: str, target: str) -> str:
+    """How the failures of one action on one target are filed, e.g. DeployServeConfig/<cluster>."""
+    return f"{action}/{target}"
+
+
+def load_record(stored: dict[str, Any]) -> ServiceRecord:
+    """The record as this release reads it, from what any release stored.
+
+    Release 0.1.0 marked a rollback on the pending slot (``rolling_back``), told an
+    incremental upgrade by the pending slot's capacity, and kept refused configs apart
+    (``rejected``). Cluster hashes computed by another release are computed again here.
+    """
+    raw = dict(stored)
+    pending = raw.get("pending")
+    if "phase" not in raw and raw.get("active") is not None:
+        raw["phase"] = _phase_of_first_release(raw)
+    if isinstance(pending, dict):
+        raw["pending"] = {k: v for k, v in pending.items() if k != "rolling_back"}
+    failures = dict(raw.get("failures") or {})
+    for cluster, rejection in (raw.pop("rejected", None) or {}).items():
+        failures[failure_key("DeployServeConfig", cluster)] = {
+            "fingerprint": rejection["config_hash"],
+            "kind": FailureKind.REJECTED,
+            "message": rejection["message"],
+        }
+    raw["failures"] = failures
+    return _rehashed(ServiceRecord.model_validate(raw))
+
+
+def _phase_of_first_release(raw: dict[str, Any]) -> RolloutPhase:
+    pending = raw.get("pending")
+    if isinstance(pending, dict):
+        if pending.get("rolling_back"):
+            return RolloutPhase.ROLLING_BACK
+        stepped = pending.get("target_capacity") is not None
+        return RolloutPhase.STEPPING if stepped else RolloutPhase.STARTING
+    if raw.get("rolled_back"):
+        return RolloutPhase.ROLLING_BACK
+    if raw.get("given_up"):
+        return RolloutPhase.GIVEN_UP
+    return RolloutPhase.STEADY
+
+
+def _rehashed(record: ServiceRecord) -> ServiceRecord:
+    """Cluster hashes as this release computes them. A later release may model more fields
+    (with defaults) and so hash the same spec differently; comparing its hash with one stored
+    by an earlier release would start a new cluster for nothing."""
+    slots = {}
+    for field in ("active", "pending"):
+        slot = getattr(record, field)
+        if slot is not None and slot.hashed_by != __version__:
+            slots[field] = slot.model_copy(
+                update={"spec_hash": rehash(slot.cluster_spec), "hashed_by": __version__}
+            )
+    given_up = record.given_up
+    if given_up is not None and given_up.hashed_by != __version__:
+        # 0.1.0 kept no spec with it; its hashing is this release's, so its hash stands
+        spec_hash = rehash(given_up.cluster_spec) if given_up.cluster_spec else given_up.spec_hash
+        slots["given_up"] = given_up.model_copy(
+            update={"spec_hash": spec_hash, "hashed_by": __version__}
+        )
+    return record.model_copy(update=slots) if slots else record
+
+
+def rehash(cluster_spec: dict[str, Any]) -> str:
+    """The hash this release gives a stored cluster spec (loaded as leniently as it was
+    written: the models keep fields they do not know)."""
+    return cluster_spec_hash(RayClusterSpec.model_validate(cluster_spec))

@@ -9,10 +9,14 @@ from __future__ import annotations
 from rayservice.planner.actions import PlannedEvent
 from rayservice.spec.observed import ServeState
 from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
-
-HEALTHY_APP = "RUNNING"
-FAILED_APP_STATES = frozenset({"DEPLOY_FAILED", "UNHEALTHY"})
-UNHEALTHY_DEPLOYMENT_STATES = frozenset({"UNHEALTHY", "DEPLOY_FAILED"})
+from rayservice.spec.vocabulary import (
+    FAILED_APP_STATES,
+    UNHEALTHY_DEPLOYMENT_STATES,
+    ApplicationStatus,
+    EventReason,
+    EventType,
+    state_event_reason,
+)
 
 
 def service_status(
@@ -100,21 +104,18 @@ def _deployment_events(app_name: str, before: AppStatus, after: AppStatus) -> li
 
 def _status_event(kind: str, state: str, text: str, failure: str | None) -> PlannedEvent:
     """``<Kind><State>`` event; a Warning carrying Ray's message when ``failure`` is set."""
+    reason = state_event_reason(kind, state)
     if failure is None:
-        return PlannedEvent("Normal", f"{kind}{_camel(state)}", text)
+        return PlannedEvent(EventType.NORMAL, reason, text)
     detail = f": {failure}" if failure else ""
-    return PlannedEvent("Warning", f"{kind}{_camel(state)}", text + detail)
-
-
-def _camel(state: str) -> str:
-    return state.title().replace("_", "")
+    return PlannedEvent(EventType.WARNING, reason, text + detail)
 
 
 def endpoint_events(cluster: str, before: list[str], after: list[str]) -> list[PlannedEvent]:
     added = [f"serve endpoint {n} added (cluster {cluster})" for n in after if n not in before]
     removed = [f"serve endpoint {n} removed" for n in before if n not in after]
-    return [PlannedEvent("Normal", "EndpointAdded", m) for m in added] + [
-        PlannedEvent("Normal", "EndpointRemoved", m) for m in removed
+    return [PlannedEvent(EventType.NORMAL, EventReason.ENDPOINT_ADDED, m) for m in added] + [
+        PlannedEvent(EventType.NORMAL, EventReason.ENDPOINT_REMOVED, m) for m in removed
     ]
 
 
@@ -127,7 +128,7 @@ def progress_message(cluster: str, serve: ServeState | None, head_ready: bool) -
     failing = [a for a in serve.apps if a.status in FAILED_APP_STATES]
     if failing:
         return "; ".join(f"application {a.name} is {a.status}: {a.message}" for a in failing)
-    pending = [f"{a.name} {a.status}" for a in serve.apps if a.status != HEALTHY_APP]
+    pending = [f"{a.name} {a.status}" for a in serve.apps if a.status != ApplicationStatus.RUNNING]
     if pending:
         return "applications not running yet: " + ", ".join(pending)
     return f"applications are RUNNING; waiting for a healthy Serve proxy on cluster {cluster}"

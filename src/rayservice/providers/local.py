@@ -17,7 +17,6 @@ import secrets
 import shutil
 import socket
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,14 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from rayservice.host.ports import LOOPBACK, port_is_free
+from rayservice.host.processes import (
+    is_alive,
+    reap_children,
+    start_session,
+    start_ticks,
+    stop_sessions,
+)
 from rayservice.providers import probes
 from rayservice.providers.local_state import (
     ClusterRecord,
@@ -33,13 +40,12 @@ from rayservice.providers.local_state import (
     load_record,
     save_record,
 )
-from rayservice.providers.processes import is_alive, start_ticks, stop_sessions
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
 
 NODE_IP = "127.0.0.2"
-LOCALHOST = "127.0.0.1"
+LOCALHOST = LOOPBACK
 HEAD_GROUP = "headgroup"
 PORT_RANGE_START = 20000
 PORT_RANGE_END = 32000  # below the kernel's ephemeral range, so Ray's random ports never hit it
@@ -58,15 +64,6 @@ def runtime_root(home: Path) -> Path:
 def _suffix(length: int = 5) -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((LOCALHOST, port))
-        except OSError:
-            return False
-    return True
 
 
 @cache
@@ -98,7 +95,6 @@ class LocalProvider:
         self._root.mkdir(parents=True, exist_ok=True)
         self._ray = ray_executable or Path(sys.executable).parent / "ray"
         self._temp_root = runtime_root(home)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._probes = probes.NodeProbes()
 
     # -- records ---------------------------------------------------------------------------
@@ -118,7 +114,11 @@ class LocalProvider:
     def _allocate_ports(self, taken: set[int]) -> NodePorts:
         for base in range(PORT_RANGE_START, PORT_RANGE_END, PORT_BLOCK):
             block = range(base, base + PORT_BLOCK)
-            if taken.isdisjoint(block) and all(_bindable(p) for p in block):
+            # without SO_REUSEADDR: Ray's many listeners are not all known to set it, so a port
+            # with connections lingering in TIME_WAIT counts as taken
+            if taken.isdisjoint(block) and all(
+                port_is_free(p, LOCALHOST, reuse_address=False) for p in block
+            ):
                 taken.update(block)
                 return NodePorts(
                     gcs=base,
@@ -180,7 +180,7 @@ class LocalProvider:
         save_record(path, record)
 
     def observe(self, name: str) -> ObservedCluster | None:
-        self._reap()
+        reap_children()
         record = load_record(self._record_path(name))
         if record is None or record.head is None:
             return None
@@ -225,15 +225,10 @@ class LocalProvider:
 
     # -- supervision -----------------------------------------------------------------------
 
-    def _reap(self) -> None:
-        for pid, child in list(self._children.items()):
-            if child.poll() is not None:
-                del self._children[pid]
-
     def _keep_running(
         self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest
     ) -> None:
-        self._reap()
+        reap_children()
         if is_alive(node.pid, node.ticks):
             return
         if node.pid:  # it ran before: this is a restart, with back-off
@@ -274,7 +269,7 @@ class LocalProvider:
         stop_sessions(n.pid for n in nodes if is_alive(n.pid, n.ticks))
         for node in nodes:
             shutil.rmtree(node.temp_dir, ignore_errors=True)
-        self._reap()
+        reap_children()
 
     def _gcs_accepts(self, head: NodeRecord) -> bool:
         if not is_alive(head.pid, head.ticks):
@@ -291,18 +286,14 @@ class LocalProvider:
         Path(node.temp_dir).mkdir(parents=True, exist_ok=True)
         try:
             with log.open("ab") as out:
-                child = subprocess.Popen(
+                pid = start_session(
                     self._command(record, node, group),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
+                    out,
                     env=self._environment(record, node, group),
-                    start_new_session=True,
                 )
         except OSError as e:
             raise TemporaryError(f"could not start node {node.name}: {e}") from e
-        self._children[child.pid] = child
-        node.pid, node.ticks, node.started_at = child.pid, start_ticks(child.pid), time.time()
+        node.pid, node.ticks, node.started_at = pid, start_ticks(pid), time.time()
 
     def _command(
         self, record: ClusterRecord, node: NodeRecord, group: NodeGroupRequest

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.observed import AppState, DeploymentState, ServeState
+from rayservice.spec.vocabulary import ApplicationStatus
 
 Operation = Literal["deploy", "status", "shutdown"]
 
@@ -90,7 +91,7 @@ def running_state(config: Mapping[str, Any]) -> ServeState:
         apps=tuple(
             AppState(
                 name=app["name"],
-                status="RUNNING",
+                status=ApplicationStatus.RUNNING,
                 route_prefix=app.get("route_prefix", "/"),
                 deployments=tuple(
                     DeploymentState(

@@ -17,8 +17,8 @@ from rayservice.spec.manifest import (
     RayClusterSpec,
     node_groups,
 )
+from rayservice.spec.paths import field_path
 from rayservice.spec.resources import is_gpu_resource
-from rayservice.spec.serve_config import field_path
 
 BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
     {

@@ -30,15 +30,16 @@ from rayservice.spec.manifest import (
     WorkerGroupSpec,
     node_groups,
 )
+from rayservice.spec.paths import field_path
 from rayservice.spec.quantities import QUANTITY_HINT, parse_quantity
 from rayservice.spec.resources import CUSTOM_RESOURCES_HINT, parse_custom_resources
 from rayservice.spec.serve_config import (
-    field_path,
     load_yaml_documents,
     parse_serve_config,
     validation_problems,
     without_explained,
 )
+from rayservice.spec.vocabulary import HEAD_GROUP
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     "RayService": RayService,
@@ -48,7 +49,6 @@ MAX_NAME_LENGTH = {"RayService": 47, "RayCluster": 63}
 _MAX_NAMESPACE_LENGTH = 63
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_HEAD_GROUP_NAME = "headgroup"  # how nodes of the head group are labelled
 _CLOSE_MATCHES = 3
 _SELF_CONTAINED_OPTION_TYPES = (
     click.types.IntParamType,
@@ -208,7 +208,7 @@ def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterato
         group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_problems(group.rayStartParams, source, group_path)
         yield from _container_quantity_problems(group.template, source, group_path)
-    group_paths = {_HEAD_GROUP_NAME: f"{prefix}.headGroupSpec"}
+    group_paths = {HEAD_GROUP: f"{prefix}.headGroupSpec"}
     for index, group in enumerate(spec.workerGroupSpecs):
         path = field_path(prefix, "workerGroupSpecs", index)
         yield from _group_name_problems(group.groupName, group_paths, source, path)
@@ -221,7 +221,7 @@ def _group_name_problems(
 ) -> Iterator[SpecProblem]:
     name_path = field_path(path, "groupName")
     hint = "a group name used by no other group in this cluster"
-    if name == _HEAD_GROUP_NAME:
+    if name == HEAD_GROUP:
         yield SpecProblem(source, name_path, f"{name!r} is reserved for the head group", hint)
     elif not name:
         yield SpecProblem(source, name_path, "must not be empty", hint)

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from rayservice.spec.vocabulary import UpgradeType
 
 API_VERSION = "ray.io/v1"
 INT32_MAX = 2**31 - 1
@@ -100,11 +103,8 @@ class ClusterUpgradeOptions(_ManifestModel):
     gatewayClassName: str | None = None
 
 
-UpgradeType = Literal["NewCluster", "None", "NewClusterWithIncrementalUpgrade"]
-
-
 class UpgradeStrategy(_ManifestModel):
-    type: UpgradeType = "NewCluster"
+    type: UpgradeType = UpgradeType.NEW_CLUSTER
     clusterUpgradeOptions: ClusterUpgradeOptions | None = None
 
 
@@ -117,6 +117,11 @@ class RayServiceSpec(_ManifestModel):
     serveService: dict[str, Any] | None = None
     # Not in KubeRay: how long a pending cluster may take to become ready before it is given up.
     pendingClusterTimeoutSeconds: int = 600
+
+    def serve_config(self) -> dict[str, Any]:
+        """``serveConfigV2`` parsed (an admitted spec always parses to a mapping)."""
+        parsed = yaml.safe_load(self.serveConfigV2)
+        return parsed if isinstance(parsed, dict) else {}
 
 
 class _KubeRayObject(_ManifestModel):
@@ -155,3 +160,12 @@ def node_groups(spec: RayClusterSpec) -> list[tuple[str, NodeGroupSpec]]:
         (f"workerGroupSpecs[{index}]", group) for index, group in enumerate(spec.workerGroupSpecs)
     ]
     return [("headGroupSpec", spec.headGroupSpec), *workers]
+
+
+def requested_serve_port(service: RayService) -> tuple[int, int] | None:
+    """The port the user asked for in ``spec.serveService.spec.ports`` (the entry named serve,
+    else the first), with the index of its entry; None when no port is asked for."""
+    ports = ((service.spec.serveService or {}).get("spec") or {}).get("ports") or []
+    index = next((i for i, p in enumerate(ports) if p.get("name") == "serve"), 0)
+    chosen = ports[index] if ports else None
+    return (index, int(chosen["port"])) if chosen and "port" in chosen else None

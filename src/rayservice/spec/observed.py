@@ -7,6 +7,7 @@ read them without importing any IO code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -129,3 +130,12 @@ class FrontState:
     spec: FrontSpec
     pid: int
     healthy_backends: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything observed for one RayService in one pass: the input the planner decides on."""
+
+    clusters: Mapping[str, ObservedCluster]  # every cluster the provider holds for the service
+    serve: Mapping[str, ServeState]  # clusters whose Serve status could be read
+    front: FrontState | None

@@ -7,13 +7,12 @@ the config it was given; this module re-anchors them inside the manifest
 for the mistakes users make most often.
 
 It also holds the helpers every manifest check shares (the loader builds on this module):
-reading YAML into JSON-compatible values with line and column on errors, spelling field paths,
-and turning pydantic errors into located problems.
+reading YAML into JSON-compatible values with line and column on errors, and turning pydantic
+errors into located problems (at paths spelled by :mod:`rayservice.spec.paths`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,13 +20,13 @@ import pydantic
 import yaml
 
 from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.paths import field_path
 
 SERVE_SCHEMA_HINT = "a config accepted by Ray Serve's ServeDeploySchema"
 _IMPORT_PATH_HINT = "a module path and attribute of a bound Serve app, e.g. fruit:deployment_graph"
 _AUTO_REPLICAS = "auto"
 _NUM_REPLICAS_HINT = 'a positive integer, or "auto" together with autoscaling_config'
 _ABSENT = object()
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 _BOUND_WORDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
 _TYPE_HINTS = {
@@ -79,19 +78,6 @@ def _describe_yaml_error(error: yaml.YAMLError, counted_in: str) -> str:
         filter(None, (f"line {mark.line + 1}, column {mark.column + 1}", counted_in))
     )
     return f"not valid YAML: {problem} at {position}"
-
-
-def field_path(prefix: str, *parts: str | int) -> str:
-    """Append keys and list indexes to a dotted path: ``a.b[0]``, ``limits["nvidia.com/gpu"]``."""
-    path = prefix
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            path += f".{part}" if path else part
-        else:
-            path += f'["{part}"]'
-    return path
 
 
 def validation_problems(

@@ -7,11 +7,10 @@ as RFC 3339 strings, so the controller owns the clock and the models stay pure a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ConditionStatus = Literal["True", "False", "Unknown"]
+from rayservice.spec.vocabulary import ConditionReason, ConditionStatus, ConditionType
 
 
 class Condition(BaseModel):
@@ -19,7 +18,7 @@ class Condition(BaseModel):
     status: ConditionStatus
     reason: str
     message: str = ""
-    lastTransitionTime: str  # RFC 3339, UTC, e.g. 2024-05-01T12:00:00Z
+    lastTransitionTime: str = ""  # RFC 3339, UTC, e.g. 2024-05-01T12:00:00Z
     observedGeneration: int = 0
 
 
@@ -47,12 +46,21 @@ class ServiceStatus(BaseModel):
 
 
 class RayServiceStatus(BaseModel):
+    """The status document; the CLI reads it through this model, never as raw text."""
+
     conditions: list[Condition] = Field(default_factory=list)
     activeServiceStatus: ServiceStatus = Field(default_factory=ServiceStatus)
     pendingServiceStatus: ServiceStatus = Field(default_factory=ServiceStatus)
     numServeEndpoints: int = 0
     observedGeneration: int = 0
     serviceStatus: str = ""
+
+    def condition(self, type: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type), None)
+
+    def is_true(self, type: ConditionType) -> bool:
+        found = self.condition(type)
+        return found is not None and found.status == ConditionStatus.TRUE
 
 
 def rfc3339(timestamp: float) -> str:
@@ -62,9 +70,9 @@ def rfc3339(timestamp: float) -> str:
 
 def set_condition(
     conditions: list[Condition],
-    type: str,
+    type: ConditionType,
     status: ConditionStatus,
-    reason: str,
+    reason: ConditionReason,
     message: str,
     now_rfc3339: str,
     generation: int,

@@ -2,17 +2,9 @@
 
 HAProxy runs in master-worker mode in its own session, so it outlives the controller that
 started it: clients keep their connections while the controller restarts. Everything needed
-to find a front again lives in ``<state_dir>/<key>/``:
-
-    haproxy.cfg           the configuration the workers run
-    haproxy.pid           written by HAProxy (the master's pid)
-    haproxy.sock          the runtime API (weights, server health)
-    haproxy.log           the master's and workers' output: alerts, servers going up/down
-    haproxy.previous.log  the log of the process before the last fresh start
-    front.json            the FrontSpec served, the master pid and its start time
-
-A restarted controller adopts a front by reading front.json and checking that the pid still
-belongs to the same process (its start time in /proc/<pid>/stat), never by process name.
+to find a front again lives in ``<state_dir>/<key>/`` (see :mod:`.haproxy_state`). A restarted
+controller adopts a front by reading front.json and checking that the pid still belongs to the
+same process (its start time in /proc/<pid>/stat), never by process name.
 
 Changes are applied without dropping accepted requests: a new spec is written, checked with
 ``haproxy -c`` and activated by SIGUSR2, after which a new worker takes over the listening
@@ -24,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -34,13 +25,21 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from rayservice.host.ports import PortInUse, port_is_free
+from rayservice.host.processes import (
+    is_alive,
+    kill_session,
+    reap_children,
+    start_session,
+    start_ticks,
+)
 from rayservice.spec.errors import PermanentError, RayServiceError, TemporaryError
-from rayservice.spec.observed import Backend, FrontSpec, FrontState
+from rayservice.spec.observed import FrontSpec, FrontState
 from rayservice.traffic.haproxy_config import SERVE_PROXY, render_config
-from rayservice.traffic.ports import PortInUse, port_is_free
+from rayservice.traffic.haproxy_state import FrontFiles, FrontRecord, load_record, save_record
 
 # HAProxy's master prints one of these once a new worker is ready, or was refused.
 LOAD_SUCCEEDED = "Loading success."
@@ -50,66 +49,6 @@ UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes including the trailing NU
 POLL_INTERVAL = 0.02
 RUNTIME_API_TIMEOUT = 2.0
 VALIDATE_TIMEOUT = 20.0
-
-# Child processes belong to this OS process, not to one HaproxyFront: keeping their handles
-# here lets any instance reap a master that exited, so no zombie outlives a delete.
-_launched: dict[int, subprocess.Popen[bytes]] = {}
-
-
-@dataclass(frozen=True)
-class _FrontFiles:
-    """Where one key's front keeps its files."""
-
-    folder: Path
-    socket: Path  # kept apart: unix socket paths must stay short
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "haproxy.cfg"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / "haproxy.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.folder / "haproxy.log"
-
-    @property
-    def previous_log(self) -> Path:
-        return self.folder / "haproxy.previous.log"
-
-    @property
-    def record(self) -> Path:
-        return self.folder / "front.json"
-
-
-@dataclass(frozen=True)
-class _Record:
-    """front.json: what a front serves and which process serves it."""
-
-    spec: FrontSpec
-    pid: int
-    start_time: int  # /proc/<pid>/stat field 22, in clock ticks since boot
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> _Record:
-        data = json.loads(text)
-        spec = data["spec"]
-        dashboard = spec["dashboard_backend"]
-        return cls(
-            spec=FrontSpec(
-                serve_port=spec["serve_port"],
-                dashboard_port=spec["dashboard_port"],
-                serve_backends=tuple(Backend(**item) for item in spec["serve_backends"]),
-                dashboard_backend=None if dashboard is None else Backend(**dashboard),
-            ),
-            pid=data["pid"],
-            start_time=data["start_time"],
-        )
 
 
 class HaproxyFront:
@@ -144,14 +83,14 @@ class HaproxyFront:
             elif _only_weights_differ(running.spec, spec):
                 self._write_config(files, config)
                 _set_weights(files, spec)
-                record = replace(running, spec=spec)
+                record = running.model_copy(update={"spec": spec})
             else:
                 _claim_ports(_new_ports(running.spec, spec))
                 self._write_config(files, config)
                 self._reload(files, running.pid)
-                record = replace(running, spec=spec)
+                record = running.model_copy(update={"spec": spec})
             if record != running:
-                _write_atomically(files.record, record.to_json())
+                save_record(files, record)
             return _front_state(files, record)
 
     def observe(self, key: str) -> FrontState | None:
@@ -176,11 +115,11 @@ class HaproxyFront:
                 return []
             return sorted(entry.name for entry in self._state_dir.iterdir() if entry.is_dir())
 
-    def _files(self, key: str) -> _FrontFiles:
+    def _files(self, key: str) -> FrontFiles:
         if not key or key in {".", ".."} or "/" in key or "\0" in key:
             raise PermanentError(f"front key {key!r} cannot be used as a folder name")
         socket = self._socket_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.sock"
-        files = _FrontFiles(self._state_dir / key, socket)
+        files = FrontFiles(self._state_dir / key, socket)
         if len(os.fsencode(files.socket)) > UNIX_SOCKET_PATH_MAX:
             raise PermanentError(
                 f"runtime socket path {files.socket} is longer than {UNIX_SOCKET_PATH_MAX} "
@@ -188,7 +127,7 @@ class HaproxyFront:
             )
         return files
 
-    def _start(self, files: _FrontFiles, spec: FrontSpec, config: str) -> _Record:
+    def _start(self, files: FrontFiles, spec: FrontSpec, config: str) -> FrontRecord:
         files.folder.mkdir(parents=True, exist_ok=True)
         files.socket.parent.mkdir(parents=True, exist_ok=True)
         _claim_ports([spec.serve_port, spec.dashboard_port])
@@ -198,33 +137,28 @@ class HaproxyFront:
         if files.log.exists():  # keep the last words of a front that died
             files.log.replace(files.previous_log)
         with files.log.open("wb") as log:
-            process = subprocess.Popen(
+            pid = start_session(
                 [str(self._binary), "-W", "-f", str(files.config), "-p", str(files.pid_file)],
+                log,
                 cwd=files.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
-        _launched[process.pid] = process
         try:
-            self._wait_for_load(files, 0, process.pid)
+            self._wait_for_load(files, 0, pid)
         except RayServiceError:
-            _kill_tree(process.pid)
-            process.wait(timeout=self._stop_grace)
-            _reap(process.pid)
+            kill_session(pid)
+            _wait_until(lambda: not _is_alive(pid), self._stop_grace)
             raise
-        start_time = _process_start_time(process.pid)
-        if start_time is None:
+        start_time = start_ticks(pid)
+        if start_time is None or not is_alive(pid, start_time):
             raise TemporaryError(f"haproxy exited right after starting: {_log_tail(files)}")
-        return _Record(spec=spec, pid=process.pid, start_time=start_time)
+        return FrontRecord(spec=spec, pid=pid, start_time=start_time)
 
-    def _reload(self, files: _FrontFiles, pid: int) -> None:
+    def _reload(self, files: FrontFiles, pid: int) -> None:
         log_offset = files.log.stat().st_size
         os.kill(pid, signal.SIGUSR2)
         self._wait_for_load(files, log_offset, pid)
 
-    def _wait_for_load(self, files: _FrontFiles, log_offset: int, pid: int) -> None:
+    def _wait_for_load(self, files: FrontFiles, log_offset: int, pid: int) -> None:
         """Block until the master reports the new worker ready; raise when it refused it."""
         deadline = time.monotonic() + self._load_timeout
         while time.monotonic() < deadline:
@@ -240,7 +174,7 @@ class HaproxyFront:
             f"{_log_tail(files)}"
         )
 
-    def _write_config(self, files: _FrontFiles, config: str) -> None:
+    def _write_config(self, files: FrontFiles, config: str) -> None:
         """Write the config if it changed, after HAProxy itself accepted it."""
         if files.config.exists() and files.config.read_text() == config:
             return
@@ -263,13 +197,13 @@ class HaproxyFront:
                 f"{(checked.stdout + checked.stderr).strip()}"
             )
 
-    def _stop(self, record: _Record) -> None:
+    def _stop(self, record: FrontRecord) -> None:
         """Soft stop (workers finish in-flight requests), then kill after the grace period."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGUSR1)
         if _wait_until(lambda: not _is_ours(record), self._stop_grace):
             return
-        _kill_tree(record.pid)
+        kill_session(record.pid)
         if not _wait_until(lambda: not _is_ours(record), self._stop_grace):
             raise TemporaryError(f"haproxy master {record.pid} survived SIGKILL")
 
@@ -312,7 +246,7 @@ def _only_weights_differ(old: FrontSpec, new: FrontSpec) -> bool:
     return unweighted(old) == unweighted(new)
 
 
-def _set_weights(files: _FrontFiles, spec: FrontSpec) -> None:
+def _set_weights(files: FrontFiles, spec: FrontSpec) -> None:
     for backend in spec.serve_backends:
         command = f"set server {SERVE_PROXY}/{backend.name} weight {backend.weight}"
         answer = _runtime_command(files.socket, command).strip()
@@ -320,13 +254,13 @@ def _set_weights(files: _FrontFiles, spec: FrontSpec) -> None:
             raise TemporaryError(f"haproxy refused {command!r}: {answer}")
 
 
-def _front_state(files: _FrontFiles, record: _Record) -> FrontState:
+def _front_state(files: FrontFiles, record: FrontRecord) -> FrontState:
     return FrontState(
         spec=record.spec, pid=record.pid, healthy_backends=_healthy_backends(files, record.spec)
     )
 
 
-def _healthy_backends(files: _FrontFiles, spec: FrontSpec) -> tuple[str, ...]:
+def _healthy_backends(files: FrontFiles, spec: FrontSpec) -> tuple[str, ...]:
     """Serve backends whose health check passes, in spec order; () if the API is silent."""
     try:
         stats = _runtime_command(files.socket, "show stat")
@@ -355,53 +289,21 @@ def _runtime_command(path: Path, command: str) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def _running_record(files: _FrontFiles) -> _Record | None:
+def _running_record(files: FrontFiles) -> FrontRecord | None:
     """front.json, if the process it names is still the one that wrote it."""
-    try:
-        record = _Record.from_json(files.record.read_text())
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as e:
-        raise PermanentError(f"{files.record} is unreadable: {e}") from e
-    return record if _is_ours(record) else None
+    record = load_record(files)
+    return record if record is not None and _is_ours(record) else None
 
 
-def _is_ours(record: _Record) -> bool:
-    _reap(record.pid)
-    return _process_start_time(record.pid) == record.start_time
+def _is_ours(record: FrontRecord) -> bool:
+    """The recorded master still runs: the pid has the recorded start time."""
+    reap_children()
+    return is_alive(record.pid, record.start_time)
 
 
 def _is_alive(pid: int) -> bool:
-    _reap(pid)
-    return _process_start_time(pid) is not None
-
-
-def _process_start_time(pid: int) -> int | None:
-    """Start time of a live process, or None if it is gone or only a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
-    state, start_time = fields[0], fields[19]  # fields 3 and 22 of proc(5)
-    return None if state in {"Z", "X"} else int(start_time)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of a master this process launched, once it has exited."""
-    process = _launched.get(pid)
-    if process is not None and process.poll() is not None:
-        del _launched[pid]
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL the master and its workers: they share the session the master leads."""
-    with contextlib.suppress(ProcessLookupError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
+    reap_children()
+    return is_alive(pid)
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -426,14 +328,8 @@ def _read_from(path: Path, offset: int) -> str:
         return log.read().decode(errors="replace")
 
 
-def _log_tail(files: _FrontFiles, lines: int = 20) -> str:
+def _log_tail(files: FrontFiles, lines: int = 20) -> str:
     try:
         return "\n".join(files.log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)

@@ -1,8 +1,12 @@
 """The controller process: the control loop in a thread and the REST API in front of it.
 
-``rayservice controller`` runs this in the foreground. It writes its pid to
-``$RAYSERVICE_HOME/controller.pid`` so ``rayservice stop`` can find it; stopping it leaves
-every cluster and endpoint running, and the next controller adopts them.
+This is where the real adapters are chosen and wired together (SQLite store, local provider,
+dashboard Serve client, HAProxy front), so it belongs to the control layer, which may import
+all of them. The web app is the API layer's, above this one: the caller passes its factory in.
+
+``rayservice controller`` runs this in the foreground. It writes its pid to ``pid_file`` so
+``rayservice stop`` can find it; stopping it leaves every cluster and endpoint running, and
+the next controller adopts them.
 """
 
 from __future__ import annotations
@@ -12,19 +16,26 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from rayservice.api.app import create_app
-from rayservice.api.settings import API_HOST, pid_file
 from rayservice.controller.loop import ControlLoop
 from rayservice.controller.reconciler import Reconciler
+from rayservice.host.ports import port_is_free
+from rayservice.providers.base import ClusterProvider
 from rayservice.providers.local import LocalProvider, runtime_root
 from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
-from rayservice.traffic.ports import port_is_free
+
+# (store, provider, package cache folder, wake the loop) -> the ASGI app of the REST API
+AppFactory = Callable[
+    [Store, ClusterProvider, Path, Callable[[], None]], Callable[..., Awaitable[Any]]
+]
 
 
 def _preload_validators() -> None:
@@ -34,7 +45,10 @@ def _preload_validators() -> None:
         importlib.import_module(module)
 
 
-def serve_forever(home: Path, port: int) -> None:
+def serve_forever(
+    home: Path, create_app: AppFactory, *, host: str, port: int, pid_file: Path
+) -> None:
+    """Run the control loop and serve the REST API on ``host:port`` until SIGINT or SIGTERM."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -53,12 +67,12 @@ def serve_forever(home: Path, port: int) -> None:
     loop = ControlLoop(reconciler)
     app = create_app(store, provider, home / "packages", loop.wake)
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
-    pid_file(home).write_text(str(os.getpid()))
+    pid_file.write_text(str(os.getpid()))
     worker.start()
     threading.Thread(target=_preload_validators, name="preload", daemon=True).start()
     try:
-        uvicorn.run(app, host=API_HOST, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         loop.stop()
         worker.join(timeout=30)
-        pid_file(home).unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)

@@ -1,4 +1,7 @@
-"""Turn local ``working_dir`` and ``py_modules`` folders of a Serve config into zip URIs.
+"""Admission-time packaging: local ``working_dir`` and ``py_modules`` folders become zip URIs.
+
+This runs when a manifest is admitted, because the folders are named relative to the manifest
+the client sent; the Serve client later sends the rewritten config as it is stored.
 
 Ray's Serve REST API accepts only URIs in a runtime_env, and Ray caches a package by its
 URI: a folder shipped twice under the same name keeps running the old code. So every local

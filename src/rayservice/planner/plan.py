@@ -1,0 +1,461 @@
+"""The planner: (desired, observed, record, previous status, now) -> Plan. Pure.
+
+It decides what the controller should do next for one RayService and why, and what its status
+is. The rollout (which cluster is active, which is pending, how traffic moves) is decided by
+:mod:`rayservice.planner.rollout`; this module keeps the clusters of the chosen slots running
+with their Serve configs, points the front at them, deletes what is no longer used, holds back
+actions that failed (:mod:`rayservice.planner.retries`) and derives the status. It performs no
+IO, reads no clock and keeps no state between calls: everything it needs arrives as arguments,
+and everything it wants remembered goes out in ``Plan.record``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rayservice.planner import front
+from rayservice.planner import service_status as statuses
+from rayservice.planner.actions import (
+    Action,
+    DeleteCluster,
+    DeleteFront,
+    DeployServeConfig,
+    EnsureCluster,
+    EnsureFront,
+    ForgetService,
+    Plan,
+    PlannedEvent,
+)
+from rayservice.planner.cluster import cluster_name, cluster_request
+from rayservice.planner.readiness import slot_config
+from rayservice.planner.record import ClusterSlot, ServiceRecord, failure_key
+from rayservice.planner.retries import gate
+from rayservice.planner.rollout import Fact, RolloutDecision, decide_rollout, wanted_of
+from rayservice.spec.cluster_request import ClusterRequest
+from rayservice.spec.hashing import serve_config_hash
+from rayservice.spec.manifest import RayClusterSpec, RayService
+from rayservice.spec.observed import NodePhase, Observed, ObservedCluster
+from rayservice.spec.status import RayServiceStatus, ServiceStatus, rfc3339, set_condition
+from rayservice.spec.vocabulary import (
+    FULL_CAPACITY,
+    HEAD_GROUP,
+    ApplicationStatus,
+    ConditionReason,
+    ConditionStatus,
+    ConditionType,
+    EventReason,
+    FailureKind,
+    UpgradeType,
+)
+
+BUSY_REQUEUE = 0.5  # something is starting or changing: look again soon
+STEADY_REQUEUE = 2.0  # all is well: keep an eye on it
+# Right after a Serve config went out: Ray's UPDATING state of an in-place update lasts only
+# a few hundred milliseconds, and status should show it.
+DEPLOY_FOLLOW_UP = 0.05
+_WORST_FIRST = (FailureKind.REJECTED, FailureKind.PERMANENT, FailureKind.TEMPORARY)
+_FAILURE_REASONS = {
+    FailureKind.REJECTED: ConditionReason.SERVE_CONFIG_REJECTED,
+    FailureKind.PERMANENT: ConditionReason.PERMANENT_ERROR,
+    FailureKind.TEMPORARY: ConditionReason.TEMPORARY_ERROR,
+}
+
+
+@dataclass(frozen=True)
+class Desired:
+    service: RayService
+    uid: str
+    generation: int
+    deleting: bool
+    serve_config: dict[str, Any]  # serveConfigV2 parsed, local working dirs packaged
+
+    @property
+    def key(self) -> str:
+        return self.service.key
+
+    @property
+    def front_key(self) -> str:
+        return front_key(self.key)
+
+
+def front_key(service_key: str) -> str:
+    """The traffic front's key for a service: ``<namespace>.<name>`` (usable as a folder)."""
+    return service_key.replace("/", ".", 1)
+
+
+def plan(
+    desired: Desired,
+    observed: Observed,
+    record: ServiceRecord,
+    previous: RayServiceStatus,
+    now: float,
+) -> Plan:
+    if desired.deleting:
+        return _plan_deletion(desired, observed, record, previous)
+    new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
+    wanted = wanted_of(desired.service, desired.serve_config, new_cluster)
+    decision = decide_rollout(record, wanted, observed, now)
+    return _Planner(desired, observed, decision, previous, now).run()
+
+
+def _plan_deletion(
+    desired: Desired, observed: Observed, record: ServiceRecord, previous: RayServiceStatus
+) -> Plan:
+    actions: list[Action] = []
+    if observed.front is not None:
+        actions.append(DeleteFront(desired.front_key, f"{desired.key} is being deleted"))
+    actions += [
+        DeleteCluster(name, f"{desired.key} is being deleted") for name in sorted(observed.clusters)
+    ]
+    actions.append(ForgetService(f"{desired.key} and everything it started are gone"))
+    return Plan(tuple(actions), record, previous, requeue_after=BUSY_REQUEUE)
+
+
+class _Planner:
+    """One planning pass after the rollout decision; a class only to share its inputs."""
+
+    def __init__(
+        self,
+        desired: Desired,
+        observed: Observed,
+        decision: RolloutDecision,
+        previous: RayServiceStatus,
+        now: float,
+    ) -> None:
+        self.desired = desired
+        self.spec = desired.service.spec
+        self.observed = observed
+        self.decision = decision
+        self.record = decision.record
+        self.previous = previous
+        self.now = now
+        self.actions: list[Action] = []
+        self.events: list[PlannedEvent] = list(decision.events)
+        self.notes: list[str] = list(decision.notes)
+        self.wake_at = decision.wake_at
+        self.landed = False  # the desired Serve config is on the cluster meant for it
+
+    def run(self) -> Plan:
+        record = self.record
+        for slot in (record.active, record.pending):
+            if slot is not None:
+                self._keep_cluster(slot)
+        active = self._cluster(record.active)
+        pending = self._cluster(record.pending)
+        self._keep_front(active, pending)
+        # Clusters go last: the front must stop sending to a cluster before it is deleted.
+        self.actions += self.decision.deletions
+        self._retire()
+        gated = gate(self.actions, record.failures, self.now)
+        record.failures = gated.failures
+        self.notes += gated.held
+        if gated.retry_at is not None:
+            self._wake(gated.retry_at)
+        self.actions = list(gated.actions)
+        self.landed = self.landed or self._target_refused()
+        status = self._status(active)
+        return Plan(
+            actions=gated.actions,
+            record=record,
+            status=status,
+            events=tuple(self.events),
+            requeue_after=self._requeue_after(status),
+            notes=tuple(self.notes),
+        )
+
+    def _cluster(self, slot: ClusterSlot | None) -> ObservedCluster | None:
+        return None if slot is None else self.observed.clusters.get(slot.name)
+
+    def _wake(self, at: float) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    def _is_target(self, slot: ClusterSlot) -> bool:
+        """The slot that is to run the desired Serve config: the pending one during an
+        upgrade, else (also while a rollback steps traffic back) the active one."""
+        record = self.record
+        if record.pending is not None and not record.rolling_back:
+            return slot is record.pending
+        return slot is record.active
+
+    def _requeue_after(self, status: RayServiceStatus) -> float:
+        if any(isinstance(a, DeployServeConfig) for a in self.actions):
+            return DEPLOY_FOLLOW_UP
+        busy = (
+            bool(self.actions)
+            or self.record.pending is not None
+            or bool(self.record.rolled_back)
+            or not status.numServeEndpoints
+            or any(
+                a.status != ApplicationStatus.RUNNING
+                for a in status.activeServiceStatus.applicationStatuses.values()
+            )
+        )
+        wait = BUSY_REQUEUE if busy else STEADY_REQUEUE
+        if self.wake_at is not None:
+            wait = min(wait, max(DEPLOY_FOLLOW_UP, self.wake_at - self.now))
+        return wait
+
+    # -- clusters ----------------------------------------------------------------------------
+
+    def _keep_cluster(self, slot: ClusterSlot) -> None:
+        cluster = self._cluster(slot)
+        request = cluster_request(
+            slot.name,
+            self.desired.key,
+            RayClusterSpec.model_validate(slot.cluster_spec),
+            slot.spec_hash,
+        )
+        reason = _cluster_drift(request, cluster)
+        if reason is not None:
+            event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED
+            self.actions.append(EnsureCluster(request, reason, event))
+        if cluster is not None and cluster.head_ready:
+            self._keep_serve_config(slot, cluster)
+
+    def _retire(self) -> None:
+        """Delete retired clusters whose delay is over, and clusters nothing refers to."""
+        observed, record = self.observed.clusters, self.record
+        keep = []
+        for retiring in record.retiring:
+            if self.now >= retiring.delete_at:
+                if retiring.name in observed:
+                    self.actions.append(DeleteCluster(retiring.name, retiring.reason))
+                continue
+            keep.append(retiring)
+            self._wake(retiring.delete_at)
+        record.retiring = keep
+        planned = {a.name for a in self.actions if isinstance(a, DeleteCluster)}
+        known = (
+            {r.name for r in keep}
+            | planned
+            | {slot.name for slot in (record.active, record.pending) if slot is not None}
+        )
+        for name in sorted(set(observed) - known):
+            self.actions.append(
+                DeleteCluster(name, f"cluster {name} is no longer used by {self.desired.key}")
+            )
+
+    # -- serve -------------------------------------------------------------------------------
+
+    def _keep_serve_config(self, slot: ClusterSlot, cluster: ObservedCluster) -> None:
+        config = slot_config(slot, cluster, self.desired.serve_config)
+        config_hash = serve_config_hash(config)
+        deployed = self.record.deployed.get(cluster.name)
+        serve = self.observed.serve.get(cluster.name)
+        if deployed != config_hash:
+            why = self._why_deploy(config, slot.target_capacity, cluster.name)
+            reason = f"{why}: submitting it to cluster {cluster.name}"
+        elif serve is not None and not serve.apps and config.get("applications"):
+            reason = (
+                f"cluster {cluster.name} reports no Serve applications (its head restarted"
+                " without GCS fault tolerance?): submitting the config again"
+            )
+        else:
+            self.landed = self.landed or self._is_target(slot)
+            return
+        self.actions.append(
+            DeployServeConfig(
+                cluster=cluster.name,
+                dashboard_url=cluster.dashboard_url,
+                token=cluster.auth_token,
+                config=config,
+                config_hash=config_hash,
+                reason=reason,
+            )
+        )
+
+    def _why_deploy(self, config: dict[str, Any], capacity: int | None, cluster: str) -> str:
+        """Why ``config`` goes to ``cluster``: first config, a Serve change, a capacity step."""
+        deployed = self.record.deployed.get(cluster)
+        if deployed is None:
+            return "first Serve config"
+        before = self.record.deployed_capacity.get(cluster)
+        if before == capacity:
+            return "serveConfigV2 changed"
+        as_before = {k: v for k, v in config.items() if k != "target_capacity"}
+        if before is not None:
+            as_before["target_capacity"] = before
+        steps = f"Serve target_capacity {_percent(before)} -> {_percent(capacity)}"
+        if serve_config_hash(as_before) == deployed:
+            return steps
+        return f"serveConfigV2 changed and {steps}"
+
+    def _target_refused(self) -> bool:
+        """True when the Serve config of the target cluster failed for good (Ray refused it,
+        or a permanent error): the generation is observed, with the failure in status."""
+        target = self.record.active
+        if self.record.pending is not None and not self.record.rolling_back:
+            target = self.record.pending
+        if target is None:
+            return False
+        failure = self.record.failures.get(failure_key(DeployServeConfig.__name__, target.name))
+        return failure is not None and failure.kind is not FailureKind.TEMPORARY
+
+    # -- traffic -----------------------------------------------------------------------------
+
+    def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
+        spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
+        current = self.observed.front
+        if current is not None and current.spec == spec:
+            return
+        name = self.desired.service.metadata.name
+        if current is None:
+            reason = (
+                f"{name}-serve-svc on port {spec.serve_port}, "
+                f"{name}-head-svc on port {spec.dashboard_port}"
+            )
+        else:
+            clusters = [
+                c.name
+                for c in (active, pending)
+                if c is not None
+                and any(b.name.startswith(f"{c.name}-") for b in spec.serve_backends)
+            ]
+            reason = (
+                f"endpoints now follow {len(spec.serve_backends)} node(s) of"
+                f" {' and '.join(clusters) or 'no cluster'}"
+            )
+        self.actions.append(EnsureFront(self.desired.front_key, spec, reason))
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _previous_status_of(self, cluster: str) -> ServiceStatus:
+        for known in (self.previous.activeServiceStatus, self.previous.pendingServiceStatus):
+            if known.rayClusterName == cluster:
+                return known
+        return ServiceStatus(rayClusterName=cluster)
+
+    def _service_status(self, slot: ClusterSlot | None) -> ServiceStatus:
+        if slot is None:
+            return ServiceStatus()
+        previous = self._previous_status_of(slot.name)
+        current = statuses.service_status(
+            slot.name, self.observed.serve.get(slot.name), previous, rfc3339(self.now)
+        )
+        self.events += statuses.app_events(previous, current)
+        if self.spec.upgradeStrategy.type is UpgradeType.INCREMENTAL:
+            current = current.model_copy(
+                update={
+                    "targetCapacity": slot.capacity,
+                    "trafficRoutedPercent": slot.traffic_percent,
+                }
+            )
+        return current
+
+    def _status(self, active: ObservedCluster | None) -> RayServiceStatus:
+        record, decision = self.record, self.decision
+        slot = record.active
+        assert slot is not None
+        active_status = self._service_status(slot)
+        pending_status = self._service_status(record.pending)
+        endpoints = (
+            sorted(n.name for n in front.endpoints(active, self.spec.excludeHeadPodFromServeSvc))
+            if active
+            else []
+        )
+        self.events += statuses.endpoint_events(slot.name, record.endpoints, endpoints)
+        record.endpoints = endpoints
+        now, generation = rfc3339(self.now), self.desired.generation
+        conditions = set_condition(
+            self.previous.conditions,
+            ConditionType.READY,
+            *self._readiness(slot.name, active, len(endpoints)),
+            now,
+            generation,
+        )
+        for kind, fact in (
+            (ConditionType.UPGRADE_IN_PROGRESS, decision.upgrade),
+            (ConditionType.ROLLBACK_IN_PROGRESS, decision.rollback),
+        ):
+            conditions = set_condition(conditions, kind, *fact, now, generation)
+        failing = self._failing()
+        if failing is not None or self.previous.condition(ConditionType.RECONCILE_FAILED):
+            failed = failing or Fact(
+                ConditionStatus.FALSE, ConditionReason.NO_FAILURE, "no action is failing"
+            )
+            conditions = set_condition(
+                conditions, ConditionType.RECONCILE_FAILED, *failed, now, generation
+            )
+        return RayServiceStatus(
+            conditions=conditions,
+            activeServiceStatus=active_status,
+            pendingServiceStatus=pending_status,
+            numServeEndpoints=len(endpoints),
+            observedGeneration=self._observed_generation(),
+            serviceStatus="Running" if endpoints else "",
+        )
+
+    def _failing(self) -> Fact | None:
+        """The ReconcileFailed condition while actions fail: the worst kind first."""
+        failures = sorted(
+            self.record.failures.items(), key=lambda item: _WORST_FIRST.index(item[1].kind)
+        )
+        if not failures:
+            return None
+        parts = []
+        for key, failure in failures:
+            retry = (
+                f"; next attempt at {rfc3339(failure.retry_at)}"
+                if failure.retry_at is not None
+                else "; not retried until it changes"
+            )
+            parts.append(f"{key}: {failure.message} (attempt {failure.attempts}{retry})")
+        worst = failures[0][1].kind
+        return Fact(ConditionStatus.TRUE, _FAILURE_REASONS[worst], "; ".join(parts))
+
+    def _observed_generation(self) -> int:
+        """The generation is observed once its Serve config has reached the cluster meant to
+        run it (or was refused); until then ``apply --wait`` must not read the old apps as the
+        new ones."""
+        if self.landed:
+            return self.desired.generation
+        return self.previous.observedGeneration
+
+    def _readiness(self, cluster: str, active: ObservedCluster | None, endpoints: int) -> Fact:
+        if endpoints:
+            return Fact(
+                ConditionStatus.TRUE,
+                ConditionReason.NON_ZERO_SERVE_ENDPOINTS,
+                f"{endpoints} serve endpoint(s) on {cluster}",
+            )
+        serve = self.observed.serve.get(cluster)
+        message = statuses.progress_message(cluster, serve, bool(active and active.head_ready))
+        refused = self.record.failures.get(failure_key(DeployServeConfig.__name__, cluster))
+        if refused is not None and refused.kind is FailureKind.REJECTED:
+            message = f"Ray rejected the Serve config: {refused.message}"
+        previous = self.previous.condition(ConditionType.READY)
+        ever_ready = previous is not None and (
+            previous.status == ConditionStatus.TRUE
+            or previous.reason == ConditionReason.ZERO_SERVE_ENDPOINTS
+        )
+        reason = (
+            ConditionReason.ZERO_SERVE_ENDPOINTS if ever_ready else ConditionReason.INITIALIZING
+        )
+        return Fact(ConditionStatus.FALSE, reason, message)
+
+
+def _percent(capacity: int | None) -> str:
+    return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
+
+
+def _cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:
+    """Why the provider must act on the cluster, or None when it matches the request."""
+    if active is None:
+        workers = sum(g.replicas for g in request.workers)
+        return f"creating cluster {request.name}: a head and {workers} worker(s)"
+    failed = [n for n in active.nodes if n.phase is NodePhase.FAILED]
+    if failed:
+        node = failed[0]
+        return f"node {node.name} exited; restarting it (restarts so far: {node.restarts})"
+    if active.head is None:
+        return f"cluster {request.name} has no head; starting one"
+    counts: dict[str, int] = {}
+    for node in active.workers:
+        counts[node.group] = counts.get(node.group, 0) + 1
+    wanted = {g.group: g.replicas for g in request.workers}
+    for group in sorted(set(wanted) | set(counts)):
+        have, want = counts.get(group, 0), wanted.get(group, 0)
+        if have != want and group != HEAD_GROUP:
+            return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
+    return None

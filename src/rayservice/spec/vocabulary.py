@@ -1,0 +1,171 @@
+"""The words the control plane and its users share: condition types and reasons, event reasons,
+annotation keys, upgrade strategies, Serve states, rollout phases.
+
+Every layer (planner, controller, API, CLI) names these through the enums here and never as
+string literals, so a typo is a type error instead of a status nobody matches. The values are
+the strings KubeRay and Ray use where they have one, so status reads as KubeRay's does.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+KIND = "RayService"  # the kind of object the controller reconciles
+HEAD_GROUP = "headgroup"  # the group name of head nodes, as KubeRay labels them
+LOCALHOST = "127.0.0.1"  # every endpoint of the local backend listens on loopback only
+FULL_CAPACITY = 100  # Serve target_capacity and traffic share, in percent
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    UPGRADE_IN_PROGRESS = "UpgradeInProgress"
+    ROLLBACK_IN_PROGRESS = "RollbackInProgress"
+    RECONCILE_FAILED = "ReconcileFailed"  # an action fails: retried with back-off, or waits
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionReason(StrEnum):
+    # Ready
+    INITIALIZING = "Initializing"
+    NON_ZERO_SERVE_ENDPOINTS = "NonZeroServeEndpoints"
+    ZERO_SERVE_ENDPOINTS = "ZeroServeEndpoints"
+    # UpgradeInProgress
+    BOTH_CLUSTERS_EXIST = "BothActivePendingClustersExist"
+    NO_PENDING_CLUSTER = "NoPendingCluster"
+    UPGRADE_STRATEGY_NONE = "UpgradeStrategyNone"
+    PENDING_CLUSTER_TIMED_OUT = "PendingClusterTimedOut"
+    # RollbackInProgress
+    STEP_TRAFFIC_BACK = "StepTrafficBack"
+    DELETING_PENDING_CLUSTER = "DeletingPendingCluster"
+    NO_ROLLBACK = "NoRollback"
+    # ReconcileFailed
+    TEMPORARY_ERROR = "TemporaryError"  # retried with back-off
+    PERMANENT_ERROR = "PermanentError"  # not retried until something changes
+    SERVE_CONFIG_REJECTED = "ServeConfigRejected"  # Ray answered 400 to the Serve config
+    NO_FAILURE = "NoFailure"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class EventReason(StrEnum):
+    # actions
+    CLUSTER_CREATED = "ClusterCreated"
+    CLUSTER_UPDATED = "ClusterUpdated"
+    CLUSTER_DELETED = "ClusterDeleted"
+    SERVE_CONFIG_SUBMITTED = "ServeConfigSubmitted"
+    ENDPOINTS_UPDATED = "EndpointsUpdated"
+    ENDPOINTS_DELETED = "EndpointsDeleted"
+    DELETED = "Deleted"
+    # an action that failed: <action event>Failed
+    CLUSTER_CREATED_FAILED = "ClusterCreatedFailed"
+    CLUSTER_UPDATED_FAILED = "ClusterUpdatedFailed"
+    CLUSTER_DELETED_FAILED = "ClusterDeletedFailed"
+    SERVE_CONFIG_SUBMITTED_FAILED = "ServeConfigSubmittedFailed"
+    ENDPOINTS_UPDATED_FAILED = "EndpointsUpdatedFailed"
+    ENDPOINTS_DELETED_FAILED = "EndpointsDeletedFailed"
+    DELETED_FAILED = "DeletedFailed"
+    SERVE_CONFIG_REJECTED = "ServeConfigRejected"
+    RECONCILE_FAILED = "ReconcileFailed"
+    # rollouts
+    UPGRADE_STARTED = "UpgradeStarted"
+    UPGRADE_COMPLETED = "UpgradeCompleted"
+    UPGRADE_TIMED_OUT = "UpgradeTimedOut"
+    PENDING_CLUSTER_REPLACED = "PendingClusterReplaced"
+    ROLLBACK_STARTED = "RollbackStarted"
+    ROLLBACK_COMPLETED = "RollbackCompleted"
+    ROLLBACK_CANCELLED = "RollbackCancelled"
+    TRAFFIC_STEPPED = "TrafficStepped"
+    ROLLOUT_PROMOTED = "RolloutPromoted"
+    # endpoints
+    ENDPOINT_ADDED = "EndpointAdded"
+    ENDPOINT_REMOVED = "EndpointRemoved"
+    # Serve applications and deployments: Application<State>, Deployment<State>
+    APPLICATION_NOT_STARTED = "ApplicationNotStarted"
+    APPLICATION_DEPLOYING = "ApplicationDeploying"
+    APPLICATION_DEPLOY_FAILED = "ApplicationDeployFailed"
+    APPLICATION_RUNNING = "ApplicationRunning"
+    APPLICATION_UNHEALTHY = "ApplicationUnhealthy"
+    APPLICATION_DELETING = "ApplicationDeleting"
+    DEPLOYMENT_UPDATING = "DeploymentUpdating"
+    DEPLOYMENT_HEALTHY = "DeploymentHealthy"
+    DEPLOYMENT_UNHEALTHY = "DeploymentUnhealthy"
+    DEPLOYMENT_UPSCALING = "DeploymentUpscaling"
+    DEPLOYMENT_DOWNSCALING = "DeploymentDownscaling"
+    DEPLOYMENT_DEPLOY_FAILED = "DeploymentDeployFailed"
+
+    def failed(self) -> EventReason:
+        """The reason of a failed attempt at the action this reason reports."""
+        return EventReason(f"{self.value}Failed")
+
+
+def state_event_reason(subject: str, state: str) -> EventReason:
+    """``Application<State>`` or ``Deployment<State>`` for a Serve state such as DEPLOY_FAILED."""
+    return EventReason(subject + state.title().replace("_", ""))
+
+
+class AnnotationKey(StrEnum):
+    ROLLOUT_PAUSED = "rayservice.io/rollout-paused"  # "true": traffic steps and switches wait
+    ROLLOUT_PROMOTE = "rayservice.io/rollout-promote"  # a pending cluster's name: it takes all
+
+
+class UpgradeType(StrEnum):
+    NEW_CLUSTER = "NewCluster"
+    NONE = "None"
+    INCREMENTAL = "NewClusterWithIncrementalUpgrade"
+
+
+class ApplicationStatus(StrEnum):
+    """Ray Serve's application states."""
+
+    NOT_STARTED = "NOT_STARTED"
+    DEPLOYING = "DEPLOYING"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+    RUNNING = "RUNNING"
+    UNHEALTHY = "UNHEALTHY"
+    DELETING = "DELETING"
+
+
+FAILED_APP_STATES = frozenset({ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY})
+
+
+class DeploymentStatus(StrEnum):
+    """Ray Serve's deployment states."""
+
+    UPDATING = "UPDATING"
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+    UPSCALING = "UPSCALING"
+    DOWNSCALING = "DOWNSCALING"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+
+
+UNHEALTHY_DEPLOYMENT_STATES = frozenset(
+    {DeploymentStatus.UNHEALTHY, DeploymentStatus.DEPLOY_FAILED}
+)
+
+
+class RolloutPhase(StrEnum):
+    """Where a service stands between its clusters; stored in the record (see planner/rollout)."""
+
+    STEADY = "Steady"  # one cluster serves; nothing is coming
+    STARTING = "Starting"  # NewCluster: a pending cluster starts; all traffic moves once it serves
+    STEPPING = "Stepping"  # incremental: traffic and Serve capacity move in steps
+    ROLLING_BACK = "RollingBack"  # the spec went back: traffic steps back, the pending one goes
+    HELD = "Held"  # upgradeStrategy None keeps a cluster change from being applied
+    GIVEN_UP = "GivenUp"  # the pending cluster never got ready in time; waits for a new spec
+
+
+class FailureKind(StrEnum):
+    """What a failed action's error means for trying it again (see controller/outcomes)."""
+
+    TEMPORARY = "Temporary"  # tried again after a back-off
+    PERMANENT = "Permanent"  # not tried again until what it would do changes
+    REJECTED = "Rejected"  # Ray refused this Serve config: permanent, and it is the user's to fix
