@@ -164,7 +164,10 @@ class Reconciler:
                     self._event(
                         resource, EventType.WARNING, action.event.failed(), f"{action.reason}: {e}"
                     )
-                retry_in = STEADY_REQUEUE if failure.retry_at is None else failure.retry_at - now
+                # looked at again when the back-off ends, or sooner to show it in status
+                retry_in = STEADY_REQUEUE
+                if failure.retry_at is not None:
+                    retry_in = min(retry_in, failure.retry_at - now)
                 return record, retry_in
             record.failures.pop(action.key, None)
             if not isinstance(action, ForgetService):  # its events went with it
