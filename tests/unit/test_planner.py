@@ -36,6 +36,7 @@ from rayservice.planner.plan import (
 )
 from rayservice.planner.readiness import deployable_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import (
@@ -58,7 +59,7 @@ from rayservice.spec.status import (
     ServiceStatus,
     rfc3339,
 )
-from rayservice.spec.vocabulary import FailureKind
+from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
 
 UID = "3f0c9a52-uid"
 OWNER = "default/demo"
@@ -454,15 +455,21 @@ def unchanged_app_no_event(result: Plan) -> None:
 def endpoint_added(result: Plan) -> None:
     head = node_name(FIRST, "head")
     assert PlannedEvent(
-        "Normal", "EndpointAdded", f"serve endpoint {head} added (cluster {FIRST})"
+        EventType.NORMAL,
+        EventReason.ENDPOINT_ADDED,
+        f"serve endpoint {head} added (cluster {FIRST})",
+        ObjectRef(ObjectKind.POD, head),
     ) in (result.events)
 
 
 def endpoint_removed(result: Plan) -> None:
     w0 = node_name(FIRST, "w0")
-    assert PlannedEvent("Normal", "EndpointRemoved", f"serve endpoint {w0} removed") in (
-        result.events
-    )
+    assert PlannedEvent(
+        EventType.NORMAL,
+        EventReason.ENDPOINT_REMOVED,
+        f"serve endpoint {w0} removed",
+        ObjectRef(ObjectKind.POD, w0),
+    ) in (result.events)
     assert w0 not in result.record.endpoints
 
 

@@ -589,3 +589,17 @@ def test_a_steady_pass_asks_the_front_once(world: World) -> None:
     assert plan.actions == ()
     assert [c.method for c in world.front.calls] == ["observe"]
     assert [v.name for v in world.store.views("Service")], "the services are still listed"
+
+
+def test_events_name_the_object_they_are_about(world: World) -> None:
+    world.bring_up()
+    name = world.cluster().name
+    about = {
+        (e.reason, e.involved_kind, e.involved_name) for e in world.store.events(NAMESPACE, NAME)
+    }
+
+    assert ("ClusterCreated", "RayCluster", name) in about
+    assert ("ServeConfigSubmitted", "RayCluster", name) in about
+    assert ("EndpointsUpdated", "Service", f"{NAME}-serve-svc") in about
+    assert ("EndpointAdded", "Pod", world.cluster().nodes[0].name) in about
+    assert ("ApplicationRunning", "RayService", NAME) in about

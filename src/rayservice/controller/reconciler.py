@@ -33,6 +33,7 @@ from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.spec.errors import RayServiceError
+from rayservice.spec.events import ObjectRef
 from rayservice.spec.manifest import RayService, replicas_of, requested_serve_port
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
 from rayservice.spec.status import RayServiceStatus
@@ -95,7 +96,7 @@ class Reconciler:
             )
             self._write_views(resource, service, observed, result)
         for event in result.events:
-            self._event(resource, event.type, event.reason, event.message)
+            self._event(resource, event.type, event.reason, event.message, event.involved)
         if retry_in is not None:  # an action failed: the next pass comes when its outcome says
             return dataclasses.replace(result, record=record, requeue_after=retry_in)
         return result
@@ -157,13 +158,10 @@ class Reconciler:
                 record.failures[action.key] = failure
                 log.warning("%s: %s failed (%s): %s", resource.key, action.key, failure.kind, e)
                 if failure.kind is FailureKind.REJECTED:
-                    self._event(
-                        resource, EventType.WARNING, EventReason.SERVE_CONFIG_REJECTED, str(e)
-                    )
+                    reason, message = EventReason.SERVE_CONFIG_REJECTED, str(e)
                 else:
-                    self._event(
-                        resource, EventType.WARNING, action.event.failed(), f"{action.reason}: {e}"
-                    )
+                    reason, message = action.event.failed(), f"{action.reason}: {e}"
+                self._event(resource, EventType.WARNING, reason, message, action.involved)
                 # looked at again when the back-off ends, or sooner to show it in status
                 retry_in = STEADY_REQUEUE
                 if failure.retry_at is not None:
@@ -171,7 +169,9 @@ class Reconciler:
                 return record, retry_in
             record.failures.pop(action.key, None)
             if not isinstance(action, ForgetService):  # its events went with it
-                self._event(resource, EventType.NORMAL, action.event, action.reason)
+                self._event(
+                    resource, EventType.NORMAL, action.event, action.reason, action.involved
+                )
         return record, None
 
     def _run(
@@ -200,10 +200,15 @@ class Reconciler:
         return record
 
     def _event(
-        self, resource: StoredResource, type_: EventType, reason: EventReason, message: str
+        self,
+        resource: StoredResource,
+        type_: EventType,
+        reason: EventReason,
+        message: str,
+        involved: ObjectRef | None = None,
     ) -> None:
         self.store.add_event(
-            resource.namespace, resource.name, type_, reason, message, self.clock()
+            resource.namespace, resource.name, type_, reason, message, self.clock(), involved
         )
 
     def _write_views(

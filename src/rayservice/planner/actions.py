@@ -16,6 +16,7 @@ from typing import Any
 
 from rayservice.planner.record import ServiceRecord, failure_key
 from rayservice.spec.cluster_request import ClusterRequest
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import FrontSpec
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import EventReason, EventType
@@ -24,6 +25,11 @@ from rayservice.spec.vocabulary import EventReason, EventType
 def _digest(*parts: object) -> str:
     text = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def serve_service(front_key: str) -> ObjectRef:
+    """The ``<name>-serve-svc`` Service of the front ``<namespace>.<name>``."""
+    return ObjectRef(ObjectKind.SERVICE, f"{front_key.split('.', 1)[1]}-serve-svc")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,10 @@ class EnsureCluster:
     def fingerprint(self) -> str:
         return _digest(self.request.model_dump(mode="json"))
 
+    @property
+    def involved(self) -> ObjectRef:
+        return ObjectRef(ObjectKind.RAY_CLUSTER, self.request.name)
+
 
 @dataclass(frozen=True)
 class DeleteCluster:
@@ -54,6 +64,10 @@ class DeleteCluster:
     @property
     def fingerprint(self) -> str:
         return self.name
+
+    @property
+    def involved(self) -> ObjectRef:
+        return ObjectRef(ObjectKind.RAY_CLUSTER, self.name)
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,10 @@ class DeployServeConfig:
     def fingerprint(self) -> str:
         return self.config_hash  # a new dashboard or token is a new cluster: a new key
 
+    @property
+    def involved(self) -> ObjectRef:
+        return ObjectRef(ObjectKind.RAY_CLUSTER, self.cluster)
+
 
 @dataclass(frozen=True)
 class EnsureFront:
@@ -90,6 +108,10 @@ class EnsureFront:
     def fingerprint(self) -> str:
         return _digest(self.spec)
 
+    @property
+    def involved(self) -> ObjectRef:
+        return serve_service(self.front)
+
 
 @dataclass(frozen=True)
 class DeleteFront:
@@ -104,6 +126,10 @@ class DeleteFront:
     @property
     def fingerprint(self) -> str:
         return self.front
+
+    @property
+    def involved(self) -> ObjectRef:
+        return serve_service(self.front)
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,10 @@ class ForgetService:
     def fingerprint(self) -> str:
         return ""
 
+    @property
+    def involved(self) -> None:
+        return None  # the RayService itself
+
 
 Action = (
     EnsureCluster | DeleteCluster | DeployServeConfig | EnsureFront | DeleteFront | ForgetService
@@ -132,6 +162,7 @@ class PlannedEvent:
     type: EventType
     reason: EventReason
     message: str
+    involved: ObjectRef | None = None  # None: the RayService itself
 
 
 @dataclass(frozen=True)

@@ -475,9 +475,7 @@ class _Rollout:
         if wanted.promoted == pending.name and not rolling_back:
             if pending.target_capacity != FULL_CAPACITY:  # full capacity first, then traffic
                 record.pending = pending.model_copy(update={"target_capacity": FULL_CAPACITY})
-                self.notes.append(
-                    f"promote: {pending.name} gets full capacity before all traffic"
-                )
+                self.notes.append(f"promote: {pending.name} gets full capacity before all traffic")
                 return
             if waiting is None:
                 self._event(EventReason.ROLLOUT_PROMOTED, f"{pending.name} takes all traffic now")

@@ -7,6 +7,7 @@ steady service writes no status and emits no events.
 from __future__ import annotations
 
 from rayservice.planner.actions import PlannedEvent
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import ServeState
 from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
 from rayservice.spec.vocabulary import (
@@ -112,11 +113,27 @@ def _status_event(kind: str, state: str, text: str, failure: str | None) -> Plan
 
 
 def endpoint_events(cluster: str, before: list[str], after: list[str]) -> list[PlannedEvent]:
-    added = [f"serve endpoint {n} added (cluster {cluster})" for n in after if n not in before]
-    removed = [f"serve endpoint {n} removed" for n in before if n not in after]
-    return [PlannedEvent(EventType.NORMAL, EventReason.ENDPOINT_ADDED, m) for m in added] + [
-        PlannedEvent(EventType.NORMAL, EventReason.ENDPOINT_REMOVED, m) for m in removed
+    added = [
+        PlannedEvent(
+            EventType.NORMAL,
+            EventReason.ENDPOINT_ADDED,
+            f"serve endpoint {n} added (cluster {cluster})",
+            ObjectRef(ObjectKind.POD, n),
+        )
+        for n in after
+        if n not in before
     ]
+    removed = [
+        PlannedEvent(
+            EventType.NORMAL,
+            EventReason.ENDPOINT_REMOVED,
+            f"serve endpoint {n} removed",
+            ObjectRef(ObjectKind.POD, n),
+        )
+        for n in before
+        if n not in after
+    ]
+    return added + removed
 
 
 def progress_message(cluster: str, serve: ServeState | None, head_ready: bool) -> str:
