@@ -427,7 +427,11 @@ def deletion_with_front(result: Plan) -> None:
 
 def app_running_event(result: Plan) -> None:
     assert (
-        PlannedEvent("Normal", "ApplicationRunning", f"application app1 on {FIRST} is RUNNING")
+        PlannedEvent(
+            EventType.NORMAL,
+            EventReason("ApplicationRunning"),
+            f"application app1 on {FIRST} is RUNNING",
+        )
         in result.events
     )
     app = result.status.activeServiceStatus.applicationStatuses["app1"]
@@ -437,8 +441,8 @@ def app_running_event(result: Plan) -> None:
 def app_failed_event(result: Plan) -> None:
     assert (
         PlannedEvent(
-            "Warning",
-            "ApplicationDeployFailed",
+            EventType.WARNING,
+            EventReason("ApplicationDeployFailed"),
             f"application app1 on {FIRST} is DEPLOY_FAILED: ImportError: hello",
         )
         in result.events

@@ -23,7 +23,7 @@ def more_head_cpus(document: dict[str, Any]) -> None:
     document["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = "2"
 
 
-def annotations(api: Api) -> dict[str, str]:
+def stored_annotations(api: Api) -> dict[str, str]:
     stored = api.store.get(KIND, "default", "demo")
     assert stored is not None
     return dict(stored.manifest["metadata"].get("annotations", {}))
@@ -35,12 +35,12 @@ def test_pause_and_resume_set_and_clear_the_annotation_without_a_new_generation(
     paused = api.client.post(f"{ROLLOUT}/pause")
     assert paused.status_code == 200
     assert paused.json()["message"] == "rollout paused"
-    assert annotations(api) == {PAUSE_ANNOTATION: "true"}
+    assert stored_annotations(api) == {PAUSE_ANNOTATION: "true"}
     assert paused.json()["object"]["metadata"]["generation"] == 1
     assert api.wakes, "the loop is woken to act on it"
 
     api.client.post(f"{ROLLOUT}/resume")
-    assert annotations(api) == {}
+    assert stored_annotations(api) == {}
 
 
 def slot(name: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def test_promote_names_the_pending_cluster_and_needs_one(api: Api) -> None:
     write_rollout(api, "Starting")
     promoted = api.client.post(f"{ROLLOUT}/promote")
     assert promoted.status_code == 200
-    assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
+    assert stored_annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
 
 
 def test_promote_is_refused_while_a_rollback_is_in_progress(api: Api) -> None:
@@ -80,11 +80,11 @@ def test_promote_is_refused_while_a_rollback_is_in_progress(api: Api) -> None:
     assert refused.json()["detail"] == (
         "default/demo is rolling back from demo-raycluster-b; apply its spec again to go on"
     )
-    assert annotations(api) == {}
+    assert stored_annotations(api) == {}
 
     write_rollout(api, "Stepping")
     assert api.client.post(f"{ROLLOUT}/promote").status_code == 200
-    assert annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
+    assert stored_annotations(api) == {PROMOTE_ANNOTATION: "demo-raycluster-b"}
 
 
 def test_undo_applies_the_previous_spec_as_a_new_generation(api: Api) -> None:
@@ -100,7 +100,7 @@ def test_undo_applies_the_previous_spec_as_a_new_generation(api: Api) -> None:
     assert stored is not None
     assert stored.manifest["spec"] == manifest()["spec"]
     assert stored.generation == 3
-    assert annotations(api) == {PAUSE_ANNOTATION: "true"}, "metadata is kept"
+    assert stored_annotations(api) == {PAUSE_ANNOTATION: "true"}, "metadata is kept"
     history = api.client.get(f"{ROLLOUT}/history").json()["items"]
     assert [i["generation"] for i in history] == [1, 2, 3]
     assert history[2]["source"].startswith("rollout undo to generation 1")

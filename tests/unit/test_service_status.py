@@ -5,6 +5,7 @@ from __future__ import annotations
 from rayservice.planner.actions import PlannedEvent
 from rayservice.planner.service_status import app_events
 from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
+from rayservice.spec.vocabulary import EventReason, EventType
 
 CLUSTER = "demo-raycluster-abcde"
 
@@ -29,8 +30,8 @@ def test_an_in_place_update_tells_each_deployment_going_updating_and_back() -> N
 
     assert (
         PlannedEvent(
-            "Normal",
-            "DeploymentUpdating",
+            EventType.NORMAL,
+            EventReason("DeploymentUpdating"),
             "deployment MangoStand of fruit_app is UPDATING (was HEALTHY)",
         )
         in going

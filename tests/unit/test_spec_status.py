@@ -13,6 +13,10 @@ from rayservice.spec.status import (
     rfc3339,
     set_condition,
 )
+from rayservice.spec.vocabulary import ConditionReason, ConditionStatus, ConditionType
+
+READY = ConditionType.READY
+TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 
 EARLIER = "2024-05-01T10:00:00Z"
 LATER = "2024-05-01T10:05:00Z"
@@ -35,7 +39,9 @@ def test_rfc3339_writes_utc_with_whole_seconds() -> None:
 
 
 def test_a_new_condition_is_appended() -> None:
-    conditions = set_condition([], "Ready", "True", "NonZeroServeEndpoints", "ok", LATER, 2)
+    conditions = set_condition(
+        [], READY, TRUE, ConditionReason.NON_ZERO_SERVE_ENDPOINTS, "ok", LATER, 2
+    )
 
     assert conditions == [
         Condition(
@@ -50,7 +56,9 @@ def test_a_new_condition_is_appended() -> None:
 
 
 def test_an_unchanged_status_keeps_its_transition_time_but_refreshes_the_rest() -> None:
-    [condition] = set_condition([ready()], "Ready", "False", "ZeroServeEndpoints", "no", LATER, 3)
+    [condition] = set_condition(
+        [ready()], READY, FALSE, ConditionReason.ZERO_SERVE_ENDPOINTS, "no", LATER, 3
+    )
 
     assert condition.lastTransitionTime == EARLIER
     assert (condition.reason, condition.message, condition.observedGeneration) == (
@@ -61,7 +69,9 @@ def test_an_unchanged_status_keeps_its_transition_time_but_refreshes_the_rest() 
 
 
 def test_a_status_flip_moves_the_transition_time() -> None:
-    [condition] = set_condition([ready()], "Ready", "True", "NonZeroServeEndpoints", "", LATER, 1)
+    [condition] = set_condition(
+        [ready()], READY, TRUE, ConditionReason.NON_ZERO_SERVE_ENDPOINTS, "", LATER, 1
+    )
 
     assert (condition.status, condition.lastTransitionTime) == ("True", LATER)
 
@@ -70,7 +80,9 @@ def test_other_conditions_keep_their_place_and_the_input_is_not_changed() -> Non
     upgrade = ready().model_copy(update={"type": "UpgradeInProgress"})
     original = [upgrade, ready()]
 
-    updated = set_condition(original, "Ready", "True", "NonZeroServeEndpoints", "", LATER, 1)
+    updated = set_condition(
+        original, READY, TRUE, ConditionReason.NON_ZERO_SERVE_ENDPOINTS, "", LATER, 1
+    )
 
     assert [c.type for c in updated] == ["UpgradeInProgress", "Ready"]
     assert updated[0] is upgrade
