@@ -14,10 +14,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -45,6 +47,13 @@ def _preload_validators() -> None:
         importlib.import_module(module)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """uvicorn stops on SIGTERM and then raises the signal again for the handler it found:
+    exiting through SystemExit (not the default, which kills at once) lets the loop stop and
+    the pid file go."""
+    raise SystemExit(0)
+
+
 def serve_forever(
     home: Path, create_app: AppFactory, *, host: str, port: int, pid_file: Path
 ) -> None:
@@ -70,6 +79,7 @@ def serve_forever(
     pid_file.write_text(str(os.getpid()))
     worker.start()
     threading.Thread(target=_preload_validators, name="preload", daemon=True).start()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
