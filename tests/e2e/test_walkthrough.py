@@ -109,6 +109,7 @@ def test_sample_walkthrough(cli: Cli) -> None:
 
     # the data plane outlives the control plane; a new controller adopts, not duplicates
     assert "services keep serving" in cli.run("stop").stdout
+    eventually(lambda: not (cli.home / "controller.pid").exists(), timeout=10)
     assert post(serve_port, "/fruit/", ["MANGO", 2]) == "8"
     cli.run("start")
     assert [c["metadata"]["name"] for c in get_json(cli, "get", "raycluster")["items"]] == [cluster]
