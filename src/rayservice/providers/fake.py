@@ -20,9 +20,7 @@ import string
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from rayservice.providers.base import ClusterProvider
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
@@ -281,7 +279,3 @@ class FakeProvider:
 def dashboard_url(base_port: int) -> str:
     """The dashboard of a head whose port block starts at ``base_port``."""
     return f"http://{LOCALHOST}:{base_port + 1}"
-
-
-if TYPE_CHECKING:  # mypy proves the fake satisfies the protocol it stands in for
-    _conforms: ClusterProvider = FakeProvider()
