@@ -212,7 +212,8 @@ def timed(samples: list[Sample]) -> Callable[[], None]:
 
 class TimedReconciler(Reconciler):
     """The real Reconciler with ``time.perf_counter`` (and the thread's CPU time) around each
-    pass; after each pass the fakes of the service are moved along (untimed)."""
+    pass, a full one or one that ends at ``settled``; after each pass the fakes of the service
+    are moved along (untimed)."""
 
     def __init__(self, *args: Any, outside: Outside, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -227,6 +228,17 @@ class TimedReconciler(Reconciler):
             done()
             self.outside.advance(resource.key)
         self.passes[-1] = replace(self.passes[-1], requeue=result.requeue_after)
+        return result
+
+    def settled(self, namespace: str, name: str) -> Plan | None:
+        """A pass that finds nothing changed ends here; it counts as a pass too."""
+        found: list[Sample] = []
+        done = timed(found)
+        result = super().settled(namespace, name)
+        done()
+        if result is not None:
+            self.passes.append(replace(found[0], requeue=result.requeue_after))
+            self.outside.advance(f"{namespace}/{name}")
         return result
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rayservice.controller.loop import IDLE_WAIT, ControlLoop
+from rayservice.controller.loop import BATCH_WINDOW, IDLE_WAIT, ORPHAN_SCAN_SECONDS, ControlLoop
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import Plan
 from rayservice.providers.fake import FakeProvider
@@ -70,7 +70,20 @@ def make_loop(
         lambda: T0,
         failing=failing or {},
     )
-    return ControlLoop(reconciler), reconciler, provider, front
+    return ControlLoop(reconciler, monotonic=TICKS), reconciler, provider, front
+
+
+class Ticks:
+    """The loop's monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+TICKS = Ticks()
 
 
 def warnings_of(loop: ControlLoop, name: str) -> list[tuple[str, str, int]]:
@@ -169,3 +182,30 @@ def test_a_crashed_front_of_a_gone_service_is_still_deleted(tmp_path: Path) -> N
 
     assert front.keys() == []
     assert wait == IDLE_WAIT  # nothing stored: nothing is due
+
+
+def test_orphans_are_looked_for_at_the_first_tick_then_every_scan_interval(tmp_path: Path) -> None:
+    loop, _, _, front = make_loop(tmp_path)
+    loop.run_once()  # the first scan
+    front.ensure("default.gone", FrontSpec(serve_port=9000, dashboard_port=9001))
+
+    loop.run_once()
+    assert front.keys() == ["default.gone"], "not scanned again on every tick"
+
+    TICKS.now += ORPHAN_SCAN_SECONDS
+    loop.run_once()
+    assert front.keys() == []
+
+
+def test_services_due_within_the_batch_window_share_a_tick(tmp_path: Path) -> None:
+    loop, reconciler, _, _ = make_loop(tmp_path)
+    for name in ("a", "b"):
+        loop.store.apply(KIND, manifest(name), f"{name}.yaml", T0)
+    loop.run_once()
+    passes = len(reconciler.attempts)
+    loop._due["default/b"] = TICKS.now + BATCH_WINDOW / 2  # b is due a moment after a
+    loop._due["default/a"] = TICKS.now
+
+    loop.run_once()
+
+    assert len(reconciler.attempts) == passes + 2, "both in one tick"

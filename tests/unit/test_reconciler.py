@@ -603,3 +603,32 @@ def test_events_name_the_object_they_are_about(world: World) -> None:
     assert ("EndpointsUpdated", "Service", f"{NAME}-serve-svc") in about
     assert ("EndpointAdded", "Pod", world.cluster().nodes[0].name) in about
     assert ("ApplicationRunning", "RayService", NAME) in about
+
+
+def test_a_steady_service_settles_until_an_input_changes(world: World) -> None:
+    world.bring_up()
+    world.reconcile()  # the first pass that finds nothing to do
+    assert world.reconciler.settled(NAMESPACE, NAME) is not None, "nothing changed: settled"
+
+    world.provider.kill_node(world.cluster().name, world.cluster().nodes[-1].name)
+    assert world.reconciler.settled(NAMESPACE, NAME) is None, "an observation changed"
+
+    world.reconcile()
+    world.reconcile()
+    world.apply(sample_manifest(lambda config: config.update(proxy_location="HeadOnly")))
+    assert world.reconciler.settled(NAMESPACE, NAME) is None, "the stored resource changed"
+
+
+def test_a_settled_service_wakes_for_its_timer(world: World) -> None:
+    world.bring_up()
+    retiring = {"name": "replaced-cluster", "delete_at": world.clock.now + 5, "reason": "test"}
+    world.store.write_record(
+        KIND, NAMESPACE, NAME, {**world.resource().record, "retiring": [retiring]}
+    )
+    world.clock.now += 1
+    plan = world.reconciler.reconcile(world.resource())
+    assert plan.wake_at == retiring["delete_at"] and plan.actions == ()
+
+    assert world.reconciler.settled(NAMESPACE, NAME) is not None
+    world.clock.now += 4
+    assert world.reconciler.settled(NAMESPACE, NAME) is None, "the timer is due: plan again"

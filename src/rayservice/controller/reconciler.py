@@ -5,6 +5,12 @@ between is the planner's. The record is checkpointed before any action runs, so 
 killed mid-pass resumes from the store and repeats only idempotent steps. A failed action is
 filed in the record by what its error means (:mod:`rayservice.controller.outcomes`), and the
 next pass comes when that says, never sooner.
+
+A steady service costs little: the planner is a pure function of the stored resource, the
+record, what was observed and the time (which matters only once a stored timer falls due), so
+when a pass did nothing (no action, no event) and none of its inputs changed since, the next
+pass only observes and stops there. This memory is an optimisation, never needed for
+correctness: a restarted controller simply plans once more.
 """
 
 from __future__ import annotations
@@ -13,8 +19,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-
-import yaml
+from dataclasses import dataclass
 
 from rayservice.controller.outcomes import failure_after
 from rayservice.controller.views import cluster_view, pod_views, service_views
@@ -41,6 +46,17 @@ from rayservice.spec.vocabulary import KIND, EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
 from rayservice.traffic.base import TrafficFront
 
+
+@dataclass(frozen=True)
+class _Quiet:
+    """A pass that did nothing: while the stored resource (its resourceVersion), what is
+    observed and the time (before the next timer) stay as they were, so does its plan."""
+
+    resource_version: int
+    observed: Observed
+    plan: Plan
+
+
 FIRST_SERVE_PORT = 8000
 FIRST_DASHBOARD_PORT = 8265
 log = logging.getLogger("rayservice.controller")
@@ -64,8 +80,27 @@ class Reconciler:
         self.port_usable = port_usable
         self.clock = clock
         self.jitter = jitter  # spreads retry back-offs: a number in [0, 1)
+        self._quiet: dict[str, _Quiet] = {}
+
+    def settled(self, namespace: str, name: str) -> Plan | None:
+        """The plan of the last pass if nothing it depends on changed since (a steady
+        service), found without reading the resource; None when a pass is needed."""
+        key = f"{namespace}/{name}"
+        quiet = self._quiet.pop(key, None)
+        if quiet is None:
+            return None
+        if self.store.resource_version(KIND, namespace, name) != quiet.resource_version:
+            return None
+        wake_at = quiet.plan.wake_at
+        if wake_at is not None and self.clock() >= wake_at:
+            return None
+        if self._observe(key, quiet.plan.record) != quiet.observed:
+            return None
+        self._quiet[key] = quiet
+        return quiet.plan
 
     def reconcile(self, resource: StoredResource) -> Plan:
+        """A full pass (the loop asks :meth:`settled` first)."""
         service = RayService.model_validate(resource.manifest)
         record = load_record(resource.record)
         if not resource.deleting:
@@ -75,7 +110,7 @@ class Reconciler:
             uid=resource.uid,
             generation=resource.generation,
             deleting=resource.deleting,
-            serve_config=yaml.safe_load(service.spec.serveConfigV2) or {},
+            serve_config=service.spec.serve_config(),
         )
         observed = self._observe(resource.key, record)
         previous = RayServiceStatus.model_validate(resource.status)
@@ -95,6 +130,9 @@ class Reconciler:
                 KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
             )
             self._write_views(resource, service, observed, result)
+            version = self.store.resource_version(KIND, resource.namespace, resource.name)
+            if not (result.actions or result.events) and version is not None:
+                self._quiet[resource.key] = _Quiet(version, observed, result)
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message, event.involved)
         if retry_in is not None:  # an action failed: the next pass comes when its outcome says

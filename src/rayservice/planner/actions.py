@@ -172,4 +172,5 @@ class Plan:
     status: RayServiceStatus
     events: tuple[PlannedEvent, ...] = ()
     requeue_after: float = 5.0
+    wake_at: float | None = None  # when a stored timer falls due (a deletion, a step, a retry)
     notes: tuple[str, ...] = field(default=())  # why nothing else happened, for logs

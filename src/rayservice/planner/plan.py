@@ -161,6 +161,7 @@ class _Planner:
             status=status,
             events=tuple(self.events),
             requeue_after=self._requeue_after(status),
+            wake_at=self.wake_at,
             notes=tuple(self.notes),
         )
 

@@ -9,7 +9,9 @@ the Serve config) live in :mod:`rayservice.spec.loader`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -119,9 +121,10 @@ class RayServiceSpec(_ManifestModel):
     pendingClusterTimeoutSeconds: int = 600
 
     def serve_config(self) -> dict[str, Any]:
-        """``serveConfigV2`` parsed (an admitted spec always parses to a mapping)."""
-        parsed = yaml.safe_load(self.serveConfigV2)
-        return parsed if isinstance(parsed, dict) else {}
+        """``serveConfigV2`` parsed (an admitted spec always parses to a mapping); a fresh
+        copy each call, so callers may change it."""
+        parsed: dict[str, Any] = json.loads(_serve_config_json(self.serveConfigV2))
+        return parsed
 
 
 class _KubeRayObject(_ManifestModel):
@@ -146,6 +149,17 @@ class RayCluster(_KubeRayObject):
 
 Manifest = RayService | RayCluster
 """Any object a manifest file may hold."""
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+
+
+@lru_cache(maxsize=1024)
+def _serve_config_json(text: str) -> str:
+    """A Serve config's YAML as JSON text. The controller reads every service's config on
+    every pass; parsing YAML is most of a pass's cost, decoding JSON a small part of it."""
+    parsed = yaml.load(text, Loader=_YAML_LOADER)
+    return json.dumps(parsed if isinstance(parsed, dict) else {}, default=str)
 
 
 def replicas_of(group: WorkerGroupSpec) -> int:

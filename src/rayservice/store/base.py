@@ -98,6 +98,11 @@ class Store(Protocol):
 
     def list_resources(self, kind: str, namespace: str | None = None) -> list[StoredResource]: ...
 
+    def keys(self, kind: str) -> list[str]:
+        """``<namespace>/<name>`` of every resource of ``kind``, without reading the documents
+        (the control loop asks on every tick)."""
+        ...
+
     def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None: ...
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
@@ -113,7 +118,13 @@ class Store(Protocol):
         ...
 
     def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
-        """Checkpoint the controller's record for a resource (before acting on it)."""
+        """Checkpoint the controller's record for a resource (before acting on it); a changed
+        record moves the resourceVersion, like a changed status."""
+        ...
+
+    def resource_version(self, kind: str, namespace: str, name: str) -> int | None:
+        """The resource's resourceVersion (None when it is not stored), without reading it:
+        an unchanged version means an unchanged manifest, status and record."""
         ...
 
     def add_event(

@@ -214,6 +214,12 @@ class SqliteStore:
         rows = self._connection().execute(query + " ORDER BY namespace, name", args).fetchall()
         return [_row_to_resource(r) for r in rows]
 
+    def keys(self, kind: str) -> list[str]:
+        rows = self._connection().execute(
+            "SELECT namespace, name FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
+        )
+        return [f"{namespace}/{name}" for namespace, name in rows]
+
     def mark_deleting(self, kind: str, namespace: str, name: str) -> StoredResource | None:
         with self._tx() as db:
             db.execute(
@@ -263,11 +269,24 @@ class SqliteStore:
             return cursor.rowcount > 0
 
     def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
+        text = canonical_json(record)
         with self._tx() as db:
             db.execute(
-                "UPDATE resources SET record=? WHERE kind=? AND namespace=? AND name=?",
-                (canonical_json(record), kind, namespace, name),
+                "UPDATE resources SET record=?, resource_version=resource_version+1"
+                " WHERE kind=? AND namespace=? AND name=? AND record<>?",
+                (text, kind, namespace, name, text),
             )
+
+    def resource_version(self, kind: str, namespace: str, name: str) -> int | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT resource_version FROM resources WHERE kind=? AND namespace=? AND name=?",
+                (kind, namespace, name),
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
 
     # -- events ----------------------------------------------------------------------------
 
