@@ -629,6 +629,8 @@ def test_a_settled_service_wakes_for_its_timer(world: World) -> None:
     plan = world.reconciler.reconcile(world.resource())
     assert plan.wake_at == retiring["delete_at"] and plan.actions == ()
 
-    assert world.reconciler.settled(NAMESPACE, NAME) is not None
-    world.clock.now += 4
+    world.clock.now += 3.5
+    settled = world.reconciler.settled(NAMESPACE, NAME)
+    assert settled is not None and settled.requeue_after == 0.5, "back when the timer is due"
+    world.clock.now += 0.5
     assert world.reconciler.settled(NAMESPACE, NAME) is None, "the timer is due: plan again"

@@ -91,12 +91,14 @@ class Reconciler:
             return None
         if self.store.resource_version(KIND, namespace, name) != quiet.resource_version:
             return None
-        wake_at = quiet.plan.wake_at
-        if wake_at is not None and self.clock() >= wake_at:
+        wake_at, now = quiet.plan.wake_at, self.clock()
+        if wake_at is not None and now >= wake_at:
             return None
         if self._observe(key, quiet.plan.record) != quiet.observed:
             return None
         self._quiet[key] = quiet
+        if wake_at is not None and wake_at - now < quiet.plan.requeue_after:
+            return dataclasses.replace(quiet.plan, requeue_after=wake_at - now)
         return quiet.plan
 
     def reconcile(self, resource: StoredResource) -> Plan:
