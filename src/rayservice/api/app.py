@@ -27,13 +27,18 @@ from rayservice.api.objects import (
 )
 from rayservice.providers.base import ClusterProvider
 from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store
 
 RAY = "/apis/ray.io/v1"
 CORE = "/api/v1"
 DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
-VIEW_KINDS = {"rayclusters": "RayCluster", "pods": "Pod", "services": "Service"}
+VIEW_KINDS = {
+    "rayclusters": ObjectKind.RAY_CLUSTER,
+    "pods": ObjectKind.POD,
+    "services": ObjectKind.SERVICE,
+}
 
 
 def _not_found(namespace: str, name: str) -> HTTPException:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import FrontSpec, NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.quantities import format_memory
 from rayservice.spec.status import rfc3339
@@ -32,7 +33,7 @@ def cluster_view(namespace: str, owner: str, cluster: ObservedCluster, desired: 
     available = [w for w in workers if w.phase is NodePhase.RUNNING]
     doc = {
         "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
+        "kind": ObjectKind.RAY_CLUSTER,
         "metadata": _meta(cluster.name, namespace, cluster.created_at, owner),
         "status": {
             "state": "ready" if cluster.head_ready else "",
@@ -45,7 +46,7 @@ def cluster_view(namespace: str, owner: str, cluster: ObservedCluster, desired: 
             "endpoints": {"dashboard": cluster.dashboard_url},
         },
     }
-    return View("RayCluster", namespace, cluster.name, owner, doc)
+    return View(ObjectKind.RAY_CLUSTER, namespace, cluster.name, owner, doc)
 
 
 def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View]:
@@ -59,7 +60,7 @@ def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View
         )
         doc = {
             "apiVersion": "v1",
-            "kind": "Pod",
+            "kind": ObjectKind.POD,
             "metadata": {
                 **_meta(node.name, namespace, node.started_at, owner),
                 "labels": {
@@ -78,7 +79,7 @@ def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View
                 "serveProxy": {"port": node.proxy_port, "healthy": node.proxy_ready},
             },
         }
-        views.append(View("Pod", namespace, node.name, owner, doc))
+        views.append(View(ObjectKind.POD, namespace, node.name, owner, doc))
     return views
 
 
@@ -88,7 +89,7 @@ def service_views(namespace: str, owner: str, front: FrontSpec, created: float) 
     head_svc = f"{name}-head-svc"
     return [
         View(
-            "Service",
+            ObjectKind.SERVICE,
             namespace,
             serve_svc,
             owner,
@@ -103,7 +104,7 @@ def service_views(namespace: str, owner: str, front: FrontSpec, created: float) 
             ),
         ),
         View(
-            "Service",
+            ObjectKind.SERVICE,
             namespace,
             head_svc,
             owner,
@@ -131,7 +132,7 @@ def _service(
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
-        "kind": "Service",
+        "kind": ObjectKind.SERVICE,
         "metadata": _meta(name, namespace, created, owner),
         "spec": {
             "type": "ClusterIP",

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
-from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FAULT_TOLERANCE_ANNOTATION
+from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
 from rayservice.spec.resources import node_resources
-from rayservice.spec.vocabulary import HEAD_GROUP
+from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
 
 _RESOURCE_PARAMS = frozenset({"num-cpus", "num-gpus", "memory", "resources"})
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
@@ -68,7 +68,7 @@ def _fault_tolerance(spec: RayClusterSpec, name: str) -> FaultTolerance | None:
         )
     annotations = head.template.get("metadata", {}).get("annotations") or {}
     redis = _container_env(head.template).get("RAY_REDIS_ADDRESS")
-    if str(annotations.get(FAULT_TOLERANCE_ANNOTATION, "")).lower() == "true" and redis:
+    if str(annotations.get(AnnotationKey.FT_ENABLED, "")).lower() == "true" and redis:
         return FaultTolerance(
             redis_address=redis,
             redis_password=head.rayStartParams.get("redis-password"),

@@ -19,6 +19,7 @@ from rayservice.spec.manifest import (
 )
 from rayservice.spec.paths import field_path
 from rayservice.spec.resources import is_gpu_resource
+from rayservice.spec.vocabulary import AnnotationKey
 
 BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
     {
@@ -44,7 +45,6 @@ BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
 )
 """``ray start`` options the local backend chooses itself (addresses, ports, directories)."""
 
-FAULT_TOLERANCE_ANNOTATION = "ray.io/ft-enabled"
 _USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env"})
 _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
 _KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
@@ -105,7 +105,7 @@ def _pod_metadata_fields(metadata: Mapping[str, Any], metadata_path: str) -> Ite
         path = field_path(metadata_path, key)
         if key == "annotations" and isinstance(value, Mapping):
             for name in value:
-                if name != FAULT_TOLERANCE_ANNOTATION:
+                if name != AnnotationKey.FT_ENABLED:
                     yield field_path(path, name)
         else:
             yield path

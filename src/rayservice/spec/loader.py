@@ -20,6 +20,7 @@ import click
 import pydantic
 
 from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import (
     API_VERSION,
     Manifest,
@@ -42,10 +43,10 @@ from rayservice.spec.serve_config import (
 from rayservice.spec.vocabulary import HEAD_GROUP
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
-    "RayService": RayService,
-    "RayCluster": RayCluster,
+    ObjectKind.RAY_SERVICE: RayService,
+    ObjectKind.RAY_CLUSTER: RayCluster,
 }
-MAX_NAME_LENGTH = {"RayService": 47, "RayCluster": 63}
+MAX_NAME_LENGTH = {ObjectKind.RAY_SERVICE: 47, ObjectKind.RAY_CLUSTER: 63}
 _MAX_NAMESPACE_LENGTH = 63
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -147,7 +148,7 @@ def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
 
 def _metadata_problems(manifest: Manifest, source: str) -> Iterator[SpecProblem]:
     name, namespace = manifest.metadata.name, manifest.metadata.namespace
-    max_length = MAX_NAME_LENGTH[manifest.kind]
+    max_length = MAX_NAME_LENGTH[ObjectKind(manifest.kind)]
     name_hint = (
         "lowercase letters, digits and '-', starting with a letter and ending with a letter or "
         f"digit, at most {max_length} characters"

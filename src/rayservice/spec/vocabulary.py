@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-KIND = "RayService"  # the kind of object the controller reconciles
+from rayservice.spec.events import ObjectKind
+
+KIND = ObjectKind.RAY_SERVICE  # the kind of object the controller reconciles
 HEAD_GROUP = "headgroup"  # the group name of head nodes, as KubeRay labels them
 LOCALHOST = "127.0.0.1"  # every endpoint of the local backend listens on loopback only
 FULL_CAPACITY = 100  # Serve target_capacity and traffic share, in percent
@@ -112,6 +114,7 @@ def state_event_reason(subject: str, state: str) -> EventReason:
 
 
 class AnnotationKey(StrEnum):
+    FT_ENABLED = "ray.io/ft-enabled"  # KubeRay's GCS fault tolerance switch on the head
     ROLLOUT_PAUSED = "rayservice.io/rollout-paused"  # "true": traffic steps and switches wait
     ROLLOUT_PROMOTE = "rayservice.io/rollout-promote"  # a pending cluster's name: it takes all
 
