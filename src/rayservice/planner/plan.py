@@ -171,14 +171,6 @@ class _Planner:
     def _wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
 
-    def _is_target(self, slot: ClusterSlot) -> bool:
-        """The slot that is to run the desired Serve config: the pending one during an
-        upgrade, else (also while a rollback steps traffic back) the active one."""
-        record = self.record
-        if record.pending is not None and not record.rolling_back:
-            return slot is record.pending
-        return slot is record.active
-
     def _requeue_after(self, status: RayServiceStatus) -> float:
         if any(isinstance(a, DeployServeConfig) for a in self.actions):
             return DEPLOY_FOLLOW_UP
@@ -253,7 +245,7 @@ class _Planner:
                 " without GCS fault tolerance?): submitting the config again"
             )
         else:
-            self.landed = self.landed or self._is_target(slot)
+            self.landed = self.landed or slot is self.record.target
             return
         self.actions.append(
             DeployServeConfig(
@@ -285,9 +277,7 @@ class _Planner:
     def _target_refused(self) -> bool:
         """True when the Serve config of the target cluster failed for good (Ray refused it,
         or a permanent error): the generation is observed, with the failure in status."""
-        target = self.record.active
-        if self.record.pending is not None and not self.record.rolling_back:
-            target = self.record.pending
+        target = self.record.target
         if target is None:
             return False
         failure = self.record.failures.get(failure_key(DeployServeConfig.__name__, target.name))

@@ -93,6 +93,14 @@ class ServiceRecord(BaseModel):
     dashboard_port: int = 0
 
     @property
+    def target(self) -> ClusterSlot | None:
+        """The slot that is to run the desired Serve config: the pending one during an
+        upgrade, else (also while a rollback steps traffic back) the active one."""
+        if self.pending is not None and not self.rolling_back:
+            return self.pending
+        return self.active
+
+    @property
     def rolling_back(self) -> bool:
         """True while traffic steps back from a pending cluster to the active one."""
         return self.pending is not None and self.phase is RolloutPhase.ROLLING_BACK
