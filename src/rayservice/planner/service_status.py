@@ -113,23 +113,16 @@ def _status_event(kind: str, state: str, text: str, failure: str | None) -> Plan
 
 
 def endpoint_events(cluster: str, before: list[str], after: list[str]) -> list[PlannedEvent]:
+    def event(reason: EventReason, node: str, message: str) -> PlannedEvent:
+        return PlannedEvent(EventType.NORMAL, reason, message, ObjectRef(ObjectKind.POD, node))
+
     added = [
-        PlannedEvent(
-            EventType.NORMAL,
-            EventReason.ENDPOINT_ADDED,
-            f"serve endpoint {n} added (cluster {cluster})",
-            ObjectRef(ObjectKind.POD, n),
-        )
+        event(EventReason.ENDPOINT_ADDED, n, f"serve endpoint {n} added (cluster {cluster})")
         for n in after
         if n not in before
     ]
     removed = [
-        PlannedEvent(
-            EventType.NORMAL,
-            EventReason.ENDPOINT_REMOVED,
-            f"serve endpoint {n} removed",
-            ObjectRef(ObjectKind.POD, n),
-        )
+        event(EventReason.ENDPOINT_REMOVED, n, f"serve endpoint {n} removed")
         for n in before
         if n not in after
     ]
