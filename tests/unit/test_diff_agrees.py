@@ -15,9 +15,8 @@ rollout again.
 The plain tests after it pin the two disagreements that were found and fixed: going back to
 the active spec during an upgrade was announced as a new cluster (it is a rollback), and
 re-applying the running spec while ``upgradeStrategy: None`` held a change was announced, and
-warned about, as a held cluster change. The strict xfail tests at the end pin disagreements
-that are still there (with a given-up upgrade in the record); the property leaves exactly
-those cases out, so remove both the marks and that exception once they are fixed.
+warned about, as a held cluster change. The tests at the end pin two more that the property
+found, both after a given-up upgrade.
 """
 
 from __future__ import annotations
@@ -276,12 +275,6 @@ def check(
                 ConditionReason.UPGRADE_STRATEGY_NONE,
             ), story
             assert after.pending is None and after.active == before.active, story
-        case ChangeKind.WORKER_COUNT | ChangeKind.SERVE_UPDATE | ChangeKind.SETTINGS if (
-            before.given_up
-        ):
-            # KNOWN DISAGREEMENTS, see the xfail tests below: with a given-up upgrade in the
-            # record, these kinds are not what the pass does. Only the checks above apply.
-            pass
         case ChangeKind.WORKER_COUNT:
             assert after.active == before.active and after.active in ensured, story
             request = world.provider.request_of(after.active)
@@ -393,12 +386,6 @@ def give_up_on(world: World, spec: Spec) -> None:
     assert stored_record(world)["given_up"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="change._kind maps Intent.GIVEN_UP through the changed fields: a replicas-only"
-    " change of the given-up spec is announced as an in-place worker-count change, but the"
-    " controller keeps the upgrade given up and changes nothing",
-)
 def test_a_replicas_change_of_a_given_up_spec_is_announced_as_what_happens(
     tmp_path: Path,
 ) -> None:
@@ -415,12 +402,6 @@ def test_a_replicas_change_of_a_given_up_spec_is_announced_as_what_happens(
     assert change.kind is not ChangeKind.WORKER_COUNT or workers == [2], change.summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="change._kind compares the Serve config with the stored manifest, not with the"
-    " config the active cluster runs; after a given-up upgrade they differ, so a Serve"
-    " update is announced when none goes out, and a settings change when one does",
-)
 @pytest.mark.parametrize(
     ("price", "put"), [(3, False), (4, True)], ids=["announced-put-none", "unannounced-put"]
 )

@@ -668,6 +668,48 @@ ROWS = [
         ),
         id="stepping-all-moved",
     ),
+    # Stepping stays: all moved, but paused: the pause holds the switch too
+    pytest.param(
+        Row(
+            given=upgrading(STEPPING, active=(0, 0), pending=(100, 100), last_step_at=NOW - 4),
+            want=wanted("b", strategy=INCREMENTAL, annotations={PAUSE: "true"}),
+            intent=Intent.UPDATE_PENDING,
+            phase=STEPPING,
+            active=view(ACTIVE, "a", traffic=0, capacity=0),
+            pending=view(PENDING, "b", traffic=100, capacity=100),
+            events=(),
+            upgrade=BOTH,
+            rollback=NO_ROLLBACK,
+            serving=(ACTIVE, PENDING),
+            note="rollout paused",
+        ),
+        id="stepping-all-moved-paused",
+    ),
+    # Stepping -> GivenUp: no traffic yet and not ready in time: given up although the next
+    # step (a capacity step) is not due
+    pytest.param(
+        Row(
+            given=upgrading(
+                STEPPING,
+                active=(100, 100),
+                pending=(0, 50),
+                created_at=NOW - 600,
+                last_step_at=NOW - 4,
+            ),
+            want=wanted("b", strategy=INCREMENTAL),
+            intent=Intent.UPDATE_PENDING,
+            phase=GIVEN_UP_PHASE,
+            active=view(ACTIVE, "a"),
+            pending=None,
+            events=(TIMED_OUT,),
+            upgrade=GIVEN_UP,
+            rollback=NO_ROLLBACK,
+            starting=(PENDING,),
+            deletions=(PENDING,),
+            given_up=HASH["b"],
+        ),
+        id="stepping-timed-out-between-steps",
+    ),
     # Stepping -> Steady: promoted at full capacity and serving, it takes all traffic at once
     pytest.param(
         Row(
@@ -857,20 +899,20 @@ ROWS = [
         id="stepping-pending-replaced",
     ),
     # Starting -> Stepping: the strategy became incremental: the pending cluster starts over
-    # at capacity 0. The Starting record never stepped (last_step_at 0), so the first capacity
-    # step goes out in the same pass
+    # at capacity 0, and like any incremental start the first step waits an interval
     pytest.param(
         Row(
             given=upgrading(STARTING),
             want=wanted("b", strategy=INCREMENTAL),
             intent=Intent.UPDATE_PENDING,
             phase=STEPPING,
-            active=view(ACTIVE, "a", capacity=100),
-            pending=view(PENDING, "b", traffic=0, capacity=50),
-            events=(STEPPED,),
+            active=view(ACTIVE, "a"),
+            pending=view(PENDING, "b", traffic=0, capacity=0),
+            events=(),
             upgrade=BOTH,
             rollback=NO_ROLLBACK,
             serving=(ACTIVE, PENDING),
+            wake_at=NOW + 10,
         ),
         id="starting-to-stepping",
     ),

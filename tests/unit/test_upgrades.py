@@ -1220,7 +1220,10 @@ def test_switching_a_new_cluster_upgrade_to_incremental_starts_the_steps_from_ze
     moments = run(world, 90)
 
     check_rules(moments, old, new)
-    assert moments[0].split == (100, 100, SURGE, 0)
+    assert moments[0].split == (None, 100, 0, 0), "from capacity 0, like any incremental start"
+    [(first_step_at, first_split), *_] = changes(moments)
+    assert first_split == (100, 100, SURGE, 0)
+    assert first_step_at - moments[0].at >= INTERVAL, "the first step waits an interval"
     assert max(m.capacity_on.get(new, 0) + m.capacity_on.get(old, 0) for m in moments) <= 150
     assert record(world)["active"]["name"] == new
     assert len(events(world, "UpgradeCompleted")) == 1

@@ -30,6 +30,7 @@ from rayservice.spec.hashing import (
     SCALING_FIELDS_OF_GROUP,
     cluster_spec_hash,
     is_worker_group_append,
+    serve_config_hash,
 )
 from rayservice.spec.manifest import (
     ClusterUpgradeOptions,
@@ -116,8 +117,14 @@ def classify_change(
     if record is None or record.active is None:
         record = running_alone(current)
     intent = intent_of(record, wanted_of(new, new.spec.serve_config(), new_cluster=""))
-    kind = _kind(intent, record, new.spec.rayClusterConfig, fields)
-    return Change(kind, _summary(kind, record, new.spec, fields), fields)
+    kind = _kind(intent, record, new.spec, fields)
+    summary = _summary(kind, record, new.spec, fields)
+    if intent is Intent.GIVEN_UP and record.given_up is not None:
+        summary += (
+            " This rayClusterConfig and Serve config already timed out"
+            f" ({record.given_up.reason}); they are not tried again until one of them changes."
+        )
+    return Change(kind, summary, fields)
 
 
 def running_alone(service: RayService) -> ServiceRecord:
@@ -233,11 +240,12 @@ _KIND_OF_INTENT = {
 
 
 def _kind(
-    intent: Intent, record: ServiceRecord, new: RayClusterSpec, fields: tuple[FieldChange, ...]
+    intent: Intent, record: ServiceRecord, new: RayServiceSpec, fields: tuple[FieldChange, ...]
 ) -> ChangeKind:
-    """The kind of change the rollout's intent means, with the in-place kinds told apart by
-    what differs (worker fields against the running cluster's spec, the rest against the
-    stored manifest)."""
+    """The kind of change the rollout's intent means. The in-place kinds are told apart by
+    what the running cluster gets: its cluster spec and Serve config against the new ones
+    (they can differ from the stored manifest's after a held or given-up change), the
+    settings against the stored manifest."""
     if intent in _KIND_OF_INTENT:
         return _KIND_OF_INTENT[intent]
     if not fields:
@@ -246,10 +254,19 @@ def _kind(
         return ChangeKind.PENDING_UPDATE
     groups = {field.group for field in fields}
     active = record.active
-    if intent is Intent.IN_PLACE and active is not None:
+    if intent is Intent.GIVEN_UP:  # nothing reaches a cluster
+        groups &= {FieldGroup.SETTINGS}
+    elif intent is Intent.IN_PLACE and active is not None:
         running = RayClusterSpec.model_validate(active.cluster_spec)
-        groups.discard(FieldGroup.WORKERS)
-        groups |= {field.group for field in _cluster_fields(running, new)}
+        groups -= {FieldGroup.WORKERS, FieldGroup.SERVE}
+        groups |= {field.group for field in _cluster_fields(running, new.rayClusterConfig)}
+        running_config = active.serve_config
+        if running_config is not None and serve_config_hash(running_config) != serve_config_hash(
+            new.serve_config()
+        ):
+            groups.add(FieldGroup.SERVE)
+    if not groups:
+        return ChangeKind.NO_OP
     for group, kind in (
         (FieldGroup.WORKERS, ChangeKind.WORKER_COUNT),
         (FieldGroup.SERVE, ChangeKind.SERVE_UPDATE),

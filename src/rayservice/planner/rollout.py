@@ -338,6 +338,8 @@ class _Rollout:
             )
             self._restore_active()
             record.phase = RolloutPhase.STEPPING if stepped else RolloutPhase.STARTING
+            if stepped:
+                record.last_step_at = self.now  # from capacity 0 again: the first step waits
         record.pending = kept
 
     def _drop_pending(
@@ -482,15 +484,21 @@ class _Rollout:
                 self._switch(pending)
                 return
             self.notes.append(f"promote waits until {pending.name} is ready: {waiting}")
+        if not rolling_back and waiting is not None and pending.traffic_percent == 0:
+            # capacity may go on rising for a cluster that takes no traffic, but not past the
+            # time it has to get ready
+            self._time_out_if_due(pending, waiting, pending.created_at)
+            if self.record.pending is None:
+                return
+        if wanted.paused:  # a pause holds the last move (the switch) too
+            self.notes.append("rollout paused")
+            return
         moved = next_step(split, wanted.surge_percent, wanted.step_percent)
         if moved is None:  # all traffic and capacity are where they should be
             if rolling_back:
                 self._finish_rollback(pending)
             else:
                 self._switch(pending)
-            return
-        if wanted.paused:
-            self.notes.append("rollout paused")
             return
         due = record.last_step_at + wanted.interval_seconds
         if self.now < due:
