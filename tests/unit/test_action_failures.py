@@ -10,15 +10,13 @@ of repeating them.
 from __future__ import annotations
 
 import pytest
-from test_reconciler import NAME, NAMESPACE, World, sample_manifest, world
-
-__all__ = ["world"]  # the reconciler's world, as a fixture here too
 
 from rayservice.controller.outcomes import MAX_BACKOFF, backoff, kind_of
 from rayservice.planner.plan import DEPLOY_FOLLOW_UP
 from rayservice.serve_client.base import ServeConfigRejected
 from rayservice.spec.errors import InvalidSpec, PermanentError, TemporaryError
 from rayservice.spec.vocabulary import FailureKind
+from tests.unit.world import NAME, NAMESPACE, World, sample_manifest
 
 REFUSED = PermanentError("HTTP 401 from the dashboard: token refused")
 UNAVAILABLE = TemporaryError("HTTP 503 from the dashboard: Serve is starting")
@@ -33,7 +31,7 @@ def reconcile_to_first_deploy(world: World) -> float:
 
 def failed_condition(world: World) -> dict[str, object]:
     [found] = [c for c in world.resource().status["conditions"] if c["type"] == "ReconcileFailed"]
-    return found
+    return dict(found)
 
 
 def warnings(world: World) -> list[tuple[str, int]]:

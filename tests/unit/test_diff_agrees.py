@@ -31,18 +31,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
-from test_reconciler import NAME, NAMESPACE, FakeClock, World, new_reconciler
-from test_upgrades import (
-    INCREMENTAL,
-    OPTIONS,
-    clusters,
-    condition,
-    manifest,
-    price_in,
-    record,
-    serve_follows_configs,
-    start,
-)
 
 from rayservice.api.admission import apply_warnings
 from rayservice.planner.actions import DeleteCluster, DeployServeConfig, EnsureCluster, Plan
@@ -55,6 +43,18 @@ from rayservice.spec.manifest import RayService
 from rayservice.spec.vocabulary import KIND, ConditionReason, EventReason
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
+from tests.unit.test_upgrades import (
+    INCREMENTAL,
+    OPTIONS,
+    clusters,
+    condition,
+    manifest,
+    price_in,
+    record,
+    serve_follows_configs,
+    start,
+)
+from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
 
 # Hypothesis caches what it learns (constants of the local modules, read while tests are
 # collected) in .hypothesis under the working directory: not in the source tree, please.

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reconciler import NAME, NAMESPACE, FakeClock, World, new_reconciler
 
 from rayservice import __version__
 from rayservice.planner.cluster import cluster_request
@@ -26,6 +25,7 @@ from rayservice.spec.manifest import RayClusterSpec
 from rayservice.spec.vocabulary import KIND, RolloutPhase
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
+from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

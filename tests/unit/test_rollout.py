@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import test_api
-from test_api import DEMO, Api, edited, manifest
-
 from rayservice.cli.rollout import history_text, status_text
 from rayservice.spec.vocabulary import KIND, AnnotationKey
+from tests.unit import test_api
+from tests.unit.test_api import DEMO, Api, edited, manifest
 
 PAUSE_ANNOTATION = AnnotationKey.ROLLOUT_PAUSED
 PROMOTE_ANNOTATION = AnnotationKey.ROLLOUT_PROMOTE

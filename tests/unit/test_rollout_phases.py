@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from test_upgrades import INCREMENTAL, OPTIONS, PAUSE, PROMOTE, manifest
 
 from rayservice import __version__
 from rayservice.planner.readiness import slot_config
@@ -56,6 +55,7 @@ from rayservice.spec.vocabulary import (
     RolloutPhase,
 )
 from rayservice.store.sqlite import SqliteStore
+from tests.unit.test_upgrades import INCREMENTAL, OPTIONS, PAUSE, PROMOTE, manifest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = 10_000.0

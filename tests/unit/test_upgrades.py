@@ -20,17 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reconciler import (
-    FRONT_KEY,
-    NAME,
-    NAMESPACE,
-    OWNER,
-    FakeClock,
-    World,
-    new_reconciler,
-    sample_manifest,
-)
 
+from rayservice.planner.actions import DeleteCluster
 from rayservice.planner.cluster import cluster_name
 from rayservice.planner.front import server_weight
 from rayservice.providers.fake import FakeProvider
@@ -40,6 +31,16 @@ from rayservice.spec.observed import FrontSpec, NodeRole, ObservedCluster, Serve
 from rayservice.store.base import Event
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
+from tests.unit.world import (
+    FRONT_KEY,
+    NAME,
+    NAMESPACE,
+    OWNER,
+    FakeClock,
+    World,
+    new_reconciler,
+    sample_manifest,
+)
 
 MARK = "UPGRADE_MARK"
 INCREMENTAL = "NewClusterWithIncrementalUpgrade"
@@ -467,7 +468,7 @@ def test_a_controller_down_past_the_deletion_time_deletes_on_its_first_pass(worl
     world.restart_controller()
     plan = world.reconcile()
 
-    assert [a.name for a in plan.actions if type(a).__name__ == "DeleteCluster"] == [old]
+    assert [a.name for a in plan.actions if isinstance(a, DeleteCluster)] == [old]
     assert clusters(world) == [new]
 
 
