@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from rayservice.api.admission import apply_warnings
 from rayservice.planner.actions import DeleteCluster, DeployServeConfig, EnsureCluster, Plan
@@ -55,10 +54,6 @@ from tests.unit.test_upgrades import (
     start,
 )
 from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
-
-# Hypothesis caches what it learns (constants of the local modules, read while tests are
-# collected) in .hypothesis under the working directory: not in the source tree, please.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "rayservice-hypothesis")
 
 NEW_CLUSTER, NONE = "NewCluster", "None"
 PASSES = 3  # passes of the "some passes" move, 10 s apart (the incremental interval)
