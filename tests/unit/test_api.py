@@ -14,10 +14,13 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from rayservice import __version__
 from rayservice.api.app import create_app
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.hashing import cluster_spec_hash
+from rayservice.spec.manifest import RayService
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import View
 from rayservice.store.sqlite import SqliteStore
@@ -552,3 +555,51 @@ def test_a_dry_run_value_other_than_all_is_refused(api: Api) -> None:
     assert 'dryRun must be "All"' in response.json()["detail"]
     assert api.store.list_resources(KIND) == []
     assert api.wakes == []
+
+
+def _record_of(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """A controller record slot for a cluster made from ``document``'s spec."""
+    spec = RayService.model_validate(document).spec
+    return {
+        "name": name,
+        "spec_hash": cluster_spec_hash(spec.rayClusterConfig),
+        "hashed_by": __version__,
+        "cluster_spec": spec.rayClusterConfig.model_dump(mode="json"),
+        "serve_config": spec.serve_config(),
+    }
+
+
+def test_the_dry_run_asks_the_controllers_record_during_an_upgrade(api: Api) -> None:
+    # A is running, B was applied and its pending cluster is starting: applying A again
+    # rolls the upgrade back (the stored manifest alone would say "new cluster")
+    running, upgraded = manifest(), edited(_add_head_gpu)
+    api.put(upgraded)
+    record = {
+        "phase": "Starting",
+        "active": _record_of(running, "demo-raycluster-a"),
+        "pending": _record_of(upgraded, "demo-raycluster-b"),
+    }
+    api.store.write_record(KIND, "default", "demo", record)
+
+    answer = api.dry_run(running).json()
+
+    assert answer["kind"] == "rollback"
+    assert "pending cluster demo-raycluster-b is deleted" in answer["summary"]
+
+
+def test_re_applying_the_running_spec_under_strategy_none_is_not_warned_about(api: Api) -> None:
+    def strategy_none(d: dict[str, Any]) -> None:
+        d["spec"]["upgradeStrategy"] = {"type": "None"}
+
+    running, held = edited(strategy_none), edited(strategy_none)
+    _add_head_gpu(held)
+    api.put(held)
+    record = {"phase": "Held", "active": _record_of(running, "demo-raycluster-a")}
+    api.store.write_record(KIND, "default", "demo", record)
+
+    back = api.put(running)
+    again = api.put(held)
+
+    assert "warning" not in back.headers, back.headers.get("warning")
+    assert "NOT be applied" not in api.dry_run(running).json()["summary"]
+    assert "set it to NewCluster" in again.headers["warning"]
