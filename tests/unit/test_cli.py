@@ -324,14 +324,15 @@ def test_age_of_an_unknown_time() -> None:
 def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() -> None:
     cluster = fake_cluster(worker_proxy=True)
     pods = [v.doc for v in pod_views("default", "default/demo", cluster)]
+    four_days_ago = time.time() - (4 * 24 + 5) * 3600  # now, not when the module was imported
     events = [
-        event_object(event("ClusterCreated", f"creating cluster {CLUSTER}", FOUR_DAYS_AGO)),
+        event_object(event("ClusterCreated", f"creating cluster {CLUSTER}", four_days_ago)),
         event_object(
             event(
                 "Unhealthy",
                 "head not ready",
-                FOUR_DAYS_AGO,
-                last_seen=FOUR_DAYS_AGO + 4 * 86400,  # 5h ago
+                four_days_ago,
+                last_seen=four_days_ago + 4 * 86400,  # 5h ago
                 count=5,
                 involved=ObjectRef(ObjectKind.RAY_CLUSTER, CLUSTER),
             )
