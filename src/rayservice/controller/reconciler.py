@@ -15,11 +15,10 @@ correctness: a restarted controller simply plans once more.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rayservice.controller.outcomes import failure_after
 from rayservice.controller.views import cluster_view, pod_views, service_views
@@ -98,7 +97,7 @@ class Reconciler:
             return None
         self._quiet[key] = quiet
         if wake_at is not None and wake_at - now < quiet.plan.requeue_after:
-            return dataclasses.replace(quiet.plan, requeue_after=wake_at - now)
+            return replace(quiet.plan, requeue_after=wake_at - now)
         return quiet.plan
 
     def reconcile(self, resource: StoredResource) -> Plan:
@@ -138,7 +137,7 @@ class Reconciler:
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message, event.involved)
         if retry_in is not None:  # an action failed: the next pass comes when its outcome says
-            return dataclasses.replace(result, record=record, requeue_after=retry_in)
+            return replace(result, record=record, requeue_after=retry_in)
         return result
 
     # -- observe ---------------------------------------------------------------------------
