@@ -139,7 +139,10 @@ class Bench:
 
     def status(self) -> dict[str, Any]:
         path = f"{self.api}/apis/ray.io/v1/namespaces/default/rayservices/{NAME}"
-        result: dict[str, Any] = httpx.get(path, timeout=10).json()["status"]
+        response = httpx.get(path, timeout=10)
+        if response.status_code != httpx.codes.OK:
+            raise RuntimeError(f"GET {path}: HTTP {response.status_code}: {response.text}")
+        result: dict[str, Any] = response.json()["status"]
         return result
 
     def cluster_name(self, which: str) -> str:
@@ -217,7 +220,12 @@ class Bench:
         def poll() -> None:
             with httpx.Client(timeout=5) as client:
                 while not done.is_set():
-                    pending = self.cluster_name("pending")
+                    try:
+                        pending = self.cluster_name("pending")
+                    except (RuntimeError, httpx.HTTPError) as e:  # say so, and keep watching
+                        print(f"  (status unreadable: {e})", flush=True)
+                        time.sleep(0.5)
+                        continue
                     port = self.head_proxy_port(pending) if pending else None
                     if port and "ready" not in seen and _answers(client, port, expected):
                         seen["ready"] = time.monotonic() - started

@@ -535,3 +535,15 @@ def test_a_settled_service_wakes_for_its_timer(world: World) -> None:
     assert settled is not None and settled.requeue_after == 0.5, "back when the timer is due"
     world.clock.now += 0.5
     assert world.reconciler.settled(NAMESPACE, NAME) is None, "the timer is due: plan again"
+
+
+def test_an_apply_during_a_quiet_pass_is_not_mistaken_for_that_pass(world: World) -> None:
+    world.bring_up()
+    world.reconcile()
+    read_by_the_pass = world.resource()
+    world.apply(sample_manifest(lambda config: config.update(proxy_location="HeadOnly")))
+
+    quiet = world.reconciler.reconcile(read_by_the_pass)  # the pass still plans generation 1
+
+    assert quiet.actions == () and quiet.events == ()
+    assert world.reconciler.settled(NAMESPACE, NAME) is None, "generation 2 needs its own pass"

@@ -116,7 +116,8 @@ class Reconciler:
         observed = self._observe(resource.key, record)
         previous = RayServiceStatus.model_validate(resource.status)
         result = plan(desired, observed, record, previous, self.clock())
-        self.store.write_record(
+        written = 0  # the writes of this pass that moved the resourceVersion
+        written += self.store.write_record(
             KIND,
             service.metadata.namespace,
             service.metadata.name,
@@ -124,16 +125,20 @@ class Reconciler:
         )
         record, retry_in = self._execute(resource, result)
         if not any(isinstance(a, ForgetService) for a in result.actions):
-            self.store.write_record(
+            written += self.store.write_record(
                 KIND, resource.namespace, resource.name, record.model_dump(mode="json")
             )
-            self.store.write_status(
+            written += self.store.write_status(
                 KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
             )
             self._write_views(resource, service, observed, result)
-            version = self.store.resource_version(KIND, resource.namespace, resource.name)
-            if not (result.actions or result.events) and version is not None:
-                self._quiet[resource.key] = _Quiet(version, observed, result)
+            if not (result.actions or result.events):
+                # the version this pass leaves behind, counted from the one it read: anything
+                # written by others meanwhile (an apply) moves it further, and the next pass
+                # plans again
+                self._quiet[resource.key] = _Quiet(
+                    resource.resource_version + written, observed, result
+                )
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message, event.involved)
         if retry_in is not None:  # an action failed: the next pass comes when its outcome says

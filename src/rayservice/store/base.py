@@ -117,9 +117,9 @@ class Store(Protocol):
         """Store the status if it differs from the stored one; True when it was written."""
         ...
 
-    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
+    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> bool:
         """Checkpoint the controller's record for a resource (before acting on it); a changed
-        record moves the resourceVersion, like a changed status."""
+        record moves the resourceVersion, like a changed status. True when it was written."""
         ...
 
     def resource_version(self, kind: str, namespace: str, name: str) -> int | None:

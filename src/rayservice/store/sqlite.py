@@ -268,14 +268,15 @@ class SqliteStore:
             )
             return cursor.rowcount > 0
 
-    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> None:
+    def write_record(self, kind: str, namespace: str, name: str, record: dict[str, Any]) -> bool:
         text = canonical_json(record)
         with self._tx() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE resources SET record=?, resource_version=resource_version+1"
                 " WHERE kind=? AND namespace=? AND name=? AND record<>?",
                 (text, kind, namespace, name, text),
             )
+            return cursor.rowcount > 0
 
     def resource_version(self, kind: str, namespace: str, name: str) -> int | None:
         row = (
