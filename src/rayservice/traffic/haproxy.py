@@ -33,6 +33,7 @@ from rayservice.host.processes import (
     is_alive,
     kill_session,
     reap_children,
+    session_members,
     start_session,
     start_ticks,
 )
@@ -201,7 +202,10 @@ class HaproxyFront:
         """Soft stop (workers finish in-flight requests), then kill after the grace period."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGUSR1)
-        if _wait_until(lambda: not _is_ours(record), self._stop_grace):
+        # the master can exit a moment before its last worker lets go of the ports
+        if _wait_until(
+            lambda: not _is_ours(record) and not session_members(record.pid), self._stop_grace
+        ):
             return
         kill_session(record.pid)
         if not _wait_until(lambda: not _is_ours(record), self._stop_grace):
