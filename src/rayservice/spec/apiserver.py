@@ -76,10 +76,10 @@ class GrpcCode(IntEnum):
     UNAUTHENTICATED = 16
 
 
-E = TypeVar("E", bound=IntEnum)
+EnumT = TypeVar("EnumT", bound=IntEnum)
 
 
-def _enum_by_name_or_number(enum: type[E]) -> BeforeValidator:
+def _enum_by_name_or_number(enum: type[EnumT]) -> BeforeValidator:
     """protojson reads an enum from its name (``"PRODUCTION"``) or its number (``3``)."""
 
     def convert(value: object) -> object:
@@ -90,17 +90,17 @@ def _enum_by_name_or_number(enum: type[E]) -> BeforeValidator:
     return BeforeValidator(convert)
 
 
-class _Body(BaseModel):
+class ApiBody(BaseModel):
     """A protobuf message as JSON: camelCase out, camelCase or proto names in, unknown fields
     dropped (the API server discards them too)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-BodyT = TypeVar("BodyT", bound=_Body)
+BodyT = TypeVar("BodyT", bound=ApiBody)
 
 
-def to_wire(body: _Body) -> dict[str, Any]:
+def to_wire(body: ApiBody) -> dict[str, Any]:
     """The JSON object of a body as the API server writes it."""
     return body.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -115,7 +115,7 @@ def parse_body(model: type[BodyT], document: object, prefix: str = "") -> BodyT:
         raise InvalidSpec(problems) from error
 
 
-class ErrorBody(_Body):
+class ErrorBody(ApiBody):
     """The body of every error answer (grpc-gateway's rendering of a gRPC status)."""
 
     code: GrpcCode
@@ -126,14 +126,14 @@ class ErrorBody(_Body):
 # Compute templates (config.proto)
 
 
-class PodToleration(_Body):
+class PodToleration(ApiBody):
     key: str = ""
     operator: str = ""  # "Exists", anything else means "Equal"
     value: str | None = None
     effect: str = ""  # "NoExecute", "NoSchedule", anything else means "PreferNoSchedule"
 
 
-class ComputeTemplate(_Body):
+class ComputeTemplate(ApiBody):
     name: str = ""
     namespace: str = ""
     cpu: Uint32 = 0
@@ -145,7 +145,7 @@ class ComputeTemplate(_Body):
     memory_unit: str | None = None
 
 
-class ListComputeTemplatesResponse(_Body):
+class ListComputeTemplatesResponse(ApiBody):
     compute_templates: list[ComputeTemplate] = Field(default_factory=list)
 
 
@@ -160,7 +160,7 @@ class EnvValueSource(IntEnum):
     FIELD = 3
 
 
-class EnvValueFrom(_Body):
+class EnvValueFrom(ApiBody):
     source: Annotated[EnvValueSource, _enum_by_name_or_number(EnvValueSource)] = (
         EnvValueSource.CONFIGMAP
     )
@@ -168,7 +168,7 @@ class EnvValueFrom(_Body):
     key: str | None = None
 
 
-class EnvironmentVariables(_Body):
+class EnvironmentVariables(ApiBody):
     values: dict[str, str] | None = None
     values_from: dict[str, EnvValueFrom] | None = None
 
@@ -199,7 +199,7 @@ class AccessMode(IntEnum):
     RWX = 2
 
 
-class Volume(_Body):
+class Volume(ApiBody):
     mount_path: str | None = None
     volume_type: Annotated[VolumeType, _enum_by_name_or_number(VolumeType)] = (
         VolumeType.PERSISTENT_VOLUME_CLAIM
@@ -217,17 +217,17 @@ class Volume(_Body):
     items: dict[str, str] | None = None
 
 
-class Capabilities(_Body):
+class Capabilities(ApiBody):
     add: list[str] | None = None
     drop: list[str] | None = None
 
 
-class SecurityContext(_Body):
+class SecurityContext(ApiBody):
     capabilities: Capabilities | None = None
     privileged: bool | None = None
 
 
-class AutoscalerOptions(_Body):
+class AutoscalerOptions(ApiBody):
     idle_timeout_seconds: Int32 | None = None
     upscaling_mode: str | None = None
     image: str | None = None
@@ -238,7 +238,7 @@ class AutoscalerOptions(_Body):
     volumes: list[Volume] | None = None
 
 
-class _GroupSpec(_Body):
+class _GroupSpec(ApiBody):
     """What the head group and the worker groups have in common."""
 
     compute_template: str = ""
@@ -266,7 +266,7 @@ class WorkerGroupSpec(_GroupSpec):
     max_replicas: Int32 = 0
 
 
-class ClusterSpec(_Body):
+class ClusterSpec(ApiBody):
     head_group_spec: HeadGroupSpec | None = None
     worker_group_spec: list[WorkerGroupSpec] = Field(default_factory=list)
     enable_in_tree_autoscaling: bool | None = None
@@ -281,7 +281,7 @@ class Environment(IntEnum):
     PRODUCTION = 3
 
 
-class ClusterEvent(_Body):
+class ClusterEvent(ApiBody):
     id: str | None = None
     name: str | None = None
     created_at: datetime | None = None
@@ -293,7 +293,7 @@ class ClusterEvent(_Body):
     count: Int32 | None = None
 
 
-class Cluster(_Body):
+class Cluster(ApiBody):
     name: str = ""
     namespace: str = ""
     user: str = ""
@@ -309,7 +309,7 @@ class Cluster(_Body):
     service_endpoint: dict[str, str] | None = None  # service port name -> port number
 
 
-class ListClustersResponse(_Body):
+class ListClustersResponse(ApiBody):
     """The answer of both cluster lists; ``continue`` is the next page's token."""
 
     clusters: list[Cluster] = Field(default_factory=list)
@@ -320,13 +320,13 @@ class ListClustersResponse(_Body):
 # RayServices (serve.proto)
 
 
-class ServeDeploymentStatus(_Body):
+class ServeDeploymentStatus(ApiBody):
     deployment_name: str | None = None
     status: str | None = None
     message: str | None = None
 
 
-class ServeApplicationStatus(_Body):
+class ServeApplicationStatus(ApiBody):
     name: str | None = None
     status: str | None = None
     message: str | None = None
@@ -337,7 +337,7 @@ class RayServiceEvent(ClusterEvent):
     pass
 
 
-class RayServiceStatus(_Body):
+class RayServiceStatus(ApiBody):
     application_status: str | None = None
     application_message: str | None = None
     serve_deployment_status: list[ServeDeploymentStatus] | None = None
@@ -348,7 +348,7 @@ class RayServiceStatus(_Body):
     serve_application_status: list[ServeApplicationStatus] | None = None
 
 
-class RayService(_Body):
+class RayService(ApiBody):
     name: str = ""
     namespace: str = ""
     user: str = ""
@@ -367,13 +367,13 @@ class RayService(_Body):
     delete_at: datetime | None = None
 
 
-class ListRayServicesResponse(_Body):
+class ListRayServicesResponse(ApiBody):
     services: list[RayService] = Field(default_factory=list)
     total_size: Int32 | None = None
     next_page_token: str | None = None
 
 
-class WorkerGroupUpdateSpec(_Body):
+class WorkerGroupUpdateSpec(ApiBody):
     group_name: str = ""
     replicas: Int32 = 0
     min_replicas: Int32 = 0
@@ -385,11 +385,11 @@ class WorkerGroupUpdateSpec(_Body):
 # the proto has string maps (user_config, runtime_env, args ...): those are kept as JSON.
 
 
-class SubmissionYaml(_Body):
+class SubmissionYaml(ApiBody):
     configyaml: str = ""
 
 
-class ControllerInfo(_Body):
+class ControllerInfo(ApiBody):
     node_id: str | None = None
     node_ip: str | None = None
     actor_id: str | None = None
@@ -398,7 +398,7 @@ class ControllerInfo(_Body):
     log_file_path: str | None = None
 
 
-class HttpOptions(_Body):
+class HttpOptions(ApiBody):
     host: str | None = None
     port: Int32 | None = None
     root_path: str | None = None
@@ -406,12 +406,12 @@ class HttpOptions(_Body):
     keep_alive_timeout_s: Int32 | None = None
 
 
-class GrpcOptions(_Body):
+class GrpcOptions(ApiBody):
     port: Int32 | None = None
     grpc_servicer_functions: list[str] | None = None
 
 
-class Proxy(_Body):
+class Proxy(ApiBody):
     node_id: str | None = None
     node_ip: str | None = None
     actor_id: str | None = None
@@ -421,7 +421,7 @@ class Proxy(_Body):
     log_file_path: str | None = None
 
 
-class Replica(_Body):
+class Replica(ApiBody):
     node_id: str | None = None
     node_ip: str | None = None
     actor_id: str | None = None
@@ -434,11 +434,11 @@ class Replica(_Body):
     start_time_s: float | None = None
 
 
-class PlacementGroupBundle(_Body):
+class PlacementGroupBundle(ApiBody):
     bundle: dict[str, float] | None = None
 
 
-class RayActorOptionSpec(_Body):
+class RayActorOptionSpec(ApiBody):
     runtime_env: dict[str, Any] | None = None
     num_cpus: float | None = None
     num_gpus: float | None = None
@@ -448,7 +448,7 @@ class RayActorOptionSpec(_Body):
     accelerator_type: str | None = None
 
 
-class DeploymentSchema(_Body):
+class DeploymentSchema(ApiBody):
     name: str | None = None
     placement_group_strategy: str | None = None
     placement_group_bundles: list[PlacementGroupBundle] | None = None
@@ -464,7 +464,7 @@ class DeploymentSchema(_Body):
     ray_actor_options: RayActorOptionSpec | None = None
 
 
-class DeploymentApplicationDetails(_Body):
+class DeploymentApplicationDetails(ApiBody):
     name: str | None = None
     status: str | None = None
     message: str | None = None
@@ -472,7 +472,7 @@ class DeploymentApplicationDetails(_Body):
     replicas: list[Replica] | None = None
 
 
-class ServeDeploymentDetails(_Body):
+class ServeDeploymentDetails(ApiBody):
     """An application's config as deployed (Ray's ``deployed_app_config``)."""
 
     name: str | None = None
@@ -485,7 +485,7 @@ class ServeDeploymentDetails(_Body):
     deployments: list[DeploymentSchema] | None = None
 
 
-class ServeApplicationDetails(_Body):
+class ServeApplicationDetails(ApiBody):
     name: str | None = None
     status: str | None = None
     message: str | None = None
@@ -496,7 +496,7 @@ class ServeApplicationDetails(_Body):
     deployed_app_config: ServeDeploymentDetails | None = None
 
 
-class ServeApplicationsReply(_Body):
+class ServeApplicationsReply(ApiBody):
     """Cluster-level Serve info and every application's details (the GET answer)."""
 
     deploy_mode: str | None = None
@@ -512,7 +512,7 @@ class ServeApplicationsReply(_Body):
 # Job submission (job_submission.proto)
 
 
-class RayJobSubmission(_Body):
+class RayJobSubmission(ApiBody):
     entrypoint: str = ""
     submission_id: str | None = None
     metadata: dict[str, str] | None = None
@@ -522,11 +522,11 @@ class RayJobSubmission(_Body):
     entrypoint_resources: dict[str, str] | None = None
 
 
-class SubmitRayJobReply(_Body):
+class SubmitRayJobReply(ApiBody):
     submission_id: str
 
 
-class JobSubmissionInfo(_Body):
+class JobSubmissionInfo(ApiBody):
     entrypoint: str | None = None
     job_id: str | None = None
     submission_id: str | None = None
@@ -539,11 +539,11 @@ class JobSubmissionInfo(_Body):
     runtime_env: dict[str, str] | None = None
 
 
-class ListJobSubmissionInfo(_Body):
+class ListJobSubmissionInfo(ApiBody):
     submissions: list[JobSubmissionInfo] = Field(default_factory=list)
 
 
-class GetJobLogReply(_Body):
+class GetJobLogReply(ApiBody):
     log: str = ""
 
 
