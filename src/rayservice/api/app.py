@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from rayservice.api import admission, rollout
 from rayservice.api.objects import (
@@ -64,9 +65,15 @@ def _check_dry_run_value(value: str) -> None:
 
 
 def create_app(
-    store: Store, provider: ClusterProvider, packages: Path, wake: Callable[[], None]
+    store: Store,
+    provider: ClusterProvider,
+    packages: Path,
+    wake: Callable[[], None],
+    *,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     app = FastAPI(title="rayservice", docs_url=None, redoc_url=None)
+    registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
 
     @app.exception_handler(InvalidSpec)
     async def invalid_spec(_: Any, error: InvalidSpec) -> JSONResponse:
@@ -76,6 +83,11 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """The controller's metrics in Prometheus' text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.put(RAY + "/namespaces/{namespace}/rayservices/{name}")
     def apply(

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from rayservice.controller.metrics import PassResult
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.plan import front_key
 from rayservice.spec.errors import RayServiceError
@@ -34,6 +35,7 @@ class ControlLoop:
     ) -> None:
         self.reconciler = reconciler
         self.store = reconciler.store
+        self.metrics = reconciler.metrics  # passes are counted here, where settled is told apart
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._due: dict[str, float] = {}
@@ -79,6 +81,7 @@ class ControlLoop:
 
     def _reconcile(self, key: str) -> float:
         namespace, name = key.split("/", 1)
+        passed = PassResult.SETTLED
         try:
             result = self.reconciler.settled(namespace, name)
             if result is None:
@@ -86,8 +89,11 @@ class ControlLoop:
                 if resource is None:
                     self._due.pop(key, None)
                     return IDLE_WAIT
-                result = self.reconciler.reconcile(resource)
+                passed = PassResult.PLANNED
+                with self.metrics.full_pass():
+                    result = self.reconciler.reconcile(resource)
         except Exception as e:
+            self.metrics.pass_ended(PassResult.ERROR)
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             log.exception("reconcile of %s failed (%d in a row)", key, failures)
@@ -102,6 +108,7 @@ class ControlLoop:
             )
             return float(min(2**failures * 0.5, MAX_BACKOFF))
         self._failures.pop(key, None)
+        self.metrics.pass_ended(passed)
         return result.requeue_after
 
     def _collect_orphans(self, keys: set[str]) -> None:

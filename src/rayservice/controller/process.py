@@ -20,11 +20,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from rayservice.controller.loop import ControlLoop
+from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.reconciler import Reconciler
 from rayservice.host.ports import port_is_free
 from rayservice.providers.base import ClusterProvider
@@ -34,10 +36,21 @@ from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
 
-# (store, provider, package cache folder, wake the loop) -> the ASGI app of the REST API
-AppFactory = Callable[
-    [Store, ClusterProvider, Path, Callable[[], None]], Callable[..., Awaitable[Any]]
-]
+
+class AppFactory(Protocol):
+    """(store, provider, package cache folder, wake the loop; the registry ``GET /metrics``
+    serves) -> the ASGI app of the REST API"""
+
+    def __call__(
+        self,
+        store: Store,
+        provider: ClusterProvider,
+        packages: Path,
+        wake: Callable[[], None],
+        /,
+        *,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> Callable[..., Awaitable[Any]]: ...
 
 
 def _preload_validators() -> None:
@@ -65,6 +78,7 @@ def serve_forever(
     home.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(home / "state.db")
     provider = LocalProvider(home)
+    metrics = ControllerMetrics(store)
     reconciler = Reconciler(
         store=store,
         provider=provider,
@@ -72,9 +86,12 @@ def serve_forever(
         front=HaproxyFront(home / "fronts", socket_dir=runtime_root(home)),
         port_usable=port_is_free,
         clock=time.time,
+        metrics=metrics,
     )
     loop = ControlLoop(reconciler)
-    app = create_app(store, provider, home / "packages", loop.wake)
+    app = create_app(
+        store, provider, home / "packages", loop.wake, metrics_registry=metrics.registry
+    )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))
     worker.start()

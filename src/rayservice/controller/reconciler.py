@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.outcomes import failure_after
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.planner.actions import (
@@ -71,6 +72,7 @@ class Reconciler:
         port_usable: Callable[[int], bool],
         clock: Callable[[], float],
         jitter: Callable[[], float] = random.random,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -80,6 +82,7 @@ class Reconciler:
         self.clock = clock
         self.jitter = jitter  # spreads retry back-offs: a number in [0, 1)
         self._quiet: dict[str, _Quiet] = {}
+        self.metrics = metrics if metrics is not None else ControllerMetrics(store)
 
     def settled(self, namespace: str, name: str) -> Plan | None:
         """The plan of the last pass if nothing it depends on changed since (a steady
@@ -131,6 +134,7 @@ class Reconciler:
             written += self.store.write_status(
                 KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
             )
+            self.metrics.status_written(resource, previous, result.status, self.clock())
             self._write_views(resource, service, observed, result)
             if not (result.actions or result.events):
                 # the version this pass leaves behind, counted from the one it read: anything
@@ -200,6 +204,7 @@ class Reconciler:
                     e, action.fingerprint, record.failures.get(action.key), now, self.jitter()
                 )
                 record.failures[action.key] = failure
+                self.metrics.action_failed(action, failure.kind)
                 log.warning("%s: %s failed (%s): %s", resource.key, action.key, failure.kind, e)
                 if failure.kind is FailureKind.REJECTED:
                     reason, message = EventReason.SERVE_CONFIG_REJECTED, str(e)
@@ -212,6 +217,7 @@ class Reconciler:
                     retry_in = min(retry_in, failure.retry_at - now)
                 return record, retry_in
             record.failures.pop(action.key, None)
+            self.metrics.action_succeeded(action)
             if not isinstance(action, ForgetService):  # its events went with it
                 self._event(
                     resource, EventType.NORMAL, action.event, action.reason, action.involved
@@ -251,6 +257,7 @@ class Reconciler:
         message: str,
         involved: ObjectRef | None = None,
     ) -> None:
+        self.metrics.event_recorded(reason)
         self.store.add_event(
             resource.namespace, resource.name, type_, reason, message, self.clock(), involved
         )
