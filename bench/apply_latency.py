@@ -99,7 +99,9 @@ def floor_config(work: Path, proxy_port: int) -> dict[str, Any]:
     loopback proxy on ``proxy_port``), built without any of rayservice's control plane."""
     manifest = yaml.safe_load(SAMPLE.read_text())
     raw = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    packaged = resolve_working_dirs(raw, SAMPLE.parent, work / "packages", str(SAMPLE))
+    packaged = resolve_working_dirs(
+        raw, SAMPLE.parent, work / "packages", str(SAMPLE), may_read_local_paths=True
+    )
     return deployable_config(packaged, proxy_port)
 
 

@@ -28,6 +28,9 @@ from rayservice.store.sqlite import SqliteStore
 RAY = "/apis/ray.io/v1"
 DEMO = f"{RAY}/namespaces/default/rayservices/demo"
 REMOTE_APPS = "https://example.invalid/apps.zip"
+# TestClient's default caller ("testclient") is no address, so the API takes it for a remote
+# one; the CLI's requests come from loopback
+LOCAL_CALLER = ("127.0.0.1", 50000)
 
 
 def manifest(working_dir: str = REMOTE_APPS) -> dict[str, Any]:
@@ -88,7 +91,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     app = create_app(store, provider, packages, lambda: wakes.append(None))
     base_dir = tmp_path / "manifests"
     base_dir.mkdir()
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_CALLER) as client:
         yield Api(client, store, provider, packages, base_dir, wakes)
 
 

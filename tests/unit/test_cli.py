@@ -42,6 +42,7 @@ from rayservice.spec.status import (
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Event, StoredResource
 from rayservice.store.sqlite import SqliteStore
+from tests.unit.test_api import LOCAL_CALLER
 
 CLUSTER = "demo-raycluster-bbbbb"
 DEMO = ObjectRef(ObjectKind.RAY_SERVICE, "demo")
@@ -544,7 +545,7 @@ class RecordingClient:
 
     applied: ClassVar[list[tuple[str, str]]] = []
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, token: str | None = None) -> None:
         self.base_url = base_url
 
     def apply(
@@ -619,9 +620,9 @@ class InProcessClient(ApiClient):
 
     app: ClassVar[FastAPI]
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url)
-        self._http = TestClient(self.app)
+    def __init__(self, base_url: str, *, token: str | None = None) -> None:
+        super().__init__(base_url, token=token)
+        self._http = TestClient(self.app, client=LOCAL_CALLER)
 
 
 @dataclass

@@ -164,7 +164,9 @@ def test_a_relative_working_dir_resolves_against_the_manifest_folder(tmp_path: P
     write_app(manifests / "apps")
     packages = tmp_path / "packages"
 
-    resolved = resolve_working_dirs(serve_config("./apps"), manifests, packages, SOURCE)
+    resolved = resolve_working_dirs(
+        serve_config("./apps"), manifests, packages, SOURCE, may_read_local_paths=True
+    )
 
     working_dir = resolved["applications"][0]["runtime_env"]["working_dir"]
     assert working_dir == package_working_dir(manifests / "apps", packages)
@@ -174,7 +176,9 @@ def test_a_file_uri_of_a_folder_is_packaged(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app")
     packages = tmp_path / "packages"
 
-    resolved = resolve_working_dirs(serve_config(app.as_uri()), tmp_path, packages, SOURCE)
+    resolved = resolve_working_dirs(
+        serve_config(app.as_uri()), tmp_path, packages, SOURCE, may_read_local_paths=True
+    )
 
     working_dir = resolved["applications"][0]["runtime_env"]["working_dir"]
     assert working_dir == package_working_dir(app, packages)
@@ -187,7 +191,11 @@ def test_local_py_modules_are_packaged_and_uris_kept(tmp_path: Path) -> None:
     wheel = "https://example.com/wheels/pricing-1.0-py3-none-any.whl"
 
     resolved = resolve_working_dirs(
-        serve_config("apps", py_modules=["pricing", wheel]), tmp_path, packages, SOURCE
+        serve_config("apps", py_modules=["pricing", wheel]),
+        tmp_path,
+        packages,
+        SOURCE,
+        may_read_local_paths=True,
     )
 
     py_modules = resolved["applications"][0]["runtime_env"]["py_modules"]
@@ -207,7 +215,9 @@ def test_local_py_modules_are_packaged_and_uris_kept(tmp_path: Path) -> None:
 def test_remote_uris_and_archives_pass_through(tmp_path: Path, uri: str) -> None:
     config = serve_config(uri, py_modules=[uri])
 
-    resolved = resolve_working_dirs(config, tmp_path, tmp_path / "packages", SOURCE)
+    resolved = resolve_working_dirs(
+        config, tmp_path, tmp_path / "packages", SOURCE, may_read_local_paths=True
+    )
 
     assert resolved == config
     assert not (tmp_path / "packages").exists()
@@ -217,7 +227,7 @@ def test_the_input_config_is_not_changed(tmp_path: Path) -> None:
     write_app(tmp_path / "apps")
     config = serve_config("apps")
 
-    resolve_working_dirs(config, tmp_path, tmp_path / "packages", SOURCE)
+    resolve_working_dirs(config, tmp_path, tmp_path / "packages", SOURCE, may_read_local_paths=True)
 
     assert config == serve_config("apps")
 
@@ -228,14 +238,21 @@ def test_apps_without_a_runtime_env_are_kept(tmp_path: Path) -> None:
         "proxy_location": "EveryNode",
     }
 
-    assert resolve_working_dirs(config, tmp_path, tmp_path / "packages", SOURCE) == config
+    assert (
+        resolve_working_dirs(
+            config, tmp_path, tmp_path / "packages", SOURCE, may_read_local_paths=True
+        )
+        == config
+    )
 
 
 def test_missing_folders_are_all_reported_with_their_field(tmp_path: Path) -> None:
     config = serve_config("./apps", py_modules=["./pricing"])
 
     with pytest.raises(InvalidSpec) as invalid:
-        resolve_working_dirs(config, tmp_path, tmp_path / "packages", SOURCE)
+        resolve_working_dirs(
+            config, tmp_path, tmp_path / "packages", SOURCE, may_read_local_paths=True
+        )
 
     prefix = "spec.serveConfigV2.applications[0].runtime_env"
     working_dir, py_module = invalid.value.problems
@@ -249,4 +266,6 @@ def test_a_file_where_a_folder_is_expected_is_reported(tmp_path: Path) -> None:
     (tmp_path / "apps").write_text("not a folder")
 
     with pytest.raises(InvalidSpec, match="is not a directory"):
-        resolve_working_dirs(serve_config("apps"), tmp_path, tmp_path / "packages", SOURCE)
+        resolve_working_dirs(
+            serve_config("apps"), tmp_path, tmp_path / "packages", SOURCE, may_read_local_paths=True
+        )

@@ -222,7 +222,9 @@ def test_the_serve_config_is_valid_once_packaged(path: Path, tmp_path: Path) -> 
     with pytest.raises(ValueError, match="remote URIs"):
         ServeDeploySchema.model_validate(serve_config)  # Ray cannot fetch "./apps"
 
-    packaged = resolve_working_dirs(serve_config, path.parent, tmp_path, path.name)
+    packaged = resolve_working_dirs(
+        serve_config, path.parent, tmp_path, path.name, may_read_local_paths=True
+    )
 
     schema = ServeDeploySchema.model_validate(packaged)
     for app in schema.applications:

@@ -26,7 +26,12 @@ from rayservice.store.base import Store, StoredResource, generation_after_apply
 
 
 def _packaged(
-    document: dict[str, Any], base_dir: Path, packages: Path, source: str
+    document: dict[str, Any],
+    base_dir: Path,
+    packages: Path,
+    source: str,
+    *,
+    may_read_local_paths: bool,
 ) -> dict[str, Any]:
     """The manifest with local working_dirs replaced by content-addressed package URIs.
 
@@ -42,7 +47,9 @@ def _packaged(
         return document
     if not isinstance(config, dict):
         return document
-    resolved = resolve_working_dirs(config, base_dir, packages, source)
+    resolved = resolve_working_dirs(
+        config, base_dir, packages, source, may_read_local_paths=may_read_local_paths
+    )
     if resolved == config:
         return document
     result = copy.deepcopy(document)
@@ -77,12 +84,17 @@ def admitted_service(
     base_dir: Path,
     packages: Path,
     expected_key: str | None = None,
+    *,
+    may_read_local_paths: bool,
 ) -> RayService:
     """The validated RayService with local working_dirs packaged; raises InvalidSpec.
 
-    Stores nothing: packaging only adds zips to the content-addressed package cache.
+    Stores nothing: packaging only adds zips to the content-addressed package cache. Local
+    folders are read only when ``may_read_local_paths`` (the caller is on this machine).
     """
-    packaged = _packaged(document, base_dir, packages, source)
+    packaged = _packaged(
+        document, base_dir, packages, source, may_read_local_paths=may_read_local_paths
+    )
     manifest = load_manifest(packaged, source)
     if isinstance(manifest, RayCluster):
         raise InvalidSpec(
@@ -119,9 +131,19 @@ def admit(
     packages: Path,
     now: float,
     expected_key: str | None = None,
+    *,
+    may_read_local_paths: bool,
 ) -> StoredResource:
     """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
-    service = admitted_service(store, document, source, base_dir, packages, expected_key)
+    service = admitted_service(
+        store,
+        document,
+        source,
+        base_dir,
+        packages,
+        expected_key,
+        may_read_local_paths=may_read_local_paths,
+    )
     return store.apply(KIND, _stored_form(service), source, now)
 
 
@@ -138,13 +160,23 @@ def dry_run(
     base_dir: Path,
     packages: Path,
     expected_key: str | None = None,
+    *,
+    may_read_local_paths: bool,
 ) -> DryRun:
     """What applying ``document`` would do, with the same checks as :func:`admit`.
 
     The packaged manifest is compared with the stored one, so an unchanged local working_dir
     (same content, same package URI) is no change. Nothing is stored.
     """
-    service = admitted_service(store, document, source, base_dir, packages, expected_key)
+    service = admitted_service(
+        store,
+        document,
+        source,
+        base_dir,
+        packages,
+        expected_key,
+        may_read_local_paths=may_read_local_paths,
+    )
     stored = store.get(KIND, service.metadata.namespace, service.metadata.name)
     generation = generation_after_apply(stored, _stored_form(service))
     return DryRun(_change(stored, service), generation)

@@ -5,6 +5,8 @@ Paths follow Kubernetes' shape so the objects read like ``kubectl`` output:
 ``?dryRun=All``, as kubectl sends it, it only answers what applying would change), the
 observed ``rayclusters``, ``pods`` and ``services``, plus ``events`` and ``logs`` of a service.
 Invalid input answers 422 with the list of problems (file, field, message, valid).
+Given a token, every route but ``GET /healthz`` demands it (``api/auth.py``); a caller on
+another machine may not name folders on the controller's disk.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException, Query
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from rayservice.api import admission, rollout
+from rayservice.api.auth import TokenAuth, caller_is_local
 from rayservice.api.objects import (
     change_object,
     event_object,
@@ -71,8 +74,12 @@ def create_app(
     wake: Callable[[], None],
     *,
     metrics_registry: CollectorRegistry | None = None,
+    token: str | None = None,
 ) -> FastAPI:
+    """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it."""
     app = FastAPI(title="rayservice", docs_url=None, redoc_url=None)
+    if token is not None:
+        app.add_middleware(TokenAuth, token=token)
     registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
 
     @app.exception_handler(InvalidSpec)
@@ -94,17 +101,30 @@ def create_app(
         namespace: str,
         name: str,
         body: Annotated[dict[str, Any], Body()],
+        request: Request,
         response: Response,
         dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
     ) -> dict[str, Any]:
         document, source, base_dir = _applied_document(body, namespace)
         key = f"{namespace}/{name}"
+        local = caller_is_local(request)
         if dry_run is not None:
             _check_dry_run_value(dry_run)
-            preview = admission.dry_run(store, document, source, base_dir, packages, key)
+            preview = admission.dry_run(
+                store, document, source, base_dir, packages, key, may_read_local_paths=local
+            )
             return change_object(preview.change, preview.generation)
         previous = store.get(KIND, namespace, name)
-        stored = admission.admit(store, document, source, base_dir, packages, time.time(), key)
+        stored = admission.admit(
+            store,
+            document,
+            source,
+            base_dir,
+            packages,
+            time.time(),
+            key,
+            may_read_local_paths=local,
+        )
         wake()
         for warning in admission.apply_warnings(previous, stored):
             response.headers.append("Warning", f'299 - "{warning}"')  # as Kubernetes warns

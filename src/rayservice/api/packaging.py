@@ -14,6 +14,12 @@ Zips are deterministic (sorted entries, fixed timestamps, normalised permissions
 zip when it unpacks it, so every zip has exactly one top-level folder: for a working_dir it
 holds the folder's content, for a py_modules entry it holds the module folder itself so that
 the module keeps its import name.
+
+Packaging reads folders from the controller's own disk, so a caller elsewhere must not name
+them: for such a caller (``may_read_local_paths=False``) every local path is refused before
+anything is read, and only remote URIs and ``file://`` URIs into the package cache (what a
+packaged manifest holds) pass. Every route that packages a config goes through
+:func:`resolve_working_dirs`, so that rule holds in this one place.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ SKIPPED_SUFFIXES = (".pyc",)
 ARCHIVE_SUFFIXES = (".zip", ".whl", ".jar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 TOP_LEVEL_FOLDER = "package"
+PACKAGE_SUFFIX = ".zip"
 _FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
 _DIRECTORY_MODE = 0o755
 _FILE_MODE = 0o644
@@ -45,6 +52,13 @@ _HASH_CHARS = 16
 _READ_CHUNK = 1 << 20
 
 _VALID_LOCATION = "an existing directory relative to the manifest, or a remote URI"
+_REMOTE_CALLER_MESSAGE = (
+    "a local path is read from the controller's disk only for a caller on the same machine"
+)
+_VALID_FOR_REMOTE_CALLER = (
+    "a remote URI (https://, s3://, gs://, ...): upload the folder as a zip and name its URI,"
+    " or apply from the controller's machine"
+)
 
 
 _Packager = Callable[[Path, Path], str]
@@ -71,7 +85,12 @@ def package_py_module(directory: Path, packages_dir: Path) -> str:
 
 
 def resolve_working_dirs(
-    config: dict[str, Any], base_dir: Path, packages_dir: Path, source: str
+    config: dict[str, Any],
+    base_dir: Path,
+    packages_dir: Path,
+    source: str,
+    *,
+    may_read_local_paths: bool,
 ) -> dict[str, Any]:
     """A copy of the Serve config ``config`` whose local folders are packaged URIs.
 
@@ -80,12 +99,21 @@ def resolve_working_dirs(
     folder) are replaced by the URI of a content-addressed zip in ``packages_dir``. Remote
     URIs and archives pass through unchanged. ``source`` names the manifest in errors;
     every missing folder is reported at once.
+
+    ``may_read_local_paths`` is False for a caller on another machine: then any local path
+    (a folder, or a ``file://`` URI outside ``packages_dir``) is a problem, and nothing is
+    read from disk.
     """
     resolved = copy.deepcopy(config)
     problems: list[SpecProblem] = []
 
     def packaged(location: object, field: str, package: _Packager) -> object:
         if not isinstance(location, str):
+            return location
+        if not may_read_local_paths and _reads_local_path(location, packages_dir):
+            problems.append(
+                SpecProblem(source, field, _REMOTE_CALLER_MESSAGE, _VALID_FOR_REMOTE_CALLER)
+            )
             return location
         directory = _local_directory(location, base_dir)
         if directory is None:
@@ -125,6 +153,17 @@ def _local_directory(location: str, base_dir: Path) -> Path | None:
     return base_dir / location
 
 
+def _reads_local_path(location: str, packages_dir: Path) -> bool:
+    """True when ``location`` makes this machine read a file of its own (a path, or a
+    ``file://`` URI of a folder or an archive) other than a package zip in ``packages_dir``."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path)).resolve()  # symlinks and ".." cannot leave the cache
+        in_cache = path.parent == packages_dir.resolve() and path.suffix == PACKAGE_SUFFIX
+        return bool(parsed.netloc) or not in_cache
+    return not parsed.scheme
+
+
 def _missing(source: str, field: str, location: str, directory: Path) -> SpecProblem:
     return SpecProblem(
         source=source,
@@ -136,7 +175,7 @@ def _missing(source: str, field: str, location: str, directory: Path) -> SpecPro
 
 def _package(entries: list[_Entry], packages_dir: Path) -> str:
     """Write ``entries`` as ``<content hash>.zip`` in ``packages_dir`` unless it exists."""
-    target = packages_dir.resolve() / f"{_content_hash(entries)}.zip"
+    target = packages_dir.resolve() / f"{_content_hash(entries)}{PACKAGE_SUFFIX}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_zip_atomically(entries, target)

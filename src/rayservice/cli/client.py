@@ -1,7 +1,8 @@
 """HTTP client of the controller's REST API, as the CLI uses it.
 
-It turns transport failures into one clear message that says how to start a controller, and
-422 answers into the list of problems with file, field and what would be valid.
+It turns transport failures into one clear message that says how to start a controller, a
+401 into one that says where the token goes, and 422 answers into the list of problems with
+file, field and what would be valid. Given a token, it sends it on every request.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from rayservice.api.credentials import BEARER, TOKEN_ENV, TOKEN_FILE_ENV
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 
 RAY = "/apis/ray.io/v1"
@@ -24,10 +26,24 @@ class ApiError(RayServiceError):
     pass
 
 
+class Unauthenticated(RayServiceError):
+    """The controller demands a token this client did not send, or sent wrong."""
+
+
 class ApiClient:
-    def __init__(self, base_url: str, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 120.0,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        headers = {} if token is None else {"Authorization": f"{BEARER} {token}"}
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, headers=headers, transport=transport
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -38,6 +54,11 @@ class ApiClient:
                 "Start one with `rayservice start` (background) or `rayservice controller`"
                 " (foreground)."
             ) from e
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            raise Unauthenticated(
+                f"the controller at {self.base_url} refused the request for want of its token:"
+                f" set {TOKEN_FILE_ENV} to the file holding it (or {TOKEN_ENV} to the token)"
+            )
         if response.status_code == 422:
             body = response.json()
             raise InvalidSpec([SpecProblem(**p) for p in body.get("problems", [])])

@@ -29,7 +29,9 @@ def running_pid(home: Path) -> int | None:
     return pid if is_alive(pid, None) else None
 
 
-def start(home: Path, client: ApiClient) -> str:
+def start(home: Path, client: ApiClient, controller_args: list[str]) -> str:
+    """Start ``rayservice controller *controller_args`` in the background unless one answers
+    at ``client`` already; wait until it answers."""
     pid = running_pid(home)
     if pid is not None and client.healthy():
         return f"controller already running (pid {pid}) at {client.base_url}"
@@ -37,7 +39,7 @@ def start(home: Path, client: ApiClient) -> str:
     log = home / "controller.log"
     with log.open("ab") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "rayservice.cli.main", "controller"],
+            [sys.executable, "-m", "rayservice.cli.main", "controller", *controller_args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

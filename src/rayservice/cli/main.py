@@ -1,6 +1,6 @@
 """The ``rayservice`` command line: kubectl-like verbs over the controller's REST API.
 
-rayservice start | stop | controller
+rayservice start | controller [--host HOST] [--token-file PATH] | stop
 rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
 rayservice diff -f FILE
 rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +23,13 @@ from typing import Any
 
 import yaml
 
-from rayservice.api.settings import API_HOST, api_port, home_dir, pid_file
+from rayservice.api.credentials import client_token, listen_token
+from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
 from rayservice.cli import daemon, rollout, tables
 from rayservice.cli.change_report import change_report
 from rayservice.cli.client import ApiClient
 from rayservice.cli.waiting import wait_for
+from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError
 from rayservice.spec.serve_config import load_yaml_documents
@@ -54,7 +57,7 @@ class UnreadableInput(RayServiceError):
 
 
 def _client() -> ApiClient:
-    return ApiClient(f"http://{API_HOST}:{api_port()}")
+    return ApiClient(api_url(), token=client_token(os.environ))
 
 
 def _read_documents(path: str) -> list[dict[str, Any]]:
@@ -195,8 +198,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_start(_: argparse.Namespace) -> int:
-    print(daemon.start(home_dir(), _client()))
+def cmd_start(args: argparse.Namespace) -> int:
+    listen_token(args.host, args.token_file)  # refuse here, not in the background process
+    listen_args = ["--host", args.host]
+    if args.token_file is not None:
+        listen_args += ["--token-file", str(args.token_file.resolve())]
+    print(daemon.start(home_dir(), ApiClient(local_api_url(args.host)), listen_args))
     return 0
 
 
@@ -217,28 +224,51 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_controller(_: argparse.Namespace) -> int:
+def cmd_controller(args: argparse.Namespace) -> int:
+    token = listen_token(args.host, args.token_file)  # before the heavy imports and any bind
     # heavy: only the controller needs them
     from rayservice.api.app import create_app
     from rayservice.controller.process import serve_forever
 
     home = home_dir()
-    serve_forever(home, create_app, host=API_HOST, port=api_port(), pid_file=pid_file(home))
+    serve_forever(
+        home,
+        create_app,
+        host=args.host,
+        port=api_port(),
+        pid_file=pid_file(home),
+        token=token,
+    )
     return 0
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=API_HOST,
+        help=f"address the API listens on (default {API_HOST}); any other than loopback"
+        " needs --token-file",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="file only you can read whose first line is the token every API request must"
+        " carry (clients: RAYSERVICE_TOKEN_FILE)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rayservice", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    verbs.add_parser("start", help="run the controller in the background").set_defaults(
-        func=cmd_start
-    )
+    start = verbs.add_parser("start", help="run the controller in the background")
+    _add_listen_options(start)
+    start.set_defaults(func=cmd_start)
     verbs.add_parser("stop", help="stop the controller (services keep serving)").set_defaults(
         func=cmd_stop
     )
-    verbs.add_parser("controller", help="run the controller in the foreground").set_defaults(
-        func=cmd_controller
-    )
+    controller = verbs.add_parser("controller", help="run the controller in the foreground")
+    _add_listen_options(controller)
+    controller.set_defaults(func=cmd_controller)
 
     apply = verbs.add_parser("apply", help="create or update from a manifest")
     apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
@@ -307,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the manifest was refused; nothing was changed:", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem.render()}", file=sys.stderr)
+        return 2
+    except AccessSettingsError as e:  # a usage error: the same code as argparse's
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except RayServiceError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from rayservice.controller.loop import ControlLoop
 from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.reconciler import Reconciler
+from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
 from rayservice.providers.base import ClusterProvider
 from rayservice.providers.local import LocalProvider, runtime_root
@@ -39,7 +40,7 @@ from rayservice.traffic.haproxy import HaproxyFront
 
 class AppFactory(Protocol):
     """(store, provider, package cache folder, wake the loop; the registry ``GET /metrics``
-    serves) -> the ASGI app of the REST API"""
+    serves, the API token) -> the ASGI app of the REST API"""
 
     def __call__(
         self,
@@ -50,6 +51,7 @@ class AppFactory(Protocol):
         /,
         *,
         metrics_registry: CollectorRegistry | None = None,
+        token: str | None = None,
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
@@ -68,9 +70,20 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def serve_forever(
-    home: Path, create_app: AppFactory, *, host: str, port: int, pid_file: Path
+    home: Path,
+    create_app: AppFactory,
+    *,
+    host: str,
+    port: int,
+    pid_file: Path,
+    token: str | None = None,
 ) -> None:
-    """Run the control loop and serve the REST API on ``host:port`` until SIGINT or SIGTERM."""
+    """Run the control loop and serve the REST API on ``host:port`` until SIGINT or SIGTERM.
+
+    With ``token`` every request but the health check must carry it; without one, a ``host``
+    beyond loopback raises :class:`ExposedWithoutToken` before anything starts.
+    """
+    refuse_exposed_without_token(host, token)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -90,7 +103,12 @@ def serve_forever(
     )
     loop = ControlLoop(reconciler)
     app = create_app(
-        store, provider, home / "packages", loop.wake, metrics_registry=metrics.registry
+        store,
+        provider,
+        home / "packages",
+        loop.wake,
+        metrics_registry=metrics.registry,
+        token=token,
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))
