@@ -27,6 +27,7 @@ from rayservice.cli.client import ApiClient
 from rayservice.cli.main import main
 from rayservice.cli.waiting import summarize
 from rayservice.controller.views import cluster_view, pod_views, service_views
+from rayservice.planner.cluster_status import WorkerBounds, observed_status
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
@@ -185,11 +186,13 @@ def test_rayservice_wide_table_names_the_clusters() -> None:
 
 
 def test_raycluster_table() -> None:
-    view = cluster_view("default", "default/demo", fake_cluster(), desired=1)
+    cluster = fake_cluster()
+    status = observed_status(cluster, WorkerBounds(desired=1, minimum=0, maximum=1))
+    view = cluster_view("default", "default/demo", cluster, status)
 
-    rows = table(tables.raycluster_rows([view.doc], wide=False))
+    headers, rows = tables.raycluster_rows([view.doc], wide=False)
 
-    assert rows[0] == [
+    assert headers == [
         "NAME",
         "DESIRED WORKERS",
         "AVAILABLE WORKERS",
@@ -199,13 +202,17 @@ def test_raycluster_table() -> None:
         "STATUS",
         "AGE",
     ]
-    # the worker has not joined yet: desired 1, available 0
-    assert rows[1] == [CLUSTER, "1", "0", "2", "4Gi", "0", "ready", "4d5h"]
+    # the worker has not joined yet: desired 1, available 0, so not ready (KubeRay's state is
+    # empty until every pod is ready)
+    assert rows == [[CLUSTER, "1", "0", "2", "4Gi", "0", "", "4d5h"]]
 
 
 def test_pod_table_shows_readiness_and_restarts() -> None:
     provider_cluster = fake_cluster(head_ready=True, worker_proxy=False)
-    docs = [v.doc for v in pod_views("default", "default/demo", provider_cluster)]
+    docs = [
+        v.doc
+        for v in pod_views("default", "default/demo", provider_cluster, worker_needs_proxy=True)
+    ]
 
     rows = table(tables.pod_rows(docs, wide=False))
 
@@ -236,7 +243,11 @@ def test_pod_table_counts_a_restart_and_readiness_follows_the_proxy() -> None:
     cluster = provider.observe(CLUSTER)
     assert cluster is not None
 
-    rows = table(tables.pod_rows([v.doc for v in pod_views("default", "o/demo", cluster)], False))
+    rows = table(
+        tables.pod_rows(
+            [v.doc for v in pod_views("default", "o/demo", cluster, worker_needs_proxy=True)], False
+        )
+    )
 
     assert {r[0]: (r[1], r[3]) for r in rows[1:]}[worker] == ("1/1", "1")
 
@@ -324,7 +335,7 @@ def test_age_of_an_unknown_time() -> None:
 
 def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() -> None:
     cluster = fake_cluster(worker_proxy=True)
-    pods = [v.doc for v in pod_views("default", "default/demo", cluster)]
+    pods = [v.doc for v in pod_views("default", "default/demo", cluster, worker_needs_proxy=True)]
     four_days_ago = time.time() - (4 * 24 + 5) * 3600  # now, not when the module was imported
     events = [
         event_object(event("ClusterCreated", f"creating cluster {CLUSTER}", four_days_ago)),

@@ -132,7 +132,7 @@ def test_ipv6_backends_are_bracketed() -> None:
     ("spec", "complaint"),
     [
         (FrontSpec(8000, 8000), "share port 8000"),
-        (FrontSpec(0, 8265), "listen port 0"),
+        (FrontSpec(8000, 0), "listen port 0"),
         (FrontSpec(8000, 8265, (Backend("a", "127.0.0.1", 1), Backend("a", "h", 2))), "'a'"),
         (FrontSpec(8000, 8265, (Backend("has space", "127.0.0.1", 1),)), "has space"),
         (FrontSpec(8000, 8265, (Backend("a", "127.0.0.1", 1, 257),)), "weight 257"),

@@ -509,15 +509,15 @@ def test_events_name_the_object_they_are_about(world: World) -> None:
 def test_a_steady_service_settles_until_an_input_changes(world: World) -> None:
     world.bring_up()
     world.reconcile()  # the first pass that finds nothing to do
-    assert world.reconciler.settled(NAMESPACE, NAME) is not None, "nothing changed: settled"
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is not None, "nothing changed: settled"
 
     world.provider.kill_node(world.cluster().name, world.cluster().nodes[-1].name)
-    assert world.reconciler.settled(NAMESPACE, NAME) is None, "an observation changed"
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is None, "an observation changed"
 
     world.reconcile()
     world.reconcile()
     world.apply(sample_manifest(lambda config: config.update(proxy_location="HeadOnly")))
-    assert world.reconciler.settled(NAMESPACE, NAME) is None, "the stored resource changed"
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is None, "the stored resource changed"
 
 
 def test_a_settled_service_wakes_for_its_timer(world: World) -> None:
@@ -531,10 +531,10 @@ def test_a_settled_service_wakes_for_its_timer(world: World) -> None:
     assert plan.wake_at == retiring["delete_at"] and plan.actions == ()
 
     world.clock.now += 3.5
-    settled = world.reconciler.settled(NAMESPACE, NAME)
+    settled = world.reconciler.settled(KIND, NAMESPACE, NAME)
     assert settled is not None and settled.requeue_after == 0.5, "back when the timer is due"
     world.clock.now += 0.5
-    assert world.reconciler.settled(NAMESPACE, NAME) is None, "the timer is due: plan again"
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is None, "the timer is due: plan again"
 
 
 def test_an_apply_during_a_quiet_pass_is_not_mistaken_for_that_pass(world: World) -> None:
@@ -546,4 +546,6 @@ def test_an_apply_during_a_quiet_pass_is_not_mistaken_for_that_pass(world: World
     quiet = world.reconciler.reconcile(read_by_the_pass)  # the pass still plans generation 1
 
     assert quiet.actions == () and quiet.events == ()
-    assert world.reconciler.settled(NAMESPACE, NAME) is None, "generation 2 needs its own pass"
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is None, (
+        "generation 2 needs its own pass"
+    )

@@ -1,4 +1,5 @@
-"""Admission of an applied manifest: validate, package local code, check ports, then store.
+"""Admission of an applied RayService or RayCluster: validate, package local code, check names
+and ports, then store.
 
 Everything that can be wrong with user input is found here, before anything is stored, so a
 refused apply changes nothing. Problems name the file, the field path and what would be valid.
@@ -16,11 +17,17 @@ import yaml
 
 from rayservice.api.packaging import resolve_working_dirs
 from rayservice.host.ports import port_is_free
-from rayservice.planner.change import Change, ChangeKind, classify_change
+from rayservice.planner.change import (
+    Change,
+    ChangeKind,
+    classify_change,
+    classify_cluster_change,
+)
 from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.loader import load_manifest
-from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
+from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store, StoredResource, generation_after_apply
 
@@ -77,7 +84,7 @@ def _port_problems(service: RayService, store: Store, source: str) -> list[SpecP
     return []
 
 
-def admitted_service(
+def admitted_manifest(
     store: Store,
     document: dict[str, Any],
     source: str,
@@ -86,29 +93,18 @@ def admitted_service(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
-) -> RayService:
-    """The validated RayService with local working_dirs packaged; raises InvalidSpec.
+) -> Manifest:
+    """The validated RayService or RayCluster, local working_dirs packaged; raises InvalidSpec.
 
-    Stores nothing: packaging only adds zips to the content-addressed package cache. Local
-    folders are read only when ``may_read_local_paths`` (the caller is on this machine).
+    Stores nothing: packaging only adds zips to the content-addressed package cache.
     """
     packaged = _packaged(
         document, base_dir, packages, source, may_read_local_paths=may_read_local_paths
     )
     manifest = load_manifest(packaged, source)
-    if isinstance(manifest, RayCluster):
-        raise InvalidSpec(
-            [
-                SpecProblem(
-                    source,
-                    "kind",
-                    "a standalone RayCluster cannot be applied here; clusters are created"
-                    " for RayServices",
-                    "RayService (put this cluster spec under spec.rayClusterConfig)",
-                )
-            ]
-        )
-    problems = _port_problems(manifest, store, source)
+    problems = _name_problems(manifest, store, source)
+    if isinstance(manifest, RayService):
+        problems += _port_problems(manifest, store, source)
     if expected_key is not None and manifest.key != expected_key:
         problems.append(
             SpecProblem(
@@ -123,6 +119,47 @@ def admitted_service(
     return manifest
 
 
+def _name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecProblem]:
+    """A RayService and a RayCluster of one name in one namespace would share their Services
+    (``<name>-head-svc``); and a standalone RayCluster's nodes are named after it, so its name
+    is unique on this machine whatever the namespace."""
+    meta = manifest.metadata
+    other = _OTHER_KIND[ObjectKind(manifest.kind)]
+    if store.get(other, meta.namespace, meta.name) is not None:
+        return [
+            SpecProblem(
+                source,
+                "metadata.name",
+                f"a {other} named {meta.name} exists in namespace {meta.namespace}; both would"
+                f" own the Services {meta.name}-head-svc and {meta.name}-serve-svc",
+                "a name no RayService or RayCluster of the namespace has",
+            )
+        ]
+    if isinstance(manifest, RayCluster):
+        taken = [
+            view.owner
+            for view in store.views(ObjectKind.RAY_CLUSTER)
+            if view.name == meta.name and view.owner != manifest.key
+        ]
+        if taken:
+            return [
+                SpecProblem(
+                    source,
+                    "metadata.name",
+                    f"a Ray cluster named {meta.name} already runs here (for {taken[0]});"
+                    " cluster names are unique on this machine, in every namespace",
+                    "another name",
+                )
+            ]
+    return []
+
+
+_OTHER_KIND = {
+    ObjectKind.RAY_SERVICE: ObjectKind.RAY_CLUSTER,
+    ObjectKind.RAY_CLUSTER: ObjectKind.RAY_SERVICE,
+}
+
+
 def admit(
     store: Store,
     document: dict[str, Any],
@@ -135,7 +172,7 @@ def admit(
     may_read_local_paths: bool,
 ) -> StoredResource:
     """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
-    service = admitted_service(
+    manifest = admitted_manifest(
         store,
         document,
         source,
@@ -144,13 +181,13 @@ def admit(
         expected_key,
         may_read_local_paths=may_read_local_paths,
     )
-    return store.apply(KIND, _stored_form(service), source, now)
+    return store.apply(manifest.kind, _stored_form(manifest), source, now)
 
 
 @dataclass(frozen=True)
 class DryRun:
     change: Change
-    generation: int  # the generation the service would have after a real apply
+    generation: int  # the generation the object would have after a real apply
 
 
 def dry_run(
@@ -168,7 +205,7 @@ def dry_run(
     The packaged manifest is compared with the stored one, so an unchanged local working_dir
     (same content, same package URI) is no change. Nothing is stored.
     """
-    service = admitted_service(
+    manifest = admitted_manifest(
         store,
         document,
         source,
@@ -177,23 +214,26 @@ def dry_run(
         expected_key,
         may_read_local_paths=may_read_local_paths,
     )
-    stored = store.get(KIND, service.metadata.namespace, service.metadata.name)
-    generation = generation_after_apply(stored, _stored_form(service))
-    return DryRun(_change(stored, service), generation)
+    stored = store.get(manifest.kind, manifest.metadata.namespace, manifest.metadata.name)
+    generation = generation_after_apply(stored, _stored_form(manifest))
+    return DryRun(_change(stored, manifest), generation)
 
 
-def _change(stored: StoredResource | None, new: RayService) -> Change:
-    """What storing ``new`` over ``stored`` makes the controller do: the rollout's own answer
-    for the controller's stored record."""
+def _change(stored: StoredResource | None, new: Manifest) -> Change:
+    """What storing ``new`` over ``stored`` makes the controller do: for a RayService the
+    rollout's own answer for the controller's stored record."""
+    if isinstance(new, RayCluster):
+        current = RayCluster.model_validate(stored.manifest) if stored else None
+        return classify_cluster_change(current, new)
     if stored is None:
         return classify_change(None, new)
-    current = RayService.model_validate(stored.manifest)
+    service = RayService.model_validate(stored.manifest)
     record: ServiceRecord | None = load_record(stored.record) if stored.record else None
-    return classify_change(current, new, record)
+    return classify_change(service, new, record)
 
 
-def _stored_form(service: RayService) -> dict[str, Any]:
-    return service.model_dump(mode="json", exclude_unset=True)
+def _stored_form(manifest: Manifest) -> dict[str, Any]:
+    return manifest.model_dump(mode="json", exclude_unset=True)
 
 
 def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> list[str]:
@@ -201,10 +241,24 @@ def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> l
     cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently)."""
     if previous is None or previous.generation == stored.generation:
         return []
-    if _change(previous, RayService.model_validate(stored.manifest)).kind is ChangeKind.HELD:
+    new = load_stored(stored)
+    if _change(previous, new).kind is not ChangeKind.HELD:
+        return []
+    if isinstance(new, RayCluster):
         return [
-            f"{stored.source}: spec.rayClusterConfig changed, but spec.upgradeStrategy.type is"
-            " None: the running cluster keeps its spec (Serve config changes still apply);"
-            " set it to NewCluster or NewClusterWithIncrementalUpgrade to apply the change"
+            f"{stored.source}: the cluster spec changed, but spec.upgradeStrategy.type is None:"
+            " running nodes keep their spec, nodes started from now take the new one; set it"
+            " to Recreate to replace the cluster"
         ]
-    return []
+    return [
+        f"{stored.source}: spec.rayClusterConfig changed, but spec.upgradeStrategy.type is"
+        " None: the running cluster keeps its spec (Serve config changes still apply);"
+        " set it to NewCluster or NewClusterWithIncrementalUpgrade to apply the change"
+    ]
+
+
+def load_stored(resource: StoredResource) -> Manifest:
+    """The stored object as its model."""
+    if resource.kind == ObjectKind.RAY_CLUSTER:
+        return RayCluster.model_validate(resource.manifest)
+    return RayService.model_validate(resource.manifest)

@@ -101,7 +101,7 @@ def raycluster_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str],
             age(item["metadata"].get("creationTimestamp")),
         ]
         if wide:
-            row += [status["head"]["podName"], status["endpoints"]["dashboard"]]
+            row += [status["head"]["podName"], status["endpoints"].get("dashboard", "")]
         rows.append(row)
     return headers, rows
 

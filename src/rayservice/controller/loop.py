@@ -1,4 +1,5 @@
-"""The control loop: reconciles every RayService on its own schedule and never dies.
+"""The control loop: reconciles every RayService and RayCluster on its own schedule and never
+dies.
 
 Each service is reconciled when its requeue time comes or when the API wakes the loop after a
 change. An exception in one service is logged, recorded as an event and retried with back-off;
@@ -18,7 +19,8 @@ from rayservice.controller.metrics import PassResult
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.plan import front_key
 from rayservice.spec.errors import RayServiceError
-from rayservice.spec.vocabulary import KIND, EventReason, EventType
+from rayservice.spec.events import ObjectKind
+from rayservice.spec.vocabulary import EventReason, EventType
 
 log = logging.getLogger("rayservice.controller")
 MAX_BACKOFF = 30.0
@@ -27,6 +29,7 @@ ORPHAN_SCAN_SECONDS = 30.0
 # Services due this soon are reconciled in the same tick: steady services fall due at scattered
 # times, and waking once for each costs more than reconciling a few a little early.
 BATCH_WINDOW = 0.25
+RECONCILED_KINDS = (ObjectKind.RAY_SERVICE, ObjectKind.RAY_CLUSTER)
 
 
 class ControlLoop:
@@ -65,27 +68,29 @@ class ControlLoop:
     def run_once(self) -> float:
         """Reconcile the services that are due; return how long to sleep."""
         now = self.monotonic()
-        keys = self.store.keys(KIND)
-        for key in keys:
+        # keys are unique across kinds: admission refuses a RayService and a RayCluster of
+        # one name in one namespace
+        keyed = [(kind, key) for kind in RECONCILED_KINDS for key in self.store.keys(kind)]
+        for kind, key in keyed:
             if self._stop.is_set():
                 break
             if self._due.get(key, 0.0) > now + BATCH_WINDOW:
                 continue
-            self._due[key] = self.monotonic() + self._reconcile(key)
+            self._due[key] = self.monotonic() + self._reconcile(kind, key)
         if now >= self._next_orphan_scan:
-            self._collect_orphans(set(keys))
+            self._collect_orphans({key for _, key in keyed})
             self._next_orphan_scan = now + ORPHAN_SCAN_SECONDS
         if not self._due:
             return IDLE_WAIT
         return max(0.05, min(min(self._due.values()) - self.monotonic(), IDLE_WAIT))
 
-    def _reconcile(self, key: str) -> float:
+    def _reconcile(self, kind: ObjectKind, key: str) -> float:
         namespace, name = key.split("/", 1)
         passed = PassResult.SETTLED
         try:
-            result = self.reconciler.settled(namespace, name)
+            result = self.reconciler.settled(kind, namespace, name)
             if result is None:
-                resource = self.store.get(KIND, namespace, name)
+                resource = self.store.get(kind, namespace, name)
                 if resource is None:
                     self._due.pop(key, None)
                     return IDLE_WAIT
@@ -97,13 +102,13 @@ class ControlLoop:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             log.exception("reconcile of %s failed (%d in a row)", key, failures)
-            kind = type(e).__name__ if isinstance(e, RayServiceError) else "unexpected error"
+            what = type(e).__name__ if isinstance(e, RayServiceError) else "unexpected error"
             self.store.add_event(
                 namespace,
                 name,
                 EventType.WARNING,
                 EventReason.RECONCILE_FAILED,
-                f"{kind}: {e}",
+                f"{what}: {e}",
                 time.time(),
             )
             return float(min(2**failures * 0.5, MAX_BACKOFF))

@@ -33,16 +33,18 @@ from rayservice.planner.actions import (
     ForgetService,
     Plan,
 )
+from rayservice.planner.cluster_status import WorkerBounds, observed_status
 from rayservice.planner.plan import STEADY_REQUEUE, Desired, front_key, plan
 from rayservice.planner.record import ServiceRecord, load_record
+from rayservice.planner.standalone import DesiredCluster, plan_cluster
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.spec.errors import RayServiceError
-from rayservice.spec.events import ObjectRef
-from rayservice.spec.manifest import RayService, replicas_of, requested_serve_port
+from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
-from rayservice.spec.status import RayServiceStatus
-from rayservice.spec.vocabulary import KIND, EventReason, EventType, FailureKind
+from rayservice.spec.status import RayClusterStatus, RayServiceStatus
+from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
 from rayservice.traffic.base import TrafficFront
 
@@ -84,14 +86,14 @@ class Reconciler:
         self._quiet: dict[str, _Quiet] = {}
         self.metrics = metrics if metrics is not None else ControllerMetrics(store)
 
-    def settled(self, namespace: str, name: str) -> Plan | None:
+    def settled(self, kind: ObjectKind, namespace: str, name: str) -> Plan | None:
         """The plan of the last pass if nothing it depends on changed since (a steady
-        service), found without reading the resource; None when a pass is needed."""
+        service or cluster), found without reading the resource; None when a pass is needed."""
         key = f"{namespace}/{name}"
         quiet = self._quiet.pop(key, None)
         if quiet is None:
             return None
-        if self.store.resource_version(KIND, namespace, name) != quiet.resource_version:
+        if self.store.resource_version(kind, namespace, name) != quiet.resource_version:
             return None
         wake_at, now = quiet.plan.wake_at, self.clock()
         if wake_at is not None and now >= wake_at:
@@ -105,37 +107,56 @@ class Reconciler:
 
     def reconcile(self, resource: StoredResource) -> Plan:
         """A full pass (the loop asks :meth:`settled` first)."""
-        service = RayService.model_validate(resource.manifest)
         record = load_record(resource.record)
-        if not resource.deleting:
-            record = self._with_ports(resource.key, service, record)
-        desired = Desired(
-            service=service,
-            uid=resource.uid,
-            generation=resource.generation,
-            deleting=resource.deleting,
-            serve_config=service.spec.serve_config(),
-        )
-        observed = self._observe(resource.key, record)
-        previous = RayServiceStatus.model_validate(resource.status)
-        result = plan(desired, observed, record, previous, self.clock())
+        if resource.kind == ObjectKind.RAY_CLUSTER:
+            cluster = RayCluster.model_validate(resource.manifest)
+            if not resource.deleting:
+                record = self._with_ports(resource.key, None, cluster.serve_service_enabled, record)
+            observed = self._observe(resource.key, record)
+            result = plan_cluster(
+                DesiredCluster(cluster, resource.generation, resource.deleting),
+                observed,
+                record,
+                RayClusterStatus.model_validate(resource.status),
+                self.clock(),
+            )
+        else:
+            service = RayService.model_validate(resource.manifest)
+            if not resource.deleting:
+                requested = requested_serve_port(service)
+                wanted = requested[1] if requested else None
+                record = self._with_ports(resource.key, wanted, True, record)
+            desired = Desired(
+                service=service,
+                uid=resource.uid,
+                generation=resource.generation,
+                deleting=resource.deleting,
+                serve_config=service.spec.serve_config(),
+            )
+            observed = self._observe(resource.key, record)
+            previous = RayServiceStatus.model_validate(resource.status)
+            result = plan(desired, observed, record, previous, self.clock())
+        return self._carry_out(resource, observed, result)
+
+    def _carry_out(self, resource: StoredResource, observed: Observed, result: Plan) -> Plan:
+        """Checkpoint, execute, write status, views and events; remember a quiet pass."""
+        kind, namespace, name = resource.kind, resource.namespace, resource.name
         written = 0  # the writes of this pass that moved the resourceVersion
         written += self.store.write_record(
-            KIND,
-            service.metadata.namespace,
-            service.metadata.name,
-            result.record.model_dump(mode="json"),
+            kind, namespace, name, result.record.model_dump(mode="json")
         )
         record, retry_in = self._execute(resource, result)
         if not any(isinstance(a, ForgetService) for a in result.actions):
             written += self.store.write_record(
-                KIND, resource.namespace, resource.name, record.model_dump(mode="json")
+                kind, namespace, name, record.model_dump(mode="json")
             )
             written += self.store.write_status(
-                KIND, resource.namespace, resource.name, result.status.model_dump(mode="json")
+                kind, namespace, name, result.status.model_dump(mode="json")
             )
-            self.metrics.status_written(resource, previous, result.status, self.clock())
-            self._write_views(resource, service, observed, result)
+            if isinstance(result.status, RayServiceStatus):
+                previous = RayServiceStatus.model_validate(resource.status)
+                self.metrics.status_written(resource, previous, result.status, self.clock())
+            self._write_views(resource, observed, result)
             if not (result.actions or result.events):
                 # the version this pass leaves behind, counted from the one it read: anything
                 # written by others meanwhile (an apply) moves it further, and the next pass
@@ -151,15 +172,18 @@ class Reconciler:
 
     # -- observe ---------------------------------------------------------------------------
 
-    def _with_ports(self, key: str, service: RayService, record: ServiceRecord) -> ServiceRecord:
-        requested = requested_serve_port(service)
-        wanted = requested[1] if requested else None
+    def _with_ports(
+        self, key: str, wanted: int | None, serve: bool, record: ServiceRecord
+    ) -> ServiceRecord:
+        """The record with its fronts' ports: the dashboard's, and the serve front's when
+        ``serve`` (the port ``wanted``, else the next free one from 8000)."""
         moved = wanted is not None and record.serve_port not in (0, wanted)  # 0: none yet
-        if record.serve_port and record.dashboard_port and not moved:
+        has_serve = bool(record.serve_port) == serve
+        if record.dashboard_port and has_serve and not moved:
             return record
-        if moved:
+        if moved or not serve:
             self.store.release_ports(key, "serve")
-        serve_port = self.store.allocate_port(
+        serve_port = 0 if not serve else self.store.allocate_port(
             key, "serve", wanted or FIRST_SERVE_PORT,
             (lambda p: p == wanted) if wanted else self.port_usable,
         )  # fmt: skip
@@ -246,7 +270,7 @@ class Reconciler:
             case ForgetService():
                 self.store.replace_views(resource.key, [])
                 self.store.release_ports(resource.key)
-                self.store.remove(KIND, resource.namespace, resource.name)
+                self.store.remove(resource.kind, resource.namespace, resource.name)
         return record
 
     def _event(
@@ -262,14 +286,21 @@ class Reconciler:
             resource.namespace, resource.name, type_, reason, message, self.clock(), involved
         )
 
-    def _write_views(
-        self, resource: StoredResource, service: RayService, observed: Observed, result: Plan
-    ) -> None:
+    def _write_views(self, resource: StoredResource, observed: Observed, result: Plan) -> None:
         views: list[View] = []
-        workers = sum(replicas_of(g) for g in service.spec.rayClusterConfig.workerGroupSpecs)
+        status = result.status
+        if isinstance(status, RayClusterStatus):
+            cluster_spec = RayCluster.model_validate(resource.manifest).spec
+        else:
+            cluster_spec = RayService.model_validate(resource.manifest).spec.rayClusterConfig
+        bounds = WorkerBounds.of(cluster_spec)
         for cluster in observed.clusters.values():
-            views.append(cluster_view(resource.namespace, resource.key, cluster, workers))
-            views += pod_views(resource.namespace, resource.key, cluster)
+            shown = status if isinstance(status, RayClusterStatus) else None
+            shown = shown or observed_status(cluster, bounds)
+            views.append(cluster_view(resource.namespace, resource.key, cluster, shown))
+            views += pod_views(
+                resource.namespace, resource.key, cluster, isinstance(status, RayServiceStatus)
+            )
         # The front as it is after this pass (a failed EnsureFront must not show as done);
         # asked again only when this pass changed it
         front = observed.front

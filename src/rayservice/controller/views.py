@@ -10,8 +10,7 @@ from typing import Any
 
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import FrontSpec, NodePhase, NodeRole, ObservedCluster
-from rayservice.spec.quantities import format_memory
-from rayservice.spec.status import rfc3339
+from rayservice.spec.status import RayClusterStatus, rfc3339
 from rayservice.spec.vocabulary import ConditionType
 from rayservice.store.base import View
 
@@ -28,36 +27,32 @@ def _meta(name: str, namespace: str, created: float, owner: str) -> dict[str, An
     }
 
 
-def cluster_view(namespace: str, owner: str, cluster: ObservedCluster, desired: int) -> View:
-    workers = cluster.workers
-    available = [w for w in workers if w.phase is NodePhase.RUNNING]
+def cluster_view(
+    namespace: str, owner: str, cluster: ObservedCluster, status: RayClusterStatus
+) -> View:
     doc = {
         "apiVersion": "ray.io/v1",
         "kind": ObjectKind.RAY_CLUSTER,
         "metadata": _meta(cluster.name, namespace, cluster.created_at, owner),
-        "status": {
-            "state": "ready" if cluster.head_ready else "",
-            "desiredWorkerReplicas": desired,
-            "availableWorkerReplicas": len(available),
-            "desiredCPU": f"{sum(n.num_cpus for n in cluster.nodes):g}",
-            "desiredMemory": format_memory(sum(n.memory_bytes for n in cluster.nodes)),
-            "desiredGPU": f"{sum(n.num_gpus for n in cluster.nodes):g}",
-            "head": {"podName": cluster.head.name if cluster.head else ""},
-            "endpoints": {"dashboard": cluster.dashboard_url},
-        },
+        "status": status.model_dump(mode="json"),
     }
     return View(ObjectKind.RAY_CLUSTER, namespace, cluster.name, owner, doc)
 
 
-def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View]:
+def pod_views(
+    namespace: str, owner: str, cluster: ObservedCluster, worker_needs_proxy: bool
+) -> list[View]:
+    """The nodes as pods. The head is ready when its dashboard answers; a worker of a
+    RayService only with a healthy Serve proxy (it serves nothing else), a worker of a
+    standalone RayCluster once it joined the cluster."""
     views = []
     for node in cluster.nodes:
-        # the head is ready when its dashboard answers; a worker only with a healthy Serve proxy
-        ready = (
-            cluster.head_ready and node.phase is NodePhase.RUNNING
-            if node.role is NodeRole.HEAD
-            else node.proxy_ready
-        )
+        if node.role is NodeRole.HEAD:
+            ready = cluster.head_ready and node.phase is NodePhase.RUNNING
+        elif worker_needs_proxy:
+            ready = node.proxy_ready
+        else:
+            ready = node.phase is NodePhase.RUNNING
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.POD,
@@ -84,40 +79,32 @@ def pod_views(namespace: str, owner: str, cluster: ObservedCluster) -> list[View
 
 
 def service_views(namespace: str, owner: str, front: FrontSpec, created: float) -> list[View]:
+    """``<name>-head-svc``, and ``<name>-serve-svc`` when the front has one."""
     name = owner.split("/", 1)[1]
-    serve_svc = f"{name}-serve-svc"
-    head_svc = f"{name}-head-svc"
+    services = [
+        (f"{name}-head-svc", DASHBOARD_PORT_NAME, front.dashboard_port, [front.dashboard_backend])
+    ]
+    if front.has_serve:
+        services.insert(
+            0, (f"{name}-serve-svc", SERVE_PORT_NAME, front.serve_port, list(front.serve_backends))
+        )
     return [
         View(
             ObjectKind.SERVICE,
             namespace,
-            serve_svc,
+            service,
             owner,
             _service(
-                serve_svc,
+                service,
                 namespace,
                 owner,
                 created,
-                SERVE_PORT_NAME,
-                front.serve_port,
-                [b.name for b in front.serve_backends],
+                port_name,
+                port,
+                [b.name for b in backends if b is not None],
             ),
-        ),
-        View(
-            ObjectKind.SERVICE,
-            namespace,
-            head_svc,
-            owner,
-            _service(
-                head_svc,
-                namespace,
-                owner,
-                created,
-                DASHBOARD_PORT_NAME,
-                front.dashboard_port,
-                [front.dashboard_backend.name] if front.dashboard_backend else [],
-            ),
-        ),
+        )
+        for service, port_name, port, backends in services
     ]
 
 

@@ -18,7 +18,7 @@ from rayservice.planner.record import ServiceRecord, failure_key
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import FrontSpec
-from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.status import RayClusterStatus, RayServiceStatus
 from rayservice.spec.vocabulary import EventReason, EventType
 
 
@@ -169,7 +169,7 @@ class PlannedEvent:
 class Plan:
     actions: tuple[Action, ...]
     record: ServiceRecord
-    status: RayServiceStatus
+    status: RayServiceStatus | RayClusterStatus
     events: tuple[PlannedEvent, ...] = ()
     requeue_after: float = 5.0
     wake_at: float | None = None  # when a stored timer falls due (a deletion, a step, a retry)

@@ -34,12 +34,13 @@ from rayservice.spec.hashing import (
 )
 from rayservice.spec.manifest import (
     ClusterUpgradeOptions,
+    RayCluster,
     RayClusterSpec,
     RayService,
     RayServiceSpec,
 )
 from rayservice.spec.paths import field_path
-from rayservice.spec.vocabulary import UpgradeType
+from rayservice.spec.vocabulary import ClusterUpgradeType, UpgradeType
 
 CLUSTER_CONFIG_FIELD = "spec.rayClusterConfig"
 SERVE_CONFIG_FIELD = "spec.serveConfigV2"
@@ -178,28 +179,50 @@ def _split(
     return named, others
 
 
-def _cluster_fields(current: RayClusterSpec, new: RayClusterSpec) -> list[FieldChange]:
-    """Changed leaves under spec.rayClusterConfig: scaling fields and appended groups count as
-    workers, everything else as cluster (it is what the cluster hash covers)."""
+def _cluster_fields(
+    current: RayClusterSpec, new: RayClusterSpec, path: str = CLUSTER_CONFIG_FIELD
+) -> list[FieldChange]:
+    """Changed leaves under the cluster spec at ``path``: scaling fields and appended groups
+    count as workers, everything else as cluster (it is what the cluster hash covers)."""
     old_shape, new_shape = current.model_dump(mode="json"), new.model_dump(mode="json")
     old_groups, new_groups = old_shape.pop("workerGroupSpecs"), new_shape.pop("workerGroupSpecs")
-    fields = _scaling_split_changes(
-        old_shape, new_shape, CLUSTER_CONFIG_FIELD, SCALING_FIELDS_OF_CLUSTER
-    )
+    fields = _scaling_split_changes(old_shape, new_shape, path, SCALING_FIELDS_OF_CLUSTER)
     shared = min(len(old_groups), len(new_groups))
     for index in range(shared):
         before, after = old_groups[index], new_groups[index]
-        fields += _scaling_split_changes(before, after, _group_path(index), SCALING_FIELDS_OF_GROUP)
+        group_path = field_path(path, "workerGroupSpecs", index)
+        fields += _scaling_split_changes(before, after, group_path, SCALING_FIELDS_OF_GROUP)
     appended = is_worker_group_append(current, new)
     added_or_removed = FieldGroup.WORKERS if appended else FieldGroup.CLUSTER
     for index in range(shared, max(len(old_groups), len(new_groups))):
         before, after = _item(old_groups, index), _item(new_groups, index)
-        fields += _leaf_changes(before, after, _group_path(index), added_or_removed)
+        group_path = field_path(path, "workerGroupSpecs", index)
+        fields += _leaf_changes(before, after, group_path, added_or_removed)
     return fields
 
 
-def _group_path(index: int) -> str:
-    return field_path(CLUSTER_CONFIG_FIELD, "workerGroupSpecs", index)
+def classify_cluster_change(current: RayCluster | None, new: RayCluster) -> Change:
+    """What applying the standalone RayCluster ``new`` over ``current`` would do: it is what
+    :mod:`rayservice.planner.standalone` does with a changed spec."""
+    if current is None:
+        return Change(ChangeKind.CREATE, f"{new.key} is not stored yet: it is created.")
+    fields = _ordered(_cluster_fields(current.spec, new.spec, "spec"))
+    if not fields:
+        return Change(ChangeKind.NO_OP, "Nothing changes.")
+    if not any(field.group is FieldGroup.CLUSTER for field in fields):
+        summary = "Worker groups change in place; running nodes stay."
+        return Change(ChangeKind.WORKER_COUNT, summary, fields)
+    if new.upgrade_type is ClusterUpgradeType.RECREATE:
+        summary = (
+            "The cluster spec changes and spec.upgradeStrategy.type is Recreate: the cluster is"
+            " deleted and created anew (Serve applications and jobs on it are lost)."
+        )
+        return Change(ChangeKind.NEW_CLUSTER, summary, fields)
+    summary = (
+        "The cluster spec changes and spec.upgradeStrategy.type is None: running nodes keep"
+        " their spec, nodes started from now take the new one."
+    )
+    return Change(ChangeKind.HELD, summary, fields)
 
 
 def _scaling_split_changes(

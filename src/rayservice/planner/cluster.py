@@ -13,6 +13,7 @@ from typing import Any
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
+from rayservice.spec.observed import NodePhase, ObservedCluster
 from rayservice.spec.resources import node_resources
 from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
 
@@ -96,3 +97,25 @@ def cluster_request(name: str, owner: str, spec: RayClusterSpec, spec_hash: str)
         ),
         fault_tolerance=_fault_tolerance(spec, name),
     )
+
+
+def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:
+    """Why the provider must act on the cluster, or None when it matches the request."""
+    if active is None:
+        workers = sum(g.replicas for g in request.workers)
+        return f"creating cluster {request.name}: a head and {workers} worker(s)"
+    failed = [n for n in active.nodes if n.phase is NodePhase.FAILED]
+    if failed:
+        node = failed[0]
+        return f"node {node.name} exited; restarting it (restarts so far: {node.restarts})"
+    if active.head is None:
+        return f"cluster {request.name} has no head; starting one"
+    counts: dict[str, int] = {}
+    for node in active.workers:
+        counts[node.group] = counts.get(node.group, 0) + 1
+    wanted = {g.group: g.replicas for g in request.workers}
+    for group in sorted(set(wanted) | set(counts)):
+        have, want = counts.get(group, 0), wanted.get(group, 0)
+        if have != want and group != HEAD_GROUP:
+            return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
+    return None

@@ -4,6 +4,9 @@ Outside an incremental upgrade the serve front holds the active cluster's nodes 
 weights and HAProxy's health checks pick the ones that serve. During one it holds both
 clusters' nodes, weighted so that each cluster as a whole gets its traffic share whatever
 its node count. The head front is the active cluster's dashboard.
+
+A standalone RayCluster has the same two fronts over its one cluster; its serve front exists
+only when the cluster asks for one (``ray.io/enable-serve-service``), else its port is 0.
 """
 
 from __future__ import annotations
@@ -62,13 +65,28 @@ def front_spec(
         backends += _backends(pending, exclude_head, pending_slot.traffic_percent)
     else:
         backends = _backends(active, exclude_head)
-    head = active.head if active is not None else None
-    dashboard = None
-    if active is not None and head is not None:
-        dashboard = Backend(head.name, LOCALHOST, urlsplit(active.dashboard_url).port or 0)
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,
         serve_backends=tuple(backends),
-        dashboard_backend=dashboard,
+        dashboard_backend=_dashboard(active),
     )
+
+
+def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
+    """The fronts of a standalone RayCluster: its dashboard, and its nodes' Serve proxies when
+    the record holds a serve port."""
+    serve = _backends(cluster, exclude_head=False) if record.serve_port else []
+    return FrontSpec(
+        serve_port=record.serve_port,
+        dashboard_port=record.dashboard_port,
+        serve_backends=tuple(serve),
+        dashboard_backend=_dashboard(cluster),
+    )
+
+
+def _dashboard(cluster: ObservedCluster | None) -> Backend | None:
+    head = cluster.head if cluster is not None else None
+    if cluster is None or head is None:
+        return None
+    return Backend(head.name, LOCALHOST, urlsplit(cluster.dashboard_url).port or 0)

@@ -11,6 +11,7 @@ and everything it wants remembered goes out in ``Plan.record``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +28,24 @@ from rayservice.planner.actions import (
     Plan,
     PlannedEvent,
 )
-from rayservice.planner.cluster import cluster_name, cluster_request
+from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request
 from rayservice.planner.readiness import slot_config
-from rayservice.planner.record import ClusterSlot, ServiceRecord, failure_key
+from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord, failure_key
 from rayservice.planner.retries import gate
 from rayservice.planner.rollout import Fact, RolloutDecision, decide_rollout, wanted_of
-from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
-from rayservice.spec.observed import NodePhase, Observed, ObservedCluster
-from rayservice.spec.status import RayServiceStatus, ServiceStatus, rfc3339, set_condition
+from rayservice.spec.observed import Observed, ObservedCluster
+from rayservice.spec.status import (
+    Condition,
+    RayClusterStatus,
+    RayServiceStatus,
+    ServiceStatus,
+    rfc3339,
+    set_condition,
+)
 from rayservice.spec.vocabulary import (
     FULL_CAPACITY,
-    HEAD_GROUP,
     ApplicationStatus,
     ConditionReason,
     ConditionStatus,
@@ -92,23 +98,26 @@ def plan(
     now: float,
 ) -> Plan:
     if desired.deleting:
-        return _plan_deletion(desired, observed, record, previous)
+        return deletion_plan(desired.key, observed, record, previous)
     new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
     wanted = wanted_of(desired.service, desired.serve_config, new_cluster)
     decision = decide_rollout(record, wanted, observed, now)
     return _Planner(desired, observed, decision, previous, now).run()
 
 
-def _plan_deletion(
-    desired: Desired, observed: Observed, record: ServiceRecord, previous: RayServiceStatus
+def deletion_plan(
+    key: str,
+    observed: Observed,
+    record: ServiceRecord,
+    previous: RayServiceStatus | RayClusterStatus,
 ) -> Plan:
+    """Delete the fronts, then the clusters, then forget the object ``key``."""
     actions: list[Action] = []
     if observed.front is not None:
-        actions.append(DeleteFront(desired.front_key, f"{desired.key} is being deleted"))
-    actions += [
-        DeleteCluster(name, f"{desired.key} is being deleted") for name in sorted(observed.clusters)
-    ]
-    actions.append(ForgetService(f"{desired.key} and everything it started are gone"))
+        actions.append(DeleteFront(front_key(key), f"{key} is being deleted"))
+    why = f"{key} is being deleted"
+    actions += [DeleteCluster(name, why) for name in sorted(observed.clusters)]
+    actions.append(ForgetService(f"{key} and everything it started are gone"))
     return Plan(tuple(actions), record, previous, requeue_after=BUSY_REQUEUE)
 
 
@@ -199,7 +208,7 @@ class _Planner:
             RayClusterSpec.model_validate(slot.cluster_spec),
             slot.spec_hash,
         )
-        reason = _cluster_drift(request, cluster)
+        reason = cluster_drift(request, cluster)
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED
             self.actions.append(EnsureCluster(request, reason, event))
@@ -360,14 +369,7 @@ class _Planner:
             (ConditionType.ROLLBACK_IN_PROGRESS, decision.rollback),
         ):
             conditions = set_condition(conditions, kind, *fact, now, generation)
-        failing = self._failing()
-        if failing is not None or self.previous.condition(ConditionType.RECONCILE_FAILED):
-            failed = failing or Fact(
-                ConditionStatus.FALSE, ConditionReason.NO_FAILURE, "no action is failing"
-            )
-            conditions = set_condition(
-                conditions, ConditionType.RECONCILE_FAILED, *failed, now, generation
-            )
+        conditions = with_failures(conditions, self.record.failures, now, generation)
         return RayServiceStatus(
             conditions=conditions,
             activeServiceStatus=active_status,
@@ -376,24 +378,6 @@ class _Planner:
             observedGeneration=self._observed_generation(),
             serviceStatus="Running" if endpoints else "",
         )
-
-    def _failing(self) -> Fact | None:
-        """The ReconcileFailed condition while actions fail: the worst kind first."""
-        failures = sorted(
-            self.record.failures.items(), key=lambda item: _WORST_FIRST.index(item[1].kind)
-        )
-        if not failures:
-            return None
-        parts = []
-        for key, failure in failures:
-            retry = (
-                f"; next attempt at {rfc3339(failure.retry_at)}"
-                if failure.retry_at is not None
-                else "; not retried until it changes"
-            )
-            parts.append(f"{key}: {failure.message} (attempt {failure.attempts}{retry})")
-        worst = failures[0][1].kind
-        return Fact(ConditionStatus.TRUE, _FAILURE_REASONS[worst], "; ".join(parts))
 
     def _observed_generation(self) -> int:
         """The generation is observed once its Serve config has reached the cluster meant to
@@ -430,23 +414,25 @@ def _percent(capacity: int | None) -> str:
     return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
 
 
-def _cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:
-    """Why the provider must act on the cluster, or None when it matches the request."""
-    if active is None:
-        workers = sum(g.replicas for g in request.workers)
-        return f"creating cluster {request.name}: a head and {workers} worker(s)"
-    failed = [n for n in active.nodes if n.phase is NodePhase.FAILED]
-    if failed:
-        node = failed[0]
-        return f"node {node.name} exited; restarting it (restarts so far: {node.restarts})"
-    if active.head is None:
-        return f"cluster {request.name} has no head; starting one"
-    counts: dict[str, int] = {}
-    for node in active.workers:
-        counts[node.group] = counts.get(node.group, 0) + 1
-    wanted = {g.group: g.replicas for g in request.workers}
-    for group in sorted(set(wanted) | set(counts)):
-        have, want = counts.get(group, 0), wanted.get(group, 0)
-        if have != want and group != HEAD_GROUP:
-            return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
-    return None
+def with_failures(
+    conditions: list[Condition], failures: Mapping[str, ActionFailure], now: str, generation: int
+) -> list[Condition]:
+    """``conditions`` with ReconcileFailed set while actions fail (the worst kind first), and
+    turned false once none fails; left out while nothing ever failed."""
+    ordered = sorted(failures.items(), key=lambda item: _WORST_FIRST.index(item[1].kind))
+    if not ordered:
+        if not any(c.type == ConditionType.RECONCILE_FAILED for c in conditions):
+            return conditions
+        fact = Fact(ConditionStatus.FALSE, ConditionReason.NO_FAILURE, "no action is failing")
+        return set_condition(conditions, ConditionType.RECONCILE_FAILED, *fact, now, generation)
+    parts = []
+    for key, failure in ordered:
+        retry = (
+            f"; next attempt at {rfc3339(failure.retry_at)}"
+            if failure.retry_at is not None
+            else "; not retried until it changes"
+        )
+        parts.append(f"{key}: {failure.message} (attempt {failure.attempts}{retry})")
+    worst = ordered[0][1].kind
+    fact = Fact(ConditionStatus.TRUE, _FAILURE_REASONS[worst], "; ".join(parts))
+    return set_condition(conditions, ConditionType.RECONCILE_FAILED, *fact, now, generation)

@@ -73,6 +73,7 @@ class GrpcCode(IntEnum):
     ALREADY_EXISTS = 6
     FAILED_PRECONDITION = 9
     INTERNAL = 13
+    UNAVAILABLE = 14
     UNAUTHENTICATED = 16
 
 

@@ -21,6 +21,7 @@ class ObjectKind(StrEnum):
     RAY_CLUSTER = "RayCluster"
     POD = "Pod"
     SERVICE = "Service"
+    COMPUTE_TEMPLATE = "ComputeTemplate"  # a node size of the API server, stored like a resource
 
 
 @dataclass(frozen=True)

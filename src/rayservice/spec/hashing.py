@@ -1,7 +1,8 @@
 """Fingerprints that tell the planner which kind of change a new spec brings.
 
 Like KubeRay, a change of the cluster spec means a new cluster, but scaling fields do not count:
-changing ``replicas``, the replica bounds, ``workersToDelete`` or ``suspend`` is done in place.
+changing ``replicas``, the replica bounds, ``workersToDelete`` or ``suspend`` is done in place
+(and a standalone RayCluster's ``upgradeStrategy`` says how to apply a change, it is none).
 Hashes are taken over canonical JSON that includes default values, so writing a default
 explicitly and leaving it out give the same hash.
 """
@@ -19,7 +20,7 @@ HASH_LENGTH = 16
 SCALING_FIELDS_OF_GROUP = frozenset(
     {"replicas", "minReplicas", "maxReplicas", "scaleStrategy", "suspend"}
 )
-SCALING_FIELDS_OF_CLUSTER = frozenset({"suspend"})
+SCALING_FIELDS_OF_CLUSTER = frozenset({"suspend", "upgradeStrategy"})
 
 
 def cluster_spec_hash(spec: RayClusterSpec) -> str:

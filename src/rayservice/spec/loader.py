@@ -69,6 +69,11 @@ _MISSING_HINTS = {
 }
 
 
+def is_dns_1035_label(name: str, max_length: int = _MAX_NAMESPACE_LENGTH) -> bool:
+    """Whether ``name`` may name an object (and so a file or folder built from it)."""
+    return len(name) <= max_length and _DNS_1035_LABEL.fullmatch(name) is not None
+
+
 def load_manifests(text: str, source: str) -> list[Manifest]:
     """Load every object of a multi-document YAML text; empty documents are skipped.
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from rayservice.spec.vocabulary import UpgradeType
+from rayservice.spec.vocabulary import AnnotationKey, ClusterUpgradeType, UpgradeType
 
 API_VERSION = "ray.io/v1"
 INT32_MAX = 2**31 - 1
@@ -88,6 +88,12 @@ class GcsFaultToleranceOptions(_ManifestModel):
     externalStorageNamespace: str | None = None
 
 
+class RayClusterUpgradeStrategy(_ManifestModel):
+    """What a standalone RayCluster does when its spec no longer fits its running nodes."""
+
+    type: ClusterUpgradeType = ClusterUpgradeType.NONE
+
+
 class RayClusterSpec(_ManifestModel):
     rayVersion: str | None = None
     enableInTreeAutoscaling: bool = False
@@ -96,6 +102,7 @@ class RayClusterSpec(_ManifestModel):
     workerGroupSpecs: list[WorkerGroupSpec] = Field(default_factory=list)
     suspend: bool = False
     autoscalerOptions: dict[str, Any] | None = None
+    upgradeStrategy: RayClusterUpgradeStrategy | None = None  # standalone RayClusters only
 
 
 class ClusterUpgradeOptions(_ManifestModel):
@@ -145,6 +152,17 @@ class RayService(_KubeRayObject):
 class RayCluster(_KubeRayObject):
     kind: Literal["RayCluster"]
     spec: RayClusterSpec
+
+    @property
+    def serve_service_enabled(self) -> bool:
+        """The annotation ``ray.io/enable-serve-service: "true"`` asks for ``<name>-serve-svc``."""
+        value = self.metadata.annotations.get(AnnotationKey.ENABLE_SERVE_SERVICE, "")
+        return value.lower() == "true"
+
+    @property
+    def upgrade_type(self) -> ClusterUpgradeType:
+        strategy = self.spec.upgradeStrategy
+        return ClusterUpgradeType.NONE if strategy is None else strategy.type
 
 
 Manifest = RayService | RayCluster

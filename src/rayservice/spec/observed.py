@@ -113,14 +113,24 @@ class Backend:
 class FrontSpec:
     """What a RayService's stable endpoints should point at.
 
-    ``serve_port`` is ``<name>-serve-svc`` (HTTP, health-checked with GET /-/healthz);
-    ``dashboard_port`` is ``<name>-head-svc`` (the active head's dashboard).
+    ``serve_port`` is ``<name>-serve-svc`` (HTTP, health-checked with GET /-/healthz; 0 for
+    a RayCluster without one); ``dashboard_port`` is ``<name>-head-svc`` (the head's dashboard).
     """
 
     serve_port: int
     dashboard_port: int
     serve_backends: tuple[Backend, ...] = ()
     dashboard_backend: Backend | None = None
+
+    @property
+    def has_serve(self) -> bool:
+        return self.serve_port != 0
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The ports the front listens on."""
+        serve = (self.serve_port,) if self.has_serve else ()
+        return (*serve, self.dashboard_port)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The status of a RayService, shaped exactly like KubeRay's so existing tooling can read it.
+"""The status of a RayService and of a RayCluster, shaped like KubeRay's so its tooling reads it.
 
 Field names are KubeRay's camelCase JSON names. Everything here is a value: times are passed in
 as RFC 3339 strings, so the controller owns the clock and the models stay pure and testable.
@@ -61,6 +61,36 @@ class RayServiceStatus(BaseModel):
     def is_true(self, type: ConditionType) -> bool:
         found = self.condition(type)
         return found is not None and found.status == ConditionStatus.TRUE
+
+
+class HeadInfo(BaseModel):
+    podName: str = ""
+    podIP: str = ""
+    serviceName: str = ""
+    serviceIP: str = ""
+
+
+class RayClusterStatus(BaseModel):
+    """A RayCluster's status: KubeRay's fields, read by ``get raycluster`` and the v1 API."""
+
+    state: str = ""  # a ClusterState
+    reason: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    desiredWorkerReplicas: int = 0
+    availableWorkerReplicas: int = 0
+    readyWorkerReplicas: int = 0
+    minWorkerReplicas: int = 0
+    maxWorkerReplicas: int = 0
+    desiredCPU: str = "0"
+    desiredMemory: str = "0"
+    desiredGPU: str = "0"
+    endpoints: dict[str, str] = Field(default_factory=dict)  # port name -> port on 127.0.0.1
+    head: HeadInfo = Field(default_factory=HeadInfo)
+    observedGeneration: int = 0
+    lastUpdateTime: str = ""
+
+    def condition(self, type: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type), None)
 
 
 def rfc3339(timestamp: float) -> str:

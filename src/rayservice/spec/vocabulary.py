@@ -23,6 +23,9 @@ class ConditionType(StrEnum):
     UPGRADE_IN_PROGRESS = "UpgradeInProgress"
     ROLLBACK_IN_PROGRESS = "RollbackInProgress"
     RECONCILE_FAILED = "ReconcileFailed"  # an action fails: retried with back-off, or waits
+    # a standalone RayCluster's conditions, as KubeRay sets them
+    HEAD_POD_READY = "HeadPodReady"
+    RAY_CLUSTER_PROVISIONED = "RayClusterProvisioned"
 
 
 class ConditionStatus(StrEnum):
@@ -50,6 +53,11 @@ class ConditionReason(StrEnum):
     PERMANENT_ERROR = "PermanentError"  # not retried until something changes
     SERVE_CONFIG_REJECTED = "ServeConfigRejected"  # Ray answered 400 to the Serve config
     NO_FAILURE = "NoFailure"
+    # HeadPodReady and RayClusterProvisioned of a RayCluster
+    HEAD_POD_RUNNING_AND_READY = "HeadPodRunningAndReady"
+    HEAD_POD_NOT_READY = "HeadPodNotReady"
+    ALL_PODS_READY = "AllPodRunningAndReadyFirstTime"
+    PODS_PROVISIONING = "RayClusterPodsProvisioning"
 
 
 class EventType(StrEnum):
@@ -86,6 +94,9 @@ class EventReason(StrEnum):
     ROLLBACK_CANCELLED = "RollbackCancelled"
     TRAFFIC_STEPPED = "TrafficStepped"
     ROLLOUT_PROMOTED = "RolloutPromoted"
+    # a standalone RayCluster whose spec no longer fits its nodes
+    CLUSTER_RECREATING = "ClusterRecreating"
+    CLUSTER_SPEC_CHANGED = "ClusterSpecChanged"
     # endpoints
     ENDPOINT_ADDED = "EndpointAdded"
     ENDPOINT_REMOVED = "EndpointRemoved"
@@ -117,12 +128,28 @@ class AnnotationKey(StrEnum):
     FT_ENABLED = "ray.io/ft-enabled"  # KubeRay's GCS fault tolerance switch on the head
     ROLLOUT_PAUSED = "rayservice.io/rollout-paused"  # "true": traffic steps and switches wait
     ROLLOUT_PROMOTE = "rayservice.io/rollout-promote"  # a pending cluster's name: it takes all
+    ENABLE_SERVE_SERVICE = "ray.io/enable-serve-service"  # "true": a RayCluster gets a serve-svc
 
 
 class UpgradeType(StrEnum):
     NEW_CLUSTER = "NewCluster"
     NONE = "None"
     INCREMENTAL = "NewClusterWithIncrementalUpgrade"
+
+
+class ClusterUpgradeType(StrEnum):
+    """``spec.upgradeStrategy.type`` of a standalone RayCluster (KubeRay 1.5)."""
+
+    RECREATE = "Recreate"  # nodes whose spec changed are replaced: the cluster starts anew
+    NONE = "None"  # running nodes keep their spec; new and restarted nodes take the new one
+
+
+class ClusterState(StrEnum):
+    """``status.state`` of a RayCluster, KubeRay's words."""
+
+    READY = "ready"  # the head and every wanted worker run
+    SUSPENDED = "suspended"
+    PROVISIONING = ""  # KubeRay leaves the state empty until the cluster is first ready
 
 
 class ApplicationStatus(StrEnum):

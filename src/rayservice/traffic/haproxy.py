@@ -131,7 +131,7 @@ class HaproxyFront:
     def _start(self, files: FrontFiles, spec: FrontSpec, config: str) -> FrontRecord:
         files.folder.mkdir(parents=True, exist_ok=True)
         files.socket.parent.mkdir(parents=True, exist_ok=True)
-        _claim_ports([spec.serve_port, spec.dashboard_port])
+        _claim_ports(list(spec.listen_ports))
         self._write_config(files, config)
         for leftover in (files.socket, files.pid_file, files.record):
             leftover.unlink(missing_ok=True)
@@ -237,8 +237,8 @@ def _claim_ports(ports: list[int]) -> None:
 
 
 def _new_ports(old: FrontSpec, new: FrontSpec) -> list[int]:
-    held = {old.serve_port, old.dashboard_port}
-    return [port for port in (new.serve_port, new.dashboard_port) if port not in held]
+    held = set(old.listen_ports)
+    return [port for port in new.listen_ports if port not in held]
 
 
 def _only_weights_differ(old: FrontSpec, new: FrontSpec) -> bool:

@@ -44,7 +44,7 @@ def render_config(spec: FrontSpec, stats_socket: Path) -> str:
     sections = [
         _global_section(stats_socket),
         _defaults_section(),
-        _serve_section(spec),
+        *([_serve_section(spec)] if spec.has_serve else []),
         _dashboard_section(spec),
     ]
     return "\n".join(sections)
@@ -57,7 +57,7 @@ def server_address(backend: Backend) -> str:
 
 
 def _check_spec(spec: FrontSpec) -> None:
-    for port in (spec.serve_port, spec.dashboard_port):
+    for port in spec.listen_ports:
         _check_port(port, "listen port")
     if spec.serve_port == spec.dashboard_port:
         raise PermanentError(f"serve and dashboard fronts cannot share port {spec.serve_port}")
