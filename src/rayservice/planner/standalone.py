@@ -1,0 +1,191 @@
+"""The planner of a standalone RayCluster: (desired, observed, record, status, now) -> Plan. Pure.
+
+A RayCluster made on its own (``kind: RayCluster``, or a cluster of the API server) is one
+cluster named like the object, with ``<name>-head-svc`` in front of its dashboard and, when the
+annotation ``ray.io/enable-serve-service: "true"`` asks for it, ``<name>-serve-svc`` in front of
+its nodes' Serve proxies. What runs on it is the user's business (Serve applications, jobs):
+the controller keeps its nodes running, its counts right and its fronts pointed at it.
+
+A spec change that does not fit the running nodes follows ``spec.upgradeStrategy.type`` as
+KubeRay's: ``Recreate`` replaces the cluster; ``None`` (the default) leaves the running nodes
+as they are, so nodes started later (new workers, restarts) take the new spec, and says so.
+``spec.suspend`` stops every node and keeps the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rayservice.planner.actions import (
+    Action,
+    DeleteCluster,
+    EnsureCluster,
+    EnsureFront,
+    Plan,
+    PlannedEvent,
+)
+from rayservice.planner.cluster import cluster_drift, cluster_request
+from rayservice.planner.cluster_status import (
+    WorkerBounds,
+    cluster_conditions,
+    front_endpoints,
+    observed_status,
+)
+from rayservice.planner.front import cluster_front
+from rayservice.planner.plan import (
+    BUSY_REQUEUE,
+    STEADY_REQUEUE,
+    deletion_plan,
+    front_key,
+    with_failures,
+)
+from rayservice.planner.record import ServiceRecord
+from rayservice.planner.retries import gate
+from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.hashing import cluster_spec_hash
+from rayservice.spec.manifest import RayCluster
+from rayservice.spec.observed import Observed, ObservedCluster
+from rayservice.spec.status import RayClusterStatus, rfc3339
+from rayservice.spec.vocabulary import (
+    LOCALHOST,
+    ClusterState,
+    ClusterUpgradeType,
+    EventReason,
+    EventType,
+)
+
+
+@dataclass(frozen=True)
+class DesiredCluster:
+    cluster: RayCluster
+    generation: int
+    deleting: bool
+
+    @property
+    def key(self) -> str:
+        return self.cluster.key
+
+    @property
+    def name(self) -> str:
+        return self.cluster.metadata.name
+
+
+def plan_cluster(
+    desired: DesiredCluster,
+    observed: Observed,
+    record: ServiceRecord,
+    previous: RayClusterStatus,
+    now: float,
+) -> Plan:
+    if desired.deleting:
+        return deletion_plan(desired.key, observed, record, previous)
+    spec = desired.cluster.spec
+    current = observed.clusters.get(desired.name)
+    request = cluster_request(desired.name, desired.key, spec, cluster_spec_hash(spec))
+    actions: list[Action] = []
+    events: list[PlannedEvent] = []
+    involved = ObjectRef(ObjectKind.RAY_CLUSTER, desired.name)
+    if spec.suspend:
+        if current is not None:
+            actions.append(DeleteCluster(desired.name, "spec.suspend is true: every node stops"))
+        current = None
+    elif current is not None and current.spec_hash != request.spec_hash:
+        if desired.cluster.upgrade_type is ClusterUpgradeType.RECREATE:
+            actions.append(
+                DeleteCluster(
+                    desired.name,
+                    "the cluster spec changed and spec.upgradeStrategy.type is Recreate:"
+                    " the cluster starts anew",
+                    EventReason.CLUSTER_RECREATING,
+                )
+            )
+            current = None
+        else:
+            why = "the new spec is kept for nodes started from now"
+            actions.append(EnsureCluster(request, why))
+            events.append(
+                PlannedEvent(
+                    EventType.NORMAL,
+                    EventReason.CLUSTER_SPEC_CHANGED,
+                    "the cluster spec changed: running nodes keep the spec they started with,"
+                    " new and restarted nodes take the new one (set spec.upgradeStrategy.type"
+                    " to Recreate to replace them all)",
+                    involved,
+                )
+            )
+    else:
+        reason = cluster_drift(request, current)
+        if reason is not None:
+            event = EventReason.CLUSTER_CREATED if current is None else EventReason.CLUSTER_UPDATED
+            actions.append(EnsureCluster(request, reason, event))
+    wanted_front = cluster_front(record, current)
+    if observed.front is None or observed.front.spec != wanted_front:
+        actions.append(
+            EnsureFront(front_key(desired.key), wanted_front, _front_reason(desired, record))
+        )
+    gated = gate(actions, record.failures, now)
+    record.failures = gated.failures
+    status = _status(desired, current, record, previous, now)
+    busy = bool(gated.actions) or status.state != ClusterState.READY
+    requeue = BUSY_REQUEUE if busy and not spec.suspend else STEADY_REQUEUE
+    if gated.retry_at is not None:
+        requeue = min(requeue, max(BUSY_REQUEUE, gated.retry_at - now))
+    return Plan(
+        actions=gated.actions,
+        record=record,
+        status=status,
+        events=tuple(events),
+        requeue_after=requeue,
+        wake_at=gated.retry_at,
+        notes=tuple(gated.held),
+    )
+
+
+def _front_reason(desired: DesiredCluster, record: ServiceRecord) -> str:
+    head = f"{desired.name}-head-svc on port {record.dashboard_port}"
+    if not record.serve_port:
+        return head
+    return f"{desired.name}-serve-svc on port {record.serve_port}, {head}"
+
+
+def _status(
+    desired: DesiredCluster,
+    cluster: ObservedCluster | None,
+    record: ServiceRecord,
+    previous: RayClusterStatus,
+    now: float,
+) -> RayClusterStatus:
+    bounds = WorkerBounds.of(desired.cluster.spec)
+    if cluster is None:
+        status = RayClusterStatus(
+            state=ClusterState.SUSPENDED
+            if desired.cluster.spec.suspend
+            else ClusterState.PROVISIONING,
+            desiredWorkerReplicas=bounds.desired,
+            minWorkerReplicas=bounds.minimum,
+        )
+    else:
+        status = observed_status(cluster, bounds)
+    stamp = rfc3339(now)
+    conditions = cluster_conditions(
+        previous.conditions,
+        status,
+        cluster is not None and cluster.head_ready,
+        stamp,
+        desired.generation,
+    )
+    conditions = with_failures(conditions, record.failures, stamp, desired.generation)
+    status = status.model_copy(
+        update={
+            "conditions": conditions,
+            "endpoints": front_endpoints(cluster, record),
+            "head": status.head.model_copy(
+                update={"serviceName": f"{desired.name}-head-svc", "serviceIP": LOCALHOST}
+            ),
+            "observedGeneration": desired.generation,
+        }
+    )
+    # lastUpdateTime moves only when something else did, so a steady status is not rewritten
+    if status.model_copy(update={"lastUpdateTime": previous.lastUpdateTime}) == previous:
+        return previous
+    return status.model_copy(update={"lastUpdateTime": stamp})
