@@ -1,0 +1,133 @@
+"""The requests of the controller's own Kubernetes-shaped API, as :class:`Call` values.
+
+These are the paths the command line has always used: apply (or preview) a manifest at
+``/apis/ray.io/v1/namespaces/{ns}/rayservices/{name}`` or, for a ``kind: RayCluster``
+document, ``.../rayclusters/{name}``; read a service, its events, logs and rollout history;
+list the observed objects (``rayclusters`` under ``ray.io``, ``pods`` and ``services`` under
+the core ``/api/v1``). Answers are Kubernetes-shaped JSON objects, returned as dicts. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+
+from rayservice.client.calls import Call, Reader, items, json_object, nothing, path, text
+from rayservice.spec.events import ObjectKind
+
+T = TypeVar("T")
+
+RAY = ("apis", "ray.io", "v1")
+CORE = ("api", "v1")
+RAY_PLURALS = {
+    ObjectKind.RAY_SERVICE.value: "rayservices",
+    ObjectKind.RAY_CLUSTER.value: "rayclusters",
+}
+DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
+HEALTH_TIMEOUT = 1.0
+
+
+def plural_of(manifest: dict[str, Any]) -> str:
+    """Where a document goes, by its kind. Any other kind goes to ``rayservices``, whose
+    admission names the wrong kind with its file and field."""
+    return RAY_PLURALS.get(str(manifest.get("kind")), "rayservices")
+
+
+def _ray(namespace: str, plural: str, *rest: str) -> str:
+    return path(*RAY, "namespaces", namespace, plural, *rest)
+
+
+def _service(namespace: str, name: str, *rest: str) -> str:
+    return _ray(namespace, "rayservices", name, *rest)
+
+
+def healthz() -> Call[bool]:
+    """Whether a controller answers: never raises for an error status."""
+    return Call(
+        "GET", "/healthz", lambda r: r.status_code == 200, timeout=HEALTH_TIMEOUT, checked=False
+    )
+
+
+def apply(
+    manifest: dict[str, Any], source: str, base_dir: str
+) -> Call[tuple[dict[str, Any], list[str]]]:
+    """Stores the manifest; answers the stored object and the warnings sent with it."""
+
+    def read(response: httpx.Response) -> tuple[dict[str, Any], list[str]]:
+        warnings = [warning_text(h) for h in response.headers.get_list("warning")]
+        return json_object(response), warnings
+
+    return _put_manifest(manifest, source, base_dir, {}, read)
+
+
+def dry_run(manifest: dict[str, Any], source: str, base_dir: str) -> Call[dict[str, Any]]:
+    """What applying would change: kind, summary, fields, generation. Stores nothing."""
+    return _put_manifest(manifest, source, base_dir, {"dryRun": DRY_RUN_ALL}, json_object)
+
+
+def _put_manifest(
+    manifest: dict[str, Any],
+    source: str,
+    base_dir: str,
+    params: dict[str, str | int],
+    read: Reader[T],
+) -> Call[T]:
+    meta = manifest.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    where = _ray(namespace, plural_of(manifest), str(meta.get("name", "")))
+    body = {"manifest": manifest, "source": source, "baseDir": base_dir}
+    return Call("PUT", where, read, params=params, body=body)
+
+
+def get_service(namespace: str, name: str) -> Call[dict[str, Any]]:
+    return Call("GET", _service(namespace, name), json_object)
+
+
+def delete_service(namespace: str, name: str) -> Call[None]:
+    return Call("DELETE", _service(namespace, name), nothing)
+
+
+def delete_raycluster(namespace: str, name: str) -> Call[None]:
+    return Call("DELETE", _ray(namespace, "rayclusters", name), nothing)
+
+
+def delete_document(manifest: dict[str, Any]) -> Call[None]:
+    """Deletes the object a manifest names, at the path its kind chooses."""
+    meta = manifest.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    where = _ray(namespace, plural_of(manifest), str(meta.get("name", "")))
+    return Call("DELETE", where, nothing)
+
+
+def rollout(namespace: str, name: str, verb: str) -> Call[dict[str, Any]]:
+    return Call("POST", _service(namespace, name, "rollout", verb), json_object)
+
+
+def rollout_history(namespace: str, name: str) -> Call[list[dict[str, Any]]]:
+    return Call("GET", _service(namespace, name, "rollout", "history"), items)
+
+
+def list_objects(plural: str, namespace: str | None) -> Call[list[dict[str, Any]]]:
+    """``rayservices`` and ``rayclusters`` under ``ray.io``, anything else under the core API;
+    every namespace when ``namespace`` is None or empty."""
+    prefix = RAY if plural in RAY_PLURALS.values() else CORE
+    where = path(*prefix, "namespaces", namespace, plural) if namespace else path(*prefix, plural)
+    return Call("GET", where, items)
+
+
+def events(namespace: str, name: str) -> Call[list[dict[str, Any]]]:
+    return Call("GET", _service(namespace, name, "events"), items)
+
+
+def logs(namespace: str, name: str, pod: str | None, tail: int) -> Call[str]:
+    params: dict[str, str | int] = {"tail": tail}
+    if pod:
+        params["pod"] = pod
+    return Call("GET", _service(namespace, name, "logs"), text, params=params)
+
+
+def warning_text(header: str) -> str:
+    """The text of a ``Warning: 299 - "text"`` header."""
+    code, _, rest = header.partition(" - ")
+    return rest.strip().strip('"') if code.strip() == "299" else header
