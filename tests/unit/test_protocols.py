@@ -15,6 +15,8 @@ from rayservice.providers.base import ClusterProvider
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.fake import FakeServeClient
+from rayservice.serve_client.fake_jobs import FakeJobClient
+from rayservice.serve_client.jobs import JobClient
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.base import TrafficFront
@@ -23,18 +25,21 @@ from rayservice.traffic.fake import FakeFront
 if TYPE_CHECKING:
     from rayservice.providers.local import LocalProvider
     from rayservice.serve_client.dashboard import DashboardServeClient
+    from rayservice.serve_client.jobs import DashboardJobClient
     from rayservice.traffic.haproxy import HaproxyFront
 
     def _real_adapters(home: Path) -> None:
         provider: ClusterProvider = LocalProvider(home)
         serve: ServeClient = DashboardServeClient()
+        jobs: JobClient = DashboardJobClient()
         front: TrafficFront = HaproxyFront(home / "fronts", socket_dir=home)
-        del provider, serve, front
+        del provider, serve, jobs, front
 
 
 def test_the_fakes_stand_in_for_their_protocols(tmp_path: Path) -> None:
     provider: ClusterProvider = FakeProvider()
     serve: ServeClient = FakeServeClient()
+    jobs: JobClient = FakeJobClient()
     front: TrafficFront = FakeFront()
     store: Store = SqliteStore(tmp_path / "state.db")
 
@@ -42,3 +47,4 @@ def test_the_fakes_stand_in_for_their_protocols(tmp_path: Path) -> None:
     assert front.keys() == []
     assert store.list_resources("RayService") == []
     assert serve is not None
+    assert jobs.list("http://127.0.0.1:8265", "token") == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,24 @@ CONFIG: dict[str, Any] = {
         }
     ]
 }
+OPERATIONS = ["deploy", "status", "details", "shutdown"]
+# How a dashboard with token authentication answers without the token and with another one.
+TOKEN_REFUSALS = [
+    (401, "Unauthorized: Missing authentication token"),
+    (403, "Forbidden: Invalid authentication token"),
+]
+NO_ANSWER = [
+    httpx.ConnectError("Connection refused"),
+    httpx.ReadTimeout("timed out"),
+    httpx.RemoteProtocolError("Server disconnected without sending a response."),
+]
+# What the dashboard answers before the first deploy or after a shutdown (measured).
+NOT_RUNNING: dict[str, Any] = {
+    "controller_info": {},
+    "proxies": {},
+    "applications": {},
+    "target_capacity": None,
+}
 DETAILS_FIXTURE = Path(__file__).parent / "fixtures" / "serve_instance_details.json"
 
 
@@ -50,7 +69,10 @@ class ScriptedDashboard:
         self._respond = respond
 
     def client(self) -> DashboardServeClient:
-        return DashboardServeClient(timeout=1.0, transport=httpx.MockTransport(self._handle))
+        return DashboardServeClient(timeout=1.0, transport=self.transport())
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self._handle)
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -73,6 +95,8 @@ def call(client: ServeClient, operation: str) -> None:
         client.deploy(DASHBOARD, TOKEN, CONFIG)
     elif operation == "status":
         client.status(DASHBOARD, TOKEN)
+    elif operation == "details":
+        client.details(DASHBOARD, TOKEN)
     else:
         client.shutdown(DASHBOARD, TOKEN)
 
@@ -109,14 +133,8 @@ def test_deploy_rejected_with_400_carries_rays_message() -> None:
     assert isinstance(rejected.value, PermanentError)
 
 
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (401, "Unauthorized: Missing authentication token"),
-        (403, "Forbidden: Invalid authentication token"),
-    ],
-)
-@pytest.mark.parametrize("operation", ["deploy", "status", "shutdown"])
+@pytest.mark.parametrize(("status", "body"), TOKEN_REFUSALS)
+@pytest.mark.parametrize("operation", OPERATIONS)
 def test_a_refused_token_is_permanent(status: int, body: str, operation: str) -> None:
     client = answering(status, text=body).client()
 
@@ -128,7 +146,7 @@ def test_a_refused_token_is_permanent(status: int, body: str, operation: str) ->
 
 
 @pytest.mark.parametrize("status", [404, 500, 503])
-@pytest.mark.parametrize("operation", ["deploy", "status", "shutdown"])
+@pytest.mark.parametrize("operation", OPERATIONS)
 def test_server_errors_are_temporary(status: int, operation: str) -> None:
     client = answering(status, text="The GCS may be down, please retry later").client()
 
@@ -143,15 +161,8 @@ def test_serve_missing_on_the_cluster_is_permanent() -> None:
         client.status(DASHBOARD, TOKEN)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        httpx.ConnectError("Connection refused"),
-        httpx.ReadTimeout("timed out"),
-        httpx.RemoteProtocolError("Server disconnected without sending a response."),
-    ],
-)
-@pytest.mark.parametrize("operation", ["deploy", "status", "shutdown"])
+@pytest.mark.parametrize("error", NO_ANSWER)
+@pytest.mark.parametrize("operation", OPERATIONS)
 def test_no_answer_is_temporary_and_keeps_the_cause(error: httpx.HTTPError, operation: str) -> None:
     client = raising(error).client()
 
@@ -200,16 +211,28 @@ def test_the_fixture_follows_rays_own_response_schema() -> None:
     ServeInstanceDetails.model_validate(load_details())
 
 
-def test_serve_not_running_reads_as_no_apps() -> None:
-    # What the dashboard answers before the first deploy or after a shutdown.
-    not_running: dict[str, Any] = {
-        "controller_info": {},
-        "proxies": {},
-        "applications": {},
-        "target_capacity": None,
-    }
+def test_details_asks_for_declarative_apps_and_returns_rays_document_as_it_is() -> None:
+    dashboard = answering(200, json=load_details())
 
-    assert parse_serve_details(not_running) == ServeState()
+    details = dashboard.client().details(DASHBOARD, TOKEN)
+
+    assert details == load_details()
+    (request,) = dashboard.requests
+    assert (request.method, request.url.path) == ("GET", "/api/serve/applications/")
+    assert request.url.params["api_type"] == "declarative"
+    assert request.headers["x-ray-authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("answer", [{"text": "<html>proxy error page</html>"}, {"json": []}])
+def test_details_that_are_not_a_json_object_are_temporary(answer: dict[str, Any]) -> None:
+    client = answering(200, **answer).client()
+
+    with pytest.raises(TemporaryError, match="not Serve's application details"):
+        client.details(DASHBOARD, TOKEN)
+
+
+def test_serve_not_running_reads_as_no_apps() -> None:
+    assert parse_serve_details(NOT_RUNNING) == ServeState()
 
 
 def test_target_capacity_is_read_as_a_float() -> None:
@@ -308,3 +331,58 @@ def test_running_state_reports_every_app_of_a_config_as_up() -> None:
             ),
         )
     )
+
+
+def test_the_fake_details_are_rays_empty_document_until_a_state_is_scripted() -> None:
+    fake = FakeServeClient()
+
+    assert fake.details(DASHBOARD, TOKEN) == NOT_RUNNING
+    fake.set_state(DASHBOARD, running_state(CONFIG))
+    fake.shutdown(DASHBOARD, TOKEN)
+    assert fake.details(DASHBOARD, TOKEN) == NOT_RUNNING
+
+
+def test_the_fake_details_follow_rays_schema_and_tell_the_scripted_state() -> None:
+    from ray.serve.schema import ServeInstanceDetails
+
+    fake = FakeServeClient(clock=lambda: 1767225600.0)
+    config = CONFIG | {"http_options": {"host": "127.0.0.1", "port": 21005}}
+    fake.deploy(DASHBOARD, TOKEN, config)
+    (running,) = running_state(CONFIG).apps
+    deploying = replace(
+        running,
+        status="DEPLOYING",
+        message="Deploying app 'simple_app'",
+        deployments=(
+            replace(
+                running.deployments[0], status="UPDATING", replica_states=("RUNNING", "STARTING")
+            ),
+        ),
+    )
+    fake.set_state(DASHBOARD, ServeState(apps=(deploying,), target_capacity=50.0))
+
+    details = fake.details(DASHBOARD, TOKEN)
+
+    ServeInstanceDetails.model_validate(details)
+    assert parse_serve_details(details) == fake.status(DASHBOARD, TOKEN)
+    assert details["http_options"]["port"] == 21005
+    app = details["applications"]["simple_app"]
+    assert app["deployed_app_config"] == CONFIG["applications"][0]
+    assert app["last_deployed_time_s"] == 1767225600.0
+    deployment = app["deployments"]["BaseService"]
+    assert (deployment["status_trigger"], deployment["target_num_replicas"]) == (
+        "CONFIG_UPDATE_STARTED",
+        2,
+    )
+    replica_ids = [replica["replica_id"] for replica in deployment["replicas"]]
+    assert len(set(replica_ids)) == 2
+    assert fake.details(DASHBOARD, TOKEN) == details
+
+
+def test_the_fake_fails_details_when_told() -> None:
+    fake = FakeServeClient()
+    fake.fail("details", TemporaryError("connection refused"), dashboard_url=DASHBOARD)
+
+    with pytest.raises(TemporaryError):
+        fake.details(DASHBOARD, TOKEN)
+    assert fake.calls == [ServeCall("details", DASHBOARD, TOKEN)]

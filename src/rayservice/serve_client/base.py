@@ -26,6 +26,11 @@ class ServeClient(Protocol):
         """GET the applications and deployments with their statuses."""
         ...
 
+    def details(self, dashboard_url: str, token: str) -> dict[str, Any]:
+        """GET Ray's whole ``ServeInstanceDetails`` document as it answered it (controller,
+        proxy location, HTTP options, proxies, applications with deployments and replicas)."""
+        ...
+
     def shutdown(self, dashboard_url: str, token: str) -> None:
         """DELETE all applications and shut Serve down."""
         ...

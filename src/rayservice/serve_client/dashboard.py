@@ -14,6 +14,10 @@ with token authentication answers 401 without a token and 403 with a wrong one).
 HTTP outcomes become the package's error tree so the controller knows what to do next:
 no answer, a timeout or a 5xx is a ``TemporaryError`` (retry), a 400 on deploy is a
 ``ServeConfigRejected`` carrying Ray's own message, a refused token is a ``PermanentError``.
+The mapping Serve shares with the job API (``jobs.py``) lives in ``dashboard_http.py``.
+
+``status`` reads the GET into the controller's ``ServeState``; ``details`` hands back Ray's
+document as it is, for the API server to show everything Ray knows.
 """
 
 from __future__ import annotations
@@ -24,80 +28,54 @@ from typing import Any
 import httpx
 
 from rayservice.serve_client.base import ServeConfigRejected
-from rayservice.spec.errors import PermanentError, TemporaryError
+from rayservice.serve_client.dashboard_http import (
+    DashboardClient,
+    check_success,
+    json_answer,
+    unexpected_answer,
+)
 from rayservice.spec.observed import AppState, DeploymentState, ServeState
 
 APPLICATIONS_PATH = "/api/serve/applications/"
-AUTH_HEADER = "x-ray-authorization"
-
-_HTTP_NOT_FOUND = 404
-_HTTP_NOT_IMPLEMENTED = 501  # the dashboard answers this when ray[serve] is not installed
-_TOKEN_REFUSED = (401, 403)
-_MAX_ERROR_TEXT = 2000  # a 500 carries a whole traceback; keep the start of it
+_DECLARATIVE = {"api_type": "declarative"}
+_DETAILS = "Serve's application details"
 
 
-class DashboardServeClient:
-    """Talks to the Serve REST API of any number of dashboards through one connection pool.
-
-    ``transport`` replaces the network, for tests (``httpx.MockTransport``).
-    """
-
-    def __init__(self, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(timeout=timeout, transport=transport)
-
-    def close(self) -> None:
-        self._http.close()
+class DashboardServeClient(DashboardClient):
+    """Talks to the Serve REST API of any number of dashboards through one connection pool."""
 
     def deploy(self, dashboard_url: str, token: str, config: Mapping[str, Any]) -> None:
         response = self._request("PUT", dashboard_url, token, json=dict(config))
         if response.status_code == httpx.codes.BAD_REQUEST:
             raise ServeConfigRejected(response.text.strip())
-        _check_success(response, dashboard_url)
+        check_success(response, dashboard_url)
 
     def status(self, dashboard_url: str, token: str) -> ServeState:
-        response = self._request("GET", dashboard_url, token, params={"api_type": "declarative"})
-        _check_success(response, dashboard_url)
+        response, details = self._get_details(dashboard_url, token)
         try:
-            return parse_serve_details(response.json())
+            return parse_serve_details(details)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise TemporaryError(
-                f"GET {response.request.url} answered something that is not "
-                f"Serve's application details: {e!r}"
-            ) from e
+            raise unexpected_answer(response, _DETAILS, e) from e
+
+    def details(self, dashboard_url: str, token: str) -> dict[str, Any]:
+        return self._get_details(dashboard_url, token)[1]
 
     def shutdown(self, dashboard_url: str, token: str) -> None:
         response = self._request("DELETE", dashboard_url, token)
-        _check_success(response, dashboard_url)
+        check_success(response, dashboard_url)
+
+    def _get_details(self, dashboard_url: str, token: str) -> tuple[httpx.Response, dict[str, Any]]:
+        response = self._request("GET", dashboard_url, token, params=_DECLARATIVE)
+        check_success(response, dashboard_url)
+        details = json_answer(response, _DETAILS)
+        if not isinstance(details, dict):
+            raise unexpected_answer(response, _DETAILS, type(details).__name__)
+        return response, details
 
     def _request(
         self, method: str, dashboard_url: str, token: str, **kwargs: Any
     ) -> httpx.Response:
-        url = dashboard_url.rstrip("/") + APPLICATIONS_PATH
-        try:
-            return self._http.request(
-                method, url, headers={AUTH_HEADER: f"Bearer {token}"}, **kwargs
-            )
-        except httpx.HTTPError as e:
-            raise TemporaryError(f"{method} {url} got no answer: {e!r}") from e
-
-
-def _check_success(response: httpx.Response, dashboard_url: str) -> None:
-    """Turn any non-2xx answer into the error that tells the controller what to do."""
-    if response.is_success:
-        return
-    code = response.status_code
-    where = f"{response.request.method} {response.request.url}"
-    text = response.text.strip()[:_MAX_ERROR_TEXT]
-    if code in _TOKEN_REFUSED:
-        raise PermanentError(
-            f"the Ray dashboard at {dashboard_url} refused the cluster's token "
-            f"(HTTP {code}): {text}"
-        )
-    if code == _HTTP_NOT_FOUND or (response.is_server_error and code != _HTTP_NOT_IMPLEMENTED):
-        # 404 while the dashboard is still loading its Serve module, 503 while the GCS
-        # is down, 500 when the dashboard could not reach the cluster yet.
-        raise TemporaryError(f"{where} answered HTTP {code}: {text}")
-    raise PermanentError(f"{where} answered HTTP {code}: {text}")
+        return self._call_dashboard(method, dashboard_url, token, APPLICATIONS_PATH, **kwargs)
 
 
 def parse_serve_details(details: Mapping[str, Any]) -> ServeState:
