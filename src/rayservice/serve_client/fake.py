@@ -162,6 +162,10 @@ _DEFAULT_HTTP = {
     "root_path": "",
     "request_timeout_s": None,
     "keep_alive_timeout_s": 90,
+    "ssl_keyfile": None,
+    "ssl_certfile": None,
+    "ssl_keyfile_password": None,
+    "ssl_ca_certs": None,
 }
 # How Ray says a deployment got to its status (``DeploymentStatusTrigger``).
 _STATUS_TRIGGERS = {
