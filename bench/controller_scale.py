@@ -63,10 +63,10 @@ from typing import Any
 import yaml
 
 from rayservice.controller.loop import ControlLoop
-from rayservice.controller.reconciler import Reconciler
-from rayservice.planner.actions import Plan
+from rayservice.controller.reconciler import AnyPlan, Reconciler
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import ServeState
 from rayservice.store.base import StoredResource
@@ -220,7 +220,7 @@ class TimedReconciler(Reconciler):
         self.outside = outside
         self.passes: list[Sample] = []
 
-    def reconcile(self, resource: StoredResource) -> Plan:
+    def reconcile(self, resource: StoredResource) -> AnyPlan:
         done = timed(self.passes)
         try:
             result = super().reconcile(resource)
@@ -230,11 +230,11 @@ class TimedReconciler(Reconciler):
         self.passes[-1] = replace(self.passes[-1], requeue=result.requeue_after)
         return result
 
-    def settled(self, namespace: str, name: str) -> Plan | None:
+    def settled(self, kind: ObjectKind, namespace: str, name: str) -> AnyPlan | None:
         """A pass that finds nothing changed ends here; it counts as a pass too."""
         found: list[Sample] = []
         done = timed(found)
-        result = super().settled(namespace, name)
+        result = super().settled(kind, namespace, name)
         done()
         if result is not None:
             self.passes.append(replace(found[0], requeue=result.requeue_after))

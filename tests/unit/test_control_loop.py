@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from rayservice.controller.loop import BATCH_WINDOW, IDLE_WAIT, ORPHAN_SCAN_SECONDS, ControlLoop
-from rayservice.controller.reconciler import Reconciler
-from rayservice.planner.actions import Plan
+from rayservice.controller.reconciler import AnyPlan, Reconciler
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
@@ -48,7 +47,7 @@ class FailingReconciler(Reconciler):
         self.failing = failing
         self.attempts: list[str] = []
 
-    def reconcile(self, resource: StoredResource) -> Plan:
+    def reconcile(self, resource: StoredResource) -> AnyPlan:
         self.attempts.append(resource.key)
         error = self.failing.get(resource.key)
         if error is not None:

@@ -39,6 +39,7 @@ from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayService
+from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, ConditionReason, EventReason
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
@@ -220,7 +221,12 @@ def apply_and_check(world: World, spec: Spec) -> ChangeKind:
 
 
 def check(
-    kind: ChangeKind, spec: Spec, world: World, plan: Plan, before: Outside, after: Outside
+    kind: ChangeKind,
+    spec: Spec,
+    world: World,
+    plan: Plan[RayServiceStatus],
+    before: Outside,
+    after: Outside,
 ) -> None:
     story = f"{kind} announced for {spec}: {before} -> {after}; actions {plan.actions}"
     created = after.clusters - before.clusters

@@ -18,6 +18,7 @@ from rayservice.controller.metrics import ControllerMetrics
 from rayservice.planner.actions import Plan
 from rayservice.serve_client.fake import running_state
 from rayservice.spec.errors import PermanentError, TemporaryError
+from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, EventReason
 from tests.unit.world import NAME, NAMESPACE, World, new_reconciler, sample_manifest
 
@@ -57,7 +58,7 @@ def states(client: TestClient) -> dict[str, float]:
     }
 
 
-def actions(plans: list[Plan]) -> dict[str, int]:
+def actions(plans: list[Plan[RayServiceStatus]]) -> dict[str, int]:
     counted: dict[str, int] = {}
     for plan in plans:
         for action in plan.actions:
@@ -89,7 +90,7 @@ def variant_b() -> dict[str, Any]:
     return document
 
 
-def bring_up(world: World, name: str) -> list[Plan]:
+def bring_up(world: World, name: str) -> list[Plan[RayServiceStatus]]:
     """The cluster ``name`` answers, takes its Serve config, runs it with healthy proxies."""
     world.provider.make_head_ready(name)
     plans = [world.reconcile()]

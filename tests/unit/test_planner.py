@@ -300,17 +300,17 @@ SERVING = status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1).model_
 # -- checks used by rows -------------------------------------------------------------------
 
 
-def action(result: Plan, kind: type[Any]) -> Any:
+def action(result: Plan[RayServiceStatus], kind: type[Any]) -> Any:
     [found] = [a for a in result.actions if isinstance(a, kind)]
     return found
 
 
-def ready_condition(result: Plan) -> Condition:
+def ready_condition(result: Plan[RayServiceStatus]) -> Condition:
     [condition] = [c for c in result.status.conditions if c.type == "Ready"]
     return condition
 
 
-def first_apply(result: Plan) -> None:
+def first_apply(result: Plan[RayServiceStatus]) -> None:
     ensure = action(result, EnsureCluster)
     assert ensure.event == "ClusterCreated"
     assert ensure.request.name == FIRST
@@ -325,13 +325,13 @@ def first_apply(result: Plan) -> None:
     assert result.record.active is not None and result.record.active.name == FIRST
 
 
-def head_not_ready(result: Plan) -> None:
+def head_not_ready(result: Plan[RayServiceStatus]) -> None:
     # Nothing reached the cluster yet, so generation 1 is not observed.
     assert result.status.observedGeneration == 0
     assert result.requeue_after == BUSY_REQUEUE
 
 
-def first_deploy(result: Plan) -> None:
+def first_deploy(result: Plan[RayServiceStatus]) -> None:
     deploy = action(result, DeployServeConfig)
     assert (deploy.cluster, deploy.dashboard_url, deploy.token) == (
         FIRST,
@@ -346,7 +346,7 @@ def first_deploy(result: Plan) -> None:
     assert result.requeue_after == DEPLOY_FOLLOW_UP, "look again while Ray applies it"
 
 
-def user_http_options(result: Plan) -> None:
+def user_http_options(result: Plan[RayServiceStatus]) -> None:
     deploy = action(result, DeployServeConfig)
     # host and port belong to the backend, the rest stays the user's
     assert deploy.config["http_options"] == {
@@ -356,7 +356,7 @@ def user_http_options(result: Plan) -> None:
     }
 
 
-def config_changed(result: Plan) -> None:
+def config_changed(result: Plan[RayServiceStatus]) -> None:
     deploy = action(result, DeployServeConfig)
     assert deploy.cluster == FIRST  # the running cluster, not one named after generation 2
     assert deploy.config["applications"][0]["import_path"] == "hello:app2"
@@ -367,18 +367,18 @@ def config_changed(result: Plan) -> None:
     assert result.status.observedGeneration == 1
 
 
-def rejected_same(result: Plan) -> None:
+def rejected_same(result: Plan[RayServiceStatus]) -> None:
     assert any("DeployServeConfig" in note and "rejected" in note for note in result.notes)
     assert result.status.observedGeneration == 1
 
 
-def apps_lost(result: Plan) -> None:
+def apps_lost(result: Plan[RayServiceStatus]) -> None:
     deploy = action(result, DeployServeConfig)
     assert deploy.config_hash == DEPLOYED
     assert f"cluster {FIRST} reports no Serve applications" in deploy.reason
 
 
-def replicas_changed(result: Plan) -> None:
+def replicas_changed(result: Plan[RayServiceStatus]) -> None:
     ensure = action(result, EnsureCluster)
     assert ensure.event == "ClusterUpdated"
     assert ensure.request.name == FIRST
@@ -390,7 +390,7 @@ def replicas_changed(result: Plan) -> None:
     assert result.status.observedGeneration == 2
 
 
-def node_failed(result: Plan) -> None:
+def node_failed(result: Plan[RayServiceStatus]) -> None:
     ensure = action(result, EnsureCluster)
     assert ensure.request.name == FIRST
     assert ensure.event == "ClusterUpdated"
@@ -398,7 +398,7 @@ def node_failed(result: Plan) -> None:
     assert "restarting" in ensure.reason and "restarts so far: 2" in ensure.reason
 
 
-def endpoints_ready(result: Plan) -> None:
+def endpoints_ready(result: Plan[RayServiceStatus]) -> None:
     # the head and w0 serve; w1's proxy answers but the node has not joined yet
     assert result.status.numServeEndpoints == 2
     assert result.status.serviceStatus == "Running"
@@ -407,25 +407,25 @@ def endpoints_ready(result: Plan) -> None:
     assert result.requeue_after == STEADY_REQUEUE
 
 
-def head_excluded(result: Plan) -> None:
+def head_excluded(result: Plan[RayServiceStatus]) -> None:
     assert result.status.numServeEndpoints == 2
     assert node_name(FIRST, "head") not in result.record.endpoints
 
 
-def stray_deleted(result: Plan) -> None:
+def stray_deleted(result: Plan[RayServiceStatus]) -> None:
     delete = action(result, DeleteCluster)
     assert delete.name == OLD
     assert "no longer used" in delete.reason
 
 
-def deletion_with_front(result: Plan) -> None:
+def deletion_with_front(result: Plan[RayServiceStatus]) -> None:
     assert result.actions[0] == DeleteFront("default.demo", f"{OWNER} is being deleted")
     assert [a.name for a in result.actions if isinstance(a, DeleteCluster)] == [FIRST, OLD]
     assert isinstance(result.actions[-1], ForgetService)
     assert result.status == SERVING
 
 
-def app_running_event(result: Plan) -> None:
+def app_running_event(result: Plan[RayServiceStatus]) -> None:
     assert (
         PlannedEvent(
             EventType.NORMAL,
@@ -438,7 +438,7 @@ def app_running_event(result: Plan) -> None:
     assert app.healthLastUpdateTime == rfc3339(NOW)
 
 
-def app_failed_event(result: Plan) -> None:
+def app_failed_event(result: Plan[RayServiceStatus]) -> None:
     assert (
         PlannedEvent(
             EventType.WARNING,
@@ -449,14 +449,14 @@ def app_failed_event(result: Plan) -> None:
     )
 
 
-def unchanged_app_no_event(result: Plan) -> None:
+def unchanged_app_no_event(result: Plan[RayServiceStatus]) -> None:
     assert not [e for e in result.events if e.reason.startswith("Application")]
     # an unchanged app keeps its time, so a steady service writes no new status
     app = result.status.activeServiceStatus.applicationStatuses["app1"]
     assert app.healthLastUpdateTime == EARLIER
 
 
-def endpoint_added(result: Plan) -> None:
+def endpoint_added(result: Plan[RayServiceStatus]) -> None:
     head = node_name(FIRST, "head")
     assert PlannedEvent(
         EventType.NORMAL,
@@ -466,7 +466,7 @@ def endpoint_added(result: Plan) -> None:
     ) in (result.events)
 
 
-def endpoint_removed(result: Plan) -> None:
+def endpoint_removed(result: Plan[RayServiceStatus]) -> None:
     w0 = node_name(FIRST, "w0")
     assert PlannedEvent(
         EventType.NORMAL,
@@ -486,7 +486,7 @@ class Case:
     actions: tuple[str, ...] = ()  # exact action types, in order
     ready: tuple[str, str] | None = None  # Ready (status, reason)
     message: str = ""  # a part of the Ready message
-    check: Callable[[Plan], None] | None = None
+    check: Callable[[Plan[RayServiceStatus]], None] | None = None
 
 
 CASES = {

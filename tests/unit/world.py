@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -19,6 +19,7 @@ from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import ObservedCluster
+from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import StoredResource
 from rayservice.store.sqlite import SqliteStore
@@ -71,9 +72,9 @@ class World:
         assert resource is not None
         return resource
 
-    def reconcile(self) -> Plan:
+    def reconcile(self) -> Plan[RayServiceStatus]:
         self.clock.now += 1
-        return self.reconciler.reconcile(self.resource())
+        return cast(Plan[RayServiceStatus], self.reconciler.reconcile(self.resource()))
 
     def restart_controller(self) -> None:
         """A new controller on the same store and the same outside world."""
@@ -93,7 +94,7 @@ class World:
     def event_reasons(self) -> list[str]:
         return [e.reason for e in self.store.events(NAMESPACE, NAME)]
 
-    def bring_up(self) -> Plan:
+    def bring_up(self) -> Plan[RayServiceStatus]:
         """Reconcile while the fakes come up like a real cluster would: head, Serve, proxies."""
         self.reconcile()  # creates the cluster
         name = self.cluster().name

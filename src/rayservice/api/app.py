@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from rayservice import __version__
 from rayservice.api import admission, rollout
 from rayservice.api.auth import TokenAuth, caller_is_local
 from rayservice.api.objects import (
@@ -29,11 +30,15 @@ from rayservice.api.objects import (
     resource_object,
     view_object,
 )
+from rayservice.api.v1 import V1Context, add_v1_api
 from rayservice.providers.base import ClusterProvider
-from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.serve_client.base import ServeClient
+from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.vocabulary import KIND
-from rayservice.store.base import Store
+from rayservice.store.base import Store, View
 
 RAY = "/apis/ray.io/v1"
 CORE = "/api/v1"
@@ -75,17 +80,28 @@ def create_app(
     *,
     metrics_registry: CollectorRegistry | None = None,
     token: str | None = None,
+    serve: ServeClient | None = None,
+    jobs: JobClient | None = None,
 ) -> FastAPI:
-    """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it."""
-    app = FastAPI(title="rayservice", docs_url=None, redoc_url=None)
+    """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it.
+    ``serve`` and ``jobs`` reach Ray on the clusters (Ray's dashboard when not given)."""
+    app = FastAPI(
+        title="rayservice",
+        version=__version__,
+        description="The rayservice control plane, and KubeRay's API server v1 under /apis/v1.",
+    )
     if token is not None:
         app.add_middleware(TokenAuth, token=token)
     registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
-
-    @app.exception_handler(InvalidSpec)
-    async def invalid_spec(_: Any, error: InvalidSpec) -> JSONResponse:
-        problems = [p.__dict__ for p in error.problems]
-        return JSONResponse({"message": str(error), "problems": problems}, status_code=422)
+    context = V1Context(
+        store=store,
+        provider=provider,
+        serve=serve if serve is not None else DashboardServeClient(),
+        jobs=jobs if jobs is not None else DashboardJobClient(),
+        packages=packages,
+        wake=wake,
+    )
+    add_v1_api(app, context)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -97,6 +113,7 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.put(RAY + "/namespaces/{namespace}/rayservices/{name}")
+    @app.put(RAY + "/namespaces/{namespace}/rayclusters/{name}")
     def apply(
         namespace: str,
         name: str,
@@ -114,7 +131,7 @@ def create_app(
                 store, document, source, base_dir, packages, key, may_read_local_paths=local
             )
             return change_object(preview.change, preview.generation)
-        previous = store.get(KIND, namespace, name)
+        previous = store.get(str(document.get("kind") or KIND), namespace, name)
         stored = admission.admit(
             store,
             document,
@@ -151,6 +168,32 @@ def create_app(
         resource = store.mark_deleting(KIND, namespace, name)
         if resource is None:
             raise _not_found(namespace, name)
+        wake()
+        return resource_object(resource)
+
+    @app.get(RAY + "/namespaces/{namespace}/rayclusters/{name}")
+    def get_cluster(namespace: str, name: str) -> dict[str, Any]:
+        """A standalone RayCluster as stored (spec and status), else an observed cluster of
+        a RayService."""
+        resource = store.get(ObjectKind.RAY_CLUSTER, namespace, name)
+        if resource is not None:
+            return resource_object(resource)
+        view = next(
+            (v for v in store.views(ObjectKind.RAY_CLUSTER, namespace) if v.name == name), None
+        )
+        if view is None:
+            raise HTTPException(404, f'raycluster "{name}" not found in namespace "{namespace}"')
+        return view_object(view)
+
+    @app.delete(RAY + "/namespaces/{namespace}/rayclusters/{name}")
+    def delete_cluster(namespace: str, name: str) -> dict[str, Any]:
+        resource = store.mark_deleting(ObjectKind.RAY_CLUSTER, namespace, name)
+        if resource is None:
+            view = _cluster_view(store, namespace, name)
+            detail = f'raycluster "{name}" not found in namespace "{namespace}"'
+            if view is not None:
+                detail = f"raycluster {name} belongs to the RayService {view.owner}: delete it"
+            raise HTTPException(404, detail)
         wake()
         return resource_object(resource)
 
@@ -195,6 +238,11 @@ def create_app(
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
     return app
+
+
+def _cluster_view(store: Store, namespace: str, name: str) -> View | None:
+    views = store.views(ObjectKind.RAY_CLUSTER, namespace)
+    return next((v for v in views if v.name == name), None)
 
 
 def _add_view_routes(app: FastAPI, store: Store, prefix: str, plural: str, kind: str) -> None:

@@ -13,9 +13,15 @@ import httpx
 
 from rayservice.api.credentials import BEARER, TOKEN_ENV, TOKEN_FILE_ENV
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
+from rayservice.spec.events import ObjectKind
 
 RAY = "/apis/ray.io/v1"
 CORE = "/api/v1"
+
+
+def plural_of(manifest: dict[str, Any]) -> str:
+    """The path segment of a manifest's kind: rayclusters for a RayCluster, else rayservices."""
+    return "rayclusters" if manifest.get("kind") == ObjectKind.RAY_CLUSTER else "rayservices"
 
 
 class ControllerUnavailable(RayServiceError):
@@ -96,7 +102,8 @@ class ApiClient:
     ) -> httpx.Response:
         meta = manifest.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
-        path = f"{RAY}/namespaces/{namespace}/rayservices/{meta.get('name', '')}"
+        plural = plural_of(manifest)
+        path = f"{RAY}/namespaces/{namespace}/{plural}/{meta.get('name', '')}"
         body = {"manifest": manifest, "source": source, "baseDir": base_dir}
         return self._call("PUT", path, json=body, params=params)
 
@@ -105,13 +112,6 @@ class ApiClient:
             "GET", f"{RAY}/namespaces/{namespace}/rayservices/{name}"
         ).json()
         return result
-
-    def service_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.get_service(namespace, name)
-        except ApiError:
-            return False
-        return True
 
     def rollout(self, namespace: str, name: str, verb: str) -> dict[str, Any]:
         path = f"{RAY}/namespaces/{namespace}/rayservices/{name}/rollout/{verb}"
@@ -125,6 +125,16 @@ class ApiClient:
 
     def delete_service(self, namespace: str, name: str) -> None:
         self._call("DELETE", f"{RAY}/namespaces/{namespace}/rayservices/{name}")
+
+    def delete_raycluster(self, namespace: str, name: str) -> None:
+        self._call("DELETE", f"{RAY}/namespaces/{namespace}/rayclusters/{name}")
+
+    def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
+        """A standalone RayCluster as stored (or a RayService's cluster as observed)."""
+        result: dict[str, Any] = self._call(
+            "GET", f"{RAY}/namespaces/{namespace}/rayclusters/{name}"
+        ).json()
+        return result
 
     def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         prefix = RAY if plural in ("rayservices", "rayclusters") else CORE

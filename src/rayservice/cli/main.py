@@ -5,7 +5,7 @@ rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
 rayservice diff -f FILE
 rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
 rayservice describe rayservice NAME
-rayservice delete -f FILE | delete rayservice NAME
+rayservice delete -f FILE | delete rayservice|raycluster NAME
 rayservice logs NAME [--pod POD] [--tail N]
 rayservice rollout status|history|pause|resume|promote|undo NAME
 """
@@ -27,8 +27,8 @@ from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
 from rayservice.cli import daemon, rollout, tables
 from rayservice.cli.change_report import change_report
-from rayservice.cli.client import ApiClient
-from rayservice.cli.waiting import wait_for
+from rayservice.cli.client import ApiClient, ApiError, plural_of
+from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError
@@ -48,6 +48,7 @@ for aliases, plural, rows in (
 # upgrade with its reason rather than its own timeout
 DEFAULT_TIMEOUT = 900.0
 DRY_RUN_TRAILER = "(dry run: nothing was changed)"
+DELETABLE = ("rayservices", "rayclusters")
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
 ERROR_EXIT_CODES = {"diff": 2}
 
@@ -102,18 +103,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
         meta = obj["metadata"]
-        print(f"rayservice.ray.io/{meta['name']} applied (generation {meta['generation']})")
+        plural = plural_of(document)
+        print(f"{plural[:-1]}.ray.io/{meta['name']} applied (generation {meta['generation']})")
         if args.wait:
             namespace, name = meta["namespace"], meta["name"]
+            is_cluster = plural == "rayclusters"
+            get = client.get_raycluster if is_cluster else client.get_service
 
-            def fetch(namespace: str = namespace, name: str = name) -> dict[str, Any]:
-                return client.get_service(namespace, name)
+            def fetch(
+                namespace: str = namespace,
+                name: str = name,
+                get: Callable[[str, str], dict[str, Any]] = get,
+            ) -> dict[str, Any]:
+                return get(namespace, name)
 
             outcome = wait_for(
                 fetch,
                 meta["generation"],
                 args.timeout,
                 print,
+                summarize_cluster if is_cluster else summarize,
             )
             print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
             status = status or (0 if outcome.ok else 1)
@@ -166,28 +175,40 @@ def cmd_delete(args: argparse.Namespace) -> int:
     client = _client()
     if args.filename:
         targets = [
-            ((d.get("metadata") or {}).get("namespace") or "default", d["metadata"]["name"])
+            (
+                plural_of(d),
+                (d.get("metadata") or {}).get("namespace") or "default",
+                d["metadata"]["name"],
+            )
             for d in _read_documents(args.filename)
         ]
-    elif args.kind and args.name and KINDS.get(args.kind, ("",))[0] == "rayservices":
-        targets = [(args.namespace, args.name)]
+    elif args.kind and args.name and KINDS.get(args.kind, ("",))[0] in DELETABLE:
+        targets = [(KINDS[args.kind][0], args.namespace, args.name)]
     else:
-        raise SystemExit("error: use delete -f FILE or delete rayservice NAME")
-    for namespace, name in targets:
-        client.delete_service(namespace, name)
-        print(f'rayservice.ray.io "{name}" deleted')
+        raise SystemExit(
+            "error: use delete -f FILE, delete rayservice NAME or delete raycluster NAME"
+        )
+    for plural, namespace, name in targets:
+        delete = client.delete_raycluster if plural == "rayclusters" else client.delete_service
+        delete(namespace, name)
+        print(f'{plural[:-1]}.ray.io "{name}" deleted')
         if args.wait:
-            outcome = wait_for_absence(client, namespace, name, args.timeout)
+            outcome = wait_for_absence(client, plural, namespace, name, args.timeout)
             if not outcome:
                 print(f"error: {name} still exists after {args.timeout:.0f}s", file=sys.stderr)
                 return 1
     return 0
 
 
-def wait_for_absence(client: ApiClient, namespace: str, name: str, timeout: float) -> bool:
+def wait_for_absence(
+    client: ApiClient, plural: str, namespace: str, name: str, timeout: float
+) -> bool:
+    get = client.get_raycluster if plural == "rayclusters" else client.get_service
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not client.service_exists(namespace, name):
+        try:
+            get(namespace, name)
+        except ApiError:
             return True
         time.sleep(0.5)
     return False

@@ -1,4 +1,5 @@
-"""``apply --wait``: follow a RayService until it serves the applied generation, or say why not.
+"""``apply --wait``: follow a RayService until it serves the applied generation (a RayCluster
+until its nodes run), or say why not.
 
 Progress is printed whenever the story changes (cluster starting, head ready, apps deploying,
 endpoints ready), each line with the seconds elapsed, so a long start never looks frozen.
@@ -11,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.status import RayClusterStatus, RayServiceStatus
 from rayservice.spec.vocabulary import (
     FAILED_APP_STATES,
     ApplicationStatus,
+    ClusterState,
     ConditionReason,
+    ConditionStatus,
     ConditionType,
 )
 
@@ -81,16 +84,42 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     return line, None
 
 
+def summarize_cluster(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None]:
+    """One progress line for a standalone RayCluster, and the outcome once it is ready."""
+    status = RayClusterStatus.model_validate(obj.get("status") or {})
+    if status.observedGeneration < generation:
+        return "waiting for the controller to pick up the change", None
+    head = status.condition(ConditionType.HEAD_POD_READY)
+    head_ready = head is not None and head.status == ConditionStatus.TRUE
+    line = (
+        f"head {'ready' if head_ready else 'starting'},"
+        f" {status.availableWorkerReplicas}/{status.desiredWorkerReplicas} worker(s)"
+    )
+    failing = status.condition(ConditionType.RECONCILE_FAILED)
+    if failing is not None and failing.status == ConditionStatus.TRUE:
+        if failing.reason in FINAL_FAILURES:
+            return line, Outcome(False, failing.message)
+        line += f" (retrying: {failing.message})"
+    if status.state == ClusterState.READY:
+        ports = ", ".join(f"{name} {port}" for name, port in status.endpoints.items())
+        return line, Outcome(True, f"Ready: {line}; ports on 127.0.0.1: {ports}")
+    return line, None
+
+
+Summary = Callable[[dict[str, Any], int], tuple[str, Outcome | None]]
+
+
 def wait_for(
     fetch: Callable[[], dict[str, Any]],
     generation: int,
     timeout: float,
     say: Callable[[str], None],
+    summary: Summary = summarize,
 ) -> Outcome:
     started = time.monotonic()
     last = ""
     while True:
-        line, outcome = summarize(fetch(), generation)
+        line, outcome = summary(fetch(), generation)
         elapsed = time.monotonic() - started
         if line != last:
             say(f"[{elapsed:5.1f}s] {line}")

@@ -146,6 +146,11 @@ class AsyncRayServiceClient:
     async def delete_service(self, namespace: str, name: str) -> None:
         await self.send(manifests.delete_service(namespace, name))
 
+    async def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
+        """A RayCluster applied from a manifest (spec and status), or a RayService's cluster
+        as observed."""
+        return await self.send(manifests.get_raycluster(namespace, name))
+
     async def delete_raycluster(self, namespace: str, name: str) -> None:
         """Delete a RayCluster applied from a manifest."""
         await self.send(manifests.delete_raycluster(namespace, name))

@@ -88,6 +88,10 @@ def delete_service(namespace: str, name: str) -> Call[None]:
     return Call("DELETE", _service(namespace, name), nothing)
 
 
+def get_raycluster(namespace: str, name: str) -> Call[dict[str, Any]]:
+    return Call("GET", _ray(namespace, "rayclusters", name), json_object)
+
+
 def delete_raycluster(namespace: str, name: str) -> Call[None]:
     return Call("DELETE", _ray(namespace, "rayclusters", name), nothing)
 

@@ -144,6 +144,11 @@ class RayServiceClient:
     def delete_service(self, namespace: str, name: str) -> None:
         self.send(manifests.delete_service(namespace, name))
 
+    def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
+        """A RayCluster applied from a manifest (spec and status), or a RayService's cluster
+        as observed."""
+        return self.send(manifests.get_raycluster(namespace, name))
+
     def delete_raycluster(self, namespace: str, name: str) -> None:
         """Delete a RayCluster applied from a manifest."""
         self.send(manifests.delete_raycluster(namespace, name))

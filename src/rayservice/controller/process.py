@@ -32,7 +32,9 @@ from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
 from rayservice.providers.base import ClusterProvider
 from rayservice.providers.local import LocalProvider, runtime_root
+from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
@@ -40,7 +42,7 @@ from rayservice.traffic.haproxy import HaproxyFront
 
 class AppFactory(Protocol):
     """(store, provider, package cache folder, wake the loop; the registry ``GET /metrics``
-    serves, the API token) -> the ASGI app of the REST API"""
+    serves, the API token, Ray's Serve and job APIs) -> the ASGI app of the REST API"""
 
     def __call__(
         self,
@@ -52,6 +54,8 @@ class AppFactory(Protocol):
         *,
         metrics_registry: CollectorRegistry | None = None,
         token: str | None = None,
+        serve: ServeClient | None = None,
+        jobs: JobClient | None = None,
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
@@ -109,6 +113,8 @@ def serve_forever(
         loop.wake,
         metrics_registry=metrics.registry,
         token=token,
+        serve=DashboardServeClient(),
+        jobs=DashboardJobClient(),
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))

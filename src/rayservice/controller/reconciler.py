@@ -56,9 +56,10 @@ class _Quiet:
 
     resource_version: int
     observed: Observed
-    plan: Plan
+    plan: AnyPlan
 
 
+AnyPlan = Plan[RayServiceStatus] | Plan[RayClusterStatus]
 FIRST_SERVE_PORT = 8000
 FIRST_DASHBOARD_PORT = 8265
 log = logging.getLogger("rayservice.controller")
@@ -86,7 +87,7 @@ class Reconciler:
         self._quiet: dict[str, _Quiet] = {}
         self.metrics = metrics if metrics is not None else ControllerMetrics(store)
 
-    def settled(self, kind: ObjectKind, namespace: str, name: str) -> Plan | None:
+    def settled(self, kind: ObjectKind, namespace: str, name: str) -> AnyPlan | None:
         """The plan of the last pass if nothing it depends on changed since (a steady
         service or cluster), found without reading the resource; None when a pass is needed."""
         key = f"{namespace}/{name}"
@@ -105,9 +106,10 @@ class Reconciler:
             return replace(quiet.plan, requeue_after=wake_at - now)
         return quiet.plan
 
-    def reconcile(self, resource: StoredResource) -> Plan:
+    def reconcile(self, resource: StoredResource) -> AnyPlan:
         """A full pass (the loop asks :meth:`settled` first)."""
         record = load_record(resource.record)
+        result: AnyPlan
         if resource.kind == ObjectKind.RAY_CLUSTER:
             cluster = RayCluster.model_validate(resource.manifest)
             if not resource.deleting:
@@ -138,7 +140,7 @@ class Reconciler:
             result = plan(desired, observed, record, previous, self.clock())
         return self._carry_out(resource, observed, result)
 
-    def _carry_out(self, resource: StoredResource, observed: Observed, result: Plan) -> Plan:
+    def _carry_out(self, resource: StoredResource, observed: Observed, result: AnyPlan) -> AnyPlan:
         """Checkpoint, execute, write status, views and events; remember a quiet pass."""
         kind, namespace, name = resource.kind, resource.namespace, resource.name
         written = 0  # the writes of this pass that moved the resourceVersion
@@ -214,7 +216,7 @@ class Reconciler:
     # -- execute ---------------------------------------------------------------------------
 
     def _execute(
-        self, resource: StoredResource, result: Plan
+        self, resource: StoredResource, result: AnyPlan
     ) -> tuple[ServiceRecord, float | None]:
         """Run the actions in order; stop at the first failure (later actions may depend on
         it). The record with every outcome filed, and when to look again after a failure."""
@@ -286,7 +288,7 @@ class Reconciler:
             resource.namespace, resource.name, type_, reason, message, self.clock(), involved
         )
 
-    def _write_views(self, resource: StoredResource, observed: Observed, result: Plan) -> None:
+    def _write_views(self, resource: StoredResource, observed: Observed, result: AnyPlan) -> None:
         views: list[View] = []
         status = result.status
         if isinstance(status, RayClusterStatus):

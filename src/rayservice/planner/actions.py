@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from rayservice.planner.record import ServiceRecord, failure_key
 from rayservice.spec.cluster_request import ClusterRequest
@@ -165,11 +165,16 @@ class PlannedEvent:
     involved: ObjectRef | None = None  # None: the RayService itself
 
 
+StatusT = TypeVar("StatusT", RayServiceStatus, RayClusterStatus)
+
+
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[StatusT]):
+    """What one pass decided; ``status`` is a RayService's or a standalone RayCluster's."""
+
     actions: tuple[Action, ...]
     record: ServiceRecord
-    status: RayServiceStatus | RayClusterStatus
+    status: StatusT
     events: tuple[PlannedEvent, ...] = ()
     requeue_after: float = 5.0
     wake_at: float | None = None  # when a stored timer falls due (a deletion, a step, a retry)

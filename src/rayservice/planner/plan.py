@@ -27,6 +27,7 @@ from rayservice.planner.actions import (
     ForgetService,
     Plan,
     PlannedEvent,
+    StatusT,
 )
 from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request
 from rayservice.planner.readiness import slot_config
@@ -38,7 +39,6 @@ from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import Observed, ObservedCluster
 from rayservice.spec.status import (
     Condition,
-    RayClusterStatus,
     RayServiceStatus,
     ServiceStatus,
     rfc3339,
@@ -96,7 +96,7 @@ def plan(
     record: ServiceRecord,
     previous: RayServiceStatus,
     now: float,
-) -> Plan:
+) -> Plan[RayServiceStatus]:
     if desired.deleting:
         return deletion_plan(desired.key, observed, record, previous)
     new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
@@ -106,11 +106,8 @@ def plan(
 
 
 def deletion_plan(
-    key: str,
-    observed: Observed,
-    record: ServiceRecord,
-    previous: RayServiceStatus | RayClusterStatus,
-) -> Plan:
+    key: str, observed: Observed, record: ServiceRecord, previous: StatusT
+) -> Plan[StatusT]:
     """Delete the fronts, then the clusters, then forget the object ``key``."""
     actions: list[Action] = []
     if observed.front is not None:
@@ -145,7 +142,7 @@ class _Planner:
         self.wake_at = decision.wake_at
         self.landed = False  # the desired Serve config is on the cluster meant for it
 
-    def run(self) -> Plan:
+    def run(self) -> Plan[RayServiceStatus]:
         record = self.record
         for slot in (record.active, record.pending):
             if slot is not None:

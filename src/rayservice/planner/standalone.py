@@ -76,7 +76,7 @@ def plan_cluster(
     record: ServiceRecord,
     previous: RayClusterStatus,
     now: float,
-) -> Plan:
+) -> Plan[RayClusterStatus]:
     if desired.deleting:
         return deletion_plan(desired.key, observed, record, previous)
     spec = desired.cluster.spec

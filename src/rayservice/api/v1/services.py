@@ -1,0 +1,104 @@
+"""v1 RayServices: the same objects ``rayservice apply`` makes, from KubeRay's v1
+``RayService`` body (a Serve config and a cluster spec whose groups name compute templates)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+
+from rayservice.api import admission
+from rayservice.api.auth import caller_is_local
+from rayservice.api.v1.context import V1Context, checked_name
+from rayservice.api.v1.convert import page, service_body
+from rayservice.api.v1.errors import already_exists, not_found
+from rayservice.api.v1.templates import templates_in
+from rayservice.spec.apiserver import (
+    REQUEST_BODY,
+    ListRayServicesResponse,
+    RayService,
+    parse_body,
+    service_manifest,
+    to_wire,
+    validate_service,
+)
+from rayservice.spec.vocabulary import KIND
+from rayservice.store.base import StoredResource
+
+
+def router(ctx: V1Context) -> APIRouter:
+    api = APIRouter(prefix="/apis/v1", tags=["ray services"])
+    store = ctx.store
+
+    def reply(resource: StoredResource) -> dict[str, Any]:
+        return to_wire(service_body(resource, store.events(resource.namespace, resource.name)))
+
+    def store_body(
+        namespace: str, body: dict[str, Any], request: Request, path_name: str | None
+    ) -> StoredResource:
+        service = parse_body(RayService, body)
+        validate_service(service, checked_name(namespace, "namespace"), path_name)
+        exists = store.get(KIND, namespace, service.name) is not None
+        if path_name is None and exists:
+            raise already_exists(f'service "{service.name}" in namespace "{namespace}"')
+        if path_name is not None and not exists:
+            raise not_found(f'service "{service.name}" in namespace "{namespace}"')
+        stored = admission.admit(
+            store,
+            service_manifest(service, templates_in(store, namespace)),
+            REQUEST_BODY,
+            Path.cwd(),
+            ctx.packages,
+            time.time(),
+            f"{namespace}/{service.name}",
+            may_read_local_paths=caller_is_local(request),
+        )
+        ctx.wake()
+        return stored
+
+    def listed(namespace: str | None, size: int, token: str) -> dict[str, Any]:
+        resources = sorted(store.list_resources(KIND, namespace), key=lambda r: r.key)
+        shown, next_token = page(resources, [r.key for r in resources], size, token)
+        services = [service_body(r, store.events(r.namespace, r.name)) for r in shown]
+        listing = ListRayServicesResponse(
+            services=services, total_size=len(resources), next_page_token=next_token or None
+        )
+        return to_wire(listing)
+
+    @api.post("/namespaces/{namespace}/services")
+    def create_service(
+        namespace: str, request: Request, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        return reply(store_body(namespace, body, request, None))
+
+    @api.put("/namespaces/{namespace}/services/{name}")
+    def update_service(
+        namespace: str, name: str, request: Request, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        return reply(store_body(namespace, body, request, name))
+
+    @api.get("/namespaces/{namespace}/services/{name}")
+    def get_service(namespace: str, name: str) -> dict[str, Any]:
+        resource = store.get(KIND, namespace, name)
+        if resource is None:
+            raise not_found(f'service "{name}" in namespace "{namespace}"')
+        return reply(resource)
+
+    @api.get("/namespaces/{namespace}/services")
+    def list_services(namespace: str, pageSize: int = 0, pageToken: str = "") -> dict[str, Any]:
+        return listed(namespace, pageSize, pageToken)
+
+    @api.get("/services")
+    def list_all_services(pageSize: int = 0, pageToken: str = "") -> dict[str, Any]:
+        return listed(None, pageSize, pageToken)
+
+    @api.delete("/namespaces/{namespace}/services/{name}")
+    def delete_service(namespace: str, name: str) -> dict[str, Any]:
+        if store.mark_deleting(KIND, namespace, name) is None:
+            raise not_found(f'service "{name}" in namespace "{namespace}"')
+        ctx.wake()
+        return {}
+
+    return api
