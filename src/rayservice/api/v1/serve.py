@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Body, Request
 
 from rayservice.api.auth import caller_is_local
@@ -53,6 +54,15 @@ def _packaged(config: dict[str, Any], packages: Path, may_read_local_paths: bool
         raise InvalidSpec(problems) from error
 
 
+def _yaml_mapping(text: str) -> dict[str, Any] | None:
+    """The config as written when it is one YAML mapping; else None (validation says why)."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def router(ctx: V1Context) -> APIRouter:
     api = APIRouter(prefix="/apis/v1", tags=["serve applications"])
 
@@ -62,8 +72,12 @@ def router(ctx: V1Context) -> APIRouter:
     ) -> dict[str, Any]:
         submission = parse_body(SubmissionYaml, body)
         check(submission_yaml_problems(submission))
-        config = parse_serve_config(submission.configyaml, REQUEST_BODY, CONFIG_FIELD)
-        config = _packaged(config, ctx.packages, caller_is_local(request))
+        text = submission.configyaml
+        written = _yaml_mapping(text)
+        if written is not None:  # local folders become package URIs before Ray's schema looks
+            packaged = _packaged(written, ctx.packages, caller_is_local(request))
+            text = yaml.safe_dump(packaged, sort_keys=False)
+        config = parse_serve_config(text, REQUEST_BODY, CONFIG_FIELD)
         target = running_cluster(ctx, namespace, cluster)
         head = target.head
         assert head is not None  # a ready cluster has its head

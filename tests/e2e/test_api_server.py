@@ -1,0 +1,143 @@
+"""Seed 003 replayed against a running controller and real Ray: every curl of the seed, in
+order, as HTTP requests to the API on its own port (the seed's port 8888 is the default; the
+test takes a free one). Our fruit and math apps stand in for the seed's remote zip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import REPO, Cli
+from tests.e2e.steps import get_json, post, service_port
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = {"name": "default-template", "namespace": "default", "cpu": 2, "memory": 4}
+CLUSTER: dict[str, Any] = {
+    "name": "test-cluster",
+    "namespace": "default",
+    "user": "boris",
+    "annotations": {"ray.io/enable-serve-service": "true"},
+    "clusterSpec": {
+        "headGroupSpec": {
+            "computeTemplate": "default-template",
+            "image": "rayproject/ray:2.8.0-py310",
+            "serviceType": "ClusterIP",
+            "rayStartParams": {
+                "dashboard-host": "0.0.0.0",
+                "metrics-export-port": "8080",
+                "dashboard-agent-listen-port": "52365",
+            },
+        },
+        "workerGroupSpec": [
+            {
+                "groupName": "small-wg",
+                "computeTemplate": "default-template",
+                "image": "rayproject/ray:2.8.0-py310",
+                "replicas": 1,
+                "minReplicas": 0,
+                "maxReplicas": 5,
+                "rayStartParams": {"node-ip-address": "$MY_POD_IP"},
+            }
+        ],
+    },
+}
+V1 = "/apis/v1/namespaces/default"
+
+
+def serve_config(apps: str) -> str:
+    """The seed's two applications, with our apps folder as working_dir."""
+    sample = yaml.safe_load((REPO / "samples" / "ray-service.sample.yaml").read_text())
+    config = yaml.safe_load(sample["spec"]["serveConfigV2"])
+    for app in config["applications"]:
+        app["runtime_env"]["working_dir"] = apps
+    return yaml.safe_dump(config)
+
+
+def test_seed_003_walkthrough(cli: Cli) -> None:
+    assert "controller started" in cli.run("start").stdout
+    api = httpx.Client(base_url=f"http://127.0.0.1:{cli.env['RAYSERVICE_API_PORT']}", timeout=60)
+    try:
+        _walk_through(cli, api)
+    finally:  # a failed step must not leave the cluster running
+        api.delete(f"{V1}/clusters/test-cluster")
+        eventually(
+            lambda: not (cli.home / "clusters" / "test-cluster").exists(),
+            timeout=120,
+            interval=1,
+            message="test-cluster's processes stopped",
+        )
+        api.close()
+
+
+def _walk_through(cli: Cli, api: httpx.Client) -> None:
+    created = api.post(f"{V1}/compute_templates", json=TEMPLATE)
+    assert created.status_code == 200, created.text
+    assert api.post(f"{V1}/compute_templates", json=TEMPLATE).status_code == 409
+
+    cluster = api.post(f"{V1}/clusters", json=CLUSTER)
+    assert cluster.status_code == 200, cluster.text
+
+    def ready() -> bool:
+        cluster: dict[str, Any] = api.get(f"{V1}/clusters/test-cluster").json()
+        return cluster.get("clusterState") == "ready"
+
+    eventually(ready, timeout=180, interval=1, message="test-cluster ready")
+    services = {item["metadata"]["name"] for item in get_json(cli, "get", "services")["items"]}
+    assert {"test-cluster-head-svc", "test-cluster-serve-svc"} <= services
+    endpoints = api.get(f"{V1}/clusters/test-cluster").json()["serviceEndpoint"]
+    assert {"dashboard", "serve"} <= set(endpoints)
+
+    apps = str(cli.workdir / "samples" / "apps")
+    body = {"configyaml": serve_config(apps)}
+    submitted = api.post(f"{V1}/serveapplication/test-cluster", json=body)
+    assert submitted.status_code == 200, submitted.text
+
+    def running() -> dict[str, Any] | None:
+        reply: dict[str, Any] = api.get(f"{V1}/serveapplication/test-cluster").json()
+        statuses = {n: a.get("status") for n, a in (reply.get("applications") or {}).items()}
+        if statuses == {"fruit_app": "RUNNING", "math_app": "RUNNING"}:
+            return reply
+        return None
+
+    reply = eventually(running, timeout=240, interval=1, message="both apps RUNNING")
+    assert reply is not None
+    assert reply["applications"]["fruit_app"]["routePrefix"] == "/fruit"
+    port = service_port(cli, "test-cluster-serve-svc")
+    answer = eventually(
+        lambda: _answer(port), timeout=60, interval=0.5, message="serve-svc answers"
+    )
+    assert answer == "6"
+    assert post(port, "/calc", ["MUL", 3]) == "15 pizzas please!"
+
+    deleted = api.delete(f"{V1}/serveapplication/test-cluster")
+    assert deleted.status_code == 200, deleted.text
+    eventually(
+        lambda: not api.get(f"{V1}/serveapplication/test-cluster").json().get("applications"),
+        timeout=120,
+        interval=1,
+        message="Serve applications gone",
+    )
+
+    assert api.delete(f"{V1}/clusters/test-cluster").status_code == 200
+    eventually(
+        lambda: api.get(f"{V1}/clusters/test-cluster").status_code == 404,
+        timeout=120,
+        interval=1,
+        message="test-cluster deleted",
+    )
+    assert not (cli.home / "clusters" / "test-cluster").exists()
+    assert api.delete(f"{V1}/compute_templates/default-template").status_code == 200
+    assert api.delete(f"{V1}/compute_templates/default-template").status_code == 404
+
+
+def _answer(port: int) -> str:
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/fruit", json=["MANGO", 2], timeout=10)
+    except httpx.HTTPError:
+        return ""
+    return response.text if response.status_code == 200 else ""
