@@ -13,39 +13,11 @@ import yaml
 from tests.e2e.conftest import REPO, Cli
 from tests.e2e.steps import get_json, post, service_port
 from tests.helpers import eventually
+from tests.seed_003 import SEED_CLUSTER as CLUSTER
+from tests.seed_003 import SEED_TEMPLATE as TEMPLATE
 
 pytestmark = pytest.mark.e2e
 
-TEMPLATE = {"name": "default-template", "namespace": "default", "cpu": 2, "memory": 4}
-CLUSTER: dict[str, Any] = {
-    "name": "test-cluster",
-    "namespace": "default",
-    "user": "boris",
-    "annotations": {"ray.io/enable-serve-service": "true"},
-    "clusterSpec": {
-        "headGroupSpec": {
-            "computeTemplate": "default-template",
-            "image": "rayproject/ray:2.8.0-py310",
-            "serviceType": "ClusterIP",
-            "rayStartParams": {
-                "dashboard-host": "0.0.0.0",
-                "metrics-export-port": "8080",
-                "dashboard-agent-listen-port": "52365",
-            },
-        },
-        "workerGroupSpec": [
-            {
-                "groupName": "small-wg",
-                "computeTemplate": "default-template",
-                "image": "rayproject/ray:2.8.0-py310",
-                "replicas": 1,
-                "minReplicas": 0,
-                "maxReplicas": 5,
-                "rayStartParams": {"node-ip-address": "$MY_POD_IP"},
-            }
-        ],
-    },
-}
 V1 = "/apis/v1/namespaces/default"
 
 

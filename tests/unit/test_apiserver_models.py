@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from rayservice.spec.apiserver import (
@@ -38,49 +36,7 @@ from rayservice.spec.ignored import ignored_fields
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import RayCluster
 from rayservice.spec.manifest import RayService as RayServiceManifest
-
-# The cluster and template of KubeRay's "Managing RayServe with the API server" guide.
-SEED_CLUSTER: dict[str, Any] = {
-    "name": "test-cluster",
-    "namespace": "default",
-    "user": "boris",
-    "annotations": {"ray.io/enable-serve-service": "true"},
-    "clusterSpec": {
-        "headGroupSpec": {
-            "computeTemplate": "default-template",
-            "image": "rayproject/ray:2.8.0-py310",
-            "serviceType": "ClusterIP",
-            "rayStartParams": {
-                "dashboard-host": "0.0.0.0",
-                "metrics-export-port": "8080",
-                "dashboard-agent-listen-port": "52365",
-            },
-        },
-        "workerGroupSpec": [
-            {
-                "groupName": "small-wg",
-                "computeTemplate": "default-template",
-                "image": "rayproject/ray:2.8.0-py310",
-                "replicas": 1,
-                "minReplicas": 0,
-                "maxReplicas": 5,
-                "rayStartParams": {"node-ip-address": "$MY_POD_IP"},
-            }
-        ],
-    },
-}
-SEED_TEMPLATE: dict[str, Any] = {
-    "name": "default-template",
-    "namespace": "default",
-    "cpu": 2,
-    "memory": 4,
-}
-SERVE_CONFIG = """\
-applications:
-  - name: fruit_app
-    import_path: fruit.deployment_graph
-    route_prefix: /fruit
-"""
+from tests.seed_003 import SEED_CLUSTER, SEED_TEMPLATE, SERVE_CONFIG
 
 
 def _templates() -> dict[str, ComputeTemplate]:
