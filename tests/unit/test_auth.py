@@ -31,7 +31,7 @@ from rayservice.api.credentials import (
 from rayservice.api.packaging import package_working_dir
 from rayservice.cli import daemon
 from rayservice.cli import main as cli_main
-from rayservice.cli.client import ApiClient, Unauthenticated
+from rayservice.client import RayServiceClient, Unauthenticated
 from rayservice.controller import process
 from rayservice.host.addresses import ExposedWithoutToken, is_loopback
 from rayservice.providers.fake import FakeProvider
@@ -259,7 +259,7 @@ def test_start_hands_the_listen_options_to_the_background_controller(
 ) -> None:
     started: list[tuple[str, list[str]]] = []
 
-    def fake_start(home: Path, client: ApiClient, controller_args: list[str]) -> str:
+    def fake_start(home: Path, client: RayServiceClient, controller_args: list[str]) -> str:
         started.append((client.base_url, controller_args))
         return "started"
 
@@ -379,10 +379,10 @@ def test_a_caller_on_loopback_may_name_a_local_folder(
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def client_class(handler: Handler) -> type[ApiClient]:
-    """ApiClient as the CLI builds it, its requests answered by ``handler``."""
+def client_class(handler: Handler) -> type[RayServiceClient]:
+    """RayServiceClient as the CLI builds it, its requests answered by ``handler``."""
 
-    class Mocked(ApiClient):
+    class Mocked(RayServiceClient):
         def __init__(self, base_url: str, *, token: str | None = None) -> None:
             super().__init__(base_url, token=token, transport=httpx.MockTransport(handler))
 
@@ -398,7 +398,7 @@ def test_the_cli_sends_the_token_of_the_file_as_bearer(
         seen.append((str(request.url), request.headers.get("Authorization")))
         return httpx.Response(200, json={"items": []})
 
-    monkeypatch.setattr(cli_main, "ApiClient", client_class(handler))
+    monkeypatch.setattr(cli_main, "RayServiceClient", client_class(handler))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.setenv(TOKEN_FILE_ENV, str(token_file(tmp_path)))
     monkeypatch.setenv(settings.API_URL_ENV, "https://controller.example:8443/")
@@ -423,13 +423,13 @@ def test_a_refusal_for_want_of_a_token_tells_to_set_the_token_file(
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"code": 16, "message": "a valid token is required"})
 
-    monkeypatch.setattr(cli_main, "ApiClient", client_class(handler))
+    monkeypatch.setattr(cli_main, "RayServiceClient", client_class(handler))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
 
     assert cli_main.main(["get", "rayservice"]) == 1
 
-    assert f"set {TOKEN_FILE_ENV}" in capsys.readouterr().err
+    assert f"file named by {TOKEN_FILE_ENV}" in capsys.readouterr().err
 
 
 def test_the_cli_token_opens_the_api(guarded: TestClient) -> None:
@@ -440,8 +440,8 @@ def test_the_cli_token_opens_the_api(guarded: TestClient) -> None:
         return answer
 
     transport = httpx.MockTransport(through_the_app)
-    with_token = ApiClient("http://testserver", token=TOKEN, transport=transport)
-    without = ApiClient("http://testserver", transport=transport)
+    with_token = RayServiceClient("http://testserver", token=TOKEN, transport=transport)
+    without = RayServiceClient("http://testserver", transport=transport)
 
     assert with_token.list_objects("rayservices", None) == []
     with pytest.raises(Unauthenticated, match=TOKEN_FILE_ENV):

@@ -23,9 +23,9 @@ from rayservice.api.app import create_app
 from rayservice.api.objects import event_object, resource_object
 from rayservice.cli import main as cli_main
 from rayservice.cli import tables
-from rayservice.cli.client import ApiClient
 from rayservice.cli.main import main
 from rayservice.cli.waiting import summarize
+from rayservice.client import RayServiceClient
 from rayservice.controller.views import cluster_view, pod_views, service_views
 from rayservice.planner.cluster_status import WorkerBounds, observed_status
 from rayservice.providers.fake import FakeProvider
@@ -552,7 +552,7 @@ def test_an_unknown_resource_type_lists_the_valid_ones() -> None:
 
 
 class RecordingClient:
-    """Stands in for ApiClient: remembers what apply sent and answers like the API."""
+    """Stands in for RayServiceClient: remembers what apply sent and answers like the API."""
 
     applied: ClassVar[list[tuple[str, str]]] = []
 
@@ -574,7 +574,7 @@ MINIMAL = "apiVersion: ray.io/v1\nkind: RayService\nmetadata:\n  name: demo\nspe
 def test_apply_of_a_file_sends_the_files_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli_main, "ApiClient", RecordingClient)
+    monkeypatch.setattr(cli_main, "RayServiceClient", RecordingClient)
     monkeypatch.setattr(RecordingClient, "applied", [])
     manifest_file = tmp_path / "svc.yaml"
     manifest_file.write_text(MINIMAL)
@@ -595,7 +595,7 @@ def test_apply_prints_the_controllers_warnings_on_stderr(
             obj, _ = super().apply(manifest, source, base_dir)
             return obj, ["svc.yaml: spec.rayClusterConfig changed, but it is held"]
 
-    monkeypatch.setattr(cli_main, "ApiClient", WarnedClient)
+    monkeypatch.setattr(cli_main, "RayServiceClient", WarnedClient)
     monkeypatch.setattr(RecordingClient, "applied", [])
     manifest_file = tmp_path / "svc.yaml"
     manifest_file.write_text(MINIMAL)
@@ -610,7 +610,7 @@ def test_apply_prints_the_controllers_warnings_on_stderr(
 def test_apply_from_stdin_sends_the_current_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(cli_main, "ApiClient", RecordingClient)
+    monkeypatch.setattr(cli_main, "RayServiceClient", RecordingClient)
     monkeypatch.setattr(RecordingClient, "applied", [])
     monkeypatch.setattr("sys.stdin", io.StringIO(MINIMAL))
     monkeypatch.chdir(tmp_path)
@@ -626,8 +626,8 @@ def test_apply_from_stdin_sends_the_current_folder(
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-class InProcessClient(ApiClient):
-    """The real ApiClient, speaking to an API app in this process instead of a controller."""
+class InProcessClient(RayServiceClient):
+    """The real RayServiceClient, speaking to an API app in this process instead of a controller."""
 
     app: ClassVar[FastAPI]
 
@@ -661,7 +661,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Works
     wakes: list[None] = []
     app = create_app(store, FakeProvider(), tmp_path / "packages", lambda: wakes.append(None))
     monkeypatch.setattr(InProcessClient, "app", app, raising=False)
-    monkeypatch.setattr(cli_main, "ApiClient", InProcessClient)
+    monkeypatch.setattr(cli_main, "RayServiceClient", InProcessClient)
     shutil.copytree(SAMPLES / "apps", tmp_path / "apps")
     yield Workspace(tmp_path, store, wakes)
 

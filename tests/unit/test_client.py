@@ -871,21 +871,6 @@ def test_the_async_client_has_every_method_of_the_sync_one_with_the_same_argumen
     assert list(init) == list(inspect.signature(AsyncRayServiceClient.__init__).parameters)
 
 
-def test_the_method_names_of_the_command_lines_client_are_kept() -> None:
-    from rayservice.cli.client import ApiClient
-
-    cli = {n for n, _ in inspect.getmembers(ApiClient, inspect.isfunction) if n[0] != "_"}
-    assert cli <= set(public_methods(RayServiceClient))
-    for name in cli:
-        old = inspect.signature(getattr(ApiClient, name))
-        assert list(old.parameters) == list(
-            inspect.signature(getattr(RayServiceClient, name)).parameters
-        ), name
-
-
-# --- the real server ---------------------------------------------------------------------------
-
-
 def test_the_real_apps_error_bodies_are_read(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "store.db")
     app = create_app(store, FakeProvider(clock=lambda: 0.0), tmp_path / "packages", lambda: None)

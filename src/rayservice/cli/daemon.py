@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from rayservice.api.settings import pid_file
-from rayservice.cli.client import ApiClient
+from rayservice.client import RayServiceClient
 from rayservice.host.processes import is_alive
 
 START_TIMEOUT = 30.0
@@ -29,7 +29,7 @@ def running_pid(home: Path) -> int | None:
     return pid if is_alive(pid, None) else None
 
 
-def start(home: Path, client: ApiClient, controller_args: list[str]) -> str:
+def start(home: Path, client: RayServiceClient, controller_args: list[str]) -> str:
     """Start ``rayservice controller *controller_args`` in the background unless one answers
     at ``client`` already; wait until it answers."""
     pid = running_pid(home)

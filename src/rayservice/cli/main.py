@@ -27,8 +27,9 @@ from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
 from rayservice.cli import daemon, rollout, tables
 from rayservice.cli.change_report import change_report
-from rayservice.cli.client import ApiClient, ApiError, plural_of
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
+from rayservice.client import NotFound, RayServiceClient
+from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError
@@ -57,8 +58,8 @@ class UnreadableInput(RayServiceError):
     """The manifest file (or stdin) could not be read."""
 
 
-def _client() -> ApiClient:
-    return ApiClient(api_url(), token=client_token(os.environ))
+def _client() -> RayServiceClient:
+    return RayServiceClient(api_url(), token=client_token(os.environ))
 
 
 def _read_documents(path: str) -> list[dict[str, Any]]:
@@ -201,14 +202,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def wait_for_absence(
-    client: ApiClient, plural: str, namespace: str, name: str, timeout: float
+    client: RayServiceClient, plural: str, namespace: str, name: str, timeout: float
 ) -> bool:
     get = client.get_raycluster if plural == "rayclusters" else client.get_service
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             get(namespace, name)
-        except ApiError:
+        except NotFound:
             return True
         time.sleep(0.5)
     return False
@@ -224,7 +225,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     listen_args = ["--host", args.host]
     if args.token_file is not None:
         listen_args += ["--token-file", str(args.token_file.resolve())]
-    print(daemon.start(home_dir(), ApiClient(local_api_url(args.host)), listen_args))
+    print(daemon.start(home_dir(), RayServiceClient(local_api_url(args.host)), listen_args))
     return 0
 
 
