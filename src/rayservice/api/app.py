@@ -37,7 +37,8 @@ from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
-from rayservice.spec.vocabulary import KIND
+from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import KIND, LOCALHOST
 from rayservice.store.base import Store, View
 
 RAY = "/apis/ray.io/v1"
@@ -185,6 +186,20 @@ def create_app(
             raise HTTPException(404, f'raycluster "{name}" not found in namespace "{namespace}"')
         return view_object(view)
 
+    @app.get(RAY + "/namespaces/{namespace}/dashboards/{name}")
+    def dashboard(namespace: str, name: str) -> dict[str, str]:
+        """Where the dashboard of a RayService's active cluster (or of a RayCluster) is, and
+        the token Ray's login asks for. Never logged; the API's own token guards it."""
+        cluster, port = _dashboard_target(store, namespace, name)
+        observed = provider.observe(cluster) if cluster else None
+        if observed is None or not port:
+            raise HTTPException(404, f"{namespace}/{name} has no running cluster yet")
+        return {
+            "url": f"http://{LOCALHOST}:{port}",
+            "cluster": cluster,
+            "token": observed.auth_token,
+        }
+
     @app.delete(RAY + "/namespaces/{namespace}/rayclusters/{name}")
     def delete_cluster(namespace: str, name: str) -> dict[str, Any]:
         resource = store.mark_deleting(ObjectKind.RAY_CLUSTER, namespace, name)
@@ -238,6 +253,18 @@ def create_app(
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
     return app
+
+
+def _dashboard_target(store: Store, namespace: str, name: str) -> tuple[str, int]:
+    """The cluster whose dashboard ``<name>-head-svc`` shows, and that front's port."""
+    cluster = store.get(ObjectKind.RAY_CLUSTER, namespace, name)
+    if cluster is not None:
+        return name, int(cluster.record.get("dashboard_port") or 0)
+    service = store.get(KIND, namespace, name)
+    if service is None:
+        raise _not_found(namespace, name)
+    active = RayServiceStatus.model_validate(service.status).activeServiceStatus.rayClusterName
+    return active, int(service.record.get("dashboard_port") or 0)
 
 
 def _cluster_view(store: Store, namespace: str, name: str) -> View | None:

@@ -6,8 +6,13 @@ rayservice diff -f FILE
 rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
 rayservice describe rayservice NAME
 rayservice delete -f FILE | delete rayservice|raycluster NAME
-rayservice logs NAME [--pod POD] [--tail N]
+rayservice logs NAME [--pod POD] [--tail N]  (a rayservice or raycluster)
 rayservice rollout status|history|pause|resume|promote|undo NAME
+rayservice create cluster|computetemplate -f FILE [--wait]
+rayservice serve deploy|status|delete CLUSTER [-f CONFIG] [--wait]
+rayservice job submit CLUSTER [--wait] -- CMD ... | job list CLUSTER
+rayservice job status|logs|stop|delete CLUSTER SUBMISSION_ID
+rayservice dashboard NAME
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import yaml
 
 from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
-from rayservice.cli import daemon, rollout, tables
+from rayservice.cli import daemon, rollout, tables, workloads
 from rayservice.cli.change_report import change_report
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
@@ -348,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--tail", type=int, default=200)
     logs.add_argument("-n", "--namespace", default="default")
     logs.set_defaults(func=cmd_logs)
+    workloads.add_verbs(verbs, _client, DEFAULT_TIMEOUT)
     return parser
 
 

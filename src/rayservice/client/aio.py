@@ -146,6 +146,11 @@ class AsyncRayServiceClient:
     async def delete_service(self, namespace: str, name: str) -> None:
         await self.send(manifests.delete_service(namespace, name))
 
+    async def dashboard(self, namespace: str, name: str) -> dict[str, Any]:
+        """``url``, ``cluster`` and ``token`` (what Ray's dashboard login asks for) of a
+        RayService's active cluster or of a RayCluster."""
+        return await self.send(manifests.dashboard(namespace, name))
+
     async def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
         """A RayCluster applied from a manifest (spec and status), or a RayService's cluster
         as observed."""

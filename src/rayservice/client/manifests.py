@@ -88,6 +88,11 @@ def delete_service(namespace: str, name: str) -> Call[None]:
     return Call("DELETE", _service(namespace, name), nothing)
 
 
+def dashboard(namespace: str, name: str) -> Call[dict[str, Any]]:
+    """The dashboard URL of a RayService or RayCluster and the token Ray's login asks for."""
+    return Call("GET", _ray(namespace, "dashboards", name), json_object)
+
+
 def get_raycluster(namespace: str, name: str) -> Call[dict[str, Any]]:
     return Call("GET", _ray(namespace, "rayclusters", name), json_object)
 

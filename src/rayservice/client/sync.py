@@ -144,6 +144,11 @@ class RayServiceClient:
     def delete_service(self, namespace: str, name: str) -> None:
         self.send(manifests.delete_service(namespace, name))
 
+    def dashboard(self, namespace: str, name: str) -> dict[str, Any]:
+        """``url``, ``cluster`` and ``token`` (what Ray's dashboard login asks for) of a
+        RayService's active cluster or of a RayCluster."""
+        return self.send(manifests.dashboard(namespace, name))
+
     def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
         """A RayCluster applied from a manifest (spec and status), or a RayService's cluster
         as observed."""
