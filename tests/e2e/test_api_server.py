@@ -4,12 +4,15 @@ test takes a free one). Our fruit and math apps stand in for the seed's remote z
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from rayservice.host.ports import port_is_free
+from rayservice.spec.ignored import FIXED_PORT_PARAMS
 from tests.e2e.conftest import REPO, Cli
 from tests.e2e.steps import get_json, post, service_port
 from tests.helpers import eventually
@@ -51,7 +54,18 @@ def _walk_through(cli: Cli, api: httpx.Client) -> None:
     assert created.status_code == 200, created.text
     assert api.post(f"{V1}/compute_templates", json=TEMPLATE).status_code == 409
 
+    # the seed fixes the head's metrics and agent ports: honoured when free, else refused
+    fixed = CLUSTER["clusterSpec"]["headGroupSpec"]["rayStartParams"]
+    metrics_port = int(fixed["metrics-export-port"])
+    free = all(port_is_free(int(fixed[o])) for o in FIXED_PORT_PARAMS)
     cluster = api.post(f"{V1}/clusters", json=CLUSTER)
+    if not free:
+        assert cluster.status_code == 400, cluster.text
+        assert "is already in use" in cluster.json()["message"]
+        body = copy.deepcopy(CLUSTER)
+        for option in FIXED_PORT_PARAMS:
+            del body["clusterSpec"]["headGroupSpec"]["rayStartParams"][option]
+        cluster = api.post(f"{V1}/clusters", json=body)
     assert cluster.status_code == 200, cluster.text
 
     def ready() -> bool:
@@ -63,6 +77,14 @@ def _walk_through(cli: Cli, api: httpx.Client) -> None:
     assert {"test-cluster-head-svc", "test-cluster-serve-svc"} <= services
     endpoints = api.get(f"{V1}/clusters/test-cluster").json()["serviceEndpoint"]
     assert {"dashboard", "serve"} <= set(endpoints)
+    if free:  # Ray's metrics agent of the head answers on the port the seed asked for
+        metrics = eventually(
+            lambda: _get_text(f"http://127.0.0.1:{metrics_port}/metrics"),
+            timeout=60,
+            interval=1,
+            message=f"the head's metrics on port {metrics_port}",
+        )
+        assert "ray_" in metrics
 
     apps = str(cli.workdir / "samples" / "apps")
     body = {"configyaml": serve_config(apps)}
@@ -105,6 +127,14 @@ def _walk_through(cli: Cli, api: httpx.Client) -> None:
     assert not (cli.home / "clusters" / "test-cluster").exists()
     assert api.delete(f"{V1}/compute_templates/default-template").status_code == 200
     assert api.delete(f"{V1}/compute_templates/default-template").status_code == 404
+
+
+def _get_text(url: str) -> str:
+    try:
+        response = httpx.get(url, timeout=10)
+    except httpx.HTTPError:
+        return ""
+    return response.text if response.status_code == 200 else ""
 
 
 def _answer(port: int) -> str:

@@ -4,6 +4,7 @@ its status, spec changes under each upgradeStrategy, suspend and deletion."""
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from rayservice.api import admission
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import DeleteCluster, EnsureCluster, EnsureFront
 from rayservice.providers.fake import FakeProvider
+from rayservice.providers.local import PORT_OF_OPTION
 from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.errors import InvalidSpec
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
+from rayservice.spec.manifest import RayCluster
 from rayservice.spec.status import RayClusterStatus
 from rayservice.spec.vocabulary import ClusterState, ConditionStatus, ConditionType, EventReason
 from rayservice.store.base import StoredResource
@@ -199,3 +203,51 @@ def test_a_raycluster_and_a_rayservice_may_not_share_a_name(cluster: Cluster) ->
     with pytest.raises(InvalidSpec, match="both would own the Services"):
         cluster.apply(cluster_manifest())
     assert cluster.store.get(CLUSTER, NAMESPACE, NAME) is None
+
+
+def test_the_head_keeps_the_ports_its_ray_start_params_fix(cluster: Cluster) -> None:
+    document = cluster_manifest()
+    document["spec"]["headGroupSpec"]["rayStartParams"]["metrics-export-port"] = "18080"
+    document["spec"]["workerGroupSpecs"][0]["rayStartParams"] = {"metrics-export-port": "18081"}
+    manifest = RayCluster.model_validate(cluster.apply(document).manifest)
+
+    first = cluster.reconcile()
+
+    ensure = next(a for a in first.actions if isinstance(a, EnsureCluster))
+    assert ensure.request.head.fixed_ports == {"metrics-export-port": 18080}
+    assert all(group.fixed_ports == {} for group in ensure.request.workers)
+    ignored = ignored_fields(manifest)
+    assert "spec.headGroupSpec.rayStartParams.metrics-export-port" not in ignored
+    assert "spec.workerGroupSpecs[0].rayStartParams.metrics-export-port" in ignored
+
+
+def test_a_fixed_port_in_use_is_refused_unless_the_cluster_holds_it(cluster: Cluster) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        document = cluster_manifest()
+        document["spec"]["headGroupSpec"]["rayStartParams"]["metrics-export-port"] = port
+
+        with pytest.raises(InvalidSpec, match=f"port {port} on 127.0.0.1 is already in use"):
+            cluster.apply(document)
+        assert cluster.store.get(CLUSTER, NAMESPACE, NAME) is None
+
+    cluster.apply(document)  # free now
+    with socket.socket() as held_by_the_cluster:
+        held_by_the_cluster.bind(("127.0.0.1", int(port)))
+        held_by_the_cluster.listen()
+        document["spec"]["workerGroupSpecs"][0]["replicas"] = 2
+        assert cluster.apply(document).generation == 2  # the same fixed port: no check
+
+
+def test_a_fixed_port_that_is_no_number_is_refused(cluster: Cluster) -> None:
+    document = cluster_manifest()
+    document["spec"]["headGroupSpec"]["rayStartParams"]["metrics-export-port"] = "eighty"
+
+    with pytest.raises(InvalidSpec, match="metrics-export-port"):
+        cluster.apply(document)
+
+
+def test_the_local_provider_knows_every_port_a_head_may_fix() -> None:
+    assert set(PORT_OF_OPTION) == FIXED_PORT_PARAMS

@@ -26,6 +26,7 @@ from rayservice.planner.change import (
 from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.ignored import FIXED_PORT_PARAMS
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
 from rayservice.spec.vocabulary import KIND
@@ -84,6 +85,30 @@ def _port_problems(service: RayService, store: Store, source: str) -> list[SpecP
     return []
 
 
+def _fixed_port_problems(cluster: RayCluster, store: Store, source: str) -> list[SpecProblem]:
+    """A port the head's rayStartParams fix must be free, unless this cluster already has it."""
+    stored = store.get(ObjectKind.RAY_CLUSTER, cluster.metadata.namespace, cluster.metadata.name)
+    held = (
+        RayCluster.model_validate(stored.manifest).spec.headGroupSpec.rayStartParams
+        if stored is not None
+        else {}
+    )
+    problems = []
+    for option, value in sorted(cluster.spec.headGroupSpec.rayStartParams.items()):
+        if option not in FIXED_PORT_PARAMS or held.get(option) == value:
+            continue
+        if not port_is_free(int(value)):
+            problems.append(
+                SpecProblem(
+                    source,
+                    f"spec.headGroupSpec.rayStartParams.{option}",
+                    f"port {value} on 127.0.0.1 is already in use",
+                    "a free port, or leave it out to have one chosen",
+                )
+            )
+    return problems
+
+
 def admitted_manifest(
     store: Store,
     document: dict[str, Any],
@@ -105,6 +130,8 @@ def admitted_manifest(
     problems = _name_problems(manifest, store, source)
     if isinstance(manifest, RayService):
         problems += _port_problems(manifest, store, source)
+    else:
+        problems += _fixed_port_problems(manifest, store, source)
     if expected_key is not None and manifest.key != expected_key:
         problems.append(
             SpecProblem(

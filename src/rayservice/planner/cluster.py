@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
-from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS
+from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
 from rayservice.spec.observed import NodePhase, ObservedCluster
 from rayservice.spec.resources import node_resources
@@ -80,13 +80,25 @@ def _fault_tolerance(spec: RayClusterSpec, name: str) -> FaultTolerance | None:
     return None
 
 
-def cluster_request(name: str, owner: str, spec: RayClusterSpec, spec_hash: str) -> ClusterRequest:
+def cluster_request(
+    name: str, owner: str, spec: RayClusterSpec, spec_hash: str, fixed_head_ports: bool = False
+) -> ClusterRequest:
+    """What the provider is to make of ``spec``; with ``fixed_head_ports`` (a standalone
+    RayCluster) the head keeps the ports its rayStartParams fix."""
     head = spec.headGroupSpec
+    head_request = _group_request(HEAD_GROUP, head.rayStartParams, head.template, 1)
+    if fixed_head_ports:
+        fixed = {
+            option: int(value)
+            for option, value in head.rayStartParams.items()
+            if option in FIXED_PORT_PARAMS
+        }
+        head_request = head_request.model_copy(update={"fixed_ports": fixed})
     return ClusterRequest(
         name=name,
         owner=owner,
         spec_hash=spec_hash,
-        head=_group_request(HEAD_GROUP, head.rayStartParams, head.template, 1),
+        head=head_request,
         workers=tuple(
             _group_request(g.groupName, g.rayStartParams, g.template, replicas_of(g))
             for g in spec.workerGroupSpecs

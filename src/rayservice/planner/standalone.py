@@ -81,7 +81,9 @@ def plan_cluster(
         return deletion_plan(desired.key, observed, record, previous)
     spec = desired.cluster.spec
     current = observed.clusters.get(desired.name)
-    request = cluster_request(desired.name, desired.key, spec, cluster_spec_hash(spec))
+    request = cluster_request(
+        desired.name, desired.key, spec, cluster_spec_hash(spec), fixed_head_ports=True
+    )
     actions: list[Action] = []
     events: list[PlannedEvent] = []
     involved = ObjectRef(ObjectKind.RAY_CLUSTER, desired.name)

@@ -20,7 +20,7 @@ import string
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -85,6 +85,15 @@ def _user_param_args(params: dict[str, str]) -> list[str]:
         else:
             args.append(f"--{key}={value.strip(chr(34))}")
     return args
+
+
+# the port of NodePorts each fixable ray start option sets (spec.ignored.FIXED_PORT_PARAMS)
+PORT_OF_OPTION = {"metrics-export-port": "metrics", "dashboard-agent-listen-port": "agent_listen"}
+
+
+def _with_fixed_ports(ports: NodePorts, fixed: Mapping[str, int]) -> NodePorts:
+    """The head's port block with the ports its request fixes in place of the chosen ones."""
+    return ports.model_copy(update={PORT_OF_OPTION[option]: port for option, port in fixed.items()})
 
 
 class LocalProvider:
@@ -170,7 +179,10 @@ class LocalProvider:
             request=request,
         )
         record.request = request
-        head = record.head or self._new_node(record, NodeRole.HEAD, HEAD_GROUP)
+        head = record.head
+        if head is None:
+            head = self._new_node(record, NodeRole.HEAD, HEAD_GROUP)
+            head.ports = _with_fixed_ports(head.ports, request.head.fixed_ports)
         save_record(path, record)  # ports and names are claimed before any process starts
         self._keep_running(record, head, request.head)
         if self._gcs_accepts(head):

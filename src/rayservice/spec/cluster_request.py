@@ -21,6 +21,8 @@ class NodeGroupRequest(BaseModel):
     custom_resources: dict[str, float] = Field(default_factory=dict)
     ray_start_params: dict[str, str] = Field(default_factory=dict)  # user-settable ones only
     env: dict[str, str] = Field(default_factory=dict)
+    # ``ray start`` port options fixed by the user (a standalone RayCluster's head only)
+    fixed_ports: dict[str, int] = Field(default_factory=dict)
 
 
 class FaultTolerance(BaseModel):

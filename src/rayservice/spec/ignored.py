@@ -45,6 +45,11 @@ BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
 )
 """``ray start`` options the local backend chooses itself (addresses, ports, directories)."""
 
+FIXED_PORT_PARAMS = frozenset({"metrics-export-port", "dashboard-agent-listen-port"})
+"""Ports the head of a standalone RayCluster may fix (a metrics scraper, a tool that talks to
+the agent): honoured when free. A RayService's head gets its own, because during an upgrade
+two of its clusters run side by side on this machine and could not share one."""
+
 _USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env"})
 _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
 _KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
@@ -53,9 +58,9 @@ _KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
 def ignored_fields(manifest: Manifest) -> list[str]:
     """Paths of the fields in ``manifest`` that are accepted but have no effect locally."""
     if isinstance(manifest, RayCluster):
-        return list(_cluster_fields(manifest.spec, "spec"))
+        return list(_cluster_fields(manifest.spec, "spec", FIXED_PORT_PARAMS))
     spec = manifest.spec
-    paths = list(_cluster_fields(spec.rayClusterConfig, "spec.rayClusterConfig"))
+    paths = list(_cluster_fields(spec.rayClusterConfig, "spec.rayClusterConfig", frozenset()))
     options = spec.upgradeStrategy.clusterUpgradeOptions
     if options is not None and options.gatewayClassName is not None:
         paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
@@ -64,7 +69,9 @@ def ignored_fields(manifest: Manifest) -> list[str]:
     return paths
 
 
-def _cluster_fields(spec: RayClusterSpec, prefix: str) -> Iterator[str]:
+def _cluster_fields(
+    spec: RayClusterSpec, prefix: str, honoured_on_head: frozenset[str]
+) -> Iterator[str]:
     # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
     for name in ("enableInTreeAutoscaling", "autoscalerOptions"):
         if getattr(spec, name):
@@ -72,7 +79,8 @@ def _cluster_fields(spec: RayClusterSpec, prefix: str) -> Iterator[str]:
     yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
-        yield from _ray_start_param_fields(group.rayStartParams, group_path)
+        honoured = honoured_on_head if group is spec.headGroupSpec else frozenset()
+        yield from _ray_start_param_fields(group.rayStartParams, group_path, honoured)
         yield from _template_fields(group.template, field_path(group_path, "template"))
 
 
@@ -83,9 +91,11 @@ def _head_only_fields(head: HeadGroupSpec, head_path: str) -> Iterator[str]:
             yield field_path(head_path, name)
 
 
-def _ray_start_param_fields(params: Mapping[str, str], group_path: str) -> Iterator[str]:
+def _ray_start_param_fields(
+    params: Mapping[str, str], group_path: str, honoured: frozenset[str]
+) -> Iterator[str]:
     for name in params:
-        if name in BACKEND_MANAGED_RAY_START_PARAMS:
+        if name in BACKEND_MANAGED_RAY_START_PARAMS and name not in honoured:
             yield field_path(group_path, "rayStartParams", name)
 
 
