@@ -973,3 +973,17 @@ def test_the_ray_io_routes_keep_their_own_error_shapes(api: Api) -> None:
     assert missing.status_code == 404
     assert missing.json() == {"detail": 'rayservice "nope" not found in namespace "default"'}
     assert unknown.json() == {"detail": "Not Found"}
+
+
+def test_fields_without_meaning_here_are_named_in_a_warning(api: Api) -> None:
+    api.seed_template()
+
+    response = api.client.post(CLUSTERS, json=SEED_CLUSTER)
+
+    assert response.status_code == 200
+    [warning] = response.headers.get_list("warning")
+    assert warning.startswith('299 - "accepted, with no effect on the local backend: ')
+    assert "spec.headGroupSpec.rayStartParams.dashboard-host" in warning
+    assert "spec.workerGroupSpecs[0].rayStartParams.node-ip-address" in warning
+    # honoured on the head of a standalone cluster, so not named
+    assert "metrics-export-port" not in warning

@@ -26,7 +26,7 @@ from rayservice.planner.change import (
 from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
-from rayservice.spec.ignored import FIXED_PORT_PARAMS
+from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
 from rayservice.spec.vocabulary import KIND
@@ -282,6 +282,15 @@ def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> l
         " None: the running cluster keeps its spec (Serve config changes still apply);"
         " set it to NewCluster or NewClusterWithIncrementalUpgrade to apply the change"
     ]
+
+
+def ignored_warning(resource: StoredResource) -> str | None:
+    """The fields of a stored object that were accepted but mean nothing on this machine
+    (images, Kubernetes-only settings, addresses), as one warning; None when there are none."""
+    ignored = ignored_fields(load_stored(resource))
+    if not ignored:
+        return None
+    return "accepted, with no effect on the local backend: " + ", ".join(ignored)
 
 
 def load_stored(resource: StoredResource) -> Manifest:

@@ -24,6 +24,7 @@ from rayservice import __version__
 from rayservice.api import admission, rollout
 from rayservice.api.auth import TokenAuth, caller_is_local
 from rayservice.api.objects import (
+    add_warning,
     change_object,
     event_object,
     list_object,
@@ -145,7 +146,7 @@ def create_app(
         )
         wake()
         for warning in admission.apply_warnings(previous, stored):
-            response.headers.append("Warning", f'299 - "{warning}"')  # as Kubernetes warns
+            add_warning(response, warning)
         return resource_object(stored)
 
     @app.get(RAY + "/rayservices")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+
 from rayservice.planner.change import ABSENT, Change, FieldChange
 from rayservice.spec.status import rfc3339
 from rayservice.store.base import Event, StoredResource, View
@@ -75,3 +77,8 @@ def event_object(event: Event) -> dict[str, Any]:
 
 def list_object(kind: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items, "itemKind": kind}
+
+
+def add_warning(response: Response, text: str) -> None:
+    """A Kubernetes-style ``Warning: 299 - "..."`` header, as kubectl prints it."""
+    response.headers.append("Warning", f'299 - "{text}"')

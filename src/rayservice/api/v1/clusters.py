@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from rayservice.api import admission
 from rayservice.api.auth import caller_is_local
-from rayservice.api.v1.context import V1Context, checked_name
+from rayservice.api.v1.context import V1Context, checked_name, warn_ignored
 from rayservice.api.v1.convert import cluster_body, page
 from rayservice.api.v1.errors import already_exists, not_found
 from rayservice.api.v1.templates import templates_in
@@ -49,7 +49,10 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.post("/namespaces/{namespace}/clusters")
     def create_cluster(
-        namespace: str, request: Request, body: Annotated[dict[str, Any], Body()]
+        namespace: str,
+        request: Request,
+        response: Response,
+        body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
         cluster = parse_body(Cluster, body)
         manifest = cluster_manifest(
@@ -68,6 +71,7 @@ def router(ctx: V1Context) -> APIRouter:
             may_read_local_paths=caller_is_local(request),
         )
         ctx.wake()
+        warn_ignored(response, stored)
         return reply(stored)
 
     @api.get("/namespaces/{namespace}/clusters/{name}")

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
+from fastapi import Response
+
+from rayservice.api.admission import ignored_warning
+from rayservice.api.objects import add_warning
 from rayservice.api.v1.errors import ApiFailure, invalid, not_found
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
@@ -18,7 +22,7 @@ from rayservice.serve_client.jobs import JobClient
 from rayservice.spec.apiserver import GrpcCode
 from rayservice.spec.loader import is_dns_1035_label
 from rayservice.spec.observed import ObservedCluster
-from rayservice.store.base import Store
+from rayservice.store.base import Store, StoredResource
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,14 @@ class V1Context:
     jobs: JobClient
     packages: Path  # the content-addressed package cache
     wake: Callable[[], None]  # tells the control loop that something changed
+
+
+def warn_ignored(response: Response, stored: StoredResource) -> None:
+    """Tell the caller, in a Kubernetes-style ``Warning`` header, which accepted fields mean
+    nothing on this machine."""
+    warning = ignored_warning(stored)
+    if warning is not None:
+        add_warning(response, warning)
 
 
 def checked_name(name: str, what: str) -> str:

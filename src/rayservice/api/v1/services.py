@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 
 from rayservice.api import admission
 from rayservice.api.auth import caller_is_local
-from rayservice.api.v1.context import V1Context, checked_name
+from rayservice.api.v1.context import V1Context, checked_name, warn_ignored
 from rayservice.api.v1.convert import page, service_body
 from rayservice.api.v1.errors import already_exists, not_found
 from rayservice.api.v1.templates import templates_in
@@ -69,15 +69,26 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.post("/namespaces/{namespace}/services")
     def create_service(
-        namespace: str, request: Request, body: Annotated[dict[str, Any], Body()]
+        namespace: str,
+        request: Request,
+        response: Response,
+        body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        return reply(store_body(namespace, body, request, None))
+        stored = store_body(namespace, body, request, None)
+        warn_ignored(response, stored)
+        return reply(stored)
 
     @api.put("/namespaces/{namespace}/services/{name}")
     def update_service(
-        namespace: str, name: str, request: Request, body: Annotated[dict[str, Any], Body()]
+        namespace: str,
+        name: str,
+        request: Request,
+        response: Response,
+        body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        return reply(store_body(namespace, body, request, name))
+        stored = store_body(namespace, body, request, name)
+        warn_ignored(response, stored)
+        return reply(stored)
 
     @api.get("/namespaces/{namespace}/services/{name}")
     def get_service(namespace: str, name: str) -> dict[str, Any]:
