@@ -5,4 +5,4 @@ applications behind a stable HTTP endpoint comes out. See ``docs/architecture.md
 layers and the main flows.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

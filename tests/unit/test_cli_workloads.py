@@ -5,6 +5,7 @@ Ray Serve and Ray's job API."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -102,13 +103,15 @@ def test_job_submit_status_logs_stop_list_and_delete(
     observed = cli.running_cluster()
     url = observed.dashboard_url
 
-    submit = ["job", "submit", "--submission-id", "job-1", CLUSTER, "--", "python", "-V"]
+    command = ["python", "-c", "print('hi there')"]
+    submit = ["job", "submit", "--submission-id", "job-1", CLUSTER, "--", *command]
     misplaced = ["job", "submit", CLUSTER, "--wait", "--", "python", "-V"]
     with pytest.raises(SystemExit, match="options go before CLUSTER"):
         cli_main.main(misplaced)
     assert cli_main.main(submit) == 0
     assert "job job-1 submitted" in capsys.readouterr().out
-    assert cli.jobs.info(url, observed.auth_token, "job-1")["entrypoint"] == "python -V"
+    entrypoint = cli.jobs.info(url, observed.auth_token, "job-1")["entrypoint"]
+    assert shlex.split(entrypoint) == command  # the shell Ray runs it in gets the same words
 
     cli.jobs.set_status(url, "job-1", "RUNNING")
     cli.jobs.set_logs(url, "job-1", "Python 3.11\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -174,7 +175,7 @@ def _submit(args: argparse.Namespace, client: RayServiceClient) -> int:
     if args.runtime_env:
         runtime_env = yaml.safe_dump(read_document(args.runtime_env))
     job = RayJobSubmission(
-        entrypoint=" ".join(entrypoint),
+        entrypoint=shlex.join(entrypoint),  # Ray runs it with a shell: keep each word whole
         submission_id=args.submission_id,
         runtime_env=runtime_env,
     )

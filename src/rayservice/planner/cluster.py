@@ -63,7 +63,8 @@ def _fault_tolerance(spec: RayClusterSpec, name: str) -> FaultTolerance | None:
     if options is not None:
         password = options.redisPassword if isinstance(options.redisPassword, str) else None
         return FaultTolerance(
-            redis_address=options.redisAddress,
+            backend=options.backend,
+            redis_address=options.redisAddress or "",
             redis_password=password or head.rayStartParams.get("redis-password"),
             storage_namespace=options.externalStorageNamespace or name,
         )

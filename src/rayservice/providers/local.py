@@ -43,10 +43,10 @@ from rayservice.providers.local_state import (
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
+from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
 
 NODE_IP = "127.0.0.2"
 LOCALHOST = LOOPBACK
-HEAD_GROUP = "headgroup"
 PORT_RANGE_START = 20000
 PORT_RANGE_END = 32000  # below the kernel's ephemeral range, so Ray's random ports never hit it
 PORT_BLOCK = 10
@@ -94,6 +94,10 @@ PORT_OF_OPTION = {"metrics-export-port": "metrics", "dashboard-agent-listen-port
 def _with_fixed_ports(ports: NodePorts, fixed: Mapping[str, int]) -> NodePorts:
     """The head's port block with the ports its request fixes in place of the chosen ones."""
     return ports.model_copy(update={PORT_OF_OPTION[option]: port for option, port in fixed.items()})
+
+
+RAY_ADDRESS_FILE = "ray_current_cluster"  # where `ray start` records its GCS address
+GCS_STORAGE_FOLDER = "gcs-storage"  # embedded RocksDB GCS state, in the cluster's folder
 
 
 class LocalProvider:
@@ -296,6 +300,10 @@ class LocalProvider:
         log = Path(node.log_file)
         log.parent.mkdir(parents=True, exist_ok=True)
         Path(node.temp_dir).mkdir(parents=True, exist_ok=True)
+        # A head that died leaves the GCS address it last started in its temp dir; while the
+        # workers' processes still name that address (they wait for the GCS to come back),
+        # `ray start --head` takes it for a running cluster and refuses to start.
+        (Path(node.temp_dir) / RAY_ADDRESS_FILE).unlink(missing_ok=True)
         try:
             with log.open("ab") as out:
                 pid = start_session(
@@ -353,7 +361,10 @@ class LocalProvider:
         )
         ft = record.request.fault_tolerance
         if node.role == "head":
-            if ft is not None:
+            if ft is not None and ft.backend is GcsBackend.ROCKSDB:
+                env["RAY_gcs_storage"] = GcsBackend.ROCKSDB.value
+                env["RAY_gcs_storage_path"] = str(self._root / record.name / GCS_STORAGE_FOLDER)
+            elif ft is not None:
                 env["RAY_REDIS_ADDRESS"] = ft.redis_address
                 env["RAY_external_storage_namespace"] = ft.storage_namespace
                 if ft.redis_password:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rayservice.spec.vocabulary import GcsBackend
+
 
 class NodeGroupRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -26,11 +28,13 @@ class NodeGroupRequest(BaseModel):
 
 
 class FaultTolerance(BaseModel):
-    """GCS fault tolerance on an external Redis."""
+    """GCS fault tolerance: on an external Redis, or in embedded RocksDB files that outlive
+    the head's process (kept with the cluster, gone with it)."""
 
     model_config = ConfigDict(frozen=True)
 
-    redis_address: str
+    backend: GcsBackend = GcsBackend.REDIS
+    redis_address: str = ""
     redis_password: str | None = None
     storage_namespace: str
 

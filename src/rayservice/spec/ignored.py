@@ -76,6 +76,10 @@ def _cluster_fields(
     for name in ("enableInTreeAutoscaling", "autoscalerOptions"):
         if getattr(spec, name):
             yield f"{prefix}.{name}"
+    options = spec.gcsFaultToleranceOptions
+    if options is not None and (options.model_extra or {}).get("storage") is not None:
+        # the volume of an embedded RocksDB store: here it is a folder of the cluster
+        yield f"{prefix}.gcsFaultToleranceOptions.storage"
     yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"

@@ -40,7 +40,7 @@ from rayservice.spec.serve_config import (
     validation_problems,
     without_explained,
 )
-from rayservice.spec.vocabulary import HEAD_GROUP
+from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     ObjectKind.RAY_SERVICE: RayService,
@@ -210,6 +210,14 @@ def _out_of_bounds(
 
 
 def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
+    options = spec.gcsFaultToleranceOptions
+    if options is not None and options.backend is GcsBackend.REDIS and not options.redisAddress:
+        yield SpecProblem(
+            source,
+            f"{prefix}.gcsFaultToleranceOptions.redisAddress",
+            "is required with the redis backend",
+            f"{_MISSING_HINTS['redisAddress']}, or backend: {GcsBackend.ROCKSDB} (embedded)",
+        )
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_problems(group.rayStartParams, source, group_path)

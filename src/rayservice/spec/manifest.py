@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from rayservice.spec.vocabulary import AnnotationKey, ClusterUpgradeType, UpgradeType
+from rayservice.spec.vocabulary import AnnotationKey, ClusterUpgradeType, GcsBackend, UpgradeType
 
 API_VERSION = "ray.io/v1"
 INT32_MAX = 2**31 - 1
@@ -83,7 +83,8 @@ NodeGroupSpec = HeadGroupSpec | WorkerGroupSpec
 
 
 class GcsFaultToleranceOptions(_ManifestModel):
-    redisAddress: str
+    backend: GcsBackend = GcsBackend.REDIS
+    redisAddress: str | None = None  # required with the redis backend
     redisPassword: Any = None  # plain text or a Kubernetes valueFrom reference
     externalStorageNamespace: str | None = None
 

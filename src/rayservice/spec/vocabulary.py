@@ -137,6 +137,13 @@ class UpgradeType(StrEnum):
     INCREMENTAL = "NewClusterWithIncrementalUpgrade"
 
 
+class GcsBackend(StrEnum):
+    """Where a fault-tolerant head keeps the GCS state (``gcsFaultToleranceOptions.backend``)."""
+
+    REDIS = "redis"  # an external Redis at redisAddress
+    ROCKSDB = "rocksdb"  # embedded RocksDB files of the head (here: in the cluster's folder)
+
+
 class ClusterUpgradeType(StrEnum):
     """``spec.upgradeStrategy.type`` of a standalone RayCluster (KubeRay 1.5)."""
 
