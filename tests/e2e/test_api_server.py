@@ -101,6 +101,12 @@ def _walk_through(cli: Cli, api: httpx.Client) -> None:
     reply = eventually(running, timeout=240, interval=1, message="both apps RUNNING")
     assert reply is not None
     assert reply["applications"]["fruit_app"]["routePrefix"] == "/fruit"
+    # the same cluster through the command line: its Serve apps, its pods, its logs
+    serve_status = cli.run("serve", "status", "test-cluster").stdout
+    assert "fruit_app" in serve_status and "RUNNING" in serve_status
+    pods = cli.run("get", "pods").stdout
+    assert "test-cluster-head-" in pods and "test-cluster-small-wg-worker-" in pods
+    assert cli.run("logs", "test-cluster", "--tail", "5").stdout.strip()
     port = service_port(cli, "test-cluster-serve-svc")
     answer = eventually(
         lambda: _answer(port), timeout=60, interval=0.5, message="serve-svc answers"
