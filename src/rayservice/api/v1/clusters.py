@@ -8,20 +8,21 @@ object with its state, events and service endpoints.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from rayservice.api import admission
-from rayservice.api.auth import caller_is_local
-from rayservice.api.v1.context import V1Context, checked_name, warn_ignored
+from rayservice.api.v1.context import (
+    V1Context,
+    admit_manifest,
+    checked_name,
+    delete_or_404,
+    stored_or_404,
+)
 from rayservice.api.v1.convert import cluster_body, page
-from rayservice.api.v1.errors import already_exists, not_found
+from rayservice.api.v1.errors import already_exists
 from rayservice.api.v1.templates import templates_in
 from rayservice.spec.apiserver import (
-    REQUEST_BODY,
     Cluster,
     ListClustersResponse,
     cluster_manifest,
@@ -60,26 +61,11 @@ def router(ctx: V1Context) -> APIRouter:
         )
         if store.get(CLUSTER, namespace, cluster.name) is not None:
             raise already_exists(f'cluster "{cluster.name}" in namespace "{namespace}"')
-        stored = admission.admit(
-            store,
-            manifest,
-            REQUEST_BODY,
-            Path.cwd(),
-            ctx.packages,
-            time.time(),
-            f"{namespace}/{cluster.name}",
-            may_read_local_paths=caller_is_local(request),
-        )
-        ctx.wake()
-        warn_ignored(response, stored)
-        return reply(stored)
+        return reply(admit_manifest(ctx, manifest, request, response))
 
     @api.get("/namespaces/{namespace}/clusters/{name}")
     def get_cluster(namespace: str, name: str) -> dict[str, Any]:
-        resource = store.get(CLUSTER, namespace, name)
-        if resource is None:
-            raise not_found(f'cluster "{name}" in namespace "{namespace}"')
-        return reply(resource)
+        return reply(stored_or_404(ctx, CLUSTER, namespace, name))
 
     @api.get("/namespaces/{namespace}/clusters")
     def list_clusters(
@@ -97,9 +83,7 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.delete("/namespaces/{namespace}/clusters/{name}")
     def delete_cluster(namespace: str, name: str) -> dict[str, Any]:
-        if store.mark_deleting(CLUSTER, namespace, name) is None:
-            raise not_found(f'cluster "{name}" in namespace "{namespace}"')
-        ctx.wake()
+        delete_or_404(ctx, CLUSTER, namespace, name)
         return {}
 
     return api

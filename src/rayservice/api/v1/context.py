@@ -6,20 +6,25 @@ cluster a Serve or job request is for.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
-from fastapi import Response
+from fastapi import Request, Response
 
+from rayservice.api import admission
 from rayservice.api.admission import ignored_warning
+from rayservice.api.auth import caller_is_local
 from rayservice.api.objects import add_warning
 from rayservice.api.v1.errors import ApiFailure, invalid, not_found
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.jobs import JobClient
-from rayservice.spec.apiserver import GrpcCode
+from rayservice.spec.apiserver import REQUEST_BODY, GrpcCode
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.loader import is_dns_1035_label
 from rayservice.spec.observed import ObservedCluster
 from rayservice.store.base import Store, StoredResource
@@ -33,6 +38,52 @@ class V1Context:
     jobs: JobClient
     packages: Path  # the content-addressed package cache
     wake: Callable[[], None]  # tells the control loop that something changed
+
+
+def admit_manifest(
+    ctx: V1Context, manifest: dict[str, Any], request: Request, response: Response
+) -> StoredResource:
+    """Store a manifest made from a v1 body as ``rayservice apply`` would (every check of
+    admission), wake the controller and name the fields that mean nothing here."""
+    meta = manifest["metadata"]
+    stored = admission.admit(
+        ctx.store,
+        manifest,
+        REQUEST_BODY,
+        Path.cwd(),
+        ctx.packages,
+        time.time(),
+        f"{meta['namespace']}/{meta['name']}",
+        may_read_local_paths=caller_is_local(request),
+    )
+    ctx.wake()
+    warn_ignored(response, stored)
+    return stored
+
+
+def stored_or_404(ctx: V1Context, kind: ObjectKind, namespace: str, name: str) -> StoredResource:
+    resource = ctx.store.get(kind, namespace, name)
+    if resource is None:
+        raise not_found(_described(kind, namespace, name))
+    return resource
+
+
+def delete_or_404(ctx: V1Context, kind: ObjectKind, namespace: str, name: str) -> None:
+    """Mark the object for deletion (the controller stops its processes) and wake the loop."""
+    if ctx.store.mark_deleting(kind, namespace, name) is None:
+        raise not_found(_described(kind, namespace, name))
+    ctx.wake()
+
+
+def _described(kind: ObjectKind, namespace: str, name: str) -> str:
+    return f'{_V1_NOUN[kind]} "{name}" in namespace "{namespace}"'
+
+
+_V1_NOUN = {
+    ObjectKind.RAY_CLUSTER: "cluster",
+    ObjectKind.RAY_SERVICE: "service",
+    ObjectKind.COMPUTE_TEMPLATE: "compute template",
+}
 
 
 def warn_ignored(response: Response, stored: StoredResource) -> None:

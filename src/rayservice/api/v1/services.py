@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from rayservice.api import admission
-from rayservice.api.auth import caller_is_local
-from rayservice.api.v1.context import V1Context, checked_name, warn_ignored
+from rayservice.api.v1.context import (
+    V1Context,
+    admit_manifest,
+    checked_name,
+    delete_or_404,
+    stored_or_404,
+)
 from rayservice.api.v1.convert import page, service_body
 from rayservice.api.v1.errors import already_exists, not_found
 from rayservice.api.v1.templates import templates_in
 from rayservice.spec.apiserver import (
-    REQUEST_BODY,
     ListRayServicesResponse,
     RayService,
     parse_body,
@@ -36,7 +37,11 @@ def router(ctx: V1Context) -> APIRouter:
         return to_wire(service_body(resource, store.events(resource.namespace, resource.name)))
 
     def store_body(
-        namespace: str, body: dict[str, Any], request: Request, path_name: str | None
+        namespace: str,
+        body: dict[str, Any],
+        request: Request,
+        response: Response,
+        path_name: str | None,
     ) -> StoredResource:
         service = parse_body(RayService, body)
         validate_service(service, checked_name(namespace, "namespace"), path_name)
@@ -45,18 +50,8 @@ def router(ctx: V1Context) -> APIRouter:
             raise already_exists(f'service "{service.name}" in namespace "{namespace}"')
         if path_name is not None and not exists:
             raise not_found(f'service "{service.name}" in namespace "{namespace}"')
-        stored = admission.admit(
-            store,
-            service_manifest(service, templates_in(store, namespace)),
-            REQUEST_BODY,
-            Path.cwd(),
-            ctx.packages,
-            time.time(),
-            f"{namespace}/{service.name}",
-            may_read_local_paths=caller_is_local(request),
-        )
-        ctx.wake()
-        return stored
+        manifest = service_manifest(service, templates_in(store, namespace))
+        return admit_manifest(ctx, manifest, request, response)
 
     def listed(namespace: str | None, size: int, token: str) -> dict[str, Any]:
         resources = sorted(store.list_resources(KIND, namespace), key=lambda r: r.key)
@@ -74,9 +69,7 @@ def router(ctx: V1Context) -> APIRouter:
         response: Response,
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        stored = store_body(namespace, body, request, None)
-        warn_ignored(response, stored)
-        return reply(stored)
+        return reply(store_body(namespace, body, request, response, None))
 
     @api.put("/namespaces/{namespace}/services/{name}")
     def update_service(
@@ -86,16 +79,11 @@ def router(ctx: V1Context) -> APIRouter:
         response: Response,
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        stored = store_body(namespace, body, request, name)
-        warn_ignored(response, stored)
-        return reply(stored)
+        return reply(store_body(namespace, body, request, response, name))
 
     @api.get("/namespaces/{namespace}/services/{name}")
     def get_service(namespace: str, name: str) -> dict[str, Any]:
-        resource = store.get(KIND, namespace, name)
-        if resource is None:
-            raise not_found(f'service "{name}" in namespace "{namespace}"')
-        return reply(resource)
+        return reply(stored_or_404(ctx, KIND, namespace, name))
 
     @api.get("/namespaces/{namespace}/services")
     def list_services(namespace: str, pageSize: int = 0, pageToken: str = "") -> dict[str, Any]:
@@ -107,9 +95,7 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.delete("/namespaces/{namespace}/services/{name}")
     def delete_service(namespace: str, name: str) -> dict[str, Any]:
-        if store.mark_deleting(KIND, namespace, name) is None:
-            raise not_found(f'service "{name}" in namespace "{namespace}"')
-        ctx.wake()
+        delete_or_404(ctx, KIND, namespace, name)
         return {}
 
     return api

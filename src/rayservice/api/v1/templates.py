@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from rayservice.api.v1.context import V1Context, checked_name
-from rayservice.api.v1.errors import already_exists, not_found
+from rayservice.api.v1.context import V1Context, checked_name, stored_or_404
+from rayservice.api.v1.errors import already_exists
 from rayservice.spec.apiserver import (
     ComputeTemplate,
     ListComputeTemplatesResponse,
@@ -65,10 +65,7 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.get("/namespaces/{namespace}/compute_templates/{name}")
     def get_compute_template(namespace: str, name: str) -> dict[str, Any]:
-        resource = store.get(TEMPLATE, namespace, name)
-        if resource is None:
-            raise not_found(f'compute template "{name}" in namespace "{namespace}"')
-        return to_wire(template_of(resource))
+        return to_wire(template_of(stored_or_404(ctx, TEMPLATE, namespace, name)))
 
     @api.get("/namespaces/{namespace}/compute_templates")
     def list_compute_templates(namespace: str) -> dict[str, Any]:
@@ -80,8 +77,7 @@ def router(ctx: V1Context) -> APIRouter:
 
     @api.delete("/namespaces/{namespace}/compute_templates/{name}")
     def delete_compute_template(namespace: str, name: str) -> dict[str, Any]:
-        if store.get(TEMPLATE, namespace, name) is None:
-            raise not_found(f'compute template "{name}" in namespace "{namespace}"')
+        stored_or_404(ctx, TEMPLATE, namespace, name)
         store.remove(TEMPLATE, namespace, name)
         return {}
 
