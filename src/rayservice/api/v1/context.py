@@ -1,7 +1,9 @@
 """What the v1 routes work with: the store, the cluster provider, Ray's Serve and job APIs.
 
-Also the lookups every route shares: a name checked before it touches a path, and the running
-cluster a Serve or job request is for.
+Also the steps the routes share: storing a manifest made from a v1 body through admission (so
+a v1 client meets every check ``rayservice apply`` makes), reading or deleting one object or
+answering 404, a name checked before it touches a path, and the running cluster a Serve or
+job request is for.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 from fastapi import Request, Response
 
 from rayservice.api import admission
-from rayservice.api.admission import ignored_warning
 from rayservice.api.auth import caller_is_local
 from rayservice.api.objects import add_warning
 from rayservice.api.v1.errors import ApiFailure, invalid, not_found
@@ -89,7 +90,7 @@ _V1_NOUN = {
 def warn_ignored(response: Response, stored: StoredResource) -> None:
     """Tell the caller, in a Kubernetes-style ``Warning`` header, which accepted fields mean
     nothing on this machine."""
-    warning = ignored_warning(stored)
+    warning = admission.ignored_warning(stored)
     if warning is not None:
         add_warning(response, warning)
 
