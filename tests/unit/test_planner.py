@@ -143,6 +143,7 @@ def observed_cluster(
     proxies: Iterable[str] = (),
     pending: Iterable[str] = (),
     failed: Iterable[str] = (),
+    fault_tolerant: bool = False,
 ) -> ObservedCluster:
     """A cluster whose nodes run unless listed in ``pending``/``failed`` (by label) and whose
     Serve proxies are healthy for the labels in ``proxies``."""
@@ -180,6 +181,7 @@ def observed_cluster(
         dashboard_url=f"http://127.0.0.1:{HEAD_BASE_PORT + 1}",
         head_ready=head_ready,
         auth_token=f"token-{name}",
+        fault_tolerant=fault_tolerant,
     )
 
 
@@ -398,6 +400,18 @@ def node_failed(result: Plan[RayServiceStatus]) -> None:
     assert "restarting" in ensure.reason and "restarts so far: 2" in ensure.reason
 
 
+def _serve_backends(result: Plan[RayServiceStatus]) -> list[str]:
+    return [b.name for b in action(result, EnsureFront).spec.serve_backends]
+
+
+def no_serve_backends(result: Plan[RayServiceStatus]) -> None:
+    assert _serve_backends(result) == []
+
+
+def workers_keep_serving(result: Plan[RayServiceStatus]) -> None:
+    assert _serve_backends(result) == [node_name(FIRST, "w0"), node_name(FIRST, "w1")]
+
+
 def endpoints_ready(result: Plan[RayServiceStatus]) -> None:
     # the head and w0 serve; w1's proxy answers but the node has not joined yet
     assert result.status.numServeEndpoints == 2
@@ -589,13 +603,30 @@ CASES = {
         actions=("EnsureCluster",),
         check=replicas_changed,
     ),
-    # A worker's process exited: the provider is asked to restart it.
+    # A worker's process exited: the provider is asked to restart it; it leaves the front.
     "failed-node-restarted": Case(
         desired(),
         observed(observed_cluster(failed=["w1"]), serve={FIRST: running()}),
         record(service(), deployed=DEPLOYED),
-        actions=("EnsureCluster",),
+        actions=("EnsureCluster", "EnsureFront"),
         check=node_failed,
+    ),
+    # The head's process is gone and the cluster has no GCS fault tolerance: no node can
+    # serve (the workers' proxies would hang every request), the front answers 503 at once.
+    "head-lost-without-fault-tolerance": Case(
+        desired(),
+        observed(observed_cluster(failed=["head"]), serve={FIRST: running()}),
+        record(service(), deployed=DEPLOYED),
+        actions=("EnsureCluster", "EnsureFront"),
+        check=no_serve_backends,
+    ),
+    # With fault tolerance the workers keep serving while the head is restarted.
+    "head-lost-with-fault-tolerance": Case(
+        desired(),
+        observed(observed_cluster(failed=["head"], fault_tolerant=True), serve={FIRST: running()}),
+        record(service(), deployed=DEPLOYED),
+        actions=("EnsureCluster", "EnsureFront"),
+        check=workers_keep_serving,
     ),
     # Healthy proxies on running nodes are the serve endpoints; a proxy on a node that has
     # not joined yet does not count.

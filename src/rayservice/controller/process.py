@@ -6,7 +6,9 @@ all of them. The web app is the API layer's, above this one: the caller passes i
 
 ``rayservice controller`` runs this in the foreground. It writes its pid to ``pid_file`` so
 ``rayservice stop`` can find it; stopping it leaves every cluster and endpoint running, and
-the next controller adopts them.
+the next controller adopts them. It opens the store (creating the home folder) before anything
+else: a store that cannot be used stops the start with the store's error, and one that opened
+cleanly is copied to its backup first.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from rayservice.providers.local import LocalProvider, runtime_root
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.spec.errors import RayServiceError
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
+
+log = logging.getLogger("rayservice.controller")
 
 
 class AppFactory(Protocol):
@@ -92,8 +97,11 @@ def serve_forever(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # probes run every half second
-    home.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(home / "state.db")
+    store = SqliteStore(home / "state.db")  # makes home; refuses a damaged file
+    try:
+        store.back_up()
+    except RayServiceError as e:  # the store itself works: the controller can run
+        log.warning("the store was not backed up: %s", e)
     provider = LocalProvider(home)
     metrics = ControllerMetrics(store)
     reconciler = Reconciler(

@@ -14,13 +14,30 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from rayservice.planner.record import ServiceRecord
-from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster, ObservedNode
+from rayservice.spec.observed import (
+    Backend,
+    FrontSpec,
+    NodePhase,
+    NodeRole,
+    ObservedCluster,
+    ObservedNode,
+)
 from rayservice.spec.vocabulary import LOCALHOST
 
 
 def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
-    """The nodes that may serve (all, or all but the head with excludeHeadPodFromServeSvc)."""
-    return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
+    """The nodes that may serve: all, or all but the head with excludeHeadPodFromServeSvc, and
+    never a node whose process is gone. A cluster without GCS fault tolerance whose head is
+    gone has none: its workers' proxies still pass health checks but hang every request, so
+    the front answers 503 at once instead."""
+    head = cluster.head
+    if head is not None and head.phase is NodePhase.FAILED and not cluster.fault_tolerant:
+        return []
+    return [
+        n
+        for n in cluster.nodes
+        if n.phase is not NodePhase.FAILED and not (exclude_head and n.role is NodeRole.HEAD)
+    ]
 
 
 def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:

@@ -12,10 +12,10 @@ and everything it wants remembered goes out in ``Plan.record``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rayservice.planner import front
+from rayservice.planner import front, initializing
 from rayservice.planner import service_status as statuses
 from rayservice.planner.actions import (
     Action,
@@ -46,12 +46,15 @@ from rayservice.spec.status import (
 )
 from rayservice.spec.vocabulary import (
     FULL_CAPACITY,
+    AnnotationKey,
     ApplicationStatus,
     ConditionReason,
     ConditionStatus,
     ConditionType,
     EventReason,
+    EventType,
     FailureKind,
+    RolloutPhase,
     UpgradeType,
 )
 
@@ -99,10 +102,113 @@ def plan(
 ) -> Plan[RayServiceStatus]:
     if desired.deleting:
         return deletion_plan(desired.key, observed, record, previous)
+    record = initializing.with_clock(record, previous, desired.generation, now)
+    if initializing.timed_out(record) is not None:
+        return timed_out_plan(desired, observed, record, previous, now)
     new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
     wanted = wanted_of(desired.service, desired.serve_config, new_cluster)
     decision = decide_rollout(record, wanted, observed, now)
-    return _Planner(desired, observed, decision, previous, now).run()
+    result = _Planner(desired, observed, decision, previous, now).run()
+    return _initializing_timeout(desired, observed, previous, result, now)
+
+
+def _initializing_timeout(
+    desired: Desired,
+    observed: Observed,
+    previous: RayServiceStatus,
+    result: Plan[RayServiceStatus],
+    now: float,
+) -> Plan[RayServiceStatus]:
+    """``result`` as ``ray.io/initializing-timeout`` has it: the service is marked as served
+    once it has an endpoint; until then the pass wakes when the clock runs out, and gives up
+    once it has."""
+    record = result.record
+    if result.status.numServeEndpoints:
+        record.served, record.initializing = True, None
+        return result
+    due = initializing.due_at(record, initializing.timeout_of(desired.service))
+    if due is None:
+        return result
+    if now < due:
+        wake_at = due if result.wake_at is None else min(result.wake_at, due)
+        requeue = min(result.requeue_after, max(DEPLOY_FOLLOW_UP, due - now))
+        return replace(result, wake_at=wake_at, requeue_after=requeue)
+    clock = record.initializing
+    assert clock is not None
+    ready = result.status.condition(ConditionType.READY)
+    missing = ready.message if ready is not None else "not ready"
+    message = initializing.timed_out_message(desired.service, clock.since, now, missing)
+    record.initializing = clock.model_copy(update={"timed_out": message})
+    event = PlannedEvent(EventType.WARNING, EventReason.INITIALIZING_TIMEOUT, message)
+    return timed_out_plan(desired, observed, record, previous, now, (event,))
+
+
+def timed_out_plan(
+    desired: Desired,
+    observed: Observed,
+    record: ServiceRecord,
+    previous: RayServiceStatus,
+    now: float,
+    events: tuple[PlannedEvent, ...] = (),
+) -> Plan[RayServiceStatus]:
+    """The service gave up initializing for this generation (``ray.io/initializing-timeout``):
+    its fronts keep their ports with no cluster behind them, every cluster is deleted, and
+    nothing else is tried until the spec changes."""
+    message = initializing.timed_out(record)
+    assert message is not None
+    record = record.model_copy(
+        update={
+            "phase": RolloutPhase.STEADY,
+            "active": None,
+            "pending": None,
+            "retiring": [],
+            "rolled_back": [],
+            "given_up": None,
+            "endpoints": [],
+        }
+    )
+    name = desired.service.metadata.name
+    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None)
+    actions: list[Action] = []
+    if observed.front is None or observed.front.spec != spec:
+        reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
+        actions.append(EnsureFront(desired.front_key, spec, reason))
+    why = f"{desired.key} was not ready within {AnnotationKey.INITIALIZING_TIMEOUT}"
+    actions += [DeleteCluster(n, f"{why}: deleting {n}") for n in sorted(observed.clusters)]
+    gated = gate(actions, record.failures, now)
+    record.failures = gated.failures
+    stamp, generation = rfc3339(now), desired.generation
+    conditions = previous.conditions
+    for kind, fact in (
+        (
+            ConditionType.READY,
+            Fact(ConditionStatus.FALSE, ConditionReason.INITIALIZING_TIMEOUT, message),
+        ),
+        (
+            ConditionType.UPGRADE_IN_PROGRESS,
+            Fact(
+                ConditionStatus.FALSE,
+                ConditionReason.NO_PENDING_CLUSTER,
+                "no cluster runs: the service was not ready in time",
+            ),
+        ),
+        (
+            ConditionType.ROLLBACK_IN_PROGRESS,
+            Fact(ConditionStatus.FALSE, ConditionReason.NO_ROLLBACK, "no rollback in progress"),
+        ),
+    ):
+        conditions = set_condition(conditions, kind, *fact, stamp, generation)
+    conditions = with_failures(conditions, record.failures, stamp, generation)
+    busy = bool(gated.actions) or bool(observed.clusters)
+    return Plan(
+        actions=gated.actions,
+        record=record,
+        status=RayServiceStatus(conditions=conditions, observedGeneration=generation),
+        events=events,
+        requeue_after=BUSY_REQUEUE if busy else STEADY_REQUEUE,
+        wake_at=gated.retry_at,
+        notes=gated.held,
+    )
 
 
 def deletion_plan(

@@ -1,8 +1,8 @@
 """ServiceRecord: the controller's memory of one RayService, checkpointed before every action.
 
 Everything the planner needs that cannot be observed again lives here: the rollout phase with
-the active and pending cluster slots and their timers, which Serve config each cluster
-accepted, the actions that failed and when they may be tried again, the ports of the stable
+the active and pending cluster slots and their timers, the initializing timeout's clock, which
+Serve config each cluster accepted, the actions that failed and when they may be tried again, the ports of the stable
 endpoints. A controller killed at any line resumes from the store instead of from memory.
 
 Records written by an earlier release load too (:func:`load_record`): their cluster hashes are
@@ -60,6 +60,21 @@ class GivenUp(BaseModel):
     reason: str
 
 
+class Initializing(BaseModel):
+    """The ``ray.io/initializing-timeout`` clock of a service that has never served.
+
+    ``since`` is when the planner first planned ``generation`` (for the first apply, when the
+    service's first cluster was asked for); a new generation (a changed spec: cluster, Serve
+    config or any other field) starts the clock over. ``timed_out`` is the Ready message once
+    the service was not ready in time: its clusters are deleted and nothing is tried again for
+    that generation.
+    """
+
+    generation: int
+    since: float
+    timed_out: str | None = None
+
+
 class ActionFailure(BaseModel):
     """The last failure of one action (e.g. the Serve config PUT to one cluster).
 
@@ -83,6 +98,8 @@ class ServiceRecord(BaseModel):
     retiring: list[Retiring] = Field(default_factory=list)
     rolled_back: list[str] = Field(default_factory=list)  # dropped pending clusters not yet gone
     given_up: GivenUp | None = None
+    served: bool = False  # it had a serve endpoint once: no initializing timeout any more
+    initializing: Initializing | None = None  # the initializing clock while it never served
     last_step_at: float = 0.0  # last traffic or capacity step of an incremental upgrade
     deployed: dict[str, str] = Field(default_factory=dict)  # cluster -> accepted config hash
     # cluster -> Serve capacity of the accepted config (None: full), to tell why a PUT goes out

@@ -16,7 +16,9 @@ from rayservice.spec.observed import ObservedCluster
 class ClusterProvider(Protocol):
     def ensure(self, request: ClusterRequest) -> None:
         """Converge the cluster ``request.name`` to the request. Idempotent; returns without
-        waiting for nodes to become ready."""
+        waiting for nodes to become ready. A head of a cluster without GCS fault tolerance
+        that died takes its workers with it (they could never join the next head): they start
+        again once the new head runs."""
         ...
 
     def observe(self, name: str) -> ObservedCluster | None:

@@ -92,8 +92,12 @@ class FakeProvider:
         cluster.request = request
         if cluster.head is None:
             self._add_node(cluster, NodeRole.HEAD, HEAD_GROUP)
+        head = cluster.head
+        head_lost = head is not None and head.phase is NodePhase.FAILED
         for node in cluster.nodes:
-            if node.phase is NodePhase.FAILED:
+            # like the real provider: without fault tolerance a lost head takes its workers
+            takes_worker = head_lost and request.fault_tolerance is None
+            if node.phase is NodePhase.FAILED or (takes_worker and node.role is NodeRole.WORKER):
                 self._restart(cluster, node)
         wanted = {group.group: group.replicas for group in request.workers}
         cluster.nodes = [n for n in cluster.nodes if n.role is NodeRole.HEAD or n.group in wanted]
@@ -128,6 +132,7 @@ class FakeProvider:
             auth_token=f"token-{name}",
             gcs_port=head.base_port,
             client_port=head.base_port + 2,
+            fault_tolerant=cluster.request.fault_tolerance is not None,
         )
 
     def delete(self, name: str) -> None:

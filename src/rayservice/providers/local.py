@@ -188,6 +188,11 @@ class LocalProvider:
             head = self._new_node(record, NodeRole.HEAD, HEAD_GROUP)
             head.ports = _with_fixed_ports(head.ports, request.head.fixed_ports)
         save_record(path, record)  # ports and names are claimed before any process starts
+        if request.fault_tolerance is None and head.pid and not is_alive(head.pid, head.ticks):
+            # Without fault tolerance the next head is a new cluster: the workers of the old
+            # one can never join it, and meanwhile their Serve proxies pass health checks but
+            # hang every request. They go now and start again once the new head is up.
+            self._stop([n for n in record.nodes if n.role == NodeRole.WORKER.value])
         self._keep_running(record, head, request.head)
         if self._gcs_accepts(head):
             for group in request.workers:
@@ -218,6 +223,7 @@ class LocalProvider:
             auth_token=record.token,
             gcs_port=head.ports.gcs,
             client_port=head.ports.client,
+            fault_tolerant=record.request.fault_tolerance is not None,
         )
 
     def delete(self, name: str) -> None:
@@ -252,6 +258,9 @@ class LocalProvider:
             if time.time() - node.started_at < backoff:
                 return
             node.restarts += 1
+            # the node's leader died; Ray processes it started may live on in its session,
+            # holding the node's ports
+            stop_sessions([node.pid])
         self._start(record, node, group)
 
     def _converge_group(

@@ -1,10 +1,21 @@
 """Typed models of the KubeRay ``RayService`` and ``RayCluster`` objects (apiVersion ray.io/v1).
 
 Users bring manifests written for KubeRay, so the models keep KubeRay's camelCase field names
-and accept every field they do not know: unknown fields are stored, not rejected, and a sample
-manifest from KubeRay loads without edits. The models only describe shapes and defaults; rules
-that need a precise, user-facing explanation (names, replica bounds, ``ray start`` parameters,
-the Serve config) live in :mod:`rayservice.spec.loader`.
+and know every field KubeRay v1.7 accepts, including the many that mean nothing on one machine
+(declared with a ``None`` default, so that a KubeRay sample loads without edits and
+:mod:`rayservice.spec.ignored` can say which of them had no effect). A field KubeRay does not
+know is refused, like ``kubectl apply`` with strict field validation does: a typo must not be
+stored silently, and less still change the cluster hash. The Kubernetes objects embedded in a
+spec (pod templates, Services, environment variables, network rules) stay plain mappings here;
+:mod:`rayservice.spec.kubernetes_schema` checks them against Kubernetes' own schema.
+
+Unknown fields are refused only when a manifest is admitted (:mod:`rayservice.spec.loader`
+validates with :data:`ADMISSION`); a document read back from the store or from a record drops
+fields a previous release let in, so that what was stored before stays readable.
+
+The models only describe shapes and defaults; rules that need a precise, user-facing
+explanation (names, replica bounds, ``ray start`` parameters, the Serve config) live in
+:mod:`rayservice.spec.loader`.
 """
 
 from __future__ import annotations

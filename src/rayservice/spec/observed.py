@@ -56,6 +56,7 @@ class ObservedCluster:
     auth_token: str
     gcs_port: int = 0
     client_port: int = 0
+    fault_tolerant: bool = False  # its GCS state outlives the head (workers keep serving)
 
     @property
     def head(self) -> ObservedNode | None:

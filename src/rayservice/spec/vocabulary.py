@@ -39,6 +39,7 @@ class ConditionReason(StrEnum):
     INITIALIZING = "Initializing"
     NON_ZERO_SERVE_ENDPOINTS = "NonZeroServeEndpoints"
     ZERO_SERVE_ENDPOINTS = "ZeroServeEndpoints"
+    INITIALIZING_TIMEOUT = "InitializingTimeout"  # never ready within ray.io/initializing-timeout
     # UpgradeInProgress
     BOTH_CLUSTERS_EXIST = "BothActivePendingClustersExist"
     NO_PENDING_CLUSTER = "NoPendingCluster"
@@ -94,6 +95,8 @@ class EventReason(StrEnum):
     ROLLBACK_CANCELLED = "RollbackCancelled"
     TRAFFIC_STEPPED = "TrafficStepped"
     ROLLOUT_PROMOTED = "RolloutPromoted"
+    # a service that was not ready within ray.io/initializing-timeout (KubeRay's event type)
+    INITIALIZING_TIMEOUT = "RayServiceInitializingTimeout"
     # a standalone RayCluster whose spec no longer fits its nodes
     CLUSTER_RECREATING = "ClusterRecreating"
     CLUSTER_SPEC_CHANGED = "ClusterSpecChanged"
@@ -129,6 +132,8 @@ class AnnotationKey(StrEnum):
     ROLLOUT_PAUSED = "rayservice.io/rollout-paused"  # "true": traffic steps and switches wait
     ROLLOUT_PROMOTE = "rayservice.io/rollout-promote"  # a pending cluster's name: it takes all
     ENABLE_SERVE_SERVICE = "ray.io/enable-serve-service"  # "true": a RayCluster gets a serve-svc
+    # a Go duration or seconds: a RayService never ready within it gives up until its spec changes
+    INITIALIZING_TIMEOUT = "ray.io/initializing-timeout"
 
 
 class UpgradeType(StrEnum):

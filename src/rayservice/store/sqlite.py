@@ -3,20 +3,28 @@ read and write concurrently from their own threads.
 
 Every public method opens its own short transaction on a per-thread connection; nothing is
 cached in memory, so a killed controller loses nothing that was acknowledged.
+
+Faults of the file or the disk are interpreted once, in ``store_error``: a lock held by another
+process, a full disk, a read-only file or an I/O error is a ``TemporaryError`` (the write was
+rolled back, the stored state is unchanged and the write may be tried again); a damaged file is
+``StoreUnusable``, raised when the store is opened so the controller refuses to start, and the
+file is never written, replaced or deleted. ``back_up`` keeps a copy of a store that opened
+cleanly next to it, which that message names.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from rayservice.spec.errors import TemporaryError
+from rayservice.spec.errors import RayServiceError, TemporaryError
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.store.base import (
     Event,
@@ -28,6 +36,7 @@ from rayservice.store.base import (
 )
 
 MAX_EVENTS_PER_OWNER = 500  # per RayService: a flood of distinct events cannot fill the disk
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before it gives up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -102,17 +111,179 @@ def _row_to_event(row: sqlite3.Row) -> Event:
     )
 
 
+class StoreUnusable(RayServiceError):
+    """The store cannot be used as it is (its file is damaged, its folder cannot be made):
+    retrying cannot help until someone restores the file or fixes the folder."""
+
+
+def backup_path(path: Path) -> Path:
+    """Where ``SqliteStore.back_up`` keeps the copy of the store at ``path``."""
+    return path.with_name(path.name + ".bak")
+
+
+def _damaged(path: Path, detail: str) -> StoreUnusable:
+    backup = backup_path(path)
+    aside = f"move {path} aside (with {path.name}-wal and {path.name}-shm if they are there)"
+    if backup.is_file() and backup.stat().st_size > 0:
+        remedy = (
+            f"restore the backup taken when the store last opened cleanly: {aside}, then"
+            f" copy {backup} to {path}"
+        )
+    else:
+        remedy = (
+            f"{aside}; there is no backup at {backup}, so the next start has an empty store:"
+            " the controller then knows no service, removes the clusters they ran and the"
+            " manifests must be applied again"
+        )
+    return StoreUnusable(
+        f"the store {path} is damaged ({detail}); it was left as it is. To go on, {remedy}"
+    )
+
+
+def store_error(
+    path: Path, error: sqlite3.Error | OSError, busy_timeout: float
+) -> RayServiceError | None:
+    """The error of the error tree a fault of the store at ``path`` stands for (an OSError:
+    its folder could not be made); None for an error that is no fault of the file or the
+    disk (a mistake in a query), which goes on unchanged."""
+    if isinstance(error, OSError):
+        return StoreUnusable(
+            f"cannot create the folder {path.parent} that holds the store {path}"
+            f" ({error.strerror or error}): make it a folder this user can write,"
+            " or point RAYSERVICE_HOME at one"
+        )
+    code = getattr(error, "sqlite_errorcode", -1) & 0xFF  # the primary result code
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return _damaged(path, str(error))
+    unchanged = "nothing was written and the stored state is unchanged"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return TemporaryError(
+            f"the store {path} is locked by another process (waited {busy_timeout:g}s):"
+            f" {unchanged}; try again once that process lets go of it"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return TemporaryError(
+            f"disk full at {path}: {unchanged}; free space on that disk and try again"
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return TemporaryError(
+            f"the store {path} is read-only ({error}): {unchanged}; make the file, its folder"
+            " and its -wal and -shm files writable by this user"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return TemporaryError(
+            f"cannot open the store {path} ({error}): its folder must exist and be writable"
+            " by this user"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return TemporaryError(f"disk I/O error at the store {path} ({error}): {unchanged}")
+    if isinstance(error, sqlite3.OperationalError):
+        return TemporaryError(f"the store {path} failed ({error}): {unchanged}")
+    return None
+
+
+@contextmanager
+def _interpreted(path: Path, busy_timeout: float) -> Iterator[None]:
+    """Raise the error tree's error for a fault of the store (``store_error``)."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as e:
+        fault = store_error(path, e, busy_timeout)
+        if fault is None:
+            raise
+        raise fault from e
+
+
+class _StoreConnection(sqlite3.Connection):
+    """A connection whose statements, reads included, raise the error tree instead of
+    sqlite3's exceptions."""
+
+    store_path: Path
+    busy_timeout: float
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        with _interpreted(self.store_path, self.busy_timeout):
+            return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        with _interpreted(self.store_path, self.busy_timeout):
+            return super().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        with _interpreted(self.store_path, self.busy_timeout):
+            return super().executescript(sql_script)
+
+
 class SqliteStore:
     """The Store on one SQLite file (created with its folder if missing); a file written by
-    an older release is brought up to date when opened."""
+    an older release is brought up to date when opened, and a damaged one is refused
+    (``StoreUnusable``) before anything is written to it. ``busy_timeout`` is how long a write
+    waits for another process's lock."""
 
-    def __init__(self, path: Path, max_events_per_owner: int = MAX_EVENTS_PER_OWNER) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_events_per_owner: int = MAX_EVENTS_PER_OWNER,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         self._path = path
         self._max_events = max_events_per_owner
+        self._busy_timeout = busy_timeout
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with _interpreted(path, busy_timeout):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._refuse_damaged()
         self._connection().executescript(_SCHEMA)
         self._upgrade_events()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _refuse_damaged(self) -> None:
+        """Raise ``StoreUnusable`` unless the file is a sound database (or new). An emptied
+        file next to a backup counts as damaged: opening it would start an empty store."""
+        backup = backup_path(self._path)
+        if (
+            self._path.is_file()
+            and self._path.stat().st_size == 0
+            and backup.is_file()
+            and backup.stat().st_size > 0
+        ):
+            raise _damaged(self._path, "the file is empty")
+        problems = [row[0] for row in self._connection().execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise _damaged(self._path, "; ".join(str(p) for p in problems[:3]))
+
+    def back_up(self) -> Path | None:
+        """Copy the store to ``backup_path`` with SQLite's online backup (a consistent copy even
+        while it is written) through a temporary file, so a failed copy never replaces the
+        last good backup. A store without resources does not replace an existing backup:
+        after a damaged store was moved aside, its backup may be the only copy of the specs.
+        Returns the backup written, or None."""
+        target = backup_path(self._path)
+        empty = self._connection().execute("SELECT 1 FROM resources LIMIT 1").fetchone() is None
+        if empty and target.exists():
+            return None
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with _interpreted(target, self._busy_timeout):
+                copy = sqlite3.connect(partial)
+                try:
+                    self._connection().backup(copy)
+                finally:
+                    copy.close()
+                os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens another)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            db.close()
 
     def _upgrade_events(self) -> None:
         """Add the involved object's columns (their rows were all about the RayService
@@ -134,11 +305,22 @@ class SqliteStore:
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            with _interpreted(self._path, self._busy_timeout):
+                opened = sqlite3.connect(
+                    self._path,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    factory=_StoreConnection,
+                )
+            opened.store_path, opened.busy_timeout = self._path, self._busy_timeout
+            opened.row_factory = sqlite3.Row
+            try:
+                opened.execute("PRAGMA journal_mode=WAL")
+                opened.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                opened.close()
+                raise
+            self._local.db = db = opened
         return db
 
     @contextmanager
@@ -148,13 +330,10 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
-        except sqlite3.OperationalError as e:
+        except BaseException:  # a fault of the store is the error tree's already
             if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise TemporaryError(f"store {self._path} is busy or unreadable: {e}") from e
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+                with suppress(RayServiceError):  # the error that made it roll back is told
+                    db.execute("ROLLBACK")
             raise
 
     # -- resources -------------------------------------------------------------------------
