@@ -2,8 +2,9 @@
 
 Everything the planner needs that cannot be observed again lives here: the rollout phase with
 the active and pending cluster slots and their timers, the initializing timeout's clock, which
-Serve config each cluster accepted, the actions that failed and when they may be tried again, the ports of the stable
-endpoints. A controller killed at any line resumes from the store instead of from memory.
+Serve config each cluster accepted, the actions that failed and when they may be tried again,
+the ports of the stable endpoints. A controller killed at any line resumes from the store
+instead of from memory.
 
 Records written by an earlier release load too (:func:`load_record`): their cluster hashes are
 computed again by this release, so upgrading rayservice never looks like a cluster change.
