@@ -404,12 +404,25 @@ def _serve_backends(result: Plan[RayServiceStatus]) -> list[str]:
     return [b.name for b in action(result, EnsureFront).spec.serve_backends]
 
 
+def _lost(result: Plan[RayServiceStatus]) -> list[str]:
+    return [
+        f"{e.type} {e.involved.name if e.involved else ''}: {e.message}"
+        for e in result.events
+        if e.reason == "NodeLost"
+    ]
+
+
 def no_serve_backends(result: Plan[RayServiceStatus]) -> None:
     assert _serve_backends(result) == []
+    [lost] = _lost(result)
+    assert lost.startswith(f"Warning {node_name(FIRST, 'head')}: head node exited")
+    assert "without GCS fault tolerance the cluster restarts with it" in lost
 
 
 def workers_keep_serving(result: Plan[RayServiceStatus]) -> None:
     assert _serve_backends(result) == [node_name(FIRST, "w0"), node_name(FIRST, "w1")]
+    [lost] = _lost(result)
+    assert "with GCS fault tolerance the workers keep serving" in lost
 
 
 def endpoints_ready(result: Plan[RayServiceStatus]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
-from rayservice.spec.observed import NodePhase, ObservedCluster
+from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
 from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
 
@@ -132,3 +132,23 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
         if have != want and group != HEAD_GROUP:
             return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
     return None
+
+
+def lost_nodes(cluster: ObservedCluster | None) -> list[tuple[str, str]]:
+    """``(pod name, what it means)`` of every node whose process is gone, for a Warning."""
+    if cluster is None:
+        return []
+    lost = []
+    for node in cluster.nodes:
+        if node.phase is not NodePhase.FAILED:
+            continue
+        meaning = f"{node.role.value} node exited (restarts so far: {node.restarts})"
+        if node.role is NodeRole.HEAD:
+            meaning += (
+                "; with GCS fault tolerance the workers keep serving while it restarts"
+                if cluster.fault_tolerant
+                else "; without GCS fault tolerance the cluster restarts with it: its workers"
+                " start again and the Serve config is submitted again"
+            )
+        lost.append((node.name, meaning))
+    return lost

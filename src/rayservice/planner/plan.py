@@ -29,11 +29,12 @@ from rayservice.planner.actions import (
     PlannedEvent,
     StatusT,
 )
-from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request
+from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request, lost_nodes
 from rayservice.planner.readiness import slot_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord, failure_key
 from rayservice.planner.retries import gate
 from rayservice.planner.rollout import Fact, RolloutDecision, decide_rollout, wanted_of
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import Observed, ObservedCluster
@@ -315,6 +316,7 @@ class _Planner:
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED
             self.actions.append(EnsureCluster(request, reason, event))
+        self.events += lost_node_events(cluster)
         if cluster is not None and cluster.head_ready:
             self._keep_serve_config(slot, cluster)
 
@@ -515,6 +517,17 @@ class _Planner:
 
 def _percent(capacity: int | None) -> str:
     return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
+
+
+def lost_node_events(cluster: ObservedCluster | None) -> list[PlannedEvent]:
+    """A Warning about each node whose process is gone (repeats while it waits to restart
+    count on one event)."""
+    return [
+        PlannedEvent(
+            EventType.WARNING, EventReason.NODE_LOST, meaning, ObjectRef(ObjectKind.POD, pod)
+        )
+        for pod, meaning in lost_nodes(cluster)
+    ]
 
 
 def with_failures(

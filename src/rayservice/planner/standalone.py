@@ -37,6 +37,7 @@ from rayservice.planner.plan import (
     STEADY_REQUEUE,
     deletion_plan,
     front_key,
+    lost_node_events,
     with_failures,
 )
 from rayservice.planner.record import ServiceRecord
@@ -120,6 +121,7 @@ def plan_cluster(
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if current is None else EventReason.CLUSTER_UPDATED
             actions.append(EnsureCluster(request, reason, event))
+    events += lost_node_events(current)
     wanted_front = cluster_front(record, current)
     if observed.front is None or observed.front.spec != wanted_front:
         actions.append(

@@ -100,6 +100,8 @@ class EventReason(StrEnum):
     # a standalone RayCluster whose spec no longer fits its nodes
     CLUSTER_RECREATING = "ClusterRecreating"
     CLUSTER_SPEC_CHANGED = "ClusterSpecChanged"
+    # nodes
+    NODE_LOST = "NodeLost"  # a node's process is gone; the provider restarts it
     # endpoints
     ENDPOINT_ADDED = "EndpointAdded"
     ENDPOINT_REMOVED = "EndpointRemoved"
