@@ -4,7 +4,9 @@ Like KubeRay, a change of the cluster spec means a new cluster, but scaling fiel
 changing ``replicas``, the replica bounds, ``workersToDelete`` or ``suspend`` is done in place
 (and a standalone RayCluster's ``upgradeStrategy`` says how to apply a change, it is none).
 Hashes are taken over canonical JSON that includes default values, so writing a default
-explicitly and leaving it out give the same hash.
+explicitly and leaving it out give the same hash. Fields modelled after the first release are
+left out of the hash while they are None (:data:`FIELDS_ADDED_LATER`), so that modelling one
+more field never changes the hash of a spec that does not use it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,33 @@ SCALING_FIELDS_OF_GROUP = frozenset(
     {"replicas", "minReplicas", "maxReplicas", "scaleStrategy", "suspend"}
 )
 SCALING_FIELDS_OF_CLUSTER = frozenset({"suspend", "upgradeStrategy"})
+FIELDS_ADDED_LATER = frozenset(
+    {
+        "authOptions",
+        "headServiceAnnotations",
+        "historyServerOptions",
+        "managedBy",
+        "networkPolicy",
+        "tlsOptions",
+        "gcsFaultToleranceOptions.redisUsername",
+        "gcsFaultToleranceOptions.storage",
+        "headGroupSpec.headService",
+        "headGroupSpec.ingressOptions",
+        "headGroupSpec.labels",
+        "headGroupSpec.resources",
+        "workerGroupSpecs[].idleTimeoutSeconds",
+        "workerGroupSpecs[].labels",
+        "workerGroupSpecs[].priority",
+        "workerGroupSpecs[].resources",
+    }
+)
+"""Paths (in a cluster spec; ``[]`` stands for every item of a list) of the fields the first
+release did not model. It hashed what the user wrote there, as written: such a field counts
+only when set, and inside it only what is set counts (None values are the model's, not the
+user's)."""
+FREEFORM_BEFORE = frozenset({"autoscalerOptions", "gcsFaultToleranceOptions.redisPassword"})
+"""Paths of fields that were free-form mappings before they were modelled: inside them too,
+only what is set counts."""
 
 
 def cluster_spec_hash(spec: RayClusterSpec) -> str:
@@ -49,11 +78,39 @@ def is_worker_group_append(old: RayClusterSpec, new: RayClusterSpec) -> bool:
 
 
 def _without_scaling(spec: RayClusterSpec) -> dict[str, Any]:
-    shape = _drop(spec.model_dump(mode="json"), SCALING_FIELDS_OF_CLUSTER)
+    shape = _drop(_as_hashed(spec.model_dump(mode="json"), ""), SCALING_FIELDS_OF_CLUSTER)
     shape["workerGroupSpecs"] = [
         _drop(group, SCALING_FIELDS_OF_GROUP) for group in shape["workerGroupSpecs"]
     ]
     return shape
+
+
+def _as_hashed(value: Any, path: str) -> Any:
+    """``value`` (at ``path`` in a dumped cluster spec) without the None values of the fields
+    a previous release did not model, nor any None inside them."""
+    if isinstance(value, list):
+        return [_as_hashed(item, f"{path}[]") for item in value]
+    if not isinstance(value, dict):
+        return value
+    kept = {}
+    for key, item in value.items():
+        child = f"{path}.{key}" if path else key
+        if child in FREEFORM_BEFORE:
+            kept[key] = _without_none(item)
+        elif child in FIELDS_ADDED_LATER:
+            if item is not None:
+                kept[key] = _without_none(item)
+        else:
+            kept[key] = _as_hashed(item, child)
+    return kept
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    return value
 
 
 def _drop(fields: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:

@@ -52,7 +52,12 @@ two of its clusters run side by side on this machine and could not share one."""
 
 _USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env"})
 _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
-_KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService")
+_KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService", "ingressOptions")
+_UNUSED_CLUSTER_FIELDS = ("authOptions", "headServiceAnnotations", "historyServerOptions",
+                          "managedBy", "networkPolicy", "tlsOptions")  # fmt: skip
+_UNUSED_GROUP_FIELDS = ("labels", "resources", "idleTimeoutSeconds", "priority")
+_UNUSED_SERVICE_FIELDS = ("managedBy", "suspend", "deploymentUnhealthySecondThreshold",
+                          "serviceUnhealthySecondThreshold")  # fmt: skip
 
 
 def ignored_fields(manifest: Manifest) -> list[str]:
@@ -66,6 +71,7 @@ def ignored_fields(manifest: Manifest) -> list[str]:
         paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
     if spec.serveService is not None:
         paths.append("spec.serveService")
+    paths += [f"spec.{name}" for name in _UNUSED_SERVICE_FIELDS if getattr(spec, name) is not None]
     return paths
 
 
@@ -73,11 +79,11 @@ def _cluster_fields(
     spec: RayClusterSpec, prefix: str, honoured_on_head: frozenset[str]
 ) -> Iterator[str]:
     # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
-    for name in ("enableInTreeAutoscaling", "autoscalerOptions"):
+    for name in ("enableInTreeAutoscaling", "autoscalerOptions", *_UNUSED_CLUSTER_FIELDS):
         if getattr(spec, name):
             yield f"{prefix}.{name}"
     options = spec.gcsFaultToleranceOptions
-    if options is not None and (options.model_extra or {}).get("storage") is not None:
+    if options is not None and options.storage is not None:
         # the volume of an embedded RocksDB store: here it is a folder of the cluster
         yield f"{prefix}.gcsFaultToleranceOptions.storage"
     yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
@@ -85,6 +91,8 @@ def _cluster_fields(
         group_path = f"{prefix}.{relative_path}"
         honoured = honoured_on_head if group is spec.headGroupSpec else frozenset()
         yield from _ray_start_param_fields(group.rayStartParams, group_path, honoured)
+        unused = (name for name in _UNUSED_GROUP_FIELDS if getattr(group, name, None) is not None)
+        yield from (field_path(group_path, name) for name in unused)
         yield from _template_fields(group.template, field_path(group_path, "template"))
 
 

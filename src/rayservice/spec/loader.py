@@ -3,27 +3,44 @@
 This is the gate every user input passes: nothing is stored or acted on unless it loads here.
 A rejected manifest gets every problem found, each with the exact field path and what would
 be valid, so a user can fix all of them in one edit. Shape problems (missing fields, wrong
-types) are reported first; the checks of meaning run once a document has the right shape. The
-checks that need Ray (the Serve config schema and the options of ``ray start``) ask the installed
-Ray instead of copying its rules.
+types, fields KubeRay does not know) are reported first; the checks of meaning run once a
+document has the right shape. The checks that need Ray (the Serve config schema and the options
+of ``ray start``) ask the installed Ray instead of copying its rules, and the Kubernetes objects
+inside a spec (pod templates, Services) are checked against Kubernetes' schema
+(:mod:`rayservice.spec.kubernetes_schema`). Kubernetes' limits on the size of an object and of
+its annotations hold here too, so that a manifest accepted here would be accepted by KubeRay.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
-from collections.abc import Iterator
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import click
 import pydantic
 
+from rayservice.spec.durations import DURATION_HINT, parse_duration
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.kubernetes_schema import (
+    container_problems,
+    known_fields,
+    network_rule_problems,
+    pod_template_problems,
+    service_problems,
+    unknown_field,
+)
 from rayservice.spec.manifest import (
+    ADMISSION,
     API_VERSION,
     Manifest,
+    NetworkRules,
     RayCluster,
     RayClusterSpec,
     RayService,
@@ -40,7 +57,7 @@ from rayservice.spec.serve_config import (
     validation_problems,
     without_explained,
 )
-from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
+from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey, GcsBackend
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     ObjectKind.RAY_SERVICE: RayService,
@@ -51,6 +68,10 @@ _MAX_NAMESPACE_LENGTH = 63
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _CLOSE_MATCHES = 3
+MAX_OBJECT_BYTES = 3 * 1024 * 1024 // 2
+"""Kubernetes stores an object of at most 1.5 MiB (etcd's default request limit)."""
+MAX_ANNOTATION_BYTES = 256 * 1024
+"""Kubernetes' limit on the total size of an object's annotations (keys and values)."""
 _SELF_CONTAINED_OPTION_TYPES = (
     click.types.IntParamType,
     click.types.FloatParamType,
@@ -103,19 +124,99 @@ def load_manifest(document: object, source: str) -> Manifest:
         raise InvalidSpec(
             [SpecProblem(source, "<document>", f"must be a mapping, not {found}", hint)]
         )
+    size_problems = list(_size_problems(document, source))
+    if size_problems:
+        raise InvalidSpec(size_problems)
     problems = list(_type_problems(document, source))
     model = _MODELS.get(str(document.get("kind")))
     if model is None:
         raise InvalidSpec(problems)
     try:
-        manifest = model.model_validate(document)
+        manifest = model.model_validate(document, context=ADMISSION)
     except pydantic.ValidationError as error:
-        shape_problems = validation_problems(error.errors(), document, source, "", _MISSING_HINTS)
+        unknown = [e for e in error.errors() if e["type"] == "extra_forbidden"]
+        others = [e for e in error.errors() if e["type"] != "extra_forbidden"]
+        shape_problems = [
+            *_unknown_field_problems(unknown, model, document, source),
+            *validation_problems(others, document, source, "", _MISSING_HINTS),
+        ]
         raise InvalidSpec(problems + without_explained(shape_problems, problems)) from error
     problems += _content_problems(manifest, source)
     if problems:
         raise InvalidSpec(problems)
     return manifest
+
+
+def _size_problems(document: dict[str, Any], source: str) -> Iterator[SpecProblem]:
+    size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_OBJECT_BYTES:
+        message = f"the object is {size} bytes as JSON; Kubernetes stores at most 1.5 MiB"
+        hint = f"at most {MAX_OBJECT_BYTES} bytes: move large content out of the manifest"
+        yield SpecProblem(source, "<document>", message, hint)
+        return
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
+        return
+    total = sum(
+        len(str(key).encode()) + len(str(value).encode()) for key, value in annotations.items()
+    )
+    if total > MAX_ANNOTATION_BYTES:
+        message = f"total {total} bytes; Kubernetes allows at most 256 KiB of annotations"
+        hint = f"annotations of at most {MAX_ANNOTATION_BYTES} bytes in all (keys and values)"
+        yield SpecProblem(source, "metadata.annotations", message, hint)
+
+
+def _unknown_field_problems(
+    errors: list[Any], model: type[pydantic.BaseModel], document: object, source: str
+) -> Iterator[SpecProblem]:
+    """One problem per field the models do not know, with the fields known at its place."""
+    for path, name, known in _unknown_fields(errors, model, document):
+        yield SpecProblem(source, path, unknown_field(name), known_fields(name, known))
+
+
+def _unknown_fields(
+    errors: list[Any], model: type[pydantic.BaseModel], document: object
+) -> Iterator[tuple[str, str, list[str]]]:
+    for error in errors:
+        location = _document_location(tuple(error["loc"]), document)
+        name = str(location[-1])
+        yield field_path("", *location), name, _fields_at(model, location[:-1])
+
+
+def _document_location(loc: tuple[str | int, ...], document: object) -> list[str | int]:
+    """The parts of a pydantic location that are places in the document (a union member's
+    label is not)."""
+    location: list[str | int] = []
+    node = document
+    for part in loc:
+        is_key = isinstance(node, Mapping) and part in node
+        is_index = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if is_key or is_index:
+            node = node[part]  # type: ignore[index]
+            location.append(part)
+    return location
+
+
+def _fields_at(model: type[pydantic.BaseModel], location: Sequence[str | int]) -> list[str]:
+    """The fields of the model found at ``location`` (list indexes skipped) under ``model``."""
+    current = [model]
+    for part in location:
+        if isinstance(part, int):
+            continue
+        owner = next((m for m in current if part in m.model_fields), None)
+        if owner is not None:
+            current = _models_in(owner.model_fields[part].annotation)
+    return list(current[0].model_fields) if current else []
+
+
+def _models_in(annotation: object) -> list[type[pydantic.BaseModel]]:
+    """The models an annotation may hold: itself, or inside a list, an optional or a union."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [annotation]
+    if isinstance(annotation, types.GenericAlias | types.UnionType) or typing.get_args(annotation):
+        return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+    return []
 
 
 def _type_problems(document: dict[str, Any], source: str) -> Iterator[SpecProblem]:
@@ -145,9 +246,12 @@ def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
     problems = list(_metadata_problems(manifest, source))
     if isinstance(manifest, RayCluster):
         return problems + list(_cluster_problems(manifest.spec, source, "spec"))
+    problems += _initializing_timeout_problems(manifest, source)
     problems += _serve_config_problems(manifest.spec.serveConfigV2, source)
     problems += _cluster_problems(manifest.spec.rayClusterConfig, source, "spec.rayClusterConfig")
     problems += _service_setting_problems(manifest.spec, source)
+    if manifest.spec.serveService is not None:
+        problems += service_problems(manifest.spec.serveService, source, "spec.serveService")
     return problems
 
 
@@ -167,6 +271,18 @@ def _metadata_problems(manifest: Manifest, source: str) -> Iterator[SpecProblem]
         hint = "lowercase letters, digits and '-', starting and ending with a letter or digit"
         message = f"{namespace!r} is not a DNS-1123 label"
         yield SpecProblem(source, "metadata.namespace", message, f"{hint}, at most 63 characters")
+
+
+def _initializing_timeout_problems(service: RayService, source: str) -> list[SpecProblem]:
+    """KubeRay's ``ray.io/initializing-timeout``: empty, or a positive duration."""
+    value = service.metadata.annotations.get(AnnotationKey.INITIALIZING_TIMEOUT, "")
+    try:
+        if value:
+            parse_duration(value)
+    except ValueError as error:
+        path = f"metadata.annotations.{AnnotationKey.INITIALIZING_TIMEOUT}"
+        return [SpecProblem(source, path, str(error), DURATION_HINT)]
+    return []
 
 
 def _serve_config_problems(serve_config: str, source: str) -> list[SpecProblem]:
@@ -221,13 +337,58 @@ def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterato
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_problems(group.rayStartParams, source, group_path)
+        yield from pod_template_problems(group.template, source, f"{group_path}.template")
         yield from _container_quantity_problems(group.template, source, group_path)
+    yield from _embedded_kubernetes_problems(spec, source, prefix)
     group_paths = {HEAD_GROUP: f"{prefix}.headGroupSpec"}
     for index, group in enumerate(spec.workerGroupSpecs):
         path = field_path(prefix, "workerGroupSpecs", index)
         yield from _group_name_problems(group.groupName, group_paths, source, path)
         group_paths.setdefault(group.groupName, path)
         yield from _replica_problems(group, source, path)
+
+
+def _embedded_kubernetes_problems(
+    spec: RayClusterSpec, source: str, prefix: str
+) -> Iterator[SpecProblem]:
+    """The Kubernetes objects and fields a cluster spec holds outside its pod templates."""
+    head_service = spec.headGroupSpec.headService
+    if head_service is not None:
+        yield from service_problems(head_service, source, f"{prefix}.headGroupSpec.headService")
+    containers: list[tuple[str, pydantic.BaseModel | None]] = [
+        ("autoscalerOptions", spec.autoscalerOptions),
+    ]
+    if spec.historyServerOptions is not None:
+        collector = spec.historyServerOptions.collectorOptions
+        containers.append(("historyServerOptions.collectorOptions", collector))
+    for relative_path, options in containers:
+        if options is not None:
+            fields = options.model_dump(exclude_none=True, exclude=set(_NOT_CONTAINER_FIELDS))
+            yield from container_problems(fields, source, f"{prefix}.{relative_path}")
+    policy = spec.networkPolicy
+    if policy is None:
+        return
+    rules: list[tuple[str, NetworkRules | None]] = [
+        ("head", policy.head),
+        ("worker", policy.worker),
+    ]
+    rules += [(f"workerGroups[{i}]", group) for i, group in enumerate(policy.workerGroups or [])]
+    for relative_path, group_rules in rules:
+        if group_rules is None:
+            continue
+        path = f"{prefix}.networkPolicy.{relative_path}"
+        for direction, found in (
+            ("ingress", group_rules.ingressRules),
+            ("egress", group_rules.egressRules),
+        ):
+            if found is not None:
+                yield from network_rule_problems(
+                    found, direction, source, f"{path}.{direction}Rules"
+                )
+
+
+# the fields of autoscalerOptions that are not a container's
+_NOT_CONTAINER_FIELDS = frozenset({"idleTimeoutSeconds", "upscalingMode", "version"})
 
 
 def _group_name_problems(

@@ -26,7 +26,16 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    model_validator,
+)
 
 from rayservice.spec.vocabulary import AnnotationKey, ClusterUpgradeType, GcsBackend, UpgradeType
 
@@ -55,27 +64,76 @@ RayStartParams = Annotated[dict[str, str], BeforeValidator(_stringify_values)]
 """``ray start`` options without the leading dashes; YAML numbers and booleans become text."""
 
 
+ADMISSION: dict[str, bool] = {"admission": True}
+"""The validation context of an admitted manifest: unknown fields are refused, not dropped."""
+
+KubernetesObject = dict[str, Any]
+"""A Kubernetes object or fragment (a pod template, a Service, an environment variable): checked
+against Kubernetes' schema by :mod:`rayservice.spec.kubernetes_schema`, not modelled here."""
+
+
 class _ManifestModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown_unless_admitting(cls, data: Any, info: ValidationInfo) -> Any:
+        """Outside admission, fields this release does not know are dropped: they were let in
+        by a previous release, which stored unknown fields, and had no effect."""
+        context = info.context
+        if isinstance(data, dict) and not (isinstance(context, dict) and context.get("admission")):
+            known = cls.model_fields
+            if any(key not in known for key in data):
+                return {key: value for key, value in data.items() if key in known}
+        return data
 
 
 class ObjectMeta(_ManifestModel):
+    """Kubernetes' ObjectMeta: only name, namespace, labels and annotations mean something
+    here; the rest (what ``kubectl get -o yaml`` prints, for one) is accepted and unused."""
+
     name: str
     namespace: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     uid: str | None = None
+    generateName: str | None = None
+    generation: int | None = None
+    resourceVersion: str | None = None
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+    deletionGracePeriodSeconds: int | None = None
+    finalizers: list[str] | None = None
+    ownerReferences: list[KubernetesObject] | None = None
+    managedFields: list[KubernetesObject] | None = None
+    selfLink: str | None = None
 
 
 class ScaleStrategy(_ManifestModel):
     workersToDelete: list[str] = Field(default_factory=list)
 
 
+class IngressTLS(_ManifestModel):
+    hosts: list[str] | None = None
+    secretName: str | None = None
+
+
+class IngressOptions(_ManifestModel):
+    host: str | None = None
+    path: str | None = None
+    pathType: str | None = None
+    tls: list[IngressTLS] | None = None
+
+
 class HeadGroupSpec(_ManifestModel):
     rayStartParams: RayStartParams = Field(default_factory=dict)
-    template: dict[str, Any] = Field(default_factory=dict)  # a Kubernetes pod template
+    template: KubernetesObject = Field(default_factory=dict)  # a Kubernetes pod template
     serviceType: str | None = None
     enableIngress: bool | None = None
+    headService: KubernetesObject | None = None  # a Kubernetes Service
+    ingressOptions: IngressOptions | None = None
+    labels: dict[str, str] | None = None
+    resources: dict[str, str] | None = None
 
 
 class WorkerGroupSpec(_ManifestModel):
@@ -84,26 +142,119 @@ class WorkerGroupSpec(_ManifestModel):
     minReplicas: int = 0
     maxReplicas: int = INT32_MAX
     rayStartParams: RayStartParams = Field(default_factory=dict)
-    template: dict[str, Any] = Field(default_factory=dict)  # a Kubernetes pod template
+    template: KubernetesObject = Field(default_factory=dict)  # a Kubernetes pod template
     scaleStrategy: ScaleStrategy = Field(default_factory=ScaleStrategy)
     suspend: bool = False
     numOfHosts: int = 1
+    idleTimeoutSeconds: int | None = None
+    labels: dict[str, str] | None = None
+    priority: int | None = None
+    resources: dict[str, str] | None = None
 
 
 NodeGroupSpec = HeadGroupSpec | WorkerGroupSpec
 
 
+class RedisCredential(_ManifestModel):
+    """A Redis user name or password: the text, or where Kubernetes finds it."""
+
+    value: str | None = None
+    valueFrom: KubernetesObject | None = None  # a Kubernetes EnvVarSource
+
+
+def _credential_kind(value: Any) -> str:
+    return "reference" if isinstance(value, Mapping | RedisCredential) else "text"
+
+
+# A plain string is a local convenience: KubeRay only takes the {value, valueFrom} form.
+RedisSecret = Annotated[
+    Annotated[RedisCredential, Tag("reference")] | Annotated[str, Tag("text")],
+    Discriminator(_credential_kind),
+]
+
+
+class GcsStorage(_ManifestModel):
+    """The volume of an embedded RocksDB store on Kubernetes; a folder of the cluster here."""
+
+    accessModes: list[str] | None = None
+    claimName: str | None = None
+    deletionPolicy: str | None = None
+    size: str | None = None
+    storageClassName: str | None = None
+    subPath: str | None = None
+
+
 class GcsFaultToleranceOptions(_ManifestModel):
     backend: GcsBackend = GcsBackend.REDIS
     redisAddress: str | None = None  # required with the redis backend
-    redisPassword: Any = None  # plain text or a Kubernetes valueFrom reference
+    redisPassword: RedisSecret | None = None
+    redisUsername: RedisSecret | None = None
     externalStorageNamespace: str | None = None
+    storage: GcsStorage | None = None
 
 
 class RayClusterUpgradeStrategy(_ManifestModel):
     """What a standalone RayCluster does when its spec no longer fits its running nodes."""
 
     type: ClusterUpgradeType = ClusterUpgradeType.NONE
+
+
+class AutoscalerOptions(_ManifestModel):
+    """The Ray autoscaler's container on Kubernetes; no autoscaler runs here."""
+
+    idleTimeoutSeconds: int | None = None
+    upscalingMode: str | None = None
+    version: str | None = None
+    # fields of a Kubernetes container, checked as one
+    image: str | None = None
+    imagePullPolicy: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    resources: KubernetesObject | None = None
+    env: list[KubernetesObject] | None = None
+    envFrom: list[KubernetesObject] | None = None
+    securityContext: KubernetesObject | None = None
+    volumeMounts: list[KubernetesObject] | None = None
+
+
+class AuthOptions(_ManifestModel):
+    mode: str | None = None
+    enableK8sTokenAuth: bool | None = None
+    secretName: str | None = None
+
+
+class CollectorOptions(_ManifestModel):
+    # fields of a Kubernetes container, checked as one
+    image: str | None = None
+    imagePullPolicy: str | None = None
+    env: list[KubernetesObject] | None = None
+    resources: KubernetesObject | None = None
+
+
+class HistoryServerOptions(_ManifestModel):
+    collectorOptions: CollectorOptions | None = None
+
+
+class NetworkRules(_ManifestModel):
+    """Kubernetes NetworkPolicy rules, checked as such."""
+
+    ingressRules: list[KubernetesObject] | None = None
+    egressRules: list[KubernetesObject] | None = None
+
+
+class WorkerGroupNetworkRules(NetworkRules):
+    groupName: str
+
+
+class NetworkPolicyOptions(_ManifestModel):
+    mode: str | None = None
+    head: NetworkRules | None = None
+    worker: NetworkRules | None = None
+    workerGroups: list[WorkerGroupNetworkRules] | None = None
+
+
+class TLSOptions(_ManifestModel):
+    enabled: bool | None = None
 
 
 class RayClusterSpec(_ManifestModel):
@@ -113,8 +264,15 @@ class RayClusterSpec(_ManifestModel):
     headGroupSpec: HeadGroupSpec
     workerGroupSpecs: list[WorkerGroupSpec] = Field(default_factory=list)
     suspend: bool = False
-    autoscalerOptions: dict[str, Any] | None = None
+    autoscalerOptions: AutoscalerOptions | None = None
     upgradeStrategy: RayClusterUpgradeStrategy | None = None  # standalone RayClusters only
+    # accepted, with no effect on the local backend
+    authOptions: AuthOptions | None = None
+    headServiceAnnotations: dict[str, str] | None = None
+    historyServerOptions: HistoryServerOptions | None = None
+    managedBy: str | None = None
+    networkPolicy: NetworkPolicyOptions | None = None
+    tlsOptions: TLSOptions | None = None
 
 
 class ClusterUpgradeOptions(_ManifestModel):
@@ -135,9 +293,14 @@ class RayServiceSpec(_ManifestModel):
     upgradeStrategy: UpgradeStrategy = Field(default_factory=UpgradeStrategy)
     rayClusterDeletionDelaySeconds: int = 60
     excludeHeadPodFromServeSvc: bool = False
-    serveService: dict[str, Any] | None = None
+    serveService: KubernetesObject | None = None  # a Kubernetes Service
     # Not in KubeRay: how long a pending cluster may take to become ready before it is given up.
     pendingClusterTimeoutSeconds: int = 600
+    # accepted, with no effect on the local backend
+    managedBy: str | None = None
+    suspend: bool | None = None
+    deploymentUnhealthySecondThreshold: int | None = None
+    serviceUnhealthySecondThreshold: int | None = None
 
     def serve_config(self) -> dict[str, Any]:
         """``serveConfigV2`` parsed (an admitted spec always parses to a mapping); a fresh
@@ -149,6 +312,8 @@ class RayServiceSpec(_ManifestModel):
 class _KubeRayObject(_ManifestModel):
     apiVersion: Literal["ray.io/v1"]
     metadata: ObjectMeta
+    # what `kubectl get -o yaml` prints is accepted back; the status is the controller's own
+    status: Any = Field(default=None, exclude=True)
 
     @property
     def key(self) -> str:
