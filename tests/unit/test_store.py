@@ -12,7 +12,7 @@ import pytest
 
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.store.base import View
-from rayservice.store.sqlite import MAX_EVENTS_PER_OWNER, SqliteStore
+from rayservice.store.sqlite import MAX_EVENTS_PER_OWNER, MAX_REVISIONS_PER_OBJECT, SqliteStore
 
 KIND = "RayService"
 T0 = 1_714_557_600.0
@@ -384,3 +384,16 @@ def _indexed_prefixes(path: Path, table: str) -> set[tuple[str, ...]]:
             tuple(row[2] for row in db.execute(f"PRAGMA index_info({index})"))[:4]
             for index in indexes
         }
+
+
+def test_only_the_newest_revisions_are_kept(store: SqliteStore) -> None:
+    applies = MAX_REVISIONS_PER_OBJECT + 7
+    for replicas in range(1, applies + 1):
+        store.apply(KIND, manifest(replicas=replicas), f"v{replicas}.yaml", T0 + replicas)
+    store.apply(KIND, manifest(name="other"), "other.yaml", T0)
+
+    revisions = store.revisions(KIND, "default", "demo")
+
+    assert [r.generation for r in revisions] == list(range(8, applies + 1))
+    assert revisions[-1].source == f"v{applies}.yaml"
+    assert len(store.revisions(KIND, "default", "other")) == 1

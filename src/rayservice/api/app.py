@@ -60,13 +60,17 @@ def _applied_document(body: dict[str, Any], namespace: str) -> tuple[dict[str, A
     """The manifest of an apply request (its namespace defaulted from the path), the file it
     came from and the folder its relative working_dirs resolve against."""
     document = body.get("manifest")
-    if isinstance(document, dict):
-        meta = document.setdefault("metadata", {})
-        if isinstance(meta, dict):
-            meta.setdefault("namespace", namespace)
+    if not isinstance(document, dict):
+        found = "missing" if document is None else f"a {type(document).__name__}"
+        raise HTTPException(
+            400, f"manifest must be an object (a RayService or RayCluster), got {found}"
+        )
+    meta = document.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        meta.setdefault("namespace", namespace)
     source = str(body.get("source") or "<request body>")
     base_dir = Path(str(body.get("baseDir") or Path.cwd()))
-    return document or {}, source, base_dir
+    return document, source, base_dir
 
 
 def _check_dry_run_value(value: str) -> None:

@@ -37,7 +37,7 @@ from rayservice.client import NotFound, RayServiceClient
 from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
-from rayservice.spec.errors import InvalidSpec, RayServiceError
+from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.serve_config import load_yaml_documents
 
 Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
@@ -67,13 +67,51 @@ def _client() -> RayServiceClient:
     return RayServiceClient(api_url(), token=client_token(os.environ))
 
 
-def _read_documents(path: str) -> list[dict[str, Any]]:
+def _read_documents(path: str, verb: str) -> list[dict[str, Any]]:
+    """The objects of the file (``-``: stdin); like kubectl, a file without any is an error,
+    and so is one object defined twice (which definition would win?), before any is sent."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as e:
         raise UnreadableInput(f"cannot read {path}: {e.strerror}") from e
-    documents = load_yaml_documents(text, path, "<yaml>")
-    return [d for d in documents if d is not None]
+    documents = [d for d in load_yaml_documents(text, path, "<yaml>") if d is not None]
+    if not documents:
+        raise UnreadableInput(f"no objects passed to {verb} (in {path})")
+    _refuse_unaddressable_or_repeated(documents, path)
+    return documents
+
+
+def _refuse_unaddressable_or_repeated(documents: list[Any], path: str) -> None:
+    """Every object must have a name (its request path is built from it) and come once;
+    everything else is for the controller to check."""
+    first: dict[tuple[str, str, str], str] = {}
+    problems = []
+    for number, document in enumerate(documents, start=1):
+        source = path if len(documents) == 1 else f"{path} (document {number})"
+        meta = document.get("metadata") if isinstance(document, dict) else None
+        if not isinstance(document, dict):
+            found = type(document).__name__
+            hint = "a mapping with apiVersion, kind, metadata and spec"
+            problems.append(
+                SpecProblem(source, "<document>", f"must be a mapping, not {found}", hint)
+            )
+            continue
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            field = "metadata.name" if isinstance(meta, dict) else "metadata"
+            hint = "a mapping with at least a name" if field == "metadata" else "a DNS-1035 label"
+            problems.append(SpecProblem(source, field, "is required", hint))
+            continue
+        kind, namespace = str(document.get("kind")), str(meta.get("namespace") or "default")
+        identity = (kind, namespace, meta["name"])
+        if identity in first:
+            message = f"{kind} {namespace}/{meta['name']} is also defined in {first[identity]}"
+            problems.append(
+                SpecProblem(source, "metadata.name", message, "one definition per object")
+            )
+        else:
+            first[identity] = source
+    if problems:
+        raise InvalidSpec(problems)
 
 
 def _base_dir(path: str) -> str:
@@ -81,11 +119,11 @@ def _base_dir(path: str) -> str:
     return str(Path(path).resolve().parent if path != "-" else Path.cwd())
 
 
-def _print_dry_runs(path: str) -> bool:
+def _print_dry_runs(path: str, verb: str) -> bool:
     """Print what applying each object of the file would do; True when anything would change."""
     client = _client()
     changes = False
-    for document in _read_documents(path):
+    for document in _read_documents(path, verb):
         change = client.dry_run(document, path, _base_dir(path))
         print(change_report(document["metadata"]["name"], change))
         changes = changes or change["kind"] != ChangeKind.NO_OP
@@ -93,18 +131,18 @@ def _print_dry_runs(path: str) -> bool:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    return 1 if _print_dry_runs(args.filename) else 0
+    return 1 if _print_dry_runs(args.filename, "diff") else 0
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     if args.dry_run:
-        _print_dry_runs(args.filename)
+        _print_dry_runs(args.filename, "apply")
         print(DRY_RUN_TRAILER)
         return 0
     client = _client()
     base_dir = _base_dir(args.filename)
     status = 0
-    for document in _read_documents(args.filename):
+    for document in _read_documents(args.filename, "apply"):
         obj, warnings = client.apply(document, args.filename, base_dir)
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
@@ -186,7 +224,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 (d.get("metadata") or {}).get("namespace") or "default",
                 d["metadata"]["name"],
             )
-            for d in _read_documents(args.filename)
+            for d in _read_documents(args.filename, "delete")
         ]
     elif args.kind and args.name and KINDS.get(args.kind, ("",))[0] in DELETABLE:
         targets = [(KINDS[args.kind][0], args.namespace, args.name)]

@@ -110,7 +110,8 @@ class Store(Protocol):
         ...
 
     def revisions(self, kind: str, namespace: str, name: str) -> list[Revision]:
-        """Every generation of the resource's spec, oldest first."""
+        """The generations of the resource's spec the store keeps (a bounded number of the
+        newest), oldest first."""
         ...
 
     def write_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> bool:

@@ -36,6 +36,7 @@ from rayservice.store.base import (
 )
 
 MAX_EVENTS_PER_OWNER = 500  # per RayService: a flood of distinct events cannot fill the disk
+MAX_REVISIONS_PER_OBJECT = 50  # the newest generations kept for `rollout undo`; older ones go
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before it gives up
 
 _SCHEMA = """
@@ -368,6 +369,12 @@ class SqliteStore:
                 "INSERT OR IGNORE INTO revisions (kind, namespace, name, generation, manifest,"
                 " source, applied_at) VALUES (?,?,?,?,?,?,?)",
                 (kind, namespace, name, generation, text, source, now),
+            )
+            db.execute(
+                "DELETE FROM revisions WHERE kind=? AND namespace=? AND name=?"
+                " AND generation NOT IN (SELECT generation FROM revisions"
+                " WHERE kind=? AND namespace=? AND name=? ORDER BY generation DESC LIMIT ?)",
+                (kind, namespace, name, kind, namespace, name, MAX_REVISIONS_PER_OBJECT),
             )
         stored = self.get(kind, namespace, name)
         assert stored is not None
