@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 DURATION_HINT = (
-    "a positive Go duration such as 90s, 10m or 1h30m (units ns, us, ms, s, m, h),"
+    "a positive Go duration such as 90s, 10m or 1h30m (units ns, us, ms, s, m, h)"
     " or a whole number of seconds such as 600"
 )
 _UNIT_SECONDS = {
