@@ -616,12 +616,13 @@ CASES = {
         actions=("EnsureCluster",),
         check=replicas_changed,
     ),
-    # A worker's process exited: the provider is asked to restart it; it leaves the front.
+    # A worker's process exited: it leaves the front first, then the provider is asked to
+    # restart it.
     "failed-node-restarted": Case(
         desired(),
         observed(observed_cluster(failed=["w1"]), serve={FIRST: running()}),
         record(service(), deployed=DEPLOYED),
-        actions=("EnsureCluster", "EnsureFront"),
+        actions=("EnsureFront", "EnsureCluster"),
         check=node_failed,
     ),
     # The head's process is gone and the cluster has no GCS fault tolerance: no node can
@@ -630,7 +631,7 @@ CASES = {
         desired(),
         observed(observed_cluster(failed=["head"]), serve={FIRST: running()}),
         record(service(), deployed=DEPLOYED),
-        actions=("EnsureCluster", "EnsureFront"),
+        actions=("EnsureFront", "EnsureCluster"),
         check=no_serve_backends,
     ),
     # With fault tolerance the workers keep serving while the head is restarted.
@@ -638,7 +639,7 @@ CASES = {
         desired(),
         observed(observed_cluster(failed=["head"], fault_tolerant=True), serve={FIRST: running()}),
         record(service(), deployed=DEPLOYED),
-        actions=("EnsureCluster", "EnsureFront"),
+        actions=("EnsureFront", "EnsureCluster"),
         check=workers_keep_serving,
     ),
     # Healthy proxies on running nodes are the serve endpoints; a proxy on a node that has

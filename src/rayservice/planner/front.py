@@ -46,6 +46,12 @@ def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode
     return [n for n in serving_nodes(cluster, exclude_head) if n.name in healthy]
 
 
+def lets_go(current: FrontSpec, wanted: FrontSpec) -> bool:
+    """Whether ``wanted`` drops a serve backend ``current`` has (the front lets go of it)."""
+    kept = {b.name for b in wanted.serve_backends}
+    return any(b.name not in kept for b in current.serve_backends)
+
+
 def server_weight(traffic_percent: int, servers: int) -> int:
     """HAProxy weight (0-256) of each of ``servers`` that share ``traffic_percent``."""
     if traffic_percent <= 0 or servers <= 0:

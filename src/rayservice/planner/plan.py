@@ -251,11 +251,11 @@ class _Planner:
 
     def run(self) -> Plan[RayServiceStatus]:
         record = self.record
+        active = self._cluster(record.active)
+        pending = self._cluster(record.pending)
         for slot in (record.active, record.pending):
             if slot is not None:
                 self._keep_cluster(slot)
-        active = self._cluster(record.active)
-        pending = self._cluster(record.pending)
         self._keep_front(active, pending)
         # Clusters go last: the front must stop sending to a cluster before it is deleted.
         self.actions += self.decision.deletions
@@ -421,7 +421,13 @@ class _Planner:
                 f"endpoints now follow {len(spec.serve_backends)} node(s) of"
                 f" {' and '.join(clusters) or 'no cluster'}"
             )
-        self.actions.append(EnsureFront(self.desired.front_key, spec, reason))
+        ensure = EnsureFront(self.desired.front_key, spec, reason)
+        if current is not None and front.lets_go(current.spec, spec):
+            # a node that can no longer serve leaves the front before the provider spends
+            # seconds stopping and restarting nodes
+            self.actions.insert(0, ensure)
+        else:
+            self.actions.append(ensure)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -96,6 +96,8 @@ def _with_fixed_ports(ports: NodePorts, fixed: Mapping[str, int]) -> NodePorts:
     return ports.model_copy(update={PORT_OF_OPTION[option]: port for option, port in fixed.items()})
 
 
+STOP_GRACE_SECONDS = 5.0  # a node asked to stop may finish what it does
+LOST_WORKER_GRACE_SECONDS = 1.0  # a worker whose head is gone has nothing left to finish
 RAY_ADDRESS_FILE = "ray_current_cluster"  # where `ray start` records its GCS address
 GCS_STORAGE_FOLDER = "gcs-storage"  # embedded RocksDB GCS state, in the cluster's folder
 
@@ -192,7 +194,8 @@ class LocalProvider:
             # Without fault tolerance the next head is a new cluster: the workers of the old
             # one can never join it, and meanwhile their Serve proxies pass health checks but
             # hang every request. They go now and start again once the new head is up.
-            self._stop([n for n in record.nodes if n.role == NodeRole.WORKER.value])
+            workers = [n for n in record.nodes if n.role == NodeRole.WORKER.value]
+            self._stop(workers, grace_seconds=LOST_WORKER_GRACE_SECONDS)
         self._keep_running(record, head, request.head)
         if self._gcs_accepts(head):
             for group in request.workers:
@@ -290,8 +293,8 @@ class LocalProvider:
         names = {n.name for n in nodes}
         record.nodes = [n for n in record.nodes if n.name not in names]
 
-    def _stop(self, nodes: list[NodeRecord]) -> None:
-        stop_sessions(n.pid for n in nodes if is_alive(n.pid, n.ticks))
+    def _stop(self, nodes: list[NodeRecord], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        stop_sessions((n.pid for n in nodes if is_alive(n.pid, n.ticks)), grace_seconds)
         for node in nodes:
             shutil.rmtree(node.temp_dir, ignore_errors=True)
         reap_children()
