@@ -457,6 +457,17 @@ def test_a_rejected_config_is_a_failure(ready: bool) -> None:
     assert outcome.message == "Ray says: bad config"
 
 
+def test_an_initializing_timeout_ends_the_wait_as_a_failure() -> None:
+    timed_out = status(ready=False)
+    timed_out.conditions[0].reason = "InitializingTimeout"
+    timed_out.conditions[0].message = "not ready after initializing for 1m30s"
+
+    _, outcome = summarize(rayservice(timed_out), generation=1)
+
+    assert outcome is not None and not outcome.ok
+    assert outcome.message == "initializing timed out: not ready after initializing for 1m30s"
+
+
 def test_the_outcome_comes_from_the_condition_not_from_message_text() -> None:
     worded = status(ready=False)
     worded.conditions[0].message = "Ray rejected the Serve config: bad"

@@ -51,6 +51,8 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     if rollback is not None and status.is_true(ConditionType.ROLLBACK_IN_PROGRESS):
         return f"rollback: {rollback.message}", None
     line = ready.message if ready is not None and ready.message else "starting"
+    if ready is not None and ready.reason == ConditionReason.INITIALIZING_TIMEOUT:
+        return line, Outcome(False, f"initializing timed out: {ready.message}")
     if not landed:
         return line, None
     if upgrade is not None and upgrade.reason == ConditionReason.PENDING_CLUSTER_TIMED_OUT:
