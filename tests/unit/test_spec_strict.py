@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +314,36 @@ def test_a_new_field_once_set_changes_the_hash() -> None:
     document["headGroupSpec"]["labels"] = {"ray.io/zone": "a"}
 
     assert cluster_spec_hash(RayClusterSpec.model_validate(document)) != "eee7627f5e354479"
+
+
+KUBERAY_REPO = Path(os.environ.get("KUBERAY_REPO", "/work/.mirror/ray-project+kuberay/repo"))
+SAMPLES_DIR = "ray-operator/config/samples/"
+
+
+def test_every_kuberay_sample_loads() -> None:
+    """KubeRay's own samples (a git copy at ``$KUBERAY_REPO``): their RayService and RayCluster
+    documents, the many fields unused here included, are all accepted."""
+    if not KUBERAY_REPO.exists():
+        pytest.skip(f"no copy of KubeRay at {KUBERAY_REPO} (set KUBERAY_REPO to a clone)")
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(KUBERAY_REPO), *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    names = [
+        name
+        for name in git("ls-tree", "--name-only", "HEAD", SAMPLES_DIR).split()
+        if name.removeprefix(SAMPLES_DIR).startswith(("ray-cluster.", "ray-service."))
+        and name.endswith(".yaml")
+    ]
+    refused = {}
+    for name in names:
+        for document in yaml.safe_load_all(git("show", f"HEAD:{name}")):
+            if isinstance(document, dict) and document.get("kind") in ("RayService", "RayCluster"):
+                try:
+                    load_manifest(document, name)
+                except InvalidSpec as error:
+                    refused[name] = str(error)
+
+    assert len(names) > 40
+    assert refused == {}
