@@ -20,6 +20,7 @@ from __future__ import annotations
 from rayservice.planner.record import ActionFailure
 from rayservice.serve_client.base import ServeConfigRejected
 from rayservice.spec.errors import RayServiceError, TemporaryError
+from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import FailureKind
 
 FIRST_BACKOFF = 1.0
@@ -55,7 +56,7 @@ def failure_after(
     return ActionFailure(
         fingerprint=fingerprint,
         kind=kind,
-        message=str(error),
+        message=headline(str(error)),  # the condition's words; the log keeps the whole
         attempts=attempts,
         since=previous.since if previous is not None and again else now,
         retry_at=now + backoff(attempts, jitter) if kind is FailureKind.TEMPORARY else None,

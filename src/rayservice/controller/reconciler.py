@@ -233,9 +233,9 @@ class Reconciler:
                 self.metrics.action_failed(action, failure.kind)
                 log.warning("%s: %s failed (%s): %s", resource.key, action.key, failure.kind, e)
                 if failure.kind is FailureKind.REJECTED:
-                    reason, message = EventReason.SERVE_CONFIG_REJECTED, str(e)
+                    reason, message = EventReason.SERVE_CONFIG_REJECTED, failure.message
                 else:
-                    reason, message = action.event.failed(), f"{action.reason}: {e}"
+                    reason, message = action.event.failed(), f"{action.reason}: {failure.message}"
                 self._event(resource, EventType.WARNING, reason, message, action.involved)
                 # looked at again when the back-off ends, or sooner to show it in status
                 retry_in = STEADY_REQUEUE

@@ -10,6 +10,7 @@ from rayservice.planner.actions import PlannedEvent
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import ServeState
 from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
+from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import (
     FAILED_APP_STATES,
     UNHEALTHY_DEPLOYMENT_STATES,
@@ -108,7 +109,7 @@ def _status_event(kind: str, state: str, text: str, failure: str | None) -> Plan
     reason = state_event_reason(kind, state)
     if failure is None:
         return PlannedEvent(EventType.NORMAL, reason, text)
-    detail = f": {failure}" if failure else ""
+    detail = f": {headline(failure)}" if failure else ""
     return PlannedEvent(EventType.WARNING, reason, text + detail)
 
 
@@ -137,7 +138,9 @@ def progress_message(cluster: str, serve: ServeState | None, head_ready: bool) -
         return f"waiting for Serve applications on cluster {cluster}"
     failing = [a for a in serve.apps if a.status in FAILED_APP_STATES]
     if failing:
-        return "; ".join(f"application {a.name} is {a.status}: {a.message}" for a in failing)
+        return "; ".join(
+            f"application {a.name} is {a.status}: {headline(a.message)}" for a in failing
+        )
     pending = [f"{a.name} {a.status}" for a in serve.apps if a.status != ApplicationStatus.RUNNING]
     if pending:
         return "applications not running yet: " + ", ".join(pending)
