@@ -13,6 +13,9 @@ errors into located problems (at paths spelled by :mod:`rayservice.spec.paths`).
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -183,6 +186,7 @@ def parse_serve_config(text: str, source: str, field: str = "spec.serveConfigV2"
         raise InvalidSpec([_not_a_single_mapping(documents, source, field)])
     config: dict[str, Any] = documents[0]
     problems = _common_mistakes(config, source, field)
+    problems += _unknown_field_problems(config, source, field)
     problems += without_explained(_schema_problems(config, source, field), problems)
     if problems:
         raise InvalidSpec(problems)
@@ -216,6 +220,57 @@ def _schema_problems(config: dict[str, Any], source: str, field: str) -> list[Sp
             for p in problems
         ]
     return []
+
+
+def _unknown_field_problems(config: dict[str, Any], source: str, field: str) -> list[SpecProblem]:
+    """Keys Ray's schema does not know, at every level it describes with a model. Ray's
+    models ignore unknown keys, so a misspelt ``num_replica`` would otherwise run with the
+    default without a word; the field names come from Ray's own models, not a copy."""
+    from ray.serve.schema import ServeDeploySchema
+
+    return list(_unknown_keys(config, ServeDeploySchema, source, field))
+
+
+def _unknown_keys(
+    value: object, model: type[pydantic.BaseModel], source: str, path: str
+) -> Iterable[SpecProblem]:
+    if not isinstance(value, Mapping) or model.model_config.get("extra") == "allow":
+        return
+    fields = model.model_fields
+    known = {name for name in fields} | {f.alias for f in fields.values() if f.alias}
+    for key, item in value.items():
+        key_path = field_path(path, str(key))
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=3)
+            rest = sorted(known - set(close))
+            yield SpecProblem(
+                source, key_path, f'unknown field "{key}"', ", ".join([*close, *rest])
+            )
+            continue
+        name = key if key in fields else next(n for n, f in fields.items() if f.alias == key)
+        nested, many = _nested_model(fields[name].annotation)
+        if nested is None:
+            continue
+        if many and isinstance(item, list):
+            for index, element in enumerate(item):
+                yield from _unknown_keys(element, nested, source, field_path(key_path, index))
+        elif not many:
+            yield from _unknown_keys(item, nested, source, key_path)
+
+
+def _nested_model(annotation: object) -> tuple[type[pydantic.BaseModel] | None, bool]:
+    """The model a field holds (or holds a list of), looking through Optional and Union."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation, False
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, tuple, set) and args:
+        model, _ = _nested_model(args[0])
+        return model, model is not None
+    if origin in (typing.Union, types.UnionType):
+        models = [m for m in (_nested_model(a) for a in args) if m[0] is not None]
+        if len(models) == 1:
+            return models[0]
+    return None, False
 
 
 def _common_mistakes(config: dict[str, Any], source: str, field: str) -> list[SpecProblem]:
