@@ -1,7 +1,8 @@
 """Strict field validation: the models know exactly the fields KubeRay knows.
 
 The field names of every object level the models cover are compared with KubeRay's CRDs
-(``$KUBERAY_CRDS``, by default /work/shared/kuberay-crds; skipped when absent), so nothing
+(``$KUBERAY_CRDS``, by default ``../shared/kuberay-crds`` beside the repository; skipped when
+absent), so nothing
 KubeRay accepts is refused and nothing it refuses is accepted. Then: unknown fields are refused
 with their path, the embedded Kubernetes objects are checked against Kubernetes' schema, the
 size limits hold, stored documents stay readable, and modelling more fields changed no hash.
@@ -32,8 +33,10 @@ from rayservice.spec.manifest import (
     RayService,
     RayServiceSpec,
 )
+from tests.unit.test_spec_loader import service
 
-CRDS = Path(os.environ.get("KUBERAY_CRDS", "/work/shared/kuberay-crds"))
+REPO = Path(__file__).resolve().parents[2]
+CRDS = Path(os.environ.get("KUBERAY_CRDS", REPO.parent / "shared" / "kuberay-crds"))
 SAMPLE = Path(__file__).parents[2] / "samples" / "ray-service.sample.yaml"
 # fields of ours that KubeRay does not have, by model
 EXTENSIONS: dict[type[pydantic.BaseModel], set[str]] = {
@@ -108,28 +111,6 @@ def test_metadata_has_the_fields_of_kubernetes_object_meta() -> None:
     object_meta = definitions["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
 
     assert set(ObjectMeta.model_fields) == set(object_meta["properties"])
-
-
-def service(**spec_changes: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "serveConfigV2": SERVE_CONFIG,
-        "rayClusterConfig": {
-            "headGroupSpec": {
-                "rayStartParams": {"num-cpus": "1"},
-                "template": {"spec": {"containers": [{"name": "ray-head"}]}},
-            },
-            "workerGroupSpecs": [
-                {"groupName": "workers", "replicas": 1, "minReplicas": 0, "maxReplicas": 2}
-            ],
-        },
-    }
-    spec.update(spec_changes)
-    return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayService",
-        "metadata": {"name": "svc"},
-        "spec": spec,
-    }
 
 
 def problems_of(document: dict[str, Any]) -> list[SpecProblem]:
@@ -316,7 +297,7 @@ def test_a_new_field_once_set_changes_the_hash() -> None:
     assert cluster_spec_hash(RayClusterSpec.model_validate(document)) != "eee7627f5e354479"
 
 
-KUBERAY_REPO = Path(os.environ.get("KUBERAY_REPO", "/work/.mirror/ray-project+kuberay/repo"))
+KUBERAY_REPO = Path(os.environ.get("KUBERAY_REPO", REPO.parent / "kuberay"))
 SAMPLES_DIR = "ray-operator/config/samples/"
 
 
