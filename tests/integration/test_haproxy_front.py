@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -276,6 +277,35 @@ def test_weights_move_traffic_without_restart(
     eventually(lambda: set(served_by(serve_port, 20)) == {"b"}, message="traffic moved to b")
     config = (state_dir / KEY / "haproxy.cfg").read_text()
     assert f"server b 127.0.0.1:{b.port} weight 100" in config
+
+
+def test_a_drained_backend_gets_nothing_and_returns_without_a_reload(
+    front: HaproxyFront,
+    state_dir: Path,
+    stubs: Callable[[str], StubBackend],
+    ports: Callable[[], int],
+) -> None:
+    a, b = stubs("a"), stubs("b")
+    serve_port, dashboard_port = ports(), ports()
+    both = FrontSpec(serve_port, dashboard_port, (a.backend(), b.backend()))
+    b_drained = FrontSpec(
+        serve_port, dashboard_port, (a.backend(), replace(b.backend(), drained=True))
+    )
+    front.ensure(KEY, both)
+    processes = haproxy_processes(state_dir / KEY / "haproxy.cfg")
+    eventually(lambda: set(served_by(serve_port, 10)) == {"a", "b"}, message="both serve")
+
+    front.ensure(KEY, b_drained)
+    assert set(served_by(serve_port, 20)) == {"a"}
+    assert (
+        f"server b 127.0.0.1:{b.port} weight 100 check disabled"
+        in (state_dir / KEY / "haproxy.cfg").read_text()
+    )
+    front.ensure(KEY, both)
+    eventually(lambda: set(served_by(serve_port, 10)) == {"a", "b"}, message="b serves again")
+
+    # no new HAProxy worker was started for either change: no connection was closed for it
+    assert haproxy_processes(state_dir / KEY / "haproxy.cfg") == processes
 
 
 def test_restarted_controller_adopts_running_front(

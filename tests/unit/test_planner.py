@@ -401,7 +401,12 @@ def node_failed(result: Plan[RayServiceStatus]) -> None:
 
 
 def _serve_backends(result: Plan[RayServiceStatus]) -> list[str]:
-    return [b.name for b in action(result, EnsureFront).spec.serve_backends]
+    """The backends the front sends requests to (drained ones stay in it, sent nothing)."""
+    return [b.name for b in action(result, EnsureFront).spec.serve_backends if not b.drained]
+
+
+def _drained(result: Plan[RayServiceStatus]) -> list[str]:
+    return [b.name for b in action(result, EnsureFront).spec.serve_backends if b.drained]
 
 
 def _lost(result: Plan[RayServiceStatus]) -> list[str]:
@@ -414,6 +419,7 @@ def _lost(result: Plan[RayServiceStatus]) -> list[str]:
 
 def no_serve_backends(result: Plan[RayServiceStatus]) -> None:
     assert _serve_backends(result) == []
+    assert _drained(result) == [node_name(FIRST, n) for n in ("head", "w0", "w1")]
     [lost] = _lost(result)
     assert lost.startswith(f"Warning {node_name(FIRST, 'head')}: head node exited")
     assert "without GCS fault tolerance the cluster restarts with it" in lost
@@ -421,6 +427,7 @@ def no_serve_backends(result: Plan[RayServiceStatus]) -> None:
 
 def workers_keep_serving(result: Plan[RayServiceStatus]) -> None:
     assert _serve_backends(result) == [node_name(FIRST, "w0"), node_name(FIRST, "w1")]
+    assert _drained(result) == [node_name(FIRST, "head")]
     [lost] = _lost(result)
     assert "with GCS fault tolerance the workers keep serving" in lost
 

@@ -51,7 +51,9 @@ def world_on(tmp_path: Path, dump: str, edit: Any = None) -> World:
         if slot is None:
             continue
         spec = RayClusterSpec.model_validate(slot["cluster_spec"])
-        provider.ensure(cluster_request(slot["name"], resource.key, spec, slot["spec_hash"]))
+        provider.ensure(
+            cluster_request(slot["name"], resource.key, spec, slot["spec_hash"], annotations={})
+        )
         provider.make_head_ready(slot["name"])
         provider.mark_proxies_ready(slot["name"])
         cluster = provider.observe(slot["name"])

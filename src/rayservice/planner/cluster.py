@@ -10,14 +10,19 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from rayservice.spec import fault_tolerance
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
+from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
-from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
+from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
 
-_RESOURCE_PARAMS = frozenset({"num-cpus", "num-gpus", "memory", "resources"})
+# carried by the request's own fields (resources, fault tolerance), not passed through
+_REQUEST_PARAMS = frozenset(
+    {"num-cpus", "num-gpus", "memory", "resources", fault_tolerance.REDIS_PASSWORD_PARAM}
+)
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
 
 
@@ -26,15 +31,6 @@ def cluster_name(service: RayService, uid: str, generation: int) -> str:
     digest = hashlib.sha256(f"{uid}/{generation}".encode()).digest()
     suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
     return f"{service.metadata.name}-raycluster-{suffix}"
-
-
-def _container_env(template: Mapping[str, Any]) -> dict[str, str]:
-    containers = template.get("spec", {}).get("containers") or [{}]
-    return {
-        str(item["name"]): str(item["value"])
-        for item in containers[0].get("env") or []
-        if "name" in item and "value" in item
-    }
 
 
 def _group_request(
@@ -51,41 +47,46 @@ def _group_request(
         ray_start_params={
             k: v
             for k, v in params.items()
-            if k not in BACKEND_MANAGED_RAY_START_PARAMS and k not in _RESOURCE_PARAMS
+            if k not in BACKEND_MANAGED_RAY_START_PARAMS and k not in _REQUEST_PARAMS
         },
-        env=_container_env(template),
+        env=container_env(template),
     )
 
 
-def _fault_tolerance(spec: RayClusterSpec, name: str) -> FaultTolerance | None:
-    head = spec.headGroupSpec
+def _fault_tolerance(
+    spec: RayClusterSpec, name: str, annotations: Mapping[str, str]
+) -> FaultTolerance | None:
+    if not fault_tolerance.is_enabled(spec, annotations):
+        return None
     options = spec.gcsFaultToleranceOptions
-    if options is not None:
-        password = options.redisPassword if isinstance(options.redisPassword, str) else None
-        return FaultTolerance(
-            backend=options.backend,
-            redis_address=options.redisAddress or "",
-            redis_password=password or head.rayStartParams.get("redis-password"),
-            storage_namespace=options.externalStorageNamespace or name,
-        )
-    annotations = head.template.get("metadata", {}).get("annotations") or {}
-    redis = _container_env(head.template).get("RAY_REDIS_ADDRESS")
-    if str(annotations.get(AnnotationKey.FT_ENABLED, "")).lower() == "true" and redis:
-        return FaultTolerance(
-            redis_address=redis,
-            redis_password=head.rayStartParams.get("redis-password"),
-            storage_namespace=_container_env(head.template).get(
-                "RAY_external_storage_namespace", name
-            ),
-        )
-    return None
+    namespace = fault_tolerance.storage_namespace(spec, annotations, name)
+    if options is not None and options.backend is GcsBackend.ROCKSDB:
+        return FaultTolerance(backend=GcsBackend.ROCKSDB, storage_namespace=namespace)
+    address = fault_tolerance.redis_address(spec)
+    if fault_tolerance.redis_is_managed(address):
+        return FaultTolerance(managed_redis=True, storage_namespace=namespace)
+    literal = options.redisPassword if options is not None else None
+    password = literal if isinstance(literal, str) else None
+    head_params = spec.headGroupSpec.rayStartParams
+    return FaultTolerance(
+        redis_address=address,
+        redis_password=password or head_params.get(fault_tolerance.REDIS_PASSWORD_PARAM),
+        storage_namespace=namespace,
+    )
 
 
 def cluster_request(
-    name: str, owner: str, spec: RayClusterSpec, spec_hash: str, fixed_head_ports: bool = False
+    name: str,
+    owner: str,
+    spec: RayClusterSpec,
+    spec_hash: str,
+    *,
+    annotations: Mapping[str, str],
+    fixed_head_ports: bool = False,
 ) -> ClusterRequest:
-    """What the provider is to make of ``spec``; with ``fixed_head_ports`` (a standalone
-    RayCluster) the head keeps the ports its rayStartParams fix."""
+    """What the provider is to make of ``spec`` (``annotations``: the owning object's); with
+    ``fixed_head_ports`` (a standalone RayCluster) the head keeps the ports its rayStartParams
+    fix."""
     head = spec.headGroupSpec
     head_request = _group_request(HEAD_GROUP, head.rayStartParams, head.template, 1)
     if fixed_head_ports:
@@ -108,7 +109,7 @@ def cluster_request(
         workers_to_delete=tuple(
             w for g in spec.workerGroupSpecs for w in g.scaleStrategy.workersToDelete
         ),
-        fault_tolerance=_fault_tolerance(spec, name),
+        fault_tolerance=_fault_tolerance(spec, name, annotations),
     )
 
 

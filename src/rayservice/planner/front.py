@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from rayservice.planner.record import ServiceRecord
 from rayservice.spec.observed import (
+    DEFAULT_BACKEND_WEIGHT,
     Backend,
     FrontSpec,
     NodePhase,
@@ -25,19 +26,25 @@ from rayservice.spec.observed import (
 from rayservice.spec.vocabulary import LOCALHOST
 
 
-def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
-    """The nodes that may serve: all, or all but the head with excludeHeadPodFromServeSvc, and
-    never a node whose process is gone. A cluster without GCS fault tolerance whose head is
-    gone has none: its workers' proxies still pass health checks but hang every request, so
-    the front answers 503 at once instead."""
+def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
+    """The nodes the serve front holds: all, or all but the head with
+    excludeHeadPodFromServeSvc."""
+    return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
+
+
+def _can_serve(cluster: ObservedCluster, node: ObservedNode) -> bool:
+    """Never a node whose process is gone. In a cluster without GCS fault tolerance whose head
+    is gone no node can: the workers' proxies still pass health checks but hang every
+    request, so the front answers 503 at once instead."""
     head = cluster.head
     if head is not None and head.phase is NodePhase.FAILED and not cluster.fault_tolerant:
-        return []
-    return [
-        n
-        for n in cluster.nodes
-        if n.phase is not NodePhase.FAILED and not (exclude_head and n.role is NodeRole.HEAD)
-    ]
+        return False
+    return node.phase is not NodePhase.FAILED
+
+
+def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
+    """The nodes of the front that may serve now (see _can_serve)."""
+    return [n for n in _front_nodes(cluster, exclude_head) if _can_serve(cluster, n)]
 
 
 def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -47,9 +54,10 @@ def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode
 
 
 def lets_go(current: FrontSpec, wanted: FrontSpec) -> bool:
-    """Whether ``wanted`` drops a serve backend ``current`` has (the front lets go of it)."""
-    kept = {b.name for b in wanted.serve_backends}
-    return any(b.name not in kept for b in current.serve_backends)
+    """Whether ``wanted`` drops or drains a serve backend ``current`` sends requests to (the
+    front lets go of it)."""
+    kept = {b.name for b in wanted.serve_backends if not b.drained}
+    return any(b.name not in kept for b in current.serve_backends if not b.drained)
 
 
 def server_weight(traffic_percent: int, servers: int) -> int:
@@ -64,12 +72,16 @@ def _backends(
 ) -> list[Backend]:
     if cluster is None:
         return []
-    serving = serving_nodes(cluster, exclude_head)
+    nodes = _front_nodes(cluster, exclude_head)
     if traffic_percent is None:
-        return [Backend(n.name, LOCALHOST, n.proxy_port) for n in serving]
-    # shared among the nodes that serve now: the others fail HAProxy's check anyway
-    weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head)))
-    return [Backend(n.name, LOCALHOST, n.proxy_port, weight) for n in serving]
+        weight = DEFAULT_BACKEND_WEIGHT
+    else:
+        # shared among the nodes that serve now: the others fail HAProxy's check anyway
+        weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head)))
+    return [
+        Backend(n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n))
+        for n in nodes
+    ]
 
 
 def front_spec(

@@ -311,12 +311,13 @@ class _Planner:
             self.desired.key,
             RayClusterSpec.model_validate(slot.cluster_spec),
             slot.spec_hash,
+            annotations=self.desired.service.metadata.annotations,
         )
         reason = cluster_drift(request, cluster)
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED
             self.actions.append(EnsureCluster(request, reason, event))
-        self.events += lost_node_events(cluster)
+        self.events += cluster_fault_events(cluster)
         if cluster is not None and cluster.head_ready:
             self._keep_serve_config(slot, cluster)
 
@@ -525,15 +526,26 @@ def _percent(capacity: int | None) -> str:
     return "full" if capacity is None or capacity >= FULL_CAPACITY else f"{capacity}%"
 
 
-def lost_node_events(cluster: ObservedCluster | None) -> list[PlannedEvent]:
-    """A Warning about each node whose process is gone (repeats while it waits to restart
-    count on one event)."""
-    return [
+def cluster_fault_events(cluster: ObservedCluster | None) -> list[PlannedEvent]:
+    """A Warning about each node whose process is gone, and about the cluster's Redis when it
+    is out of reach (repeats while a fault lasts count on one event)."""
+    events = [
         PlannedEvent(
             EventType.WARNING, EventReason.NODE_LOST, meaning, ObjectRef(ObjectKind.POD, pod)
         )
         for pod, meaning in lost_nodes(cluster)
     ]
+    if cluster is not None and cluster.storage_problem is not None:
+        involved = ObjectRef(ObjectKind.RAY_CLUSTER, cluster.name)
+        events.append(
+            PlannedEvent(
+                EventType.WARNING,
+                EventReason.REDIS_UNREACHABLE,
+                cluster.storage_problem,
+                involved,
+            )
+        )
+    return events
 
 
 def with_failures(

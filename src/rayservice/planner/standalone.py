@@ -35,9 +35,9 @@ from rayservice.planner.front import cluster_front
 from rayservice.planner.plan import (
     BUSY_REQUEUE,
     STEADY_REQUEUE,
+    cluster_fault_events,
     deletion_plan,
     front_key,
-    lost_node_events,
     with_failures,
 )
 from rayservice.planner.record import ServiceRecord
@@ -83,7 +83,12 @@ def plan_cluster(
     spec = desired.cluster.spec
     current = observed.clusters.get(desired.name)
     request = cluster_request(
-        desired.name, desired.key, spec, cluster_spec_hash(spec), fixed_head_ports=True
+        desired.name,
+        desired.key,
+        spec,
+        cluster_spec_hash(spec),
+        annotations=desired.cluster.metadata.annotations,
+        fixed_head_ports=True,
     )
     actions: list[Action] = []
     events: list[PlannedEvent] = []
@@ -121,7 +126,7 @@ def plan_cluster(
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if current is None else EventReason.CLUSTER_UPDATED
             actions.append(EnsureCluster(request, reason, event))
-    events += lost_node_events(current)
+    events += cluster_fault_events(current)
     wanted_front = cluster_front(record, current)
     if observed.front is None or observed.front.spec != wanted_front:
         actions.append(

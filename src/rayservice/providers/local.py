@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -40,8 +41,14 @@ from rayservice.providers.local_state import (
     load_record,
     save_record,
 )
-from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.providers.redis import ManagedRedis, RedisEndpoint, delete_namespace, reachable
+from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
+from rayservice.spec.fault_tolerance import (
+    REDIS_ADDRESS_ENV,
+    STORAGE_NAMESPACE_ENV,
+    redis_location,
+)
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
 from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
 
@@ -52,6 +59,14 @@ PORT_RANGE_END = 32000  # below the kernel's ephemeral range, so Ray's random po
 PORT_BLOCK = 10
 RESTART_BACKOFF_MAX = 60.0
 WORKER_GCS_RECONNECT_SECONDS = "600"  # fault-tolerant clusters: survive a long head outage
+
+
+_log = logging.getLogger(__name__)
+
+
+def _uses_managed_redis(record: ClusterRecord) -> bool:
+    ft = record.request.fault_tolerance
+    return ft is not None and ft.managed_redis
 
 
 def runtime_root(home: Path) -> Path:
@@ -111,6 +126,7 @@ class LocalProvider:
         self._ray = ray_executable or Path(sys.executable).parent / "ray"
         self._temp_root = runtime_root(home)
         self._probes = probes.NodeProbes()
+        self._redis = ManagedRedis(home)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -177,7 +193,13 @@ class LocalProvider:
 
     def ensure(self, request: ClusterRequest) -> None:
         path = self._record_path(request.name)
-        record = load_record(path) or ClusterRecord(
+        record = load_record(path)
+        ft = request.fault_tolerance
+        if ft is not None and ft.managed_redis:
+            redis = self._redis.ensure()  # started again here when it died
+            if record is None:  # a new cluster starts with no GCS state of an old one
+                delete_namespace(redis, ft.storage_namespace)
+        record = record or ClusterRecord(
             name=request.name,
             owner=request.owner,
             token=secrets.token_hex(24),
@@ -227,12 +249,14 @@ class LocalProvider:
             gcs_port=head.ports.gcs,
             client_port=head.ports.client,
             fault_tolerant=record.request.fault_tolerance is not None,
+            storage_problem=self._storage_problem(record.request.fault_tolerance),
         )
 
     def delete(self, name: str) -> None:
         record = load_record(self._record_path(name))
         if record is not None:
             self._stop(record.nodes)
+            self._forget_gcs_state(name, record.request.fault_tolerance)
         shutil.rmtree(self._root / name, ignore_errors=True)
 
     def clusters(self, owner: str | None = None) -> list[str]:
@@ -247,6 +271,41 @@ class LocalProvider:
             valid = ", ".join(n.name for n in record.nodes)
             raise TemporaryError(f"cluster {name} has no node {node!r} (nodes: {valid})")
         return probes.tail_node_logs(Path(chosen.log_file), Path(chosen.temp_dir), tail)
+
+    # -- GCS state in Redis ----------------------------------------------------------------
+
+    def _redis_of(self, ft: FaultTolerance) -> RedisEndpoint:
+        """Where the head keeps its GCS state (the managed Redis is started when needed)."""
+        if ft.managed_redis:
+            return self._redis.ensure()
+        host, port = redis_location(ft.redis_address)
+        return RedisEndpoint(host, port, ft.redis_password or "")
+
+    def _storage_problem(self, ft: FaultTolerance | None) -> str | None:
+        if ft is None or ft.backend is not GcsBackend.REDIS:
+            return None
+        if ft.managed_redis:
+            if self._redis.running() is None:
+                return "the Redis rayservice runs for GCS fault tolerance is not running"
+            return None
+        return reachable(ft.redis_address)
+
+    def _forget_gcs_state(self, name: str, ft: FaultTolerance | None) -> None:
+        """Remove the cluster's keys from Redis; the managed Redis stops with its last user."""
+        if ft is None or ft.backend is not GcsBackend.REDIS:
+            return
+        if ft.managed_redis:
+            redis = self._redis.running()
+            if redis is not None:
+                delete_namespace(redis, ft.storage_namespace)
+            others = [r for r in self._records() if r.name != name and _uses_managed_redis(r)]
+            if not others:
+                self._redis.stop()
+            return
+        try:
+            delete_namespace(self._redis_of(ft), ft.storage_namespace)
+        except TemporaryError as error:  # the user's Redis: its keys are theirs to remove
+            _log.warning("%s (cluster %s)", error, name)
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -352,6 +411,11 @@ class LocalProvider:
                 f"--dashboard-host={LOCALHOST}", f"--dashboard-port={ports.dashboard}",
                 f"--ray-client-server-port={ports.client}",
             ]  # fmt: skip
+            ft = record.request.fault_tolerance
+            if ft is not None and ft.backend is GcsBackend.REDIS:
+                password = self._redis_of(ft).password
+                if password:  # Ray reads the password from this option only
+                    args.append(f"--redis-password={password}")
         else:
             args.append(f"--address={NODE_IP}:{head.ports.gcs}")
         if group.num_gpus:
@@ -377,10 +441,9 @@ class LocalProvider:
                 env["RAY_gcs_storage"] = GcsBackend.ROCKSDB.value
                 env["RAY_gcs_storage_path"] = str(self._root / record.name / GCS_STORAGE_FOLDER)
             elif ft is not None:
-                env["RAY_REDIS_ADDRESS"] = ft.redis_address
-                env["RAY_external_storage_namespace"] = ft.storage_namespace
-                if ft.redis_password:
-                    env["REDIS_PASSWORD"] = ft.redis_password
+                redis = self._redis_of(ft)
+                env[REDIS_ADDRESS_ENV] = ft.redis_address or redis.address
+                env[STORAGE_NAMESPACE_ENV] = ft.storage_namespace
         else:
             env["RAY_SERVE_WORKER_PROXY_HTTP_PORT"] = str(node.ports.serve_proxy)
             if ft is not None:

@@ -28,13 +28,15 @@ class NodeGroupRequest(BaseModel):
 
 
 class FaultTolerance(BaseModel):
-    """GCS fault tolerance: on an external Redis, or in embedded RocksDB files that outlive
+    """GCS fault tolerance: on a Redis (the user's at ``redis_address``, or with
+    ``managed_redis`` one the backend runs itself), or in embedded RocksDB files that outlive
     the head's process (kept with the cluster, gone with it)."""
 
     model_config = ConfigDict(frozen=True)
 
     backend: GcsBackend = GcsBackend.REDIS
-    redis_address: str = ""
+    managed_redis: bool = False
+    redis_address: str = ""  # host:port or a redis:// URI; empty when managed
     redis_password: str | None = None
     storage_namespace: str
 

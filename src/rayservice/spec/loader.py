@@ -25,6 +25,7 @@ from typing import Any
 import click
 import pydantic
 
+from rayservice.spec import fault_tolerance
 from rayservice.spec.durations import DURATION_HINT, parse_duration
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
@@ -57,7 +58,7 @@ from rayservice.spec.serve_config import (
     validation_problems,
     without_explained,
 )
-from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey, GcsBackend
+from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     ObjectKind.RAY_SERVICE: RayService,
@@ -86,7 +87,6 @@ _MISSING_HINTS = {
     "rayClusterConfig": "a RayCluster spec with at least a headGroupSpec",
     "headGroupSpec": "the head node's group: rayStartParams and a pod template",
     "groupName": "a name for the worker group, unique within the cluster",
-    "redisAddress": "host:port of the Redis server that keeps the GCS state",
 }
 
 
@@ -245,10 +245,16 @@ def _repeated_objects(loaded: list[tuple[str, Manifest]]) -> Iterator[SpecProble
 def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
     problems = list(_metadata_problems(manifest, source))
     if isinstance(manifest, RayCluster):
-        return problems + list(_cluster_problems(manifest.spec, source, "spec"))
+        annotations = manifest.metadata.annotations
+        return problems + list(_cluster_problems(manifest.spec, annotations, source, "spec"))
     problems += _initializing_timeout_problems(manifest, source)
     problems += _serve_config_problems(manifest.spec.serveConfigV2, source)
-    problems += _cluster_problems(manifest.spec.rayClusterConfig, source, "spec.rayClusterConfig")
+    problems += _cluster_problems(
+        manifest.spec.rayClusterConfig,
+        manifest.metadata.annotations,
+        source,
+        "spec.rayClusterConfig",
+    )
     problems += _service_setting_problems(manifest.spec, source)
     if manifest.spec.serveService is not None:
         problems += service_problems(manifest.spec.serveService, source, "spec.serveService")
@@ -325,15 +331,10 @@ def _out_of_bounds(
         yield SpecProblem(source, path, message, f"an integer from {low} to {high}")
 
 
-def _cluster_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
-    options = spec.gcsFaultToleranceOptions
-    if options is not None and options.backend is GcsBackend.REDIS and not options.redisAddress:
-        yield SpecProblem(
-            source,
-            f"{prefix}.gcsFaultToleranceOptions.redisAddress",
-            "is required with the redis backend",
-            f"{_MISSING_HINTS['redisAddress']}, or backend: {GcsBackend.ROCKSDB} (embedded)",
-        )
+def _cluster_problems(
+    spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
+) -> Iterator[SpecProblem]:
+    yield from fault_tolerance.problems(spec, annotations, source, prefix)
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_problems(group.rayStartParams, source, group_path)

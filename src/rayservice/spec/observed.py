@@ -57,6 +57,7 @@ class ObservedCluster:
     gcs_port: int = 0
     client_port: int = 0
     fault_tolerant: bool = False  # its GCS state outlives the head (workers keep serving)
+    storage_problem: str | None = None  # why the Redis keeping its GCS state is out of reach
 
     @property
     def head(self) -> ObservedNode | None:
@@ -100,6 +101,9 @@ class ServeState:
         return next((a for a in self.apps if a.name == name), None)
 
 
+DEFAULT_BACKEND_WEIGHT = 100  # HAProxy's scale is 0-256; traffic splits set their own
+
+
 @dataclass(frozen=True)
 class Backend:
     """One server behind a traffic front."""
@@ -107,7 +111,10 @@ class Backend:
     name: str
     host: str
     port: int
-    weight: int = 100
+    weight: int = DEFAULT_BACKEND_WEIGHT
+    # a node that cannot serve now (its process or its head is gone): kept in the front but
+    # sent nothing, so its leaving and coming back change the front without a reload
+    drained: bool = False
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class EventReason(StrEnum):
     CLUSTER_SPEC_CHANGED = "ClusterSpecChanged"
     # nodes
     NODE_LOST = "NodeLost"  # a node's process is gone; the provider restarts it
+    REDIS_UNREACHABLE = "RedisUnreachable"  # the GCS state's Redis cannot be reached
     # endpoints
     ENDPOINT_ADDED = "EndpointAdded"
     ENDPOINT_REMOVED = "EndpointRemoved"
@@ -130,7 +131,9 @@ def state_event_reason(subject: str, state: str) -> EventReason:
 
 
 class AnnotationKey(StrEnum):
-    FT_ENABLED = "ray.io/ft-enabled"  # KubeRay's GCS fault tolerance switch on the head
+    FT_ENABLED = "ray.io/ft-enabled"  # KubeRay's GCS fault tolerance switch
+    # where in Redis the GCS state of a fault-tolerant cluster lives (default: its own name)
+    EXTERNAL_STORAGE_NAMESPACE = "ray.io/external-storage-namespace"
     ROLLOUT_PAUSED = "rayservice.io/rollout-paused"  # "true": traffic steps and switches wait
     ROLLOUT_PROMOTE = "rayservice.io/rollout-promote"  # a pending cluster's name: it takes all
     ENABLE_SERVE_SERVICE = "ray.io/enable-serve-service"  # "true": a RayCluster gets a serve-svc
@@ -147,7 +150,7 @@ class UpgradeType(StrEnum):
 class GcsBackend(StrEnum):
     """Where a fault-tolerant head keeps the GCS state (``gcsFaultToleranceOptions.backend``)."""
 
-    REDIS = "redis"  # an external Redis at redisAddress
+    REDIS = "redis"  # a Redis: at redisAddress, or rayservice's own (spec.fault_tolerance)
     ROCKSDB = "rocksdb"  # embedded RocksDB files of the head (here: in the cluster's folder)
 
 

@@ -8,8 +8,9 @@ same process (its start time in /proc/<pid>/stat), never by process name.
 
 Changes are applied without dropping accepted requests: a new spec is written, checked with
 ``haproxy -c`` and activated by SIGUSR2, after which a new worker takes over the listening
-sockets while the old one finishes its in-flight requests. A change of weights only is also
-pushed through the runtime API so it takes effect without a reload.
+sockets while the old one finishes its in-flight requests. A change of weights or drained
+marks only (a node that cannot serve, and serves again) goes through the runtime API and takes
+effect without a reload, so no connection is closed for it.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class HaproxyFront:
             elif running.spec == spec:
                 self._write_config(files, config)
                 record = running
-            elif _only_weights_differ(running.spec, spec):
+            elif _only_runtime_state_differs(running.spec, spec):
                 self._write_config(files, config)
-                _set_weights(files, spec)
+                _set_server_states(files, spec)
                 record = running.model_copy(update={"spec": spec})
             else:
                 _claim_ports(_new_ports(running.spec, spec))
@@ -241,21 +242,26 @@ def _new_ports(old: FrontSpec, new: FrontSpec) -> list[int]:
     return [port for port in new.listen_ports if port not in held]
 
 
-def _only_weights_differ(old: FrontSpec, new: FrontSpec) -> bool:
-    def unweighted(spec: FrontSpec) -> FrontSpec:
-        return replace(
-            spec, serve_backends=tuple(replace(b, weight=0) for b in spec.serve_backends)
-        )
+def _only_runtime_state_differs(old: FrontSpec, new: FrontSpec) -> bool:
+    """Whether the servers are the same and only their weights or drained marks changed,
+    which the runtime API sets without a reload."""
 
-    return unweighted(old) == unweighted(new)
+    def servers(spec: FrontSpec) -> FrontSpec:
+        plain = tuple(replace(b, weight=0, drained=False) for b in spec.serve_backends)
+        return replace(spec, serve_backends=plain)
+
+    return servers(old) == servers(new)
 
 
-def _set_weights(files: FrontFiles, spec: FrontSpec) -> None:
+def _set_server_states(files: FrontFiles, spec: FrontSpec) -> None:
     for backend in spec.serve_backends:
-        command = f"set server {SERVE_PROXY}/{backend.name} weight {backend.weight}"
-        answer = _runtime_command(files.socket, command).strip()
-        if answer:
-            raise TemporaryError(f"haproxy refused {command!r}: {answer}")
+        server = f"{SERVE_PROXY}/{backend.name}"
+        state = "maint" if backend.drained else "ready"
+        for command in (f"set server {server} weight {backend.weight}",
+                        f"set server {server} state {state}"):  # fmt: skip
+            answer = _runtime_command(files.socket, command).strip()
+            if answer:
+                raise TemporaryError(f"haproxy refused {command!r}: {answer}")
 
 
 def _front_state(files: FrontFiles, record: FrontRecord) -> FrontState:

@@ -146,7 +146,10 @@ def _serve_section(spec: FrontSpec) -> str:
             "retries 3",
             "option redispatch 1",
             "retry-on conn-failure empty-response",  # never on a timeout: it may still be working
-            *(_server_line(backend, "check") for backend in spec.serve_backends),
+            *(
+                _server_line(backend, "check disabled" if backend.drained else "check")
+                for backend in spec.serve_backends
+            ),
         ],
     )
     return f"{frontend}\n{backend}"
