@@ -79,7 +79,11 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     try:
         yield session
     finally:
-        for sample in ("ray-service.sample.yaml", "ray-service.no-ray-serve-replica.yaml"):
+        for sample in (
+            "ray-service.sample.yaml",
+            "ray-service.no-ray-serve-replica.yaml",
+            "ray-service.high-availability.yaml",
+        ):
             session.run("delete", "-f", str(workdir / "samples" / sample), check=False)
         session.run("stop", check=False)
         leftovers = processes_mentioning(str(home)) + processes_mentioning(str(runtime_root(home)))

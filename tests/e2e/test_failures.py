@@ -4,6 +4,10 @@ A head without GCS fault tolerance killed with its whole process session: the se
 again by itself (its workers start again with the new head, the Serve config goes out again),
 no request waits long on a worker that can no longer serve (it fails fast: 503), and the events
 say what happened.
+
+A head with GCS fault tolerance on Redis (rayservice's own, as the sample names a Kubernetes
+Service) killed under load: not one request fails, the head restarts and serves again, and
+deleting the service stops the Redis and leaves nothing running.
 """
 
 from __future__ import annotations
@@ -19,17 +23,34 @@ import pytest
 from tests.e2e.conftest import Cli
 from tests.e2e.steps import get_json, service_port
 from tests.helpers import eventually
+from tests.load import ConstantLoad
 
 pytestmark = pytest.mark.e2e
 SAMPLE = "samples/ray-service.sample.yaml"
+HA_SAMPLE = "samples/ray-service.high-availability.yaml"
 # a request must never hang on a worker that lost its head: failures come fast (a request
 # that succeeds may wait for the replicas to come up again, as Serve's proxy queues it)
 SLOWEST_FAILURE = 5.0
 
 
-def _head_pid(cli: Cli, cluster: str) -> int:
+def _head(cli: Cli, cluster: str) -> dict[str, int | str]:
     record = json.loads((cli.home / "clusters" / cluster / "cluster.json").read_text())
-    return int(next(n for n in record["nodes"] if n["role"] == "head")["pid"])
+    head: dict[str, int | str] = next(n for n in record["nodes"] if n["role"] == "head")
+    return head
+
+
+def _head_pid(cli: Cli, cluster: str) -> int:
+    return int(_head(cli, cluster)["pid"])
+
+
+def _active_cluster(cli: Cli) -> str:
+    status = get_json(cli, "get", "rayservice")["items"][0]["status"]
+    return str(status["activeServiceStatus"]["rayClusterName"])
+
+
+def _pods_ready(cli: Cli) -> bool:
+    pods = get_json(cli, "get", "pods")["items"]
+    return len(pods) == 3 and all(p["status"]["containerStatuses"][0]["ready"] for p in pods)
 
 
 def test_a_lost_head_without_fault_tolerance_comes_back_and_says_so(cli: Cli) -> None:
@@ -62,3 +83,33 @@ def test_a_lost_head_without_fault_tolerance_comes_back_and_says_so(cli: Cli) ->
     events = cli.run("describe", "rayservice", "rayservice-sample").stdout
     assert "NodeLost" in events and "without GCS fault tolerance" in events
     print(f"answering again {back_after:.1f} s after the head was killed")
+
+
+def test_a_lost_head_with_fault_tolerance_fails_no_request(cli: Cli) -> None:
+    cli.run("start")
+    cli.run("apply", "-f", HA_SAMPLE, "--wait", "--timeout", "300")
+    cluster = _active_cluster(cli)
+    redis = json.loads((cli.home / "redis" / "redis.json").read_text())
+    url = f"http://127.0.0.1:{service_port(cli, 'rayservice-ha-serve-svc')}/fruit"
+    eventually(lambda: _pods_ready(cli), timeout=120, interval=1, message="every node serves")
+    head = _head(cli, cluster)
+
+    with ConstantLoad(url, ["MANGO", 2], rate=20, threads=4, max_seconds=120) as load:
+        time.sleep(2)
+        os.killpg(int(head["pid"]), signal.SIGKILL)
+        eventually(
+            lambda: _head(cli, cluster)["pid"] != head["pid"] and _pods_ready(cli),
+            timeout=90,
+            interval=1,
+            message="the head restarted and every node serves again",
+        )
+        time.sleep(2)
+
+    assert load.failures() == []
+    assert len(load.outcomes) >= 200 and set(load.answers()) == {"6"}
+    assert _active_cluster(cli) == cluster  # the same cluster: its state came back from Redis
+    events = cli.run("describe", "rayservice", "rayservice-ha").stdout
+    assert "with GCS fault tolerance the workers keep serving" in events
+
+    cli.run("delete", "-f", HA_SAMPLE)  # waits until everything is gone
+    assert not os.path.exists(f"/proc/{redis['pid']}"), "the Redis outlived its last cluster"

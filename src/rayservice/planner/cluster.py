@@ -14,7 +14,7 @@ from rayservice.spec import fault_tolerance
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
-from rayservice.spec.manifest import RayClusterSpec, RayService, replicas_of
+from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential, replicas_of
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
 from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
@@ -65,8 +65,8 @@ def _fault_tolerance(
     address = fault_tolerance.redis_address(spec)
     if fault_tolerance.redis_is_managed(address):
         return FaultTolerance(managed_redis=True, storage_namespace=namespace)
-    literal = options.redisPassword if options is not None else None
-    password = literal if isinstance(literal, str) else None
+    given = options.redisPassword if options is not None else None
+    password = given.value if isinstance(given, RedisCredential) else given
     head_params = spec.headGroupSpec.rayStartParams
     return FaultTolerance(
         redis_address=address,

@@ -69,6 +69,13 @@ def _uses_managed_redis(record: ClusterRecord) -> bool:
     return ft is not None and ft.managed_redis
 
 
+def _serves_without_head(record: ClusterRecord, node: NodeRecord, proxy_healthy: bool) -> bool:
+    """A worker of a fault-tolerant cluster whose head cannot be asked: it runs on, and its
+    Serve proxy answering is what says it still serves."""
+    ft = record.request.fault_tolerance is not None
+    return ft and node.role == NodeRole.WORKER.value and proxy_healthy
+
+
 def runtime_root(home: Path) -> Path:
     """Where the nodes of clusters under ``home`` keep Ray's temp dirs. Ray's unix sockets
     live there and their paths must stay short, so it is a hashed folder in /tmp."""
@@ -456,9 +463,14 @@ class LocalProvider:
         self, record: ClusterRecord, node: NodeRecord, registered: set[int] | None
     ) -> ObservedNode:
         alive = is_alive(node.pid, node.ticks)
+        proxy_healthy = alive and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
         if not alive:
             phase = NodePhase.FAILED if node.pid else NodePhase.PENDING
-        elif registered is not None and node.ports.node_manager in registered:
+        elif (
+            node.ports.node_manager in registered
+            if registered is not None
+            else _serves_without_head(record, node, proxy_healthy)
+        ):
             phase = NodePhase.RUNNING
         else:
             phase = NodePhase.PENDING
@@ -475,8 +487,7 @@ class LocalProvider:
             group=node.group,
             phase=phase,
             proxy_port=node.ports.serve_proxy,
-            proxy_ready=phase is NodePhase.RUNNING
-            and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy),
+            proxy_ready=phase is NodePhase.RUNNING and proxy_healthy,
             restarts=node.restarts,
             started_at=node.started_at,
             num_cpus=group.num_cpus,

@@ -94,7 +94,10 @@ def redis_location(address: str) -> tuple[str, int]:
     if "://" not in text:
         text = f"redis://{text}"
     parts = urlsplit(text)
-    return (parts.hostname or "").lower(), parts.port or REDIS_DEFAULT_PORT
+    port = REDIS_DEFAULT_PORT if parts.port is None else parts.port
+    if port == 0:
+        raise ValueError("port 0 is not a port to connect to")
+    return (parts.hostname or "").lower(), port
 
 
 def redis_is_managed(address: str) -> bool:
@@ -106,7 +109,7 @@ def redis_is_managed(address: str) -> bool:
         return False
     if not host:
         return True
-    if host in _LOCAL_NAMES:
+    if host in _LOCAL_NAMES or ":" in host:  # localhost, or an IPv6 address
         return False
     labels = host.split(".")
     return len(labels) == 1 or _SERVICE_DOMAIN_LABEL in labels[1:]
@@ -128,10 +131,17 @@ def problems(
     spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
 ) -> Iterator[SpecProblem]:
     """KubeRay's validation of the fault tolerance fields, with their paths."""
-    annotation_path = f"metadata.annotations.{AnnotationKey.FT_ENABLED}"
     for index, group in enumerate(spec.workerGroupSpecs):
         if AnnotationKey.FT_ENABLED in _template_annotations(group.template):
-            path = field_path(prefix, "workerGroupSpecs", index, "template", annotation_path)
+            path = field_path(
+                prefix,
+                "workerGroupSpecs",
+                index,
+                "template",
+                "metadata",
+                "annotations",
+                AnnotationKey.FT_ENABLED,
+            )
             yield SpecProblem(
                 source,
                 path,
