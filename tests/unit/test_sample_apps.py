@@ -198,8 +198,9 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def test_both_sample_manifests_exist() -> None:
+def test_every_sample_manifest_exists() -> None:
     assert [path.name for path in MANIFESTS] == [
+        "ray-service.high-availability.yaml",
         "ray-service.no-ray-serve-replica.yaml",
         "ray-service.sample.yaml",
     ]

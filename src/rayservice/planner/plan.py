@@ -33,13 +33,14 @@ from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_requ
 from rayservice.planner.readiness import slot_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord, failure_key
 from rayservice.planner.retries import gate
-from rayservice.planner.rollout import Fact, RolloutDecision, decide_rollout, wanted_of
+from rayservice.planner.rollout import RolloutDecision, decide_rollout, wanted_of
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
-from rayservice.spec.observed import Observed, ObservedCluster
+from rayservice.spec.observed import NodePhase, Observed, ObservedCluster
 from rayservice.spec.status import (
     Condition,
+    Fact,
     RayServiceStatus,
     ServiceStatus,
     rfc3339,
@@ -442,8 +443,14 @@ class _Planner:
         if slot is None:
             return ServiceStatus()
         previous = self._previous_status_of(slot.name)
+        cluster = self._cluster(slot)
+        head = cluster.head if cluster is not None else None
         current = statuses.service_status(
-            slot.name, self.observed.serve.get(slot.name), previous, rfc3339(self.now)
+            slot.name,
+            self.observed.serve.get(slot.name),
+            previous,
+            rfc3339(self.now),
+            head_down=cluster is not None and (head is None or head.phase is NodePhase.FAILED),
         )
         self.events += statuses.app_events(previous, current)
         if self.spec.upgradeStrategy.type is UpgradeType.INCREMENTAL:
@@ -477,6 +484,7 @@ class _Planner:
             generation,
         )
         for kind, fact in (
+            (ConditionType.APPLICATIONS_HEALTHY, statuses.applications_health(active_status)),
             (ConditionType.UPGRADE_IN_PROGRESS, decision.upgrade),
             (ConditionType.ROLLBACK_IN_PROGRESS, decision.rollback),
         ):
@@ -488,7 +496,7 @@ class _Planner:
             pendingServiceStatus=pending_status,
             numServeEndpoints=len(endpoints),
             observedGeneration=self._observed_generation(),
-            serviceStatus="Running" if endpoints else "",
+            serviceStatus=statuses.service_state(active_status, len(endpoints)),
         )
 
     def _observed_generation(self) -> int:

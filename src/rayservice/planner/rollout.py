@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from rayservice import __version__
 from rayservice.planner.actions import DeleteCluster, PlannedEvent
@@ -36,6 +36,7 @@ from rayservice.planner.traffic_steps import Split, next_step
 from rayservice.spec.hashing import cluster_spec_hash, is_worker_group_append, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import Observed, ObservedCluster
+from rayservice.spec.status import Fact
 from rayservice.spec.vocabulary import (
     FULL_CAPACITY,
     AnnotationKey,
@@ -102,14 +103,6 @@ def wanted_of(service: RayService, serve_config: dict[str, Any], new_cluster: st
         new_cluster=new_cluster,
         exclude_head=spec.excludeHeadPodFromServeSvc,
     )
-
-
-class Fact(NamedTuple):
-    """A condition's status, reason and message."""
-
-    status: ConditionStatus
-    reason: ConditionReason
-    message: str
 
 
 @dataclass(frozen=True)

@@ -9,26 +9,48 @@ from __future__ import annotations
 from rayservice.planner.actions import PlannedEvent
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import ServeState
-from rayservice.spec.status import AppStatus, ServeDeploymentStatus, ServiceStatus
+from rayservice.spec.status import AppStatus, Fact, ServeDeploymentStatus, ServiceStatus
 from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import (
     FAILED_APP_STATES,
     UNHEALTHY_DEPLOYMENT_STATES,
     ApplicationStatus,
+    ConditionReason,
+    ConditionStatus,
     EventReason,
     EventType,
+    ServiceState,
     state_event_reason,
 )
 
 
 def service_status(
-    cluster: str, serve: ServeState | None, previous: ServiceStatus, now: str
+    cluster: str,
+    serve: ServeState | None,
+    previous: ServiceStatus,
+    now: str,
+    head_down: bool = False,
 ) -> ServiceStatus:
-    """The Serve side of one cluster; keeps the last known apps while Serve does not answer."""
+    """The Serve side of one cluster. While Serve does not answer the last known apps stay;
+    while the head is down (``head_down``) they say UNKNOWN, and why, instead."""
     if serve is None:
-        if previous.rayClusterName == cluster:
+        if previous.rayClusterName != cluster:
+            return ServiceStatus(rayClusterName=cluster)
+        if not head_down:
             return previous
-        return ServiceStatus(rayClusterName=cluster)
+        unknown = {
+            name: app.model_copy(
+                update={
+                    "status": ApplicationStatus.UNKNOWN,
+                    "message": _unknown_message(app),
+                    "healthLastUpdateTime": app.healthLastUpdateTime
+                    if app.status == ApplicationStatus.UNKNOWN
+                    else now,
+                }
+            )
+            for name, app in previous.applicationStatuses.items()
+        }
+        return previous.model_copy(update={"applicationStatuses": unknown})
     known = previous.applicationStatuses if previous.rayClusterName == cluster else {}
     apps = {}
     for app in serve.apps:
@@ -58,6 +80,50 @@ def service_status(
             "targetCapacity": capacity if capacity is not None else previous.targetCapacity,
         }
     )
+
+
+def _unknown_message(app: AppStatus) -> str:
+    if app.status == ApplicationStatus.UNKNOWN:
+        return app.message
+    return f"the head node is down, so Serve cannot be asked; last known status {app.status}"
+
+
+def service_state(status: ServiceStatus, endpoints: int) -> ServiceState:
+    """The SERVICE STATUS of a service whose active cluster serves ``status``."""
+    states = {app.status for app in status.applicationStatuses.values()}
+    if states & FAILED_APP_STATES:
+        return ServiceState.UNHEALTHY
+    if ApplicationStatus.UNKNOWN in states:
+        return ServiceState.UNKNOWN
+    if not endpoints:
+        return ServiceState.WAITING
+    if states <= {ApplicationStatus.RUNNING}:
+        return ServiceState.RUNNING
+    return ServiceState.DEPLOYING
+
+
+def applications_health(status: ServiceStatus) -> Fact:
+    """The ApplicationsHealthy condition: whether every application of the active cluster
+    runs, and which do not, with Ray's message for a failed one."""
+    apps = status.applicationStatuses
+    failed = {name: app for name, app in apps.items() if app.status in FAILED_APP_STATES}
+    if failed:
+        name, app = sorted(failed.items())[0]
+        detail = f": {headline(app.message)}" if app.message else ""
+        message = f"application {name} is {app.status}{detail}"
+        return Fact(ConditionStatus.FALSE, ConditionReason.APPLICATION_FAILED, message)
+    unknown = sorted(n for n, a in apps.items() if a.status == ApplicationStatus.UNKNOWN)
+    if unknown:
+        message = f"{', '.join(unknown)}: {apps[unknown[0]].message}"
+        return Fact(ConditionStatus.UNKNOWN, ConditionReason.SERVE_UNREACHABLE, message)
+    waiting = sorted(
+        f"{n} {a.status}" for n, a in apps.items() if a.status != ApplicationStatus.RUNNING
+    )
+    if waiting or not apps:
+        message = ", ".join(waiting) if waiting else "no Serve application runs yet"
+        return Fact(ConditionStatus.FALSE, ConditionReason.APPLICATIONS_NOT_RUNNING, message)
+    message = f"{len(apps)} application(s) RUNNING"
+    return Fact(ConditionStatus.TRUE, ConditionReason.ALL_APPLICATIONS_RUNNING, message)
 
 
 def app_events(before: ServiceStatus, after: ServiceStatus) -> list[PlannedEvent]:

@@ -7,6 +7,7 @@ as RFC 3339 strings, so the controller owns the clock and the models stay pure a
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -96,6 +97,14 @@ class RayClusterStatus(BaseModel):
 def rfc3339(timestamp: float) -> str:
     """Unix seconds as an RFC 3339 UTC time with whole seconds, as Kubernetes writes them."""
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Fact(NamedTuple):
+    """A condition's status, reason and message."""
+
+    status: ConditionStatus
+    reason: ConditionReason
+    message: str
 
 
 def set_condition(

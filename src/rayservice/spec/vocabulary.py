@@ -26,6 +26,9 @@ class ConditionType(StrEnum):
     # a standalone RayCluster's conditions, as KubeRay sets them
     HEAD_POD_READY = "HeadPodReady"
     RAY_CLUSTER_PROVISIONED = "RayClusterProvisioned"
+    # ours: every Serve application of the active cluster RUNNING (Ready keeps KubeRay's
+    # meaning, serve endpoints > 0, which a failing health check does not change)
+    APPLICATIONS_HEALTHY = "ApplicationsHealthy"
 
 
 class ConditionStatus(StrEnum):
@@ -55,6 +58,11 @@ class ConditionReason(StrEnum):
     SERVE_CONFIG_REJECTED = "ServeConfigRejected"  # Ray answered 400 to the Serve config
     NO_FAILURE = "NoFailure"
     # HeadPodReady and RayClusterProvisioned of a RayCluster
+    # ApplicationsHealthy
+    ALL_APPLICATIONS_RUNNING = "AllApplicationsRunning"
+    APPLICATIONS_NOT_RUNNING = "ApplicationsNotRunning"  # deploying, or none yet
+    APPLICATION_FAILED = "ApplicationFailed"  # UNHEALTHY or DEPLOY_FAILED
+    SERVE_UNREACHABLE = "ServeUnreachable"  # the head is down: Serve cannot be asked
     HEAD_POD_RUNNING_AND_READY = "HeadPodRunningAndReady"
     HEAD_POD_NOT_READY = "HeadPodNotReady"
     ALL_PODS_READY = "AllPodRunningAndReadyFirstTime"
@@ -113,6 +121,7 @@ class EventReason(StrEnum):
     APPLICATION_RUNNING = "ApplicationRunning"
     APPLICATION_UNHEALTHY = "ApplicationUnhealthy"
     APPLICATION_DELETING = "ApplicationDeleting"
+    APPLICATION_UNKNOWN = "ApplicationUnknown"
     DEPLOYMENT_UPDATING = "DeploymentUpdating"
     DEPLOYMENT_HEALTHY = "DeploymentHealthy"
     DEPLOYMENT_UNHEALTHY = "DeploymentUnhealthy"
@@ -178,6 +187,18 @@ class ApplicationStatus(StrEnum):
     RUNNING = "RUNNING"
     UNHEALTHY = "UNHEALTHY"
     DELETING = "DELETING"
+    UNKNOWN = "UNKNOWN"  # ours, not Serve's: the head is down, so Serve cannot be asked
+
+
+class ServiceState(StrEnum):
+    """``status.serviceStatus``, the SERVICE STATUS column: never blank (KubeRay leaves it
+    empty whenever it is not Running)."""
+
+    RUNNING = "Running"  # serve endpoints answer and every application is RUNNING
+    DEPLOYING = "Deploying"  # serve endpoints answer while applications deploy or update
+    UNHEALTHY = "Unhealthy"  # an application is UNHEALTHY or DEPLOY_FAILED
+    UNKNOWN = "Unknown"  # the head is down: Serve cannot be asked
+    WAITING = "WaitForServeDeploymentReady"  # no serve endpoint yet (KubeRay's older word)
 
 
 FAILED_APP_STATES = frozenset({ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY})
