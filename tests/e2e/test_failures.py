@@ -8,17 +8,22 @@ say what happened.
 A head with GCS fault tolerance on Redis (rayservice's own, as the sample names a Kubernetes
 Service) killed under load: not one request fails, the head restarts and serves again, and
 deleting the service stops the Redis and leaves nothing running.
+
+A replica whose health check fails: SERVICE STATUS says Unhealthy, the ApplicationsHealthy
+condition names the app, a Warning tells it, and all of it turns back once the check passes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e.conftest import Cli
 from tests.e2e.steps import get_json, service_port
@@ -113,3 +118,67 @@ def test_a_lost_head_with_fault_tolerance_fails_no_request(cli: Cli) -> None:
 
     cli.run("delete", "-f", HA_SAMPLE)  # waits until everything is gone
     assert not os.path.exists(f"/proc/{redis['pid']}"), "the Redis outlived its last cluster"
+
+
+def _with_pulse(cli: Cli, healthy: bool) -> str:
+    """The sample with a third app whose health check fails when ``healthy`` is false."""
+    manifest = yaml.safe_load((cli.workdir / SAMPLE).read_text())
+    serve_config = yaml.safe_load(manifest["spec"]["serveConfigV2"])
+    serve_config["applications"].append(
+        {
+            "name": "pulse_app",
+            "import_path": "pulse:app",
+            "route_prefix": "/pulse",
+            "runtime_env": {"working_dir": "./apps"},
+            "deployments": [
+                {
+                    "name": "Pulse",
+                    "num_replicas": 1,
+                    "health_check_period_s": 1,
+                    "health_check_timeout_s": 1,
+                    "user_config": {"healthy": healthy},
+                    "ray_actor_options": {"num_cpus": 0.1},
+                }
+            ],
+        }
+    )
+    manifest["spec"]["serveConfigV2"] = yaml.safe_dump(serve_config)
+    path = cli.workdir / "samples" / "ray-service.pulse.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return str(path)
+
+
+def _service_state(cli: Cli) -> tuple[str, dict[str, str]]:
+    status = get_json(cli, "get", "rayservice")["items"][0]["status"]
+    health = next(c for c in status["conditions"] if c["type"] == "ApplicationsHealthy")
+    return status["serviceStatus"], health
+
+
+def test_a_failing_health_check_says_unhealthy_then_recovers(cli: Cli) -> None:
+    cli.run("start")
+    cli.run("apply", "-f", _with_pulse(cli, healthy=True), "--wait", "--timeout", "240")
+    assert _service_state(cli)[0] == "Running"
+
+    cli.run("apply", "-f", _with_pulse(cli, healthy=False))
+    eventually(
+        lambda: _service_state(cli)[0] == "Unhealthy",
+        timeout=120,
+        interval=0.5,
+        message="SERVICE STATUS says Unhealthy",
+    )
+    health = _service_state(cli)[1]
+    assert (health["status"], health["reason"]) == ("False", "ApplicationFailed")
+    assert "pulse_app" in health["message"]
+    described = cli.run("describe", "rayservice", "rayservice-sample").stdout
+    assert re.search(r"Warning\s+(Application|Deployment)Unhealthy", described), described
+    assert "fruit_app/MangoStand: every 10s, timeout 30s" in described
+    assert "pulse_app/Pulse: every 1s, timeout 1s" in described
+
+    cli.run("apply", "-f", _with_pulse(cli, healthy=True))
+    eventually(
+        lambda: _service_state(cli)[0] == "Running",
+        timeout=180,
+        interval=1,
+        message="SERVICE STATUS says Running again",
+    )
+    assert _service_state(cli)[1]["status"] == "True"

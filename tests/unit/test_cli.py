@@ -146,7 +146,15 @@ def rayservice(serve_status: RayServiceStatus | None = None) -> dict[str, Any]:
         "kind": "RayService",
         "metadata": {"name": "demo", "namespace": "default"},
         "spec": {
-            "serveConfigV2": "applications: []\n",
+            "serveConfigV2": (
+                "applications:\n"
+                "  - name: fruit_app\n"
+                "    import_path: fruit:app\n"
+                "    deployments:\n"
+                "      - name: MangoStand\n"
+                "        health_check_period_s: 2\n"
+                "      - name: FruitMarket\n"
+            ),
             "rayClusterConfig": {
                 "headGroupSpec": {"serviceType": "NodePort", "rayStartParams": {}},
                 "workerGroupSpecs": [{"groupName": "small", "replicas": 1}],
@@ -363,6 +371,11 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
     assert "Num Serve Endpoints:  2" in text
     for node in cluster.nodes:
         assert f"{node.name} (127.0.0.1:{node.proxy_port})" in text
+    checks = text.split("Serve Health Checks (serveConfigV2; Serve's defaults where it sets none):")
+    assert checks[1].splitlines()[1:3] == [
+        "  fruit_app/MangoStand: every 2s, timeout 30s",
+        "  fruit_app/FruitMarket: every 10s, timeout 30s",
+    ]
     ignored = text.split("Ignored Fields (no meaning on the local backend):")[1]
     assert "spec.rayClusterConfig.headGroupSpec.serviceType" in ignored.split("Events:")[0]
     event_lines = text.split("Events:")[1].strip().splitlines()

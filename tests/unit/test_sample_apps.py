@@ -43,6 +43,7 @@ def load_app_module(name: str) -> ModuleType:
 fruit = load_app_module("fruit")
 calc = load_app_module("calc")
 hello = load_app_module("hello")
+pulse = load_app_module("pulse")
 
 
 class LocalHandle:
@@ -188,6 +189,22 @@ def test_the_base_service_greets_any_request() -> None:
     service = replica(hello.BaseService)
 
     assert over_http(post(service, None)) == ("text/plain; charset=utf-8", b"hello world")
+
+
+# Pulse.
+
+
+def test_the_pulse_is_as_healthy_as_its_config_says() -> None:
+    service = replica(pulse.Pulse)
+    service.check_health()  # healthy until told otherwise
+    assert over_http(post(service, None)) == ("text/plain; charset=utf-8", b"beating")
+
+    service.reconfigure({"healthy": False})
+    with pytest.raises(RuntimeError, match="unhealthy"):
+        service.check_health()
+
+    service.reconfigure({"healthy": True})
+    service.check_health()
 
 
 # The manifests.

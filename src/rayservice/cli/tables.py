@@ -7,8 +7,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from rayservice.spec.ignored import ignored_fields
 from rayservice.spec.manifest import RayService
+from rayservice.spec.serve_config import health_check_lines
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import ConditionType
 
@@ -217,6 +220,10 @@ def describe_rayservice(
     ]
     lines.append("  Serve Endpoints:" + ("" if endpoints else "  <none>"))
     lines += [f"    {e}" for e in endpoints]
+    checks = health_check_lines(yaml.safe_load(item["spec"].get("serveConfigV2") or "") or {})
+    heading = "Serve Health Checks (serveConfigV2; Serve's defaults where it sets none):"
+    lines.append(heading + ("" if checks else "  <none>"))
+    lines += [f"  {line}" for line in checks]
     ignored = ignored_fields(RayService.model_validate({**item, "status": None}))
     lines.append(
         "Ignored Fields (no meaning on the local backend):" + ("" if ignored else "  <none>")

@@ -353,3 +353,24 @@ def _num_replicas_mistake(deployment: dict[str, Any]) -> str:
     if deployment.get("autoscaling_config") is not None:
         return "a fixed num_replicas cannot be combined with autoscaling_config"
     return ""
+
+
+# Ray Serve's health check defaults, for a deployment whose config and code set none
+SERVE_HEALTH_CHECK_PERIOD_S = 10.0
+SERVE_HEALTH_CHECK_TIMEOUT_S = 30.0
+
+
+def health_check_lines(config: Mapping[str, Any]) -> list[str]:
+    """``<app>/<deployment>: every <period>s, timeout <timeout>s`` for each deployment the
+    config names; values it leaves out are Serve's defaults unless the code sets its own."""
+    lines = []
+    for app in config.get("applications") or []:
+        for deployment in app.get("deployments") or []:
+            period = deployment.get("health_check_period_s")
+            timeout = deployment.get("health_check_timeout_s")
+            lines.append(
+                f"{app.get('name', 'default')}/{deployment.get('name', '')}: "
+                f"every {SERVE_HEALTH_CHECK_PERIOD_S if period is None else period:g}s, "
+                f"timeout {SERVE_HEALTH_CHECK_TIMEOUT_S if timeout is None else timeout:g}s"
+            )
+    return lines
