@@ -9,8 +9,10 @@ A head with GCS fault tolerance on Redis (rayservice's own, as the sample names 
 Service) killed under load: not one request fails, the head restarts and serves again, and
 deleting the service stops the Redis and leaves nothing running.
 
-A replica whose health check fails: SERVICE STATUS says Unhealthy, the ApplicationsHealthy
-condition names the app, a Warning tells it, and all of it turns back once the check passes.
+One of the two HAProxy processes of the stable endpoint killed under load: no connection is
+refused, the process is started again and a Warning says so. A replica whose health check
+fails: SERVICE STATUS says Unhealthy, the ApplicationsHealthy condition names the app, a
+Warning tells it, and all of it turns back once the check passes.
 """
 
 from __future__ import annotations
@@ -154,10 +156,35 @@ def _service_state(cli: Cli) -> tuple[str, dict[str, str]]:
     return status["serviceStatus"], health
 
 
-def test_a_failing_health_check_says_unhealthy_then_recovers(cli: Cli) -> None:
+def _front_pids(cli: Cli) -> list[int]:
+    folder = cli.home / "fronts" / "default.rayservice-sample"
+    records = [folder / "front.json", folder / "twin" / "front.json"]
+    return [int(json.loads(r.read_text())["pid"]) for r in records if r.exists()]
+
+
+def test_a_killed_front_process_and_a_failing_health_check_on_one_service(cli: Cli) -> None:
     cli.run("start")
     cli.run("apply", "-f", _with_pulse(cli, healthy=True), "--wait", "--timeout", "240")
     assert _service_state(cli)[0] == "Running"
+
+    # one of the front's two HAProxy processes killed: the other takes every connection
+    url = f"http://127.0.0.1:{service_port(cli, 'rayservice-sample-serve-svc')}/fruit"
+    first, twin = _front_pids(cli)
+    with ConstantLoad(url, ["MANGO", 2], rate=20, threads=4, max_seconds=60) as load:
+        time.sleep(2)
+        os.killpg(first, signal.SIGKILL)
+        eventually(
+            lambda: len(_front_pids(cli)) == 2 and _front_pids(cli)[0] != first,
+            timeout=30,
+            interval=0.5,
+            message="the killed HAProxy is started again",
+        )
+        time.sleep(2)
+    assert load.failures() == [] and len(load.outcomes) >= 50
+    assert _front_pids(cli)[1] == twin
+    assert "FrontProcessLost" in cli.run("describe", "rayservice", "rayservice-sample").stdout
+
+    # a replica whose health check fails
 
     cli.run("apply", "-f", _with_pulse(cli, healthy=False))
     eventually(

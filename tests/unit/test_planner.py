@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -841,3 +841,26 @@ def test_generation_with_undeployed_config_is_not_observed_while_the_head_is_dow
     document = {"status": result.status.model_dump(mode="json")}
     line, outcome = summarize(document, 2)
     assert result.status.observedGeneration == 1, (line, outcome)
+
+
+def test_a_front_short_of_a_process_is_ensured_and_told_as_a_warning() -> None:
+    cluster = observed_cluster()
+    degraded = replace(front_for(cluster), degraded="one of its two HAProxy processes is down")
+    steady = record(service(), deployed=DEPLOYED, endpoints=[node_name(FIRST, "head")])
+
+    result = plan(
+        desired(),
+        observed(cluster, serve={FIRST: running()}, front=degraded),
+        steady,
+        status(),
+        NOW,
+    )
+
+    ensure = action(result, EnsureFront)
+    assert ensure.spec == degraded.spec
+    assert ensure.reason == (
+        "starting a process of the front again: one of its two HAProxy processes is down"
+    )
+    [lost] = [e for e in result.events if e.reason == "FrontProcessLost"]
+    assert lost.type == "Warning" and lost.involved is not None
+    assert lost.involved.name == "demo-serve-svc"

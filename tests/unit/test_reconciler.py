@@ -249,6 +249,17 @@ def test_a_dead_worker_is_restarted(world: World) -> None:
     assert "ClusterUpdated" in world.event_reasons()
 
 
+def test_a_front_short_of_a_process_is_ensured_again_with_a_warning(world: World) -> None:
+    world.bring_up()
+    world.front.lose_process(FRONT_KEY, "one of its two HAProxy processes is not running")
+
+    world.reconcile()
+
+    observed = world.front.observe(FRONT_KEY)
+    assert observed is not None and observed.degraded is None
+    assert "FrontProcessLost" in world.event_reasons()
+
+
 def test_ports_come_from_the_store_and_skip_unusable_ones(world: World) -> None:
     world.reconciler = new_reconciler(
         world.store,

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from rayservice.planner.actions import PlannedEvent
 from rayservice.planner.record import ServiceRecord
+from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.observed import (
     DEFAULT_BACKEND_WEIGHT,
     Backend,
     FrontSpec,
+    FrontState,
     NodePhase,
     NodeRole,
     ObservedCluster,
     ObservedNode,
 )
-from rayservice.spec.vocabulary import LOCALHOST
+from rayservice.spec.vocabulary import LOCALHOST, EventReason, EventType
 
 
 def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -51,6 +54,29 @@ def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode
     """The serving nodes whose Serve proxy is healthy: the serve endpoints."""
     healthy = {n.name for n in cluster.serve_endpoints}
     return [n for n in serving_nodes(cluster, exclude_head) if n.name in healthy]
+
+
+def needs_ensure(current: FrontState | None, wanted: FrontSpec) -> bool:
+    """Whether the front must be acted on: missing, serving another spec, or short of one of
+    its processes."""
+    return current is None or current.spec != wanted or current.degraded is not None
+
+
+def front_fault_events(
+    current: FrontState | None, wanted: FrontSpec, name: str
+) -> list[PlannedEvent]:
+    """A Warning while a process of the front is down (repeats count on one event)."""
+    if current is None or current.degraded is None:
+        return []
+    service = f"{name}-serve-svc" if wanted.has_serve else f"{name}-head-svc"
+    return [
+        PlannedEvent(
+            EventType.WARNING,
+            EventReason.FRONT_PROCESS_LOST,
+            current.degraded,
+            ObjectRef(ObjectKind.SERVICE, service),
+        )
+    ]
 
 
 def lets_go(current: FrontSpec, wanted: FrontSpec) -> bool:

@@ -404,10 +404,13 @@ class _Planner:
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
         spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
         current = self.observed.front
-        if current is not None and current.spec == spec:
-            return
         name = self.desired.service.metadata.name
-        if current is None:
+        self.events += front.front_fault_events(current, spec, name)
+        if not front.needs_ensure(current, spec):
+            return
+        if current is not None and current.spec == spec and current.degraded is not None:
+            reason = f"starting a process of the front again: {current.degraded}"
+        elif current is None:
             reason = (
                 f"{name}-serve-svc on port {spec.serve_port}, "
                 f"{name}-head-svc on port {spec.dashboard_port}"

@@ -31,7 +31,7 @@ from rayservice.planner.cluster_status import (
     front_endpoints,
     observed_status,
 )
-from rayservice.planner.front import cluster_front
+from rayservice.planner.front import cluster_front, front_fault_events, needs_ensure
 from rayservice.planner.plan import (
     BUSY_REQUEUE,
     STEADY_REQUEUE,
@@ -128,7 +128,8 @@ def plan_cluster(
             actions.append(EnsureCluster(request, reason, event))
     events += cluster_fault_events(current)
     wanted_front = cluster_front(record, current)
-    if observed.front is None or observed.front.spec != wanted_front:
+    events += front_fault_events(observed.front, wanted_front, desired.name)
+    if needs_ensure(observed.front, wanted_front):
         actions.append(
             EnsureFront(front_key(desired.key), wanted_front, _front_reason(desired, record))
         )

@@ -148,6 +148,7 @@ class FrontState:
     spec: FrontSpec
     pid: int
     healthy_backends: tuple[str, ...] = field(default=())
+    degraded: str | None = None  # why it serves with less than its full set of processes
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,11 @@ class FakeFront:
         """Simulate the front's process dying: observe() returns None, keys() still lists it."""
         self._running.pop(key, None)
 
+    def lose_process(self, key: str, why: str) -> None:
+        """Simulate one of the front's processes dying: observe() reports it degraded until
+        the next ensure."""
+        self._running[key] = replace(self._running[key], degraded=why)
+
     def set_healthy(self, key: str, names: tuple[str, ...]) -> None:
         """Report only ``names`` as passing the health check for ``key``."""
         self._running[key] = replace(self._running[key], healthy_backends=names)

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +51,7 @@ UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes including the trailing NU
 POLL_INTERVAL = 0.02
 RUNTIME_API_TIMEOUT = 2.0
 VALIDATE_TIMEOUT = 20.0
+TWIN_FOLDER = "twin"  # the second process of a front keeps its files here, in the key's folder
 
 
 class HaproxyFront:
@@ -73,43 +74,61 @@ class HaproxyFront:
         self._lock = threading.Lock()
 
     def ensure(self, key: str, spec: FrontSpec) -> FrontState:
-        files = self._files(key)
-        config = render_config(spec, files.socket)
+        pair = self._pair(key)
         with self._lock, _translated_errors(f"front {key}"):
-            running = _running_record(files)
-            if running is None:
-                record = self._start(files, spec, config)
-            elif running.spec == spec:
-                self._write_config(files, config)
-                record = running
-            elif _only_runtime_state_differs(running.spec, spec):
-                self._write_config(files, config)
-                _set_server_states(files, spec)
-                record = running.model_copy(update={"spec": spec})
-            else:
-                _claim_ports(_new_ports(running.spec, spec))
-                self._write_config(files, config)
-                self._reload(files, running.pid)
-                record = running.model_copy(update={"spec": spec})
-            if record != running:
-                save_record(files, record)
-            return _front_state(files, record)
+            running = [_running_record(files) for files in pair]
+            live = [record for record in running if record is not None]
+            # a port only the new spec listens on must be free before the first process binds
+            # it; after that the processes share every port (SO_REUSEPORT, HAProxy's default)
+            held = live[0].spec if live else FrontSpec(0, 0)
+            _claim_ports(_new_ports(held, spec))
+            records = [
+                self._ensure_one(files, record, spec)
+                for files, record in zip(pair, running, strict=True)
+            ]
+            return _front_state(pair, records)
+
+    def _ensure_one(
+        self, files: FrontFiles, running: FrontRecord | None, spec: FrontSpec
+    ) -> FrontRecord:
+        """Bring one process of the pair to ``spec``: started, unchanged, updated through the
+        runtime API, or reloaded."""
+        config = render_config(spec, files.socket)
+        if running is None:
+            record = self._start(files, spec, config)
+        elif running.spec == spec:
+            self._write_config(files, config)
+            record = running
+        elif _only_runtime_state_differs(running.spec, spec):
+            self._write_config(files, config)
+            _set_server_states(files, spec)
+            record = running.model_copy(update={"spec": spec})
+        else:
+            self._write_config(files, config)
+            self._reload(files, running.pid)
+            record = running.model_copy(update={"spec": spec})
+        if record != running:
+            save_record(files, record)
+        return record
 
     def observe(self, key: str) -> FrontState | None:
-        files = self._files(key)
+        pair = self._pair(key)
         with _translated_errors(f"front {key}"):
-            record = _running_record(files)
-            return None if record is None else _front_state(files, record)
+            records = [_running_record(files) for files in pair]
+            if all(record is None for record in records):
+                return None
+            return _front_state(pair, records)
 
     def delete(self, key: str) -> None:
-        files = self._files(key)
+        pair = self._pair(key)
         with self._lock, _translated_errors(f"front {key}"):
-            record = _running_record(files)
-            if record is not None:
-                self._stop(record)
-            if files.folder.exists():
-                shutil.rmtree(files.folder)
-            files.socket.unlink(missing_ok=True)
+            for files in pair:
+                record = _running_record(files)
+                if record is not None:
+                    self._stop(record)
+                files.socket.unlink(missing_ok=True)
+            if pair[0].folder.exists():
+                shutil.rmtree(pair[0].folder)
 
     def keys(self) -> list[str]:
         with _translated_errors("listing fronts"):
@@ -117,22 +136,30 @@ class HaproxyFront:
                 return []
             return sorted(entry.name for entry in self._state_dir.iterdir() if entry.is_dir())
 
-    def _files(self, key: str) -> FrontFiles:
+    def _pair(self, key: str) -> tuple[FrontFiles, FrontFiles]:
+        """The files of the two processes of ``key``'s front: the first in the key's folder,
+        its twin in a folder inside it, each with its own runtime socket."""
         if not key or key in {".", ".."} or "/" in key or "\0" in key:
             raise PermanentError(f"front key {key!r} cannot be used as a folder name")
-        socket = self._socket_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.sock"
-        files = FrontFiles(self._state_dir / key, socket)
-        if len(os.fsencode(files.socket)) > UNIX_SOCKET_PATH_MAX:
-            raise PermanentError(
-                f"runtime socket path {files.socket} is longer than {UNIX_SOCKET_PATH_MAX} "
-                "bytes; use a shorter state directory"
-            )
-        return files
+        folder = self._state_dir / key
+        pair = (
+            FrontFiles(folder, self._socket(key)),
+            FrontFiles(folder / TWIN_FOLDER, self._socket(f"{key}/{TWIN_FOLDER}")),
+        )
+        for files in pair:
+            if len(os.fsencode(files.socket)) > UNIX_SOCKET_PATH_MAX:
+                raise PermanentError(
+                    f"runtime socket path {files.socket} is longer than {UNIX_SOCKET_PATH_MAX} "
+                    "bytes; use a shorter state directory"
+                )
+        return pair
+
+    def _socket(self, name: str) -> Path:
+        return self._socket_dir / f"{hashlib.sha1(name.encode()).hexdigest()[:12]}.sock"
 
     def _start(self, files: FrontFiles, spec: FrontSpec, config: str) -> FrontRecord:
         files.folder.mkdir(parents=True, exist_ok=True)
         files.socket.parent.mkdir(parents=True, exist_ok=True)
-        _claim_ports(list(spec.listen_ports))
         self._write_config(files, config)
         for leftover in (files.socket, files.pid_file, files.record):
             leftover.unlink(missing_ok=True)
@@ -264,9 +291,28 @@ def _set_server_states(files: FrontFiles, spec: FrontSpec) -> None:
                 raise TemporaryError(f"haproxy refused {command!r}: {answer}")
 
 
-def _front_state(files: FrontFiles, record: FrontRecord) -> FrontState:
+def _front_state(
+    pair: tuple[FrontFiles, FrontFiles], records: Sequence[FrontRecord | None]
+) -> FrontState:
+    """The front as its first running process serves it; degraded while one is not running."""
+    running = [(f, r) for f, r in zip(pair, records, strict=True) if r is not None]
+    record = running[0][1]
+    lost = [f for f, r in zip(pair, records, strict=True) if r is None]
+    # a backend is healthy while any running process still sends it requests
+    seen = {name for f, _ in running for name in _healthy_backends(f, record.spec)}
+    healthy = tuple(b.name for b in record.spec.serve_backends if b.name in seen)
+    degraded = None
+    if lost:
+        last_words = _log_tail(lost[0], lines=1).strip() or "no log"
+        degraded = (
+            f"one of its two HAProxy processes is not running (last log line: {last_words}); "
+            "the other serves every connection until it is started again"
+        )
     return FrontState(
-        spec=record.spec, pid=record.pid, healthy_backends=_healthy_backends(files, record.spec)
+        spec=record.spec,
+        pid=record.pid,
+        healthy_backends=healthy,
+        degraded=degraded,
     )
 
 
