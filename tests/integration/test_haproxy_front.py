@@ -328,7 +328,10 @@ def test_a_killed_haproxy_refuses_no_connection_and_is_started_again(
         restarted = front.ensure(KEY, spec)
         eventually(lambda: load.count() >= 600, message="load flows after the restart")
 
-    assert load.failures() == []
+    # no connection is refused; a request in flight on the killed process may be cut
+    failures = load.failures()
+    assert not [f for f in failures if isinstance(f, ConnectionRefusedError)], failures
+    assert len(failures) <= 2, failures  # one per load thread at most
     assert degraded is not None and degraded.degraded is not None
     assert "one of its two HAProxy processes is not running" in degraded.degraded
     assert restarted.degraded is None and restarted.pid != state.pid
