@@ -157,6 +157,15 @@ def _service_state(cli: Cli) -> tuple[str, dict[str, str]]:
     return status["serviceStatus"], health
 
 
+def _wait_for_service_state(cli: Cli, state: str) -> None:
+    eventually(
+        lambda: _service_state(cli)[0] == state,
+        timeout=180,
+        interval=0.5,
+        message=f"SERVICE STATUS says {state}",
+    )
+
+
 def _front_pids(cli: Cli) -> list[int]:
     folder = cli.home / "fronts" / "default.rayservice-sample"
     records = [folder / "front.json", folder / "twin" / "front.json"]
@@ -191,12 +200,7 @@ def test_a_killed_front_process_and_a_failing_health_check_on_one_service(cli: C
     # a replica whose health check fails
 
     cli.run("apply", "-f", _with_pulse(cli, healthy=False))
-    eventually(
-        lambda: _service_state(cli)[0] == "Unhealthy",
-        timeout=120,
-        interval=0.5,
-        message="SERVICE STATUS says Unhealthy",
-    )
+    _wait_for_service_state(cli, "Unhealthy")
     health = _service_state(cli)[1]
     assert (health["status"], health["reason"]) == ("False", "ApplicationFailed")
     assert "pulse_app" in health["message"]
@@ -206,10 +210,5 @@ def test_a_killed_front_process_and_a_failing_health_check_on_one_service(cli: C
     assert "pulse_app/Pulse: every 1s, timeout 1s" in described
 
     cli.run("apply", "-f", _with_pulse(cli, healthy=True))
-    eventually(
-        lambda: _service_state(cli)[0] == "Running",
-        timeout=180,
-        interval=1,
-        message="SERVICE STATUS says Running again",
-    )
+    _wait_for_service_state(cli, "Running")
     assert _service_state(cli)[1]["status"] == "True"
