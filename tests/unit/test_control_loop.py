@@ -116,6 +116,24 @@ def test_a_failing_service_is_reported_and_does_not_stop_the_others(
     assert provider.clusters("default/broken") == []
 
 
+def test_a_store_that_cannot_record_the_failure_still_lets_the_others_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop, reconciler, provider, _ = make_loop(tmp_path, {"default/broken": RuntimeError("boom")})
+    loop.store.apply(KIND, manifest("broken"), "broken.yaml", T0)
+    loop.store.apply(KIND, manifest("healthy"), "healthy.yaml", T0)
+
+    def locked(*args: object) -> None:
+        raise TemporaryError("database is locked")
+
+    monkeypatch.setattr(loop.store, "add_event", locked)
+    wait = loop.run_once()
+
+    assert reconciler.attempts == ["default/broken", "default/healthy"]
+    assert provider.clusters("default/healthy"), "the healthy service got its cluster"
+    assert 0.5 < wait <= 1.0  # the broken one still backs off
+
+
 def test_a_failing_service_backs_off(tmp_path: Path) -> None:
     loop, reconciler, _, _ = make_loop(tmp_path, {"default/broken": RuntimeError("boom")})
     loop.store.apply(KIND, manifest("broken"), "broken.yaml", T0)

@@ -103,14 +103,17 @@ class ControlLoop:
             self._failures[key] = failures
             log.exception("reconcile of %s failed (%d in a row)", key, failures)
             what = type(e).__name__ if isinstance(e, RayServiceError) else "unexpected error"
-            self.store.add_event(
-                namespace,
-                name,
-                EventType.WARNING,
-                EventReason.RECONCILE_FAILED,
-                f"{what}: {e}",
-                time.time(),
-            )
+            try:
+                self.store.add_event(
+                    namespace,
+                    name,
+                    EventType.WARNING,
+                    EventReason.RECONCILE_FAILED,
+                    f"{what}: {e}",
+                    time.time(),
+                )
+            except RayServiceError:  # the store itself fails (locked, full): the log tells it
+                log.exception("could not record the failure of %s as an event", key)
             return float(min(2**failures * 0.5, MAX_BACKOFF))
         self._failures.pop(key, None)
         self.metrics.pass_ended(passed)
