@@ -864,3 +864,25 @@ def test_a_front_short_of_a_process_is_ensured_and_told_as_a_warning() -> None:
     [lost] = [e for e in result.events if e.reason == "FrontProcessLost"]
     assert lost.type == "Warning" and lost.involved is not None
     assert lost.involved.name == "demo-serve-svc"
+
+
+def test_an_outage_is_timed_from_the_last_endpoint_lost_to_the_first_one_back() -> None:
+    serving = record(service(), deployed=DEPLOYED, endpoints=[node_name(FIRST, "head")])
+    served = status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1)
+
+    lost = plan(
+        desired(), observed(observed_cluster(), serve={FIRST: running()}), serving, served, NOW
+    )
+    back = plan(
+        desired(),
+        observed(observed_cluster(proxies=["head"]), serve={FIRST: running()}),
+        lost.record,
+        lost.status,
+        NOW + 12.5,
+    )
+
+    assert lost.record.outage_since == NOW
+    assert not [e for e in lost.events if e.reason == "ServingAgain"]
+    assert back.record.outage_since is None
+    [again] = [e for e in back.events if e.reason == "ServingAgain"]
+    assert again.message == "serving again after 12.5 s without a serve endpoint"

@@ -477,6 +477,7 @@ class _Planner:
             else []
         )
         self.events += statuses.endpoint_events(slot.name, record.endpoints, endpoints)
+        self._measure_outage(record.endpoints, endpoints)
         record.endpoints = endpoints
         now, generation = rfc3339(self.now), self.desired.generation
         conditions = set_condition(
@@ -501,6 +502,18 @@ class _Planner:
             observedGeneration=self._observed_generation(),
             serviceStatus=statuses.service_state(active_status, len(endpoints)),
         )
+
+    def _measure_outage(self, before: list[str], after: list[str]) -> None:
+        """Time how long a service that served had no serve endpoint, and tell it once it
+        has one again."""
+        record = self.record
+        if before and not after and record.outage_since is None:
+            record.outage_since = self.now
+        elif after and record.outage_since is not None:
+            seconds = self.now - record.outage_since
+            record.outage_since = None
+            message = f"serving again after {seconds:.1f} s without a serve endpoint"
+            self.events.append(PlannedEvent(EventType.NORMAL, EventReason.SERVING_AGAIN, message))
 
     def _observed_generation(self) -> int:
         """The generation is observed once its Serve config has reached the cluster meant to

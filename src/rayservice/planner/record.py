@@ -107,6 +107,8 @@ class ServiceRecord(BaseModel):
     deployed_capacity: dict[str, int | None] = Field(default_factory=dict)
     failures: dict[str, ActionFailure] = Field(default_factory=dict)  # action key -> failure
     endpoints: list[str] = Field(default_factory=list)  # node names serving traffic
+    # when a service that served lost its last serve endpoint (None while it has one)
+    outage_since: float | None = None
     serve_port: int = 0
     dashboard_port: int = 0
 

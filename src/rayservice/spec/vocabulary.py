@@ -112,6 +112,7 @@ class EventReason(StrEnum):
     NODE_LOST = "NodeLost"  # a node's process is gone; the provider restarts it
     REDIS_UNREACHABLE = "RedisUnreachable"  # the GCS state's Redis cannot be reached
     FRONT_PROCESS_LOST = "FrontProcessLost"  # a process of a front died; it is started again
+    SERVING_AGAIN = "ServingAgain"  # a serve endpoint again after none: how long it lasted
     # endpoints
     ENDPOINT_ADDED = "EndpointAdded"
     ENDPOINT_REMOVED = "EndpointRemoved"
