@@ -165,9 +165,24 @@ class Chaos:
             pods = json.loads(self.cli("get", "pods", "-o", "json").stdout)["items"]
         except (httpx.HTTPError, KeyError, subprocess.CalledProcessError):
             return False
-        nodes = len(self.cluster_record()["nodes"])
+        nodes = self.cluster_record()["nodes"]
         ready = [p for p in pods if p["status"]["containerStatuses"][0]["ready"]]
-        return status.get("serviceStatus") == "Running" and len(ready) >= nodes
+        return (
+            status.get("serviceStatus") == "Running"
+            and len(ready) >= len(nodes)
+            and all(_alive(int(n["pid"])) for n in nodes)  # a killed node runs again
+            and len(self.front_pids()) == 2
+            and all(_alive(pid) for pid in self.front_pids())
+            and _alive(_controller_pid(self.home))
+            and self.redis_running()
+        )
+
+    def redis_running(self) -> bool:
+        """The managed Redis runs, where the service uses it."""
+        record = self.home / "redis" / "redis.json"
+        if not record.exists():
+            return True
+        return _alive(int(json.loads(record.read_text())["pid"]))
 
     def serve_url(self) -> str:
         services = json.loads(self.cli("get", "services", "-o", "json").stdout)["items"]
@@ -265,6 +280,14 @@ def _kill(pids: list[int]) -> None:
         with contextlib.suppress(ProcessLookupError):
             if pid:
                 os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return pid > 0 and state != "Z"
 
 
 def _controller_pid(home: Path) -> int:
