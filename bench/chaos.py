@@ -4,8 +4,9 @@ is injected, each measured on its own, then a random sequence of them (fixed see
 The service is ``samples/ray-service.high-availability.yaml`` (GCS fault tolerance on the Redis
 rayservice runs, replicas on two workers); the head kill without fault tolerance and the
 machine-wide kill ("as after a reboot") run on ``samples/ray-service.sample.yaml`` afterwards.
-Faults: the head's whole process session killed, a worker's, one of the two HAProxy processes
-of the front, the controller (then started again), the managed Redis.
+Faults, each the SIGKILL of a whole process session as when a pod dies: the head's, a worker's,
+one of the two HAProxy processes of the front, the managed Redis; and the controller (then
+started again).
 
 For each fault it prints: requests, failed, the longest request, the time from the fault until
 the service answers again (0 when nothing failed), until it is Ready again (every pod ready,
@@ -41,6 +42,7 @@ import httpx
 import yaml
 
 from rayservice.host.ports import next_free_port
+from rayservice.host.processes import kill_session
 from rayservice.providers.local import runtime_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,14 +211,14 @@ class Chaos:
 
     def kill_head(self) -> None:
         head = next(n for n in self.cluster_record()["nodes"] if n["role"] == "head")
-        os.killpg(int(head["pid"]), signal.SIGKILL)
+        kill_session(int(head["pid"]))  # every process of the node, as when its pod dies
 
     def kill_worker(self) -> None:
         worker = next(n for n in self.cluster_record()["nodes"] if n["role"] == "worker")
-        os.killpg(int(worker["pid"]), signal.SIGKILL)
+        kill_session(int(worker["pid"]))
 
     def kill_front_process(self) -> None:
-        os.killpg(self.front_pids()[0], signal.SIGKILL)
+        kill_session(self.front_pids()[0])
 
     def kill_controller(self) -> None:
         os.kill(_controller_pid(self.home), signal.SIGKILL)
@@ -225,7 +227,7 @@ class Chaos:
 
     def kill_redis(self) -> None:
         record = json.loads((self.home / "redis" / "redis.json").read_text())
-        os.killpg(int(record["pid"]), signal.SIGKILL)
+        kill_session(int(record["pid"]))
 
     def kill_everything(self) -> None:
         """As after a reboot: every process of the home, then ``rayservice start``."""

@@ -28,6 +28,7 @@ import httpx
 import pytest
 import yaml
 
+from rayservice.host.processes import kill_session
 from tests.e2e.conftest import Cli
 from tests.e2e.steps import get_json, service_port
 from tests.helpers import eventually
@@ -104,7 +105,7 @@ def test_a_lost_head_with_fault_tolerance_fails_no_request(cli: Cli) -> None:
 
     with ConstantLoad(url, ["MANGO", 2], rate=20, threads=4, max_seconds=120) as load:
         time.sleep(2)
-        os.killpg(int(head["pid"]), signal.SIGKILL)
+        kill_session(int(head["pid"]))  # every process of the node, as when its pod dies
         eventually(
             lambda: _head(cli, cluster)["pid"] != head["pid"] and _pods_ready(cli),
             timeout=90,

@@ -3,11 +3,14 @@
 Each test brings the sample up, starts a constant load on ``<name>-serve-svc``, changes the
 cluster spec (a rayStartParam) and checks what the issue promises: zero failed requests, the
 right answers from the right cluster (the fruit app answers 6 before and 8 after a config and
-cluster change), and no cluster left behind.
+cluster change), and no cluster left behind. In the NewCluster upgrade the controller is killed
+while the pending cluster starts: the next one adopts both clusters and finishes the upgrade.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -66,7 +69,9 @@ def assert_no_failures(load: ConstantLoad, at_least: int) -> None:
     assert len(load.outcomes) >= at_least, len(load.outcomes)
 
 
-def test_new_cluster_upgrade_switches_without_a_failed_request(cli: Cli) -> None:
+def test_new_cluster_upgrade_survives_a_killed_controller_without_a_failed_request(
+    cli: Cli,
+) -> None:
     path, port = start_sample(cli, "rayClusterDeletionDelaySeconds: 5")
     old = active_cluster(cli)
     edit(path, "price: 3", "price: 4")
@@ -74,14 +79,20 @@ def test_new_cluster_upgrade_switches_without_a_failed_request(cli: Cli) -> None
 
     with ConstantLoad(f"http://127.0.0.1:{port}/fruit/", MANGO) as load:
         eventually(lambda: load.outcomes, timeout=10)
+        cli.run("apply", "-f", SAMPLE)
+        pending = eventually(lambda: pending_cluster(cli), timeout=60, interval=0.5)
+        # the controller dies mid-upgrade; the next one adopts both clusters and finishes
+        os.kill(int((cli.home / "controller.pid").read_text().split()[0]), signal.SIGKILL)
+        cli.run("start")
         upgraded = cli.run("apply", "-f", SAMPLE, "--wait", "--timeout", "300")
         eventually(lambda: load.in_order()[-20:] == ["8"] * 20, timeout=30)
 
     assert_no_failures(load, at_least=200)
     answers = load.in_order()
     assert answers[0] == "6" and answers[-1] == "8", load.answers()
-    assert "upgrade: moving to pending cluster" in upgraded.stdout
+    assert "applied (generation 2)" in upgraded.stdout, upgraded.stdout
     new = active_cluster(cli)
+    assert new == pending, "the upgrade finished on the cluster the first controller started"
     assert new != old
     assert pending_cluster(cli) == ""
     eventually(lambda: clusters(cli) == [new], timeout=60, message="old cluster deleted after 5 s")

@@ -364,6 +364,7 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
     assert "Name:          demo" in text
     assert "Applied From:  demo.yaml" in text
     assert "Generation:    1 (observed 1)" in text
+    assert "GCS Fault Tolerance:  off: the cluster starts over when its head is lost" in text
     assert re.search(r"Type:\s+Ready\n\s+Status:\s+True\n\s+Reason:\s+NonZeroServeEndpoints", text)
     assert "Application Statuses:" in text and "      fruit_app:" in text
     assert "Serve Deployment Statuses:" in text and "          MangoStand:" in text

@@ -24,6 +24,7 @@ from rayservice.spec.fault_tolerance import (
     redis_is_managed,
     redis_location,
     storage_namespace,
+    summary,
 )
 from rayservice.spec.manifest import RayClusterSpec
 from rayservice.spec.vocabulary import GcsBackend
@@ -392,3 +393,33 @@ def test_the_redis_password_is_not_a_ray_start_param(annotations: dict[str, str]
     spec = make_spec(env={"RAY_REDIS_ADDRESS": "10.0.0.5:6379"}, params=params)
     request = cluster_request("c1", "default/svc", spec, "hash", annotations=annotations)
     assert request.head.ray_start_params == {"log-style": "record"}
+
+
+@pytest.mark.parametrize(
+    ("options", "annotations", "expected"),
+    [
+        (None, {}, "off: the cluster starts over when its head is lost"),
+        (
+            {"backend": "rocksdb"},
+            {},
+            "on: embedded RocksDB files of the head, kept with the cluster",
+        ),
+        (
+            {"redisAddress": "redis:6379"},
+            {},
+            "on: the Redis rayservice runs (loopback, $RAYSERVICE_HOME/redis; the manifest names "
+            "'redis:6379', a Kubernetes Service)",
+        ),
+        (
+            None,
+            {FT: "true"},
+            "on: the Redis rayservice runs (loopback, $RAYSERVICE_HOME/redis; none named)",
+        ),
+        ({"redisAddress": "10.0.0.5:6379"}, {}, "on: the Redis at 10.0.0.5:6379"),
+    ],
+    ids=["off", "rocksdb", "service-name", "annotation-only", "external"],
+)
+def test_describe_says_where_the_gcs_state_lives(
+    options: dict[str, Any] | None, annotations: dict[str, str], expected: str
+) -> None:
+    assert summary(make_spec(options=options), annotations) == expected

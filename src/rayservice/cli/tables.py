@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from rayservice.spec import fault_tolerance
 from rayservice.spec.ignored import ignored_fields
 from rayservice.spec.manifest import RayService
 from rayservice.spec.serve_config import health_check_lines
@@ -185,6 +186,11 @@ def _service_status_lines(title: str, status: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _fault_tolerance(item: dict[str, Any]) -> str:
+    service = RayService.model_validate({**item, "status": None})
+    return fault_tolerance.summary(service.spec.rayClusterConfig, service.metadata.annotations)
+
+
 def describe_rayservice(
     item: dict[str, Any], events: list[dict[str, Any]], pods: list[dict[str, Any]]
 ) -> str:
@@ -195,6 +201,7 @@ def describe_rayservice(
         f"Applied From:  {meta.get('annotations', {}).get('rayservice.io/applied-from', '')}",
         f"Generation:    {meta['generation']} (observed {status.get('observedGeneration', 0)})",
         f"Created:       {meta['creationTimestamp']}",
+        f"GCS Fault Tolerance:  {_fault_tolerance(item)}",
         "Status:",
         "  Conditions:",
     ]

@@ -17,6 +17,7 @@ from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT
 from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential, replicas_of
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
+from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
 
 # carried by the request's own fields (resources, fault tolerance), not passed through
@@ -151,5 +152,7 @@ def lost_nodes(cluster: ObservedCluster | None) -> list[tuple[str, str]]:
                 else "; without GCS fault tolerance the cluster restarts with it: its workers"
                 " start again and the Serve config is submitted again"
             )
+        if node.last_words:
+            meaning += f"; its log ends: {headline(node.last_words)}"
         lost.append((node.name, meaning))
     return lost

@@ -76,6 +76,20 @@ def _serves_without_head(record: ClusterRecord, node: NodeRecord, proxy_healthy:
     return ft and node.role == NodeRole.WORKER.value and proxy_healthy
 
 
+LAST_WORDS_BYTES = 4096
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line of a node's log (what `ray start` printed before it ended)."""
+    try:
+        with log.open("rb") as text:
+            text.seek(max(0, log.stat().st_size - LAST_WORDS_BYTES))
+            lines = text.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
 def runtime_root(home: Path) -> Path:
     """Where the nodes of clusters under ``home`` keep Ray's temp dirs. Ray's unix sockets
     live there and their paths must stay short, so it is a hashed folder in /tmp."""
@@ -493,4 +507,5 @@ class LocalProvider:
             num_cpus=group.num_cpus,
             num_gpus=group.num_gpus,
             memory_bytes=group.memory_bytes or 0,
+            last_words=_last_line(Path(node.log_file)) if phase is NodePhase.FAILED else "",
         )

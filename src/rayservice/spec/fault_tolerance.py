@@ -127,6 +127,20 @@ def storage_namespace(spec: RayClusterSpec, annotations: Mapping[str, str], defa
     return container_env(spec.headGroupSpec.template).get(STORAGE_NAMESPACE_ENV) or default
 
 
+def summary(spec: RayClusterSpec, annotations: Mapping[str, str]) -> str:
+    """One line for ``describe``: whether the GCS state outlives the head, and where it lives."""
+    if not is_enabled(spec, annotations):
+        return "off: the cluster starts over when its head is lost"
+    options = spec.gcsFaultToleranceOptions
+    if options is not None and options.backend is GcsBackend.ROCKSDB:
+        return "on: embedded RocksDB files of the head, kept with the cluster"
+    address = redis_address(spec)
+    if redis_is_managed(address):
+        named = f"the manifest names {address!r}, a Kubernetes Service" if address else "none named"
+        return f"on: the Redis rayservice runs (loopback, $RAYSERVICE_HOME/redis; {named})"
+    return f"on: the Redis at {address}"
+
+
 def problems(
     spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
 ) -> Iterator[SpecProblem]:

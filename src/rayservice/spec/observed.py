@@ -40,6 +40,7 @@ class ObservedNode:
     num_cpus: float = 0.0
     num_gpus: float = 0.0
     memory_bytes: int = 0
+    last_words: str = ""  # a node whose process is gone: the last line of its log
 
 
 @dataclass(frozen=True)
