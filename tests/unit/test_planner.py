@@ -26,7 +26,7 @@ from rayservice.planner.actions import (
     Plan,
     PlannedEvent,
 )
-from rayservice.planner.cluster import cluster_name
+from rayservice.planner.cluster import cluster_name, lost_nodes
 from rayservice.planner.plan import (
     BUSY_REQUEUE,
     DEPLOY_FOLLOW_UP,
@@ -886,3 +886,20 @@ def test_an_outage_is_timed_from_the_last_endpoint_lost_to_the_first_one_back() 
     assert back.record.outage_since is None
     [again] = [e for e in back.events if e.reason == "ServingAgain"]
     assert again.message == "serving again after 12.5 s without a serve endpoint"
+
+
+def test_a_lost_node_is_told_with_the_last_line_of_its_log() -> None:
+    cluster = observed_cluster(failed=["w1"])
+    nodes = tuple(
+        replace(n, last_words="\x1b[31mRuntimeError: raylet died\x1b[0m")
+        if n.phase is NodePhase.FAILED
+        else n
+        for n in cluster.nodes
+    )
+
+    [(pod, meaning)] = lost_nodes(replace(cluster, nodes=nodes))
+
+    assert pod == node_name(FIRST, "w1")
+    assert meaning == (
+        "worker node exited (restarts so far: 2); its log ends: RuntimeError: raylet died"
+    )
