@@ -101,6 +101,7 @@ class ManagedRedis:
 
     def running(self) -> RedisEndpoint | None:
         """The Redis when it runs now, without starting it."""
+        reap_children()
         record = self._load()
         if record is None or not is_alive(record.pid, record.ticks):
             return None
