@@ -50,6 +50,7 @@ class StubBackend:
     def __init__(self, name: str) -> None:
         self.name = name
         self.health = "success"
+        self.drops_posts = False  # POST: read the request, then close without an answer
         self.slow_request_arrived = threading.Event()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -82,6 +83,18 @@ class StubBackend:
                     status, body = 200, stub.name
                 payload = body.encode()
                 self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if stub.drops_posts:  # like a server that dies holding the request
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                payload = stub.name.encode()
+                self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -154,6 +167,17 @@ def get(port: int, path: str = "/who") -> tuple[int, str]:
         connection.close()
 
 
+def post(port: int, body: bytes) -> tuple[int, str]:
+    """One POST with ``body`` on a fresh connection: (status, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("POST", "/fruit", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
 def served_by(port: int, count: int) -> list[str]:
     """Names of the backends that answered ``count`` requests; fails on any non-200."""
     names = []
@@ -217,6 +241,20 @@ def test_request_to_a_backend_that_just_died_is_retried_elsewhere(
     victim.stop()
 
     assert set(served_by(spec.serve_port, 30)) == {"survivor"}
+
+
+def test_a_post_whose_server_dies_holding_it_is_sent_again_elsewhere(
+    front: HaproxyFront, stubs: Callable[[str], StubBackend], ports: Callable[[], int]
+) -> None:
+    survivor, victim = stubs("survivor"), stubs("victim")
+    spec = FrontSpec(ports(), ports(), (survivor.backend(), victim.backend()))
+    front.ensure(KEY, spec)
+    eventually(lambda: _healthy(front) == ("survivor", "victim"), message="both backends up")
+    victim.drops_posts = True  # it still passes its health check
+
+    answers = [post(spec.serve_port, b'["MANGO", 2]') for _ in range(20)]
+
+    assert answers == [(200, "survivor")] * 20
 
 
 def test_switching_backends_under_load_loses_no_request(

@@ -142,7 +142,10 @@ def _serve_section(spec: FrontSpec) -> str:
             f"option httpchk GET {HEALTH_PATH}",
             f"http-check expect string {HEALTHY_BODY}",
             "default-server inter 500ms fastinter 500ms downinter 1s fall 2 rise 1",
-            # A server that died between two checks: retry the request elsewhere.
+            # A server that died between two checks, or while it held the request: retry the
+            # request elsewhere. The whole request is read first: HAProxy can only send a
+            # request again while it still holds all of it.
+            "option http-buffer-request",
             "retries 3",
             "option redispatch 1",
             "retry-on conn-failure empty-response",  # never on a timeout: it may still be working
