@@ -21,6 +21,7 @@ from rayservice.spec.cluster_request import FaultTolerance
 from rayservice.spec.fault_tolerance import (
     is_enabled,
     problems,
+    redacted,
     redis_is_managed,
     redis_location,
     storage_namespace,
@@ -161,23 +162,24 @@ ENV_NAMESPACE = {"RAY_external_storage_namespace": "from-env"}
         (
             make_spec(options={"externalStorageNamespace": "from-options"}, env=ENV_NAMESPACE),
             {NAMESPACE_KEY: "from-annotation"},
-            "from-options",
+            "from-options-c1",
         ),
         (
             make_spec(options={}, env=ENV_NAMESPACE),
             {NAMESPACE_KEY: "from-annotation"},
-            "from-annotation",
+            "from-annotation-c1",
         ),
-        (make_spec(env=ENV_NAMESPACE), {NAMESPACE_KEY: "from-annotation"}, "from-annotation"),
-        (make_spec(env=ENV_NAMESPACE), {FT: "true"}, "from-env"),
-        (make_spec(options={}), {}, "the-default"),
-        (make_spec(), {NAMESPACE_KEY: ""}, "the-default"),
+        (make_spec(env=ENV_NAMESPACE), {NAMESPACE_KEY: "from-annotation"}, "from-annotation-c1"),
+        (make_spec(env=ENV_NAMESPACE), {FT: "true"}, "from-env-c1"),
+        (make_spec(options={}), {}, "c1"),
+        (make_spec(), {NAMESPACE_KEY: ""}, "c1"),
     ],
 )
-def test_storage_namespace(
+def test_storage_namespace_always_holds_the_cluster_name(
     spec: RayClusterSpec, annotations: dict[str, str], namespace: str
 ) -> None:
-    assert storage_namespace(spec, annotations, "the-default") == namespace
+    """Two clusters of one service (an upgrade) never share, nor wipe, each other's state."""
+    assert storage_namespace(spec, annotations, "c1") == namespace
 
 
 # --- problems --------------------------------------------------------------------------------
@@ -333,7 +335,7 @@ def managed(namespace: str = "c1") -> FaultTolerance:
         (make_spec(options={}), {}, managed()),
         (make_spec(options={"redisAddress": "redis:6379", "redisPassword": "pw"}), {}, managed()),
         (make_spec(), {FT: "true"}, managed()),
-        (make_spec(head_annotations={FT: "true"}), {NAMESPACE_KEY: "kept"}, managed("kept")),
+        (make_spec(head_annotations={FT: "true"}), {NAMESPACE_KEY: "kept"}, managed("kept-c1")),
         (
             make_spec(
                 options={
@@ -344,7 +346,9 @@ def managed(namespace: str = "c1") -> FaultTolerance:
             ),
             {},
             FaultTolerance(
-                redis_address="10.0.0.5:6380", redis_password="s3cret", storage_namespace="shared"
+                redis_address="10.0.0.5:6380",
+                redis_password="s3cret",
+                storage_namespace="shared-c1",
             ),
         ),
         (
@@ -423,3 +427,18 @@ def test_describe_says_where_the_gcs_state_lives(
     options: dict[str, Any] | None, annotations: dict[str, str], expected: str
 ) -> None:
     assert summary(make_spec(options=options), annotations) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("redis://:s3cret@10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
+        ("rediss://user:pw@redis.example.com:6380", "rediss://redis.example.com:6380"),
+        ("user:pw@10.0.0.5:6379", "10.0.0.5:6379"),
+        ("10.0.0.5:6379", "10.0.0.5:6379"),
+    ],
+)
+def test_a_password_in_an_address_is_never_shown(address: str, shown: str) -> None:
+    assert redacted(address) == shown
+    spec = make_spec(options={"redisAddress": address})
+    assert "pw" not in summary(spec, {}) and "s3cret" not in summary(spec, {})

@@ -16,6 +16,8 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from rayservice.host.processes import (
     stop_sessions,
 )
 from rayservice.spec.errors import PermanentError, TemporaryError
-from rayservice.spec.fault_tolerance import redis_location
+from rayservice.spec.fault_tolerance import redacted, redis_location
 
 PORT_SEARCH_START = 16379  # never Redis' default 6379, which a system Redis may hold
 START_TIMEOUT_SECONDS = 10.0
@@ -174,15 +176,39 @@ def reachable(address: str, timeout: float = 0.5) -> str | None:
         with socket.create_connection(redis_location(address), timeout=timeout):
             return None
     except (OSError, ValueError) as error:
-        return f"Redis at {address} is unreachable: {error}"
+        return f"Redis at {redacted(address)} is unreachable: {error}"
+
+
+CLEANUP_TIMEOUT_SECONDS = 30.0
+# Ray's helper aborts the whole process when it cannot reach Redis, so it runs in a child;
+# the password travels in its environment, never on a command line
+_CLEANUP = (
+    "import os, sys\n"
+    "from ray._private.gcs_utils import cleanup_redis_storage\n"
+    "cleanup_redis_storage(sys.argv[1], int(sys.argv[2]), os.environ['REDIS_CLEANUP_PASSWORD'],"
+    " False, sys.argv[3])\n"
+)
 
 
 def delete_namespace(endpoint: RedisEndpoint, namespace: str) -> None:
     """Remove every key a cluster's GCS kept under ``namespace`` (Ray's own helper)."""
-    from ray._private.gcs_utils import cleanup_redis_storage  # late: loading ray is slow
-
+    problem = reachable(endpoint.address)
+    if problem is not None:
+        raise TemporaryError(f"could not remove GCS state {namespace!r}: {problem}")
+    command = [sys.executable, "-c", _CLEANUP, endpoint.host, str(endpoint.port), namespace]
+    environment = {**os.environ, "REDIS_CLEANUP_PASSWORD": endpoint.password}
     try:
-        cleanup_redis_storage(endpoint.host, endpoint.port, endpoint.password, False, namespace)
-    except Exception as error:  # Ray raises its own and C++ errors here
-        message = f"could not remove GCS state {namespace!r} from Redis: {error}"
-        raise TemporaryError(message) from error
+        done = subprocess.run(
+            command,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=CLEANUP_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise TemporaryError(f"could not remove GCS state {namespace!r}: {error}") from error
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise TemporaryError(f"could not remove GCS state {namespace!r} from Redis: {reason}")

@@ -100,6 +100,15 @@ def redis_location(address: str) -> tuple[str, int]:
     return (parts.hostname or "").lower(), port
 
 
+def redacted(address: str) -> str:
+    """The address without a user name or password, to show in events and ``describe``."""
+    if "@" not in address:
+        return address
+    scheme, _, rest = address.rpartition("://")
+    host = rest.rsplit("@", 1)[1]
+    return f"{scheme}://{host}" if scheme else host
+
+
 def redis_is_managed(address: str) -> bool:
     """Whether rayservice runs the Redis itself: no address, or a Kubernetes Service name,
     which only resolves inside a Kubernetes cluster."""
@@ -115,16 +124,19 @@ def redis_is_managed(address: str) -> bool:
     return len(labels) == 1 or _SERVICE_DOMAIN_LABEL in labels[1:]
 
 
-def storage_namespace(spec: RayClusterSpec, annotations: Mapping[str, str], default: str) -> str:
-    """Where in Redis the cluster keeps its GCS state: the options' namespace, else KubeRay's
-    annotation, else the head's ``RAY_external_storage_namespace``, else ``default``."""
+def storage_namespace(spec: RayClusterSpec, annotations: Mapping[str, str], cluster: str) -> str:
+    """Where in Redis the cluster keeps its GCS state: its own name, after the namespace the
+    manifest names (the options', else KubeRay's annotation, else the head's
+    ``RAY_external_storage_namespace``) when it names one. The cluster's name is always part
+    of it: the clusters of one service run side by side during an upgrade, and a new cluster
+    must neither share nor wipe the state of the one still serving."""
     options = spec.gcsFaultToleranceOptions
-    if options is not None and options.externalStorageNamespace:
-        return options.externalStorageNamespace
-    annotated = annotations.get(AnnotationKey.EXTERNAL_STORAGE_NAMESPACE)
-    if annotated:
-        return annotated
-    return container_env(spec.headGroupSpec.template).get(STORAGE_NAMESPACE_ENV) or default
+    named = (
+        (options.externalStorageNamespace if options is not None else None)
+        or annotations.get(AnnotationKey.EXTERNAL_STORAGE_NAMESPACE)
+        or container_env(spec.headGroupSpec.template).get(STORAGE_NAMESPACE_ENV)
+    )
+    return f"{named}-{cluster}" if named else cluster
 
 
 def summary(spec: RayClusterSpec, annotations: Mapping[str, str]) -> str:
@@ -136,9 +148,13 @@ def summary(spec: RayClusterSpec, annotations: Mapping[str, str]) -> str:
         return "on: embedded RocksDB files of the head, kept with the cluster"
     address = redis_address(spec)
     if redis_is_managed(address):
-        named = f"the manifest names {address!r}, a Kubernetes Service" if address else "none named"
+        named = (
+            f"the manifest names {redacted(address)!r}, a Kubernetes Service"
+            if address
+            else "none named"
+        )
         return f"on: the Redis rayservice runs (loopback, $RAYSERVICE_HOME/redis; {named})"
-    return f"on: the Redis at {address}"
+    return f"on: the Redis at {redacted(address)}"
 
 
 def problems(
