@@ -29,6 +29,7 @@ from rayservice.spec.observed import Backend, FrontSpec
 from rayservice.traffic.base import TrafficFront
 from rayservice.traffic.haproxy import TWIN_FOLDER, HaproxyFront
 from rayservice.traffic.haproxy_config import render_config
+from rayservice.traffic.haproxy_state import FrontFiles, load_record, save_record
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -374,6 +375,32 @@ def test_a_killed_haproxy_refuses_no_connection_and_is_started_again(
     assert "one of its two HAProxy processes is not running" in degraded.degraded
     assert restarted.degraded is None and restarted.pid != state.pid
     assert haproxy_processes(state_dir / KEY / "haproxy.cfg"), "the first HAProxy runs again"
+
+
+def test_processes_left_on_different_specs_are_reported_and_brought_together(
+    front: HaproxyFront,
+    state_dir: Path,
+    stubs: Callable[[str], StubBackend],
+    ports: Callable[[], int],
+) -> None:
+    a, b = stubs("a"), stubs("b")
+    serve_port, dashboard_port = ports(), ports()
+    wanted = FrontSpec(serve_port, dashboard_port, (a.backend(), b.backend()))
+    front.ensure(KEY, wanted)
+    eventually(lambda: set(served_by(serve_port, 10)) == {"a", "b"}, message="both serve")
+    # the twin as if a change had reached only the first process
+    twin = FrontFiles(state_dir / KEY / TWIN_FOLDER, Path("unused"))
+    record = load_record(twin)
+    assert record is not None
+    save_record(twin, record.model_copy(update={"spec": FrontSpec(serve_port, dashboard_port)}))
+
+    split = front.observe(KEY)
+    together = front.ensure(KEY, wanted)
+
+    assert split is not None and split.degraded is not None
+    assert "serve different specs" in split.degraded
+    assert together.degraded is None
+    assert set(served_by(serve_port, 20)) == {"a", "b"}
 
 
 def test_restarted_controller_adopts_running_front(

@@ -1,10 +1,13 @@
-"""The stable endpoints of each RayService, served by one HAProxy process tree per key.
+"""The stable endpoints of each RayService, served by two HAProxy process trees per key.
 
-HAProxy runs in master-worker mode in its own session, so it outlives the controller that
-started it: clients keep their connections while the controller restarts. Everything needed
-to find a front again lives in ``<state_dir>/<key>/`` (see :mod:`.haproxy_state`). A restarted
-controller adopts a front by reading front.json and checking that the pid still belongs to the
-same process (its start time in /proc/<pid>/stat), never by process name.
+Each HAProxy runs in master-worker mode in its own session, so it outlives the controller that
+started it: clients keep their connections while the controller restarts. The two share the
+front's ports (SO_REUSEPORT, HAProxy's default on Linux), so when one dies the other takes
+every new connection until it is started again. Everything needed to find a front again lives
+in ``<state_dir>/<key>/``, the second process's files in its ``twin/`` folder (see
+:mod:`.haproxy_state`). A restarted controller adopts a front by reading front.json and checking
+that the pid still belongs to the same process (its start time in /proc/<pid>/stat), never by
+process name.
 
 Changes are applied without dropping accepted requests: a new spec is written, checked with
 ``haproxy -c`` and activated by SIGUSR2, after which a new worker takes over the listening
@@ -55,7 +58,7 @@ TWIN_FOLDER = "twin"  # the second process of a front keeps its files here, in t
 
 
 class HaproxyFront:
-    """TrafficFront backed by real HAProxy processes, one master-worker tree per key."""
+    """TrafficFront backed by real HAProxy processes, two master-worker trees per key."""
 
     def __init__(
         self,
@@ -77,11 +80,10 @@ class HaproxyFront:
         pair = self._pair(key)
         with self._lock, _translated_errors(f"front {key}"):
             running = [_running_record(files) for files in pair]
-            live = [record for record in running if record is not None]
             # a port only the new spec listens on must be free before the first process binds
             # it; after that the processes share every port (SO_REUSEPORT, HAProxy's default)
-            held = live[0].spec if live else FrontSpec(0, 0)
-            _claim_ports(_new_ports(held, spec))
+            held = {port for r in running if r is not None for port in r.spec.listen_ports}
+            _claim_ports([port for port in spec.listen_ports if port not in held])
             records = [
                 self._ensure_one(files, record, spec)
                 for files, record in zip(pair, running, strict=True)
@@ -264,11 +266,6 @@ def _claim_ports(ports: list[int]) -> None:
             raise PortInUse(port)
 
 
-def _new_ports(old: FrontSpec, new: FrontSpec) -> list[int]:
-    held = set(old.listen_ports)
-    return [port for port in new.listen_ports if port not in held]
-
-
 def _only_runtime_state_differs(old: FrontSpec, new: FrontSpec) -> bool:
     """Whether the servers are the same and only their weights or drained marks changed,
     which the runtime API sets without a reload."""
@@ -298,12 +295,17 @@ def _front_state(
     running = [(f, r) for f, r in zip(pair, records, strict=True) if r is not None]
     record = running[0][1]
     lost = [f for f, r in zip(pair, records, strict=True) if r is None]
+    specs = {r.spec for _, r in running}
     # a backend is healthy while any running process still sends it requests
     seen = {name for f, _ in running for name in _healthy_backends(f, record.spec)}
     healthy = tuple(b.name for b in record.spec.serve_backends if b.name in seen)
     degraded = None
-    if lost:
-        last_words = _log_tail(lost[0], lines=1).strip() or "no log"
+    if len(specs) > 1:  # a change reached one process only (the other failed to take it)
+        degraded = "its two HAProxy processes serve different specs; both get the wanted one"
+    elif lost and not lost[0].log.exists():  # a front of a release that ran one process
+        degraded = "its second HAProxy process has not been started yet"
+    elif lost:
+        last_words = _log_tail(lost[0], lines=1).strip()
         degraded = (
             f"one of its two HAProxy processes is not running (last log line: {last_words}); "
             "the other serves every connection until it is started again"
