@@ -26,7 +26,7 @@ from rayservice.planner.actions import (
     Plan,
     PlannedEvent,
 )
-from rayservice.planner.cluster import cluster_name, lost_nodes
+from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request, lost_nodes
 from rayservice.planner.plan import (
     BUSY_REQUEUE,
     DEPLOY_FOLLOW_UP,
@@ -38,7 +38,7 @@ from rayservice.planner.readiness import deployable_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
-from rayservice.spec.manifest import RayService
+from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import (
     AppState,
     Backend,
@@ -902,4 +902,17 @@ def test_a_lost_node_is_told_with_the_last_line_of_its_log() -> None:
     assert pod == node_name(FIRST, "w1")
     assert meaning == (
         "worker node exited (restarts so far: 2); its log ends: RuntimeError: raylet died"
+    )
+
+
+def test_a_managed_redis_that_is_down_is_asked_for_again() -> None:
+    spec = dict(service().spec.rayClusterConfig.model_dump(exclude_none=True))
+    spec["gcsFaultToleranceOptions"] = {"redisAddress": "redis:6379"}
+    request = cluster_request(
+        FIRST, "default/demo", RayClusterSpec.model_validate(spec), "h", annotations={}
+    )
+    down = replace(observed_cluster(), storage_problem="the Redis rayservice runs is not running")
+
+    assert cluster_drift(request, down) == (
+        "the Redis rayservice runs is not running; starting it again"
     )

@@ -99,6 +99,7 @@ def _status(**apps: str) -> ServiceStatus:
         ({"a": "UNKNOWN"}, 2, ServiceState.UNKNOWN),
         ({"a": "RUNNING"}, 0, ServiceState.WAITING),
         ({}, 0, ServiceState.WAITING),
+        ({}, 2, ServiceState.WAITING),  # endpoints, but no app yet
     ],
 )
 def test_the_service_status_is_never_blank_and_never_running_while_an_app_fails(

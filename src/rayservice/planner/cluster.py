@@ -125,6 +125,9 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
         return f"node {node.name} exited; restarting it (restarts so far: {node.restarts})"
     if active.head is None:
         return f"cluster {request.name} has no head; starting one"
+    ft = request.fault_tolerance
+    if active.storage_problem is not None and ft is not None and ft.managed_redis:
+        return f"{active.storage_problem}; starting it again"
     counts: dict[str, int] = {}
     for node in active.workers:
         counts[node.group] = counts.get(node.group, 0) + 1

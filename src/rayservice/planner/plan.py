@@ -167,12 +167,13 @@ def timed_out_plan(
             "rolled_back": [],
             "given_up": None,
             "endpoints": [],
+            "outage_since": None,
         }
     )
     name = desired.service.metadata.name
     spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None)
     actions: list[Action] = []
-    if observed.front is None or observed.front.spec != spec:
+    if front.needs_ensure(observed.front, spec):
         reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
         actions.append(EnsureFront(desired.front_key, spec, reason))
     why = f"{desired.key} was not ready within {AnnotationKey.INITIALIZING_TIMEOUT}"

@@ -97,8 +97,10 @@ def service_state(status: ServiceStatus, endpoints: int) -> ServiceState:
         return ServiceState.UNKNOWN
     if not endpoints:
         return ServiceState.WAITING
-    if states <= {ApplicationStatus.RUNNING}:
+    if states and states <= {ApplicationStatus.RUNNING}:
         return ServiceState.RUNNING
+    if not states:
+        return ServiceState.WAITING
     return ServiceState.DEPLOYING
 
 
