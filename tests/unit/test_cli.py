@@ -9,6 +9,8 @@ import io
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -840,3 +842,29 @@ def test_apply_dry_run_and_wait_do_not_go_together() -> None:
         main(["apply", "-f", "svc.yaml", "--dry-run", "--wait"])
 
     assert exit_info.value.code == 2
+
+
+def test_output_cut_short_by_its_reader_is_no_error(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from rayservice.cli import main as cli\n"
+        "def many_lines(args):\n"
+        "    for n in range(100000):\n"
+        "        print(f'line {n}')\n"
+        "    return 0\n"
+        "cli.cmd_get = many_lines\n"
+        "sys.exit(cli.main(['get', 'rayservice']))\n"
+    )
+    reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert reader.stdin is not None
+    writer = subprocess.run(
+        [sys.executable, "-c", script], stdout=reader.stdin, stderr=subprocess.PIPE, timeout=60
+    )
+    reader.stdin.close()
+    assert reader.stdout is not None
+    first = reader.stdout.read()
+    reader.wait(timeout=10)
+
+    assert first == b"line 0\n"
+    assert writer.returncode == 0
+    assert b"Traceback" not in writer.stderr

@@ -410,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     except RayServiceError as e:
         print(f"error: {e}", file=sys.stderr)
         return ERROR_EXIT_CODES.get(args.verb, 1)
+    except BrokenPipeError:  # whoever read the output stopped (`| head`): nothing is wrong
+        # what is still buffered would fail again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 
