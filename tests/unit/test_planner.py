@@ -916,3 +916,15 @@ def test_a_managed_redis_that_is_down_is_asked_for_again() -> None:
     assert cluster_drift(request, down) == (
         "the Redis rayservice runs is not running; starting it again"
     )
+
+
+def test_a_redis_out_of_reach_is_a_warning_on_the_cluster() -> None:
+    problem = "Redis at 10.0.0.5:6379 is unreachable: [Errno 111] Connection refused"
+    cluster = replace(observed_cluster(), fault_tolerant=True, storage_problem=problem)
+    steady = record(service(), deployed=DEPLOYED, endpoints=[node_name(FIRST, "head")])
+
+    result = plan(desired(), observed(cluster, serve={FIRST: running()}), steady, status(), NOW)
+
+    [warning] = [e for e in result.events if e.reason == "RedisUnreachable"]
+    assert warning.type == "Warning" and warning.message == problem
+    assert warning.involved is not None and warning.involved.name == FIRST

@@ -69,11 +69,11 @@ def _uses_managed_redis(record: ClusterRecord) -> bool:
     return ft is not None and ft.managed_redis
 
 
-def _serves_without_head(record: ClusterRecord, node: NodeRecord, proxy_healthy: bool) -> bool:
-    """A worker of a fault-tolerant cluster whose head cannot be asked: it runs on, and its
-    Serve proxy answering is what says it still serves."""
+def _fault_tolerant_worker(record: ClusterRecord, node: NodeRecord) -> bool:
+    """A worker that outlives its head (and rejoins the restarted one): while the head cannot
+    be asked, its Serve proxy answering is what says it still serves."""
     ft = record.request.fault_tolerance is not None
-    return ft and node.role == NodeRole.WORKER.value and proxy_healthy
+    return ft and node.role == NodeRole.WORKER.value
 
 
 LAST_WORDS_BYTES = 4096
@@ -477,17 +477,21 @@ class LocalProvider:
         self, record: ClusterRecord, node: NodeRecord, registered: set[int] | None
     ) -> ObservedNode:
         alive = is_alive(node.pid, node.ticks)
-        proxy_healthy = alive and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
+        # the proxy is probed (an HTTP request on every pass) only where it can tell something
+        if alive and registered is not None:
+            joined = node.ports.node_manager in registered
+            proxy_healthy = joined and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
+        else:  # the head cannot be asked: a fault-tolerant cluster's worker serves on its word
+            proxy_healthy = (
+                alive
+                and _fault_tolerant_worker(record, node)
+                and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
+            )
+            joined = proxy_healthy
         if not alive:
             phase = NodePhase.FAILED if node.pid else NodePhase.PENDING
-        elif (
-            node.ports.node_manager in registered
-            if registered is not None
-            else _serves_without_head(record, node, proxy_healthy)
-        ):
-            phase = NodePhase.RUNNING
         else:
-            phase = NodePhase.PENDING
+            phase = NodePhase.RUNNING if joined else NodePhase.PENDING
         group = (
             record.request.head
             if node.role == "head"
@@ -501,7 +505,7 @@ class LocalProvider:
             group=node.group,
             phase=phase,
             proxy_port=node.ports.serve_proxy,
-            proxy_ready=phase is NodePhase.RUNNING and proxy_healthy,
+            proxy_ready=proxy_healthy,
             restarts=node.restarts,
             started_at=node.started_at,
             num_cpus=group.num_cpus,
