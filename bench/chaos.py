@@ -14,7 +14,7 @@ SERVICE STATUS Running), and leftovers (node, HAProxy and Redis processes beyond
 records name). After the run it checks that no process of the run is left and that the stored
 spec is the one applied.
 
-Usage: ``.venv/bin/python bench/chaos.py [--sequence N] [--seed S]``. Everything listens on
+Usage: ``.venv/bin/python bench/chaos.py [--sequence N] [--seed S] [--only TEXT]``. Everything listens on
 loopback; the load is bounded (LOAD_RATE requests per second, at most SCENARIO_LIMIT seconds a
 fault) and every process the run started is stopped by pid at the end.
 """
@@ -344,6 +344,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequence", type=int, default=4, help="random faults in a row")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--only", default="", help="run only the faults whose title contains this text"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rsc-"))
     shutil.copytree(REPO / "samples", work / "samples")
@@ -363,20 +366,27 @@ def main() -> None:
         print(f"{HA_SAMPLE} up; {LOAD_RATE:.0f} req/s on its serve-svc during each fault\n")
         print(HEADER)
         for title, fault in faults.items():
-            chaos.measure(title, fault)
+            if args.only in title:
+                chaos.measure(title, fault)
         rng = random.Random(args.seed)
-        for step in range(args.sequence):
+        for step in range(args.sequence if not args.only else 0):
             title = rng.choice(sorted(faults))
             chaos.measure(f"random {step + 1}/{args.sequence}: {title}"[:44], faults[title])
         same = chaos.status()["spec"]["rayClusterConfig"] == applied["rayClusterConfig"]
         print(f"\nstored rayClusterConfig equals the applied one: {same}")
         chaos.delete()
-        chaos.apply(PLAIN_SAMPLE)
-        print(f"\n{PLAIN_SAMPLE} up (no GCS fault tolerance)\n")
-        print(HEADER)
-        chaos.measure("head killed (no fault tolerance)", chaos.kill_head)
-        chaos.measure("everything killed, then rayservice start", chaos.kill_everything)
-        chaos.delete()
+        plain = {
+            "head killed (no fault tolerance)": chaos.kill_head,
+            "everything killed, then rayservice start": chaos.kill_everything,
+        }
+        plain = {title: fault for title, fault in plain.items() if args.only in title}
+        if plain:
+            chaos.apply(PLAIN_SAMPLE)
+            print(f"\n{PLAIN_SAMPLE} up (no GCS fault tolerance)\n")
+            print(HEADER)
+            for title, fault in plain.items():
+                chaos.measure(title, fault)
+            chaos.delete()
     finally:
         chaos.cli("delete", "-f", str(chaos.manifest), check=False)
         chaos.cli("stop", check=False)

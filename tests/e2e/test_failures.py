@@ -37,9 +37,9 @@ from tests.load import ConstantLoad
 pytestmark = pytest.mark.e2e
 SAMPLE = "samples/ray-service.sample.yaml"
 HA_SAMPLE = "samples/ray-service.high-availability.yaml"
-# a request must never hang on a worker that lost its head: failures come fast (a request
-# that succeeds may wait for the replicas to come up again, as Serve's proxy queues it)
-SLOWEST_FAILURE = 5.0
+# no request hangs while the cluster comes back: not on a worker that lost its head, not in
+# a proxy waiting for replicas that are still starting (the front answers 503 meanwhile)
+SLOWEST_REQUEST = 5.0
 
 
 def _head(cli: Cli, cluster: str) -> dict[str, int | str]:
@@ -72,25 +72,25 @@ def test_a_lost_head_without_fault_tolerance_comes_back_and_says_so(cli: Cli) ->
 
     os.killpg(_head_pid(cli, cluster), signal.SIGKILL)
     killed_at = time.monotonic()
-    slowest_failure = 0.0
+    slowest = 0.0
 
     def answers() -> bool:
-        nonlocal slowest_failure
+        nonlocal slowest
         started = time.monotonic()
         try:
             response = httpx.post(url, json=["MANGO", 2], timeout=30)
             ok = response.status_code == 200 and response.text == "6"
         except httpx.HTTPError:
             ok = False
-        if not ok:
-            slowest_failure = max(slowest_failure, time.monotonic() - started)
+        slowest = max(slowest, time.monotonic() - started)
         return ok
 
     eventually(answers, timeout=180, interval=0.2, message="the service answers again")
     back_after = time.monotonic() - killed_at
-    assert slowest_failure < SLOWEST_FAILURE, f"a failed request took {slowest_failure:.1f} s"
+    assert slowest < SLOWEST_REQUEST, f"a request took {slowest:.1f} s"
     events = cli.run("describe", "rayservice", "rayservice-sample").stdout
     assert "NodeLost" in events and "without GCS fault tolerance" in events
+    assert "ServingAgain" in events
     print(f"answering again {back_after:.1f} s after the head was killed")
 
 

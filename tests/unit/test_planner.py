@@ -419,6 +419,8 @@ def _lost(result: Plan[RayServiceStatus]) -> list[str]:
 
 def no_serve_backends(result: Plan[RayServiceStatus]) -> None:
     assert _serve_backends(result) == []
+    reason = action(result, EnsureFront).reason
+    assert f"none of {FIRST} takes requests: its head is gone and it has no GCS" in reason
     assert _drained(result) == [node_name(FIRST, n) for n in ("head", "w0", "w1")]
     [lost] = _lost(result)
     assert lost.startswith(f"Warning {node_name(FIRST, 'head')}: head node exited")
@@ -779,6 +781,71 @@ def test_plan(case: Case) -> None:
     if case.check is not None:
         case.check(result)
     assert case.record == before, "plan() must not change the record it was given"
+
+
+def _serve_of(*apps: tuple[str, tuple[tuple[str, ...], ...]]) -> ServeState:
+    """Serve's answer: apps by (status, replica states of each deployment)."""
+    return ServeState(
+        apps=tuple(
+            AppState(
+                name=f"app{i}",
+                status=app_status,
+                deployments=tuple(
+                    DeploymentState(f"D{j}", "UPDATING", replica_states=replicas)
+                    for j, replicas in enumerate(deployments)
+                ),
+            )
+            for i, (app_status, deployments) in enumerate(apps)
+        )
+    )
+
+
+STARTING_FROM_NOTHING = _serve_of(
+    ("DEPLOYING", (("STARTING",), ())), ("DEPLOYING", (("STARTING", "STARTING"),))
+)
+
+
+@pytest.mark.parametrize(
+    ("serve", "drained"),
+    [
+        # a fresh Serve brings the apps up from nothing (after a head restart without fault
+        # tolerance): requests would wait in the proxies, the front answers 503 at once
+        (STARTING_FROM_NOTHING, True),
+        (_serve_of(("DEPLOY_FAILED", ()), ("DEPLOYING", (("RECOVERING",),))), True),
+        # an in-place update: the apps deploy again while running replicas answer
+        (_serve_of(("DEPLOYING", (("RUNNING", "STARTING"), ("RUNNING",)))), False),
+        # one app answers while the other still starts
+        (_serve_of(("RUNNING", (("RUNNING",),)), ("DEPLOYING", (("STARTING",),))), False),
+        # a deployment scaled to zero answers (Serve scales it up on a request)
+        (_serve_of(("RUNNING", ((),))), False),
+        # no Serve apps yet (the proxies do not run), or Serve did not answer: no evidence
+        (ServeState(), False),
+        (None, False),
+    ],
+)
+def test_the_front_drains_a_cluster_whose_serve_apps_all_still_start(
+    serve: ServeState | None, drained: bool
+) -> None:
+    cluster = observed_cluster(proxies=["head", "w0", "w1"])
+    nodes = sorted(n.name for n in cluster.nodes)
+
+    result = plan(
+        desired(),
+        observed(cluster, serve={FIRST: serve} if serve else {}),
+        record(service(), deployed=DEPLOYED, endpoints=nodes),
+        status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1),
+        NOW,
+    )
+
+    if drained:
+        assert sorted(_drained(result)) == nodes
+        reason = action(result, EnsureFront).reason
+        assert f"none of {FIRST} takes requests: its Serve applications are all still" in reason
+        assert result.status.numServeEndpoints == 0
+        assert result.record.outage_since == NOW  # ServingAgain will say how long it took
+    else:
+        assert not any(isinstance(a, EnsureFront) for a in result.actions)
+        assert result.status.numServeEndpoints == 3
 
 
 def test_ready_transition_time_moves_only_when_the_status_flips() -> None:

@@ -5,12 +5,18 @@ weights and HAProxy's health checks pick the ones that serve. During one it hold
 clusters' nodes, weighted so that each cluster as a whole gets its traffic share whatever
 its node count. The head front is the active cluster's dashboard.
 
+A node leaves the serve front (drained, so HAProxy answers 503 at once) when it cannot
+serve: its process is gone, its head is gone without GCS fault tolerance, or Serve on its
+cluster has applications of which none can answer yet, as while a fresh Serve brings them up
+after such a head restart (the proxies would hold each request for seconds meanwhile).
+
 A standalone RayCluster has the same two fronts over its one cluster; its serve front exists
 only when the cluster asks for one (``ray.io/enable-serve-service``), else its port is 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from rayservice.planner.actions import PlannedEvent
@@ -25,8 +31,15 @@ from rayservice.spec.observed import (
     NodeRole,
     ObservedCluster,
     ObservedNode,
+    ServeState,
 )
-from rayservice.spec.vocabulary import LOCALHOST, EventReason, EventType
+from rayservice.spec.vocabulary import (
+    LOCALHOST,
+    ApplicationStatus,
+    EventReason,
+    EventType,
+    ReplicaState,
+)
 
 
 def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -35,25 +48,54 @@ def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedN
     return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
 
 
-def _can_serve(cluster: ObservedCluster, node: ObservedNode) -> bool:
-    """Never a node whose process is gone. In a cluster without GCS fault tolerance whose head
-    is gone no node can: the workers' proxies still pass health checks but hang every
-    request, so the front answers 503 at once instead."""
+def _apps_starting(serve: ServeState | None) -> bool:
+    """Whether Serve has applications of which none can answer yet: none RUNNING, none with a
+    running replica in every deployment (an in-place update keeps those; a scaled-to-zero
+    deployment is RUNNING). No answer from Serve is no evidence."""
+    if serve is None or not serve.apps:
+        return False
+    return not any(
+        app.status == ApplicationStatus.RUNNING
+        or (
+            app.deployments
+            and all(ReplicaState.RUNNING in d.replica_states for d in app.deployments)
+        )
+        for app in serve.apps
+    )
+
+
+def drain_reason(cluster: ObservedCluster, serve: ServeState | None) -> str | None:
+    """Why no node of ``cluster`` may serve now, if so. Without GCS fault tolerance a lost
+    head takes the cluster down: the workers' proxies still pass health checks but hang every
+    request. Apps that are all still starting would keep requests waiting in the proxies. In
+    both cases the front answers 503 at once instead."""
     head = cluster.head
     if head is not None and head.phase is NodePhase.FAILED and not cluster.fault_tolerant:
-        return False
-    return node.phase is not NodePhase.FAILED
+        return "its head is gone and it has no GCS fault tolerance"
+    if _apps_starting(serve):
+        return "its Serve applications are all still starting"
+    return None
 
 
-def serving_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
-    """The nodes of the front that may serve now (see _can_serve)."""
-    return [n for n in _front_nodes(cluster, exclude_head) if _can_serve(cluster, n)]
+def _can_serve(cluster: ObservedCluster, node: ObservedNode, serve: ServeState | None) -> bool:
+    """Never a node whose process is gone, nor one of a cluster that cannot serve as a whole."""
+    return node.phase is not NodePhase.FAILED and drain_reason(cluster, serve) is None
 
 
-def endpoints(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
+def serving_nodes(
+    cluster: ObservedCluster, exclude_head: bool, serve: ServeState | None
+) -> list[ObservedNode]:
+    """The nodes of the front that may serve now (see _can_serve); ``serve`` is what Serve on
+    ``cluster`` reported, if it answered."""
+    return [n for n in _front_nodes(cluster, exclude_head) if _can_serve(cluster, n, serve)]
+
+
+def endpoints(
+    cluster: ObservedCluster, exclude_head: bool, serve: ServeState | None
+) -> list[ObservedNode]:
     """The serving nodes whose Serve proxy is healthy: the serve endpoints."""
     healthy = {n.name for n in cluster.serve_endpoints}
-    return [n for n in serving_nodes(cluster, exclude_head) if n.name in healthy]
+    return [n for n in serving_nodes(cluster, exclude_head, serve) if n.name in healthy]
 
 
 def needs_ensure(current: FrontState | None, wanted: FrontSpec) -> bool:
@@ -94,18 +136,22 @@ def server_weight(traffic_percent: int, servers: int) -> int:
 
 
 def _backends(
-    cluster: ObservedCluster | None, exclude_head: bool, traffic_percent: int | None = None
+    cluster: ObservedCluster | None,
+    serve: Mapping[str, ServeState],
+    exclude_head: bool,
+    traffic_percent: int | None = None,
 ) -> list[Backend]:
     if cluster is None:
         return []
     nodes = _front_nodes(cluster, exclude_head)
+    state = serve.get(cluster.name)
     if traffic_percent is None:
         weight = DEFAULT_BACKEND_WEIGHT
     else:
         # shared among the nodes that serve now: the others fail HAProxy's check anyway
-        weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head)))
+        weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head, state)))
     return [
-        Backend(n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n))
+        Backend(n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n, state))
         for n in nodes
     ]
 
@@ -115,6 +161,7 @@ def front_spec(
     exclude_head: bool,
     active: ObservedCluster | None,
     pending: ObservedCluster | None,
+    serve: Mapping[str, ServeState],
 ) -> FrontSpec:
     slot, pending_slot = record.active, record.pending
     if slot is None:
@@ -122,10 +169,10 @@ def front_spec(
     if pending_slot is not None and record.stepping:
         # traffic moves in steps (the pending cluster keeps its share even while the active
         # one is missing)
-        backends = _backends(active, exclude_head, slot.traffic_percent)
-        backends += _backends(pending, exclude_head, pending_slot.traffic_percent)
+        backends = _backends(active, serve, exclude_head, slot.traffic_percent)
+        backends += _backends(pending, serve, exclude_head, pending_slot.traffic_percent)
     else:
-        backends = _backends(active, exclude_head)
+        backends = _backends(active, serve, exclude_head)
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,
@@ -136,8 +183,8 @@ def front_spec(
 
 def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
     """The fronts of a standalone RayCluster: its dashboard, and its nodes' Serve proxies when
-    the record holds a serve port."""
-    serve = _backends(cluster, exclude_head=False) if record.serve_port else []
+    the record holds a serve port. Its Serve apps are the user's own (not asked here)."""
+    serve = _backends(cluster, {}, exclude_head=False) if record.serve_port else []
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,

@@ -171,7 +171,7 @@ def timed_out_plan(
         }
     )
     name = desired.service.metadata.name
-    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None)
+    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None, {})
     actions: list[Action] = []
     if front.needs_ensure(observed.front, spec):
         reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
@@ -403,7 +403,13 @@ class _Planner:
     # -- traffic -----------------------------------------------------------------------------
 
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
-        spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
+        spec = front.front_spec(
+            self.record,
+            self.spec.excludeHeadPodFromServeSvc,
+            active,
+            pending,
+            self.observed.serve,
+        )
         current = self.observed.front
         name = self.desired.service.metadata.name
         self.events += front.front_fault_events(current, spec, name)
@@ -427,6 +433,10 @@ class _Planner:
                 f"endpoints now follow {len(spec.serve_backends)} node(s) of"
                 f" {' and '.join(clusters) or 'no cluster'}"
             )
+            for cluster in (c for c in (active, pending) if c is not None):
+                why = front.drain_reason(cluster, self.observed.serve.get(cluster.name))
+                if why is not None:
+                    reason += f"; none of {cluster.name} takes requests: {why}"
         ensure = EnsureFront(self.desired.front_key, spec, reason)
         if current is not None and front.lets_go(current.spec, spec):
             # a node that can no longer serve leaves the front before the provider spends
@@ -473,7 +483,14 @@ class _Planner:
         active_status = self._service_status(slot)
         pending_status = self._service_status(record.pending)
         endpoints = (
-            sorted(n.name for n in front.endpoints(active, self.spec.excludeHeadPodFromServeSvc))
+            sorted(
+                n.name
+                for n in front.endpoints(
+                    active,
+                    self.spec.excludeHeadPodFromServeSvc,
+                    self.observed.serve.get(active.name),
+                )
+            )
             if active
             else []
         )

@@ -65,6 +65,6 @@ def serve_ready(
     )
     if not wanted <= running:
         return statuses.progress_message(cluster.name, state, cluster.head_ready)
-    if not front.endpoints(cluster, exclude_head):
+    if not front.endpoints(cluster, exclude_head, state):
         return f"waiting for a healthy Serve proxy on cluster {cluster.name}"
     return None
