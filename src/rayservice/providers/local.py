@@ -133,7 +133,8 @@ def _with_fixed_ports(ports: NodePorts, fixed: Mapping[str, int]) -> NodePorts:
 
 
 STOP_GRACE_SECONDS = 5.0  # a node asked to stop may finish what it does
-LOST_WORKER_GRACE_SECONDS = 1.0  # a worker whose head is gone has nothing left to finish
+LOST_WORKER_GRACE_SECONDS = 0.0  # a worker whose head is gone has nothing left to finish:
+# it goes at once, so a request its proxy holds fails over now instead of a second later
 RAY_ADDRESS_FILE = "ray_current_cluster"  # where `ray start` records its GCS address
 GCS_STORAGE_FOLDER = "gcs-storage"  # embedded RocksDB GCS state, in the cluster's folder
 
