@@ -133,8 +133,10 @@ def _with_fixed_ports(ports: NodePorts, fixed: Mapping[str, int]) -> NodePorts:
 
 
 STOP_GRACE_SECONDS = 5.0  # a node asked to stop may finish what it does
-LOST_WORKER_GRACE_SECONDS = 0.0  # a worker whose head is gone has nothing left to finish:
-# it goes at once, so a request its proxy holds fails over now instead of a second later
+# A node whose process died, or a worker whose head is gone without fault tolerance, has
+# nothing left to finish: what is left of it goes at once, so its ports are free for the
+# restart and a request its proxy holds fails over now instead of seconds later.
+LOST_NODE_GRACE_SECONDS = 0.0
 RAY_ADDRESS_FILE = "ray_current_cluster"  # where `ray start` records its GCS address
 GCS_STORAGE_FOLDER = "gcs-storage"  # embedded RocksDB GCS state, in the cluster's folder
 
@@ -239,7 +241,7 @@ class LocalProvider:
             # one can never join it, and meanwhile their Serve proxies pass health checks but
             # hang every request. They go now and start again once the new head is up.
             workers = [n for n in record.nodes if n.role == NodeRole.WORKER.value]
-            self._stop(workers, grace_seconds=LOST_WORKER_GRACE_SECONDS)
+            self._stop(workers, grace_seconds=LOST_NODE_GRACE_SECONDS)
         self._keep_running(record, head, request.head)
         if self._gcs_accepts(head):
             for group in request.workers:
@@ -344,7 +346,7 @@ class LocalProvider:
             node.restarts += 1
             # the node's leader died; Ray processes it started may live on in its session,
             # holding the node's ports
-            stop_sessions([node.pid])
+            stop_sessions([node.pid], LOST_NODE_GRACE_SECONDS)
         self._start(record, node, group)
 
     def _converge_group(
