@@ -811,7 +811,9 @@ STARTING_FROM_NOTHING = _serve_of(
         # a fresh Serve brings the apps up from nothing (after a head restart without fault
         # tolerance): requests would wait in the proxies, the front answers 503 at once
         (STARTING_FROM_NOTHING, True),
-        (_serve_of(("DEPLOY_FAILED", ()), ("DEPLOYING", (("RECOVERING",),))), True),
+        (_serve_of(("DEPLOY_FAILED", ()), ("DEPLOYING", (("STARTING",),))), True),
+        # a restarted Serve controller finds its replicas again: they kept answering
+        (_serve_of(("DEPLOYING", (("RECOVERING",), ("RUNNING",)))), False),
         # an in-place update: the apps deploy again while running replicas answer
         (_serve_of(("DEPLOYING", (("RUNNING", "STARTING"), ("RUNNING",)))), False),
         # one app answers while the other still starts
@@ -846,6 +848,22 @@ def test_the_front_drains_a_cluster_whose_serve_apps_all_still_start(
     else:
         assert not any(isinstance(a, EnsureFront) for a in result.actions)
         assert result.status.numServeEndpoints == 3
+
+
+def test_a_fault_tolerant_cluster_keeps_its_nodes_whatever_serve_says_while_it_recovers() -> None:
+    cluster = observed_cluster(proxies=["head", "w0", "w1"], fault_tolerant=True)
+    nodes = sorted(n.name for n in cluster.nodes)
+
+    result = plan(
+        desired(),
+        observed(cluster, serve={FIRST: STARTING_FROM_NOTHING}),
+        record(service(), deployed=DEPLOYED, endpoints=nodes),
+        status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1),
+        NOW,
+    )
+
+    assert not any(isinstance(a, EnsureFront) for a in result.actions)
+    assert result.status.numServeEndpoints == 3
 
 
 def test_ready_transition_time_moves_only_when_the_status_flips() -> None:

@@ -6,9 +6,9 @@ clusters' nodes, weighted so that each cluster as a whole gets its traffic share
 its node count. The head front is the active cluster's dashboard.
 
 A node leaves the serve front (drained, so HAProxy answers 503 at once) when it cannot
-serve: its process is gone, its head is gone without GCS fault tolerance, or Serve on its
-cluster has applications of which none can answer yet, as while a fresh Serve brings them up
-after such a head restart (the proxies would hold each request for seconds meanwhile).
+serve: its process is gone, its head is gone without GCS fault tolerance, or (in a cluster
+without it) Serve has applications of which none can answer yet, as while a fresh Serve brings
+them up after such a head restart (the proxies would hold each request for seconds meanwhile).
 
 A standalone RayCluster has the same two fronts over its one cluster; its serve front exists
 only when the cluster asks for one (``ray.io/enable-serve-service``), else its port is 0.
@@ -48,6 +48,10 @@ def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedN
     return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
 
 
+_ANSWERING_REPLICA_STATES = frozenset({ReplicaState.RUNNING, ReplicaState.RECOVERING})
+"""A recovering replica is one a restarted Serve controller finds again: it kept answering."""
+
+
 def _apps_starting(serve: ServeState | None) -> bool:
     """Whether Serve has applications of which none can answer yet: none RUNNING, none with a
     running replica in every deployment (an in-place update keeps those; a scaled-to-zero
@@ -58,7 +62,7 @@ def _apps_starting(serve: ServeState | None) -> bool:
         app.status == ApplicationStatus.RUNNING
         or (
             app.deployments
-            and all(ReplicaState.RUNNING in d.replica_states for d in app.deployments)
+            and all(_ANSWERING_REPLICA_STATES & set(d.replica_states) for d in app.deployments)
         )
         for app in serve.apps
     )
@@ -72,7 +76,9 @@ def drain_reason(cluster: ObservedCluster, serve: ServeState | None) -> str | No
     head = cluster.head
     if head is not None and head.phase is NodePhase.FAILED and not cluster.fault_tolerant:
         return "its head is gone and it has no GCS fault tolerance"
-    if _apps_starting(serve):
+    if not cluster.fault_tolerant and _apps_starting(serve):
+        # (with fault tolerance the replicas outlive a head restart, whatever Serve says
+        # while its controller recovers)
         return "its Serve applications are all still starting"
     return None
 
