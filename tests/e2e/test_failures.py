@@ -37,6 +37,7 @@ from tests.load import ConstantLoad
 pytestmark = pytest.mark.e2e
 SAMPLE = "samples/ray-service.sample.yaml"
 HA_SAMPLE = "samples/ray-service.high-availability.yaml"
+HA_ANNOTATION_SAMPLE = "samples/ray-service.high-availability.annotation.yaml"
 # no request hangs while the cluster comes back: not on a worker that lost its head, not in
 # a proxy waiting for replicas that are still starting (the front answers 503 meanwhile)
 SLOWEST_REQUEST = 5.0
@@ -94,12 +95,23 @@ def test_a_lost_head_without_fault_tolerance_comes_back_and_says_so(cli: Cli) ->
     print(f"answering again {back_after:.1f} s after the head was killed")
 
 
-def test_a_lost_head_with_fault_tolerance_fails_no_request(cli: Cli) -> None:
+@pytest.mark.parametrize(
+    ("sample", "name"),
+    [
+        (HA_SAMPLE, "rayservice-ha"),
+        # the same, written as the RayService guide's snippet: the annotation on the head's
+        # template, RAY_REDIS_ADDRESS "redis:6379" and a redis-password rayStartParam
+        (HA_ANNOTATION_SAMPLE, "rayservice-ha-seed"),
+    ],
+)
+def test_a_lost_head_with_fault_tolerance_fails_no_request(
+    cli: Cli, sample: str, name: str
+) -> None:
     cli.run("start")
-    cli.run("apply", "-f", HA_SAMPLE, "--wait", "--timeout", "300")
+    cli.run("apply", "-f", sample, "--wait", "--timeout", "300")
     cluster = _active_cluster(cli)
     redis = json.loads((cli.home / "redis" / "redis.json").read_text())
-    url = f"http://127.0.0.1:{service_port(cli, 'rayservice-ha-serve-svc')}/fruit"
+    url = f"http://127.0.0.1:{service_port(cli, f'{name}-serve-svc')}/fruit"
     eventually(lambda: _pods_ready(cli), timeout=120, interval=1, message="every node serves")
     head = _head(cli, cluster)
 
@@ -117,10 +129,10 @@ def test_a_lost_head_with_fault_tolerance_fails_no_request(cli: Cli) -> None:
     assert load.failures() == []
     assert len(load.outcomes) >= 200 and set(load.answers()) == {"6"}
     assert _active_cluster(cli) == cluster  # the same cluster: its state came back from Redis
-    events = cli.run("describe", "rayservice", "rayservice-ha").stdout
+    events = cli.run("describe", "rayservice", name).stdout
     assert "with GCS fault tolerance the workers keep serving" in events
 
-    cli.run("delete", "-f", HA_SAMPLE)  # waits until everything is gone
+    cli.run("delete", "-f", sample)  # waits until everything is gone
     assert not os.path.exists(f"/proc/{redis['pid']}"), "the Redis outlived its last cluster"
 
 

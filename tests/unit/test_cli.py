@@ -868,3 +868,72 @@ def test_output_cut_short_by_its_reader_is_no_error(tmp_path: Path) -> None:
     assert first == b"line 0\n"
     assert writer.returncode == 0
     assert b"Traceback" not in writer.stderr
+
+
+REDIS_NEXT_TO_IT = """
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: redis-password
+stringData:
+  password: hunter2
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: redis
+spec: {}
+"""
+
+
+def test_apply_skips_and_names_the_objects_that_do_not_run_here_and_applies_the_rest(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = workspace.manifest()
+    path.write_text(path.read_text() + REDIS_NEXT_TO_IT)
+
+    code = main(["apply", "-f", str(path)])
+
+    assert code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "secret/redis-password skipped: Secret objects (v1) do not run on this machine;"
+        " ray.io objects do",
+        "deployment.apps/redis skipped: Deployment objects (apps/v1) do not run on this"
+        " machine; ray.io objects do",
+        "rayservice.ray.io/rayservice-sample applied (generation 1)",
+    ]
+    assert [r.name for r in workspace.store.list_resources(KIND)] == ["rayservice-sample"]
+
+
+def test_a_file_with_no_ray_object_is_refused(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = workspace.folder / "redis.yaml"
+    path.write_text(REDIS_NEXT_TO_IT)
+
+    code = main(["apply", "-f", str(path)])
+
+    assert code != 0
+    captured = capsys.readouterr()
+    assert "deployment.apps/redis skipped" in captured.out
+    assert f"no ray.io objects to apply in {path}" in captured.err
+    assert workspace.store.list_resources(KIND) == []
+
+
+def test_nothing_of_a_file_is_applied_when_one_of_its_objects_is_refused(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = workspace.manifest().read_text()
+    bad = good.replace("name: rayservice-sample", "name: second", 1).replace(
+        "replicas: 1\n        minReplicas", "replicas: -1\n        minReplicas", 1
+    )
+    path = workspace.folder / "two.yaml"
+    path.write_text(good + "\n---\n" + bad)
+
+    code = main(["apply", "-f", str(path)])
+
+    assert code != 0
+    assert "replicas" in capsys.readouterr().err
+    assert workspace.store.list_resources(KIND) == []
+    assert workspace.wakes == []

@@ -38,6 +38,7 @@ from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
+from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents
 
 Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
@@ -77,8 +78,17 @@ def _read_documents(path: str, verb: str) -> list[dict[str, Any]]:
     documents = [d for d in load_yaml_documents(text, path, "<yaml>") if d is not None]
     if not documents:
         raise UnreadableInput(f"no objects passed to {verb} (in {path})")
-    _refuse_unaddressable_or_repeated(documents, path)
-    return documents
+    ours = []
+    for document in documents:
+        skipped = not_run_here(document)
+        if skipped is None:
+            ours.append(document)
+        else:
+            print(f"{object_label(document)} skipped: {skipped}")
+    if not ours:
+        raise UnreadableInput(f"no {RAY_API_GROUP} objects to {verb} in {path}")
+    _refuse_unaddressable_or_repeated(ours, path)
+    return ours
 
 
 def _refuse_unaddressable_or_repeated(documents: list[Any], path: str) -> None:
@@ -141,8 +151,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return 0
     client = _client()
     base_dir = _base_dir(args.filename)
+    documents = _read_documents(args.filename, "apply")
+    if len(documents) > 1:  # every object is checked before any is applied
+        for document in documents:
+            client.dry_run(document, args.filename, base_dir)
     status = 0
-    for document in _read_documents(args.filename, "apply"):
+    for document in documents:
         obj, warnings = client.apply(document, args.filename, base_dir)
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
