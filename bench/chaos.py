@@ -14,9 +14,10 @@ SERVICE STATUS Running), and leftovers (node, HAProxy and Redis processes beyond
 records name). After the run it checks that no process of the run is left and that the stored
 spec is the one applied.
 
-Usage: ``.venv/bin/python bench/chaos.py [--sequence N] [--seed S] [--only TEXT]``. Everything listens on
-loopback; the load is bounded (LOAD_RATE requests per second, at most SCENARIO_LIMIT seconds a
-fault) and every process the run started is stopped by pid at the end.
+Usage: ``.venv/bin/python bench/chaos.py [--sequence N] [--seed S] [--only TEXT]
+[--ha-sample FILE]``. Everything listens on loopback; the load is bounded (LOAD_RATE requests
+per second, at most SCENARIO_LIMIT seconds a fault) and every process the run started is
+stopped by pid at the end.
 """
 
 from __future__ import annotations
@@ -347,6 +348,9 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="run only the faults whose title contains this text"
     )
+    parser.add_argument(
+        "--ha-sample", default=HA_SAMPLE, help="the fault-tolerant manifest, from samples/"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rsc-"))
     shutil.copytree(REPO / "samples", work / "samples")
@@ -361,9 +365,9 @@ def main() -> None:
     applied: dict[str, Any] = {}
     try:
         chaos.cli("start")
-        chaos.apply(HA_SAMPLE)
+        chaos.apply(args.ha_sample)
         applied = yaml.safe_load(chaos.manifest.read_text())["spec"]
-        print(f"{HA_SAMPLE} up; {LOAD_RATE:.0f} req/s on its serve-svc during each fault\n")
+        print(f"{args.ha_sample} up; {LOAD_RATE:.0f} req/s on its serve-svc during each fault\n")
         print(HEADER)
         for title, fault in faults.items():
             if args.only in title:

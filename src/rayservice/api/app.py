@@ -23,9 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from rayservice import __version__
 from rayservice.api import admission, rollout
 from rayservice.api.auth import TokenAuth, caller_is_local
+from rayservice.api.config_objects import add_config_object_routes
 from rayservice.api.objects import (
     add_warning,
+    applied_document,
     change_object,
+    check_dry_run_value,
     event_object,
     list_object,
     resource_object,
@@ -44,7 +47,6 @@ from rayservice.store.base import Store, View
 
 RAY = "/apis/ray.io/v1"
 CORE = "/api/v1"
-DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
 VIEW_KINDS = {
     "rayclusters": ObjectKind.RAY_CLUSTER,
     "pods": ObjectKind.POD,
@@ -54,28 +56,6 @@ VIEW_KINDS = {
 
 def _not_found(namespace: str, name: str) -> HTTPException:
     return HTTPException(404, f'rayservice "{name}" not found in namespace "{namespace}"')
-
-
-def _applied_document(body: dict[str, Any], namespace: str) -> tuple[dict[str, Any], str, Path]:
-    """The manifest of an apply request (its namespace defaulted from the path), the file it
-    came from and the folder its relative working_dirs resolve against."""
-    document = body.get("manifest")
-    if not isinstance(document, dict):
-        found = "missing" if document is None else f"a {type(document).__name__}"
-        raise HTTPException(
-            400, f"manifest must be an object (a RayService or RayCluster), got {found}"
-        )
-    meta = document.setdefault("metadata", {})
-    if isinstance(meta, dict):
-        meta.setdefault("namespace", namespace)
-    source = str(body.get("source") or "<request body>")
-    base_dir = Path(str(body.get("baseDir") or Path.cwd()))
-    return document, source, base_dir
-
-
-def _check_dry_run_value(value: str) -> None:
-    if value != DRY_RUN_ALL:
-        raise HTTPException(400, f'dryRun must be "{DRY_RUN_ALL}" (got "{value}")')
 
 
 def create_app(
@@ -128,11 +108,11 @@ def create_app(
         response: Response,
         dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
     ) -> dict[str, Any]:
-        document, source, base_dir = _applied_document(body, namespace)
+        document, source, base_dir = applied_document(body, namespace)
         key = f"{namespace}/{name}"
         local = caller_is_local(request)
         if dry_run is not None:
-            _check_dry_run_value(dry_run)
+            check_dry_run_value(dry_run)
             preview = admission.dry_run(
                 store, document, source, base_dir, packages, key, may_read_local_paths=local
             )
@@ -257,6 +237,7 @@ def create_app(
     for plural, kind in VIEW_KINDS.items():
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
+    add_config_object_routes(app, store, wake)
     return app
 
 

@@ -30,11 +30,11 @@ import yaml
 
 from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
-from rayservice.cli import daemon, rollout, tables, workloads
+from rayservice.cli import config_tables, daemon, rollout, tables, workloads
 from rayservice.cli.change_report import change_report
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
-from rayservice.client.manifests import plural_of
+from rayservice.client.manifests import CONFIG_PLURALS, plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
@@ -48,6 +48,8 @@ for aliases, plural, rows in (
     (("raycluster", "rayclusters", "rcluster"), "rayclusters", tables.raycluster_rows),
     (("pod", "pods", "po"), "pods", tables.pod_rows),
     (("service", "services", "svc"), "services", tables.service_rows),
+    (("secret", "secrets"), "secrets", config_tables.secret_rows),
+    (("configmap", "configmaps", "cm"), "configmaps", config_tables.config_map_rows),
 ):
     for alias in aliases:
         KINDS[alias] = (plural, rows)
@@ -55,7 +57,7 @@ for aliases, plural, rows in (
 # upgrade with its reason rather than its own timeout
 DEFAULT_TIMEOUT = 900.0
 DRY_RUN_TRAILER = "(dry run: nothing was changed)"
-DELETABLE = ("rayservices", "rayclusters")
+DELETABLE = ("rayservices", "rayclusters", *CONFIG_PLURALS.values())
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
 ERROR_EXIT_CODES = {"diff": 2}
 
@@ -162,6 +164,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print(f"Warning: {warning}", file=sys.stderr)
         meta = obj["metadata"]
         plural = plural_of(document)
+        if plural in CONFIG_PLURALS.values():
+            print(f"{plural[:-1]}/{meta['name']} applied")
+            continue
         print(f"{plural[:-1]}.ray.io/{meta['name']} applied (generation {meta['generation']})")
         if args.wait:
             namespace, name = meta["namespace"], meta["name"]
@@ -190,6 +195,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _print_objects(objects: list[dict[str, Any]], single: bool, output: str | None, kind: str,
                    rows: Rows) -> None:  # fmt: skip
     if output in ("json", "yaml"):
+        objects = [config_tables.without_secret_values(o) for o in objects]
         doc: Any = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
         text = (
             json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False)
@@ -219,9 +225,17 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    if KINDS.get(args.kind, ("",))[0] != "rayservices":
-        raise SystemExit("error: describe supports rayservice (e.g. describe rayservice NAME)")
+    plural = KINDS.get(args.kind, ("",))[0]
     client = _client()
+    if plural in CONFIG_PLURALS.values():
+        item = client.get_object(plural, args.namespace, args.name)
+        print(config_tables.describe_config_object(item))
+        return 0
+    if plural != "rayservices":
+        raise SystemExit(
+            "error: describe supports rayservice, secret and configmap"
+            " (e.g. describe rayservice NAME)"
+        )
     item = client.get_service(args.namespace, args.name)
     events = client.events(args.namespace, args.name)
     pods = client.list_objects("pods", args.namespace)
@@ -244,9 +258,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
         targets = [(KINDS[args.kind][0], args.namespace, args.name)]
     else:
         raise SystemExit(
-            "error: use delete -f FILE, delete rayservice NAME or delete raycluster NAME"
+            "error: use delete -f FILE, or delete rayservice|raycluster|secret|configmap NAME"
         )
     for plural, namespace, name in targets:
+        if plural in CONFIG_PLURALS.values():
+            client.delete_object(plural, namespace, name)
+            print(f'{plural[:-1]} "{name}" deleted')
+            continue
         delete = client.delete_raycluster if plural == "rayclusters" else client.delete_service
         delete(namespace, name)
         print(f'{plural[:-1]}.ray.io "{name}" deleted')

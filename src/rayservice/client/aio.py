@@ -160,8 +160,15 @@ class AsyncRayServiceClient:
         """Delete a RayCluster applied from a manifest."""
         await self.send(manifests.delete_raycluster(namespace, name))
 
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        """One stored object by its plural: ``secrets`` or ``configmaps``."""
+        return await self.send(manifests.get_object(plural, namespace, name))
+
+    async def delete_object(self, plural: str, namespace: str, name: str) -> None:
+        await self.send(manifests.delete_object(plural, namespace, name))
+
     async def delete_document(self, manifest: dict[str, Any]) -> None:
-        """Delete the object a manifest names, a RayService or a RayCluster by its kind."""
+        """Delete the object a manifest names, at the path of its kind."""
         await self.send(manifests.delete_document(manifest))
 
     async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:

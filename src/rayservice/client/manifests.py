@@ -1,10 +1,12 @@
 """The requests of the controller's own Kubernetes-shaped API, as :class:`Call` values.
 
-These are the paths the command line has always used: apply (or preview) a manifest at
+These are the paths the command line uses: apply (or preview) a manifest at
 ``/apis/ray.io/v1/namespaces/{ns}/rayservices/{name}`` or, for a ``kind: RayCluster``
-document, ``.../rayclusters/{name}``; read a service, its events, logs and rollout history;
-list the observed objects (``rayclusters`` under ``ray.io``, ``pods`` and ``services`` under
-the core ``/api/v1``). Answers are Kubernetes-shaped JSON objects, returned as dicts. Pure.
+document, ``.../rayclusters/{name}``, and Secrets and ConfigMaps under the core
+``/api/v1/namespaces/{ns}/secrets|configmaps/{name}``; read a service, its events, logs and
+rollout history; list the observed objects (``rayclusters`` under ``ray.io``, ``pods`` and
+``services`` under the core ``/api/v1``). Answers are Kubernetes-shaped JSON objects, returned
+as dicts. Pure.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ RAY_PLURALS = {
     ObjectKind.RAY_SERVICE.value: "rayservices",
     ObjectKind.RAY_CLUSTER.value: "rayclusters",
 }
+CONFIG_PLURALS = {  # core v1 objects a RayService takes values from
+    ObjectKind.SECRET.value: "secrets",
+    ObjectKind.CONFIG_MAP.value: "configmaps",
+}
 DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
 HEALTH_TIMEOUT = 1.0
 
@@ -31,11 +37,18 @@ HEALTH_TIMEOUT = 1.0
 def plural_of(manifest: dict[str, Any]) -> str:
     """Where a document goes, by its kind. Any other kind goes to ``rayservices``, whose
     admission names the wrong kind with its file and field."""
-    return RAY_PLURALS.get(str(manifest.get("kind")), "rayservices")
+    kind = str(manifest.get("kind"))
+    return RAY_PLURALS.get(kind) or CONFIG_PLURALS.get(kind) or "rayservices"
 
 
 def _ray(namespace: str, plural: str, *rest: str) -> str:
     return path(*RAY, "namespaces", namespace, plural, *rest)
+
+
+def _object_path(namespace: str, plural: str, *rest: str) -> str:
+    """Under ``ray.io`` for its kinds, under the core API for the others."""
+    prefix = RAY if plural in RAY_PLURALS.values() else CORE
+    return path(*prefix, "namespaces", namespace, plural, *rest)
 
 
 def _service(namespace: str, name: str, *rest: str) -> str:
@@ -75,7 +88,7 @@ def _put_manifest(
 ) -> Call[T]:
     meta = manifest.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
-    where = _ray(namespace, plural_of(manifest), str(meta.get("name", "")))
+    where = _object_path(namespace, plural_of(manifest), str(meta.get("name", "")))
     body = {"manifest": manifest, "source": source, "baseDir": base_dir}
     return Call("PUT", where, read, params=params, body=body)
 
@@ -105,8 +118,17 @@ def delete_document(manifest: dict[str, Any]) -> Call[None]:
     """Deletes the object a manifest names, at the path its kind chooses."""
     meta = manifest.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
-    where = _ray(namespace, plural_of(manifest), str(meta.get("name", "")))
+    where = _object_path(namespace, plural_of(manifest), str(meta.get("name", "")))
     return Call("DELETE", where, nothing)
+
+
+def get_object(plural: str, namespace: str, name: str) -> Call[dict[str, Any]]:
+    """One stored object of any kind the API keeps (a Secret or ConfigMap, for one)."""
+    return Call("GET", _object_path(namespace, plural, name), json_object)
+
+
+def delete_object(plural: str, namespace: str, name: str) -> Call[None]:
+    return Call("DELETE", _object_path(namespace, plural, name), nothing)
 
 
 def rollout(namespace: str, name: str, verb: str) -> Call[dict[str, Any]]:
@@ -120,9 +142,10 @@ def rollout_history(namespace: str, name: str) -> Call[list[dict[str, Any]]]:
 def list_objects(plural: str, namespace: str | None) -> Call[list[dict[str, Any]]]:
     """``rayservices`` and ``rayclusters`` under ``ray.io``, anything else under the core API;
     every namespace when ``namespace`` is None or empty."""
+    if namespace:
+        return Call("GET", _object_path(namespace, plural), items)
     prefix = RAY if plural in RAY_PLURALS.values() else CORE
-    where = path(*prefix, "namespaces", namespace, plural) if namespace else path(*prefix, plural)
-    return Call("GET", where, items)
+    return Call("GET", path(*prefix, plural), items)
 
 
 def events(namespace: str, name: str) -> Call[list[dict[str, Any]]]:

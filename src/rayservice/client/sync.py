@@ -158,8 +158,15 @@ class RayServiceClient:
         """Delete a RayCluster applied from a manifest."""
         self.send(manifests.delete_raycluster(namespace, name))
 
+    def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        """One stored object by its plural: ``secrets`` or ``configmaps``."""
+        return self.send(manifests.get_object(plural, namespace, name))
+
+    def delete_object(self, plural: str, namespace: str, name: str) -> None:
+        self.send(manifests.delete_object(plural, namespace, name))
+
     def delete_document(self, manifest: dict[str, Any]) -> None:
-        """Delete the object a manifest names, a RayService or a RayCluster by its kind."""
+        """Delete the object a manifest names, at the path of its kind."""
         self.send(manifests.delete_document(manifest))
 
     def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:

@@ -57,6 +57,7 @@ class ChangeKind(StrEnum):
     WORKER_COUNT = "in-place worker-count change"
     SERVE_UPDATE = "in-place Serve update"
     SETTINGS = "settings change"
+    VALUES = "values change"  # a Secret's or ConfigMap's
     NO_OP = "no-op"
 
 
@@ -223,6 +224,19 @@ def classify_cluster_change(current: RayCluster | None, new: RayCluster) -> Chan
         " their spec, nodes started from now take the new one."
     )
     return Change(ChangeKind.HELD, summary, fields)
+
+
+def classify_config_change(
+    key: str, kind: str, current: Mapping[str, bytes] | None, new: Mapping[str, bytes]
+) -> Change:
+    """What applying a Secret or ConfigMap with values ``new`` over one with ``current``
+    (None when not stored yet) would do; it names the keys, never the values."""
+    if current is None:
+        return Change(ChangeKind.CREATE, f"{kind} {key} is not stored yet: it is created.")
+    changed = sorted(k for k in new.keys() | current.keys() if new.get(k) != current.get(k))
+    if not changed:
+        return Change(ChangeKind.NO_OP, "Nothing changes.")
+    return Change(ChangeKind.VALUES, f"Keys whose value changes: {', '.join(changed)}.")
 
 
 def _scaling_split_changes(

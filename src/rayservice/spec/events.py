@@ -22,6 +22,13 @@ class ObjectKind(StrEnum):
     POD = "Pod"
     SERVICE = "Service"
     COMPUTE_TEMPLATE = "ComputeTemplate"  # a node size of the API server, stored like a resource
+    SECRET = "Secret"
+    CONFIG_MAP = "ConfigMap"
+
+
+EVENT_OWNERS = frozenset({ObjectKind.RAY_SERVICE, ObjectKind.RAY_CLUSTER})
+"""The kinds whose events are kept (under their namespace and name): events about their pods,
+clusters and services are theirs too."""
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 KubeRay's samples keep what a Ray cluster needs on Kubernetes in the same file as the
 RayService or RayCluster: a Redis Deployment and Service, Secrets, ConfigMaps, RBAC objects,
 scheduler queues. Users apply those files as they are. Only ``ray.io`` objects run on this
-machine; every other object is named and skipped, so the rest of the file applies unchanged
-and nothing is skipped silently.
+machine, with the Secrets and ConfigMaps they take values from; every other object is named
+and skipped, so the rest of the file applies unchanged and nothing is skipped silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from rayservice.spec.config_objects import is_config_object
 
 RAY_API_GROUP = "ray.io"
 
@@ -21,16 +23,19 @@ def api_group(api_version: str) -> str:
 
 
 def not_run_here(document: object) -> str | None:
-    """Why ``document`` is skipped, or None when it is to be applied: a ``ray.io`` object, or
-    one too malformed to tell (admission explains what is wrong with it)."""
+    """Why ``document`` is skipped, or None when it is to be applied: a ``ray.io`` object, a
+    Secret or ConfigMap, or one too malformed to tell (admission explains what is wrong)."""
     if not isinstance(document, Mapping):
         return None
     api_version, kind = document.get("apiVersion"), document.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str) or not kind:
         return None
-    if api_group(api_version) == RAY_API_GROUP:
+    if api_group(api_version) == RAY_API_GROUP or is_config_object(document):
         return None
-    return f"{kind} objects ({api_version}) do not run on this machine; {RAY_API_GROUP} objects do"
+    return (
+        f"{kind} objects ({api_version}) do not run on this machine;"
+        f" {RAY_API_GROUP} objects, Secrets and ConfigMaps do"
+    )
 
 
 def object_label(document: Mapping[str, Any]) -> str:

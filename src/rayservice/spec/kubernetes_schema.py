@@ -115,6 +115,12 @@ def network_rule_problems(
     return _problems(wrapped, _NETWORK_POLICY, ("spec", direction), source, path)
 
 
+def core_object_problems(document: Mapping[str, Any], kind: str, source: str) -> list[SpecProblem]:
+    """What Kubernetes would refuse in a whole core ``v1`` object of ``kind`` (a Secret, a
+    ConfigMap), paths from the object's root."""
+    return _problems(dict(document), f"{kind.lower()}-v1.json", (), source, "")
+
+
 def _problems(
     document: dict[str, Any],
     schema_name: str,

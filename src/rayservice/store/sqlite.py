@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rayservice.spec.errors import RayServiceError, TemporaryError
-from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.events import EVENT_OWNERS, ObjectKind, ObjectRef
 from rayservice.store.base import (
     Event,
     Revision,
@@ -423,7 +423,8 @@ class SqliteStore:
                 "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
                 (kind, namespace, name),
             )
-            db.execute("DELETE FROM events WHERE namespace=? AND name=?", (namespace, name))
+            if kind in EVENT_OWNERS:  # events are RayServices' and RayClusters' only
+                db.execute("DELETE FROM events WHERE namespace=? AND name=?", (namespace, name))
             db.execute(
                 "DELETE FROM revisions WHERE kind=? AND namespace=? AND name=?",
                 (kind, namespace, name),

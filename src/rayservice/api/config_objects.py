@@ -1,0 +1,103 @@
+"""Secrets and ConfigMaps on the core API, as Kubernetes' API server serves them.
+
+``/api/v1/namespaces/{ns}/secrets/{name}`` and ``.../configmaps/{name}``: PUT applies one
+(``?dryRun=All`` only answers what applying would change, naming keys, never values), GET reads
+one or lists them (in a namespace, or everywhere at ``/api/v1/secrets``), DELETE removes one.
+They are checked by :mod:`rayservice.spec.config_objects` before anything is stored; the loop
+is woken on every change, as RayServices may take values from them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, HTTPException, Query
+
+from rayservice.api.objects import (
+    applied_document,
+    change_object,
+    check_dry_run_value,
+    config_object,
+    list_object,
+)
+from rayservice.planner.change import classify_config_change
+from rayservice.spec.config_objects import load_config_object, values
+from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.events import ObjectKind
+from rayservice.store.base import Store
+
+CORE = "/api/v1"
+CONFIG_PLURALS = {"secrets": ObjectKind.SECRET, "configmaps": ObjectKind.CONFIG_MAP}
+
+
+def add_config_object_routes(app: FastAPI, store: Store, wake: Callable[[], None]) -> None:
+    for plural, kind in CONFIG_PLURALS.items():
+        _add_routes(app, store, wake, plural, kind)
+
+
+def _add_routes(
+    app: FastAPI, store: Store, wake: Callable[[], None], plural: str, kind: ObjectKind
+) -> None:
+    one = f"{CORE}/namespaces/{{namespace}}/{plural}/{{name}}"
+
+    def missing(namespace: str, name: str) -> HTTPException:
+        return HTTPException(404, f'{plural} "{name}" not found in namespace "{namespace}"')
+
+    def apply(
+        namespace: str,
+        name: str,
+        body: Annotated[dict[str, Any], Body()],
+        dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
+    ) -> dict[str, Any]:
+        document, source, _ = applied_document(body, namespace)
+        if document.get("kind") != kind or document.get("apiVersion") != "v1":
+            found = f"{document.get('apiVersion')} {document.get('kind')}"
+            raise InvalidSpec([SpecProblem(source, "kind", f"is {found}", f"v1 {kind}")])
+        stored_form = load_config_object(document, source)
+        meta = stored_form["metadata"]
+        if (meta["namespace"], meta["name"]) != (namespace, name):
+            problem = SpecProblem(
+                source,
+                "metadata.name",
+                f"names {meta['namespace']}/{meta['name']}",
+                f"{namespace}/{name} (the request path)",
+            )
+            raise InvalidSpec([problem])
+        current = store.get(kind, namespace, name)
+        if dry_run is not None:
+            check_dry_run_value(dry_run)
+            before = values(current.manifest) if current is not None else None
+            change = classify_config_change(
+                f"{namespace}/{name}", kind, before, values(stored_form)
+            )
+            return change_object(change, 1)
+        stored = store.apply(kind, stored_form, source, time.time())
+        wake()
+        return config_object(stored)
+
+    def get(namespace: str, name: str) -> dict[str, Any]:
+        stored = store.get(kind, namespace, name)
+        if stored is None:
+            raise missing(namespace, name)
+        return config_object(stored)
+
+    def list_in(namespace: str) -> dict[str, Any]:
+        return list_object(kind, [config_object(r) for r in store.list_resources(kind, namespace)])
+
+    def list_everywhere() -> dict[str, Any]:
+        return list_object(kind, [config_object(r) for r in store.list_resources(kind)])
+
+    def delete(namespace: str, name: str) -> dict[str, Any]:
+        if store.get(kind, namespace, name) is None:
+            raise missing(namespace, name)
+        store.remove(kind, namespace, name)
+        wake()
+        return {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
+    app.add_api_route(one, apply, methods=["PUT"])
+    app.add_api_route(one, get, methods=["GET"])
+    app.add_api_route(one, delete, methods=["DELETE"])
+    app.add_api_route(f"{CORE}/namespaces/{{namespace}}/{plural}", list_in, methods=["GET"])
+    app.add_api_route(f"{CORE}/{plural}", list_everywhere, methods=["GET"])
