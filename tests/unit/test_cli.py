@@ -887,7 +887,7 @@ spec: {}
 """
 
 
-def test_apply_skips_and_names_the_objects_that_do_not_run_here_and_applies_the_rest(
+def test_apply_skips_and_names_the_objects_not_kept_here_and_applies_the_rest(
     workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = workspace.manifest()
@@ -897,27 +897,28 @@ def test_apply_skips_and_names_the_objects_that_do_not_run_here_and_applies_the_
 
     assert code == 0
     assert capsys.readouterr().out.splitlines() == [
-        "secret/redis-password skipped: Secret objects (v1) do not run on this machine;"
-        " ray.io objects do",
-        "deployment.apps/redis skipped: Deployment objects (apps/v1) do not run on this"
-        " machine; ray.io objects do",
+        "deployment.apps/redis skipped: Deployment objects (apps/v1) are not applied on this"
+        " machine; only ray.io objects, Secrets and ConfigMaps are",
         "rayservice.ray.io/rayservice-sample applied (generation 1)",
+        "secret/redis-password applied",
     ]
     assert [r.name for r in workspace.store.list_resources(KIND)] == ["rayservice-sample"]
+    [secret] = workspace.store.list_resources("Secret")
+    assert secret.manifest["data"] == {"password": "aHVudGVyMg=="}  # stringData, as base64
 
 
-def test_a_file_with_no_ray_object_is_refused(
+def test_a_file_with_nothing_to_apply_is_refused(
     workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = workspace.folder / "redis.yaml"
-    path.write_text(REDIS_NEXT_TO_IT)
+    path.write_text(REDIS_NEXT_TO_IT.split("---")[2])
 
     code = main(["apply", "-f", str(path)])
 
     assert code != 0
     captured = capsys.readouterr()
     assert "deployment.apps/redis skipped" in captured.out
-    assert f"no ray.io objects to apply in {path}" in captured.err
+    assert f"nothing to apply in {path}: no ray.io object, Secret or ConfigMap" in captured.err
     assert workspace.store.list_resources(KIND) == []
 
 

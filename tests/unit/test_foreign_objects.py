@@ -12,7 +12,7 @@ from rayservice.spec.foreign_objects import not_run_here, object_label
 @pytest.mark.parametrize(
     ("document", "label"),
     [
-        ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pw"}}, "secret/pw"),
+        ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"}}, "service/redis"),
         (
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "redis"}},
             "deployment.apps/redis",
@@ -33,8 +33,8 @@ def test_objects_outside_ray_io_are_skipped_and_named_as_kubectl_does(
     reason = not_run_here(document)
 
     assert reason == (
-        f"{document['kind']} objects ({document['apiVersion']}) do not run on this machine;"
-        " ray.io objects do"
+        f"{document['kind']} objects ({document['apiVersion']}) are not applied on this"
+        " machine; only ray.io objects, Secrets and ConfigMaps are"
     )
     assert object_label(document) == label
 
@@ -43,6 +43,9 @@ def test_objects_outside_ray_io_are_skipped_and_named_as_kubectl_does(
     "document",
     [
         {"apiVersion": "ray.io/v1", "kind": "RayService"},
+        # kept as objects of their own
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pw"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
         # a ray.io kind we do not know is refused by admission, not skipped
         {"apiVersion": "ray.io/v1", "kind": "RayServise"},
         # too broken to tell what it is: admission says what is wrong
@@ -53,5 +56,5 @@ def test_objects_outside_ray_io_are_skipped_and_named_as_kubectl_does(
         "text",
     ],
 )
-def test_ray_io_objects_and_malformed_ones_are_not_skipped(document: object) -> None:
+def test_ray_io_objects_config_objects_and_malformed_ones_are_not_skipped(document: object) -> None:
     assert not_run_here(document) is None

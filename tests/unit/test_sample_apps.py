@@ -217,6 +217,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
 
 def test_every_sample_manifest_exists() -> None:
     assert [path.name for path in MANIFESTS] == [
+        "ray-service.high-availability.annotation.yaml",
         "ray-service.high-availability.yaml",
         "ray-service.no-ray-serve-replica.yaml",
         "ray-service.sample.yaml",

@@ -88,7 +88,9 @@ def _read_documents(path: str, verb: str) -> list[dict[str, Any]]:
         else:
             print(f"{object_label(document)} skipped: {skipped}")
     if not ours:
-        raise UnreadableInput(f"no {RAY_API_GROUP} objects to {verb} in {path}")
+        raise UnreadableInput(
+            f"nothing to {verb} in {path}: no {RAY_API_GROUP} object, Secret or ConfigMap"
+        )
     _refuse_unaddressable_or_repeated(ours, path)
     return ours
 

@@ -3,8 +3,8 @@
 KubeRay's samples keep what a Ray cluster needs on Kubernetes in the same file as the
 RayService or RayCluster: a Redis Deployment and Service, Secrets, ConfigMaps, RBAC objects,
 scheduler queues. Users apply those files as they are. Only ``ray.io`` objects run on this
-machine, with the Secrets and ConfigMaps they take values from; every other object is named
-and skipped, so the rest of the file applies unchanged and nothing is skipped silently.
+machine, and Secrets and ConfigMaps are kept as objects of their own; every other object is
+named and skipped, so the rest of the file applies unchanged and nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def not_run_here(document: object) -> str | None:
     if api_group(api_version) == RAY_API_GROUP or is_config_object(document):
         return None
     return (
-        f"{kind} objects ({api_version}) do not run on this machine;"
-        f" {RAY_API_GROUP} objects, Secrets and ConfigMaps do"
+        f"{kind} objects ({api_version}) are not applied on this machine;"
+        f" only {RAY_API_GROUP} objects, Secrets and ConfigMaps are"
     )
 
 

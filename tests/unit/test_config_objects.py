@@ -1,0 +1,258 @@
+"""Secrets and ConfigMaps: Kubernetes' rules when applied, their API, and how the CLI shows them
+(a Secret's values never)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from rayservice.api.app import create_app
+from rayservice.cli import main as cli_main
+from rayservice.cli.main import main
+from rayservice.client import RayServiceClient
+from rayservice.providers.fake import FakeProvider
+from rayservice.spec.config_objects import MAX_VALUES_BYTES, load_config_object, values
+from rayservice.spec.errors import InvalidSpec
+from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.vocabulary import EventType
+from rayservice.store.sqlite import SqliteStore
+
+CORE = "/api/v1/namespaces/default"
+LOCAL_CALLER = ("127.0.0.1", 50000)
+SECRET_TEXT = "hunter2-very-secret"
+
+
+def secret(**fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-pw"}, **fields}
+
+
+def config_map(**fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, **fields}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def test_a_secrets_string_data_is_stored_in_its_data_as_base64() -> None:
+    stored = load_config_object(
+        secret(data={"user": b64("ray")}, stringData={"password": SECRET_TEXT}), "s.yaml"
+    )
+
+    assert stored["data"] == {"user": b64("ray"), "password": b64(SECRET_TEXT)}
+    assert "stringData" not in stored
+    assert stored["type"] == "Opaque"
+    assert stored["metadata"] == {"name": "redis-pw", "namespace": "default"}
+    assert values(stored) == {"user": b"ray", "password": SECRET_TEXT.encode()}
+
+
+def test_a_config_maps_text_and_binary_values_are_read() -> None:
+    stored = load_config_object(
+        config_map(data={"LOG_LEVEL": "debug"}, binaryData={"blob": b64("\x00\x01")}), "c.yaml"
+    )
+
+    assert values(stored) == {"LOG_LEVEL": b"debug", "blob": b"\x00\x01"}
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "message"),
+    [
+        (secret(data={"password": "not base64!"}), "data.password", "is not valid base64"),
+        (secret(dta={"k": "a"}), "dta", 'unknown field "dta"'),
+        (secret(stringData={"pass word": "x"}), 'stringData["pass word"]', "is not a valid key"),
+        (config_map(data={"k": 1}), "data.k", "must be a string"),
+        (
+            config_map(data={"k": "1"}, binaryData={"k": b64("1")}),
+            "data.k",
+            "the key 'k' is also in binaryData",
+        ),
+        (
+            {**config_map(), "metadata": {"name": "Not_A_Name"}},
+            "metadata.name",
+            "is not a valid ConfigMap name",
+        ),
+        ({**secret(), "metadata": {}}, "metadata.name", "is required"),
+        (
+            config_map(data={"big": "x" * (MAX_VALUES_BYTES + 1)}),
+            "data",
+            f"a ConfigMap may hold {MAX_VALUES_BYTES}",
+        ),
+    ],
+)
+def test_what_kubernetes_refuses_is_refused_with_its_field(
+    document: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidSpec) as refused:
+        load_config_object(document, "c.yaml")
+
+    matching = [p for p in refused.value.problems if p.field == field]
+    assert matching, [p.field for p in refused.value.problems]
+    assert message in matching[0].message
+    assert matching[0].source == "c.yaml"
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[TestClient, SqliteStore, list[None]]]:
+    store = SqliteStore(tmp_path / "store.db")
+    wakes: list[None] = []
+    app = create_app(
+        store, FakeProvider(clock=lambda: 0.0), tmp_path / "p", lambda: wakes.append(None)
+    )
+    with TestClient(app, client=LOCAL_CALLER) as client:
+        yield client, store, wakes
+
+
+def put(client: TestClient, document: dict[str, Any], path: str, **params: str) -> Any:
+    body = {"manifest": document, "source": "s.yaml", "baseDir": "."}
+    return client.put(path, json=body, params=params)
+
+
+def test_a_secret_is_applied_read_listed_and_deleted(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, store, wakes = api
+    path = f"{CORE}/secrets/redis-pw"
+
+    applied = put(client, secret(stringData={"password": SECRET_TEXT}), path)
+
+    assert applied.status_code == 200
+    assert applied.json()["data"] == {"password": b64(SECRET_TEXT)}
+    assert applied.json()["metadata"]["resourceVersion"] == "1"
+    assert len(wakes) == 1
+    assert client.get(path).json()["kind"] == "Secret"
+    assert [s["metadata"]["name"] for s in client.get(f"{CORE}/secrets").json()["items"]] == [
+        "redis-pw"
+    ]
+    assert client.get("/api/v1/secrets").json()["items"][0]["metadata"]["namespace"] == "default"
+    assert client.get(f"{CORE}/configmaps").json()["items"] == []
+    assert client.delete(path).status_code == 200
+    assert client.get(path).status_code == 404
+    assert client.delete(path).status_code == 404
+    assert store.list_resources(ObjectKind.SECRET) == []
+
+
+def test_a_dry_run_names_the_keys_that_change_never_their_values(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, store, _ = api
+    path = f"{CORE}/secrets/redis-pw"
+    assert (
+        put(client, secret(stringData={"password": "a", "user": "u"}), path, dryRun="All").json()[
+            "kind"
+        ]
+        == "create"
+    )
+    put(client, secret(stringData={"password": "a", "user": "u"}), path)
+
+    same = put(client, secret(data={"password": b64("a"), "user": b64("u")}), path, dryRun="All")
+    changed = put(
+        client, secret(stringData={"password": SECRET_TEXT, "user": "u"}), path, dryRun="All"
+    )
+
+    assert same.json()["kind"] == "no-op"
+    assert changed.json()["kind"] == "values change"
+    assert "password" in changed.json()["summary"] and SECRET_TEXT not in changed.text
+    [stored] = store.list_resources(ObjectKind.SECRET)
+    assert values(stored.manifest)["password"] == b"a"  # a dry run stores nothing
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "field"),
+    [
+        (config_map(), f"{CORE}/secrets/settings", "kind"),  # a ConfigMap at a Secret's path
+        (secret(), f"{CORE}/secrets/other", "metadata.name"),
+        (secret(data={"k": "?"}), f"{CORE}/secrets/redis-pw", "data.k"),
+    ],
+)
+def test_a_refused_object_answers_422_and_stores_nothing(
+    api: tuple[TestClient, SqliteStore, list[None]], document: dict[str, Any], path: str, field: str
+) -> None:
+    client, store, wakes = api
+
+    response = put(client, document, path)
+
+    assert response.status_code == 422
+    assert [p["field"] for p in response.json()["problems"]] == [field]
+    assert store.list_resources(ObjectKind.SECRET) == []
+    assert wakes == []
+
+
+def test_deleting_a_secret_keeps_the_events_of_a_service_of_the_same_name(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, store, _ = api
+    store.add_event(
+        "default", "redis-pw", EventType.NORMAL, "Created", "a service's event", 0.0,
+        ObjectRef(ObjectKind.RAY_SERVICE, "redis-pw"),
+    )  # fmt: skip
+    put(client, secret(), f"{CORE}/secrets/redis-pw")
+
+    client.delete(f"{CORE}/secrets/redis-pw")
+
+    assert [e.message for e in store.events("default", "redis-pw")] == ["a service's event"]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(
+    api: tuple[TestClient, SqliteStore, list[None]], monkeypatch: pytest.MonkeyPatch
+) -> TestClient:
+    client, _, _ = api
+
+    class InProcess(RayServiceClient):
+        def __init__(self, base_url: str, *, token: str | None = None) -> None:
+            super().__init__(base_url, token=token)
+            self._http = client
+
+    monkeypatch.setattr(cli_main, "RayServiceClient", InProcess)
+    return client
+
+
+def test_the_cli_never_prints_a_secrets_values(
+    cli: TestClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = secret(stringData={"password": SECRET_TEXT}) | {"type": "Opaque"}
+    monkeypatch.setattr("sys.stdin", io.StringIO(yaml.safe_dump(document)))
+    assert main(["apply", "-f", "-"]) == 0
+    assert main(["get", "secrets"]) == 0
+    assert main(["get", "secret", "redis-pw", "-o", "yaml"]) == 0
+    assert main(["get", "secrets", "-o", "json"]) == 0
+    assert main(["describe", "secret", "redis-pw"]) == 0
+
+    out = capsys.readouterr().out
+    assert SECRET_TEXT not in out and b64(SECRET_TEXT) not in out
+    assert "secret/redis-pw applied" in out
+    assert "redis-pw   Opaque   1      " in out
+    assert "password: <19 bytes>" in out
+    assert "password:  19 bytes" in out
+
+
+def test_the_cli_shows_a_config_map_and_deletes_it(
+    cli: TestClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO(yaml.safe_dump(config_map(data={"LOG_LEVEL": "debug"})))
+    )
+    assert main(["apply", "-f", "-"]) == 0
+    assert main(["describe", "configmap", "settings"]) == 0
+    assert main(["delete", "cm", "settings"]) == 0
+
+    out = capsys.readouterr().out
+    assert "LOG_LEVEL:\n----\ndebug" in out
+    assert 'configmap "settings" deleted' in out
+    assert cli.get(f"{CORE}/configmaps/settings").status_code == 404
