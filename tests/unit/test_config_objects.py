@@ -56,6 +56,13 @@ def test_a_secrets_string_data_is_stored_in_its_data_as_base64() -> None:
     assert values(stored) == {"user": b"ray", "password": SECRET_TEXT.encode()}
 
 
+def test_base64_wrapped_over_lines_is_read_as_kubernetes_reads_it() -> None:
+    wrapped = b64("a certificate, long enough to be wrapped").replace("ZW", "ZW\n", 1) + "\n"
+    stored = load_config_object(secret(data={"ca.crt": wrapped}), "s.yaml")
+
+    assert values(stored) == {"ca.crt": b"a certificate, long enough to be wrapped"}
+
+
 def test_a_config_maps_text_and_binary_values_are_read() -> None:
     stored = load_config_object(
         config_map(data={"LOG_LEVEL": "debug"}, binaryData={"blob": b64("\x00\x01")}), "c.yaml"

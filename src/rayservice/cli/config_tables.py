@@ -4,11 +4,10 @@ shows the size in place of the value), a ConfigMap's are shown."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from rayservice.cli.tables import age
+from rayservice.spec.config_objects import decoded
 from rayservice.spec.events import ObjectKind
 
 
@@ -77,7 +76,4 @@ def _pairs(mapping: object) -> str:
 
 
 def _size(encoded: object) -> int:
-    try:
-        return len(base64.b64decode(str(encoded), validate=True))
-    except (binascii.Error, ValueError):
-        return 0
+    return len(decoded(encoded) or b"")

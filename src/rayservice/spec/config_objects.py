@@ -86,11 +86,11 @@ def _content_problems(
                     "letters, digits, '-', '_' and '.', at most 253 characters",
                 )
             if field in _ENCODED_FIELDS[kind]:
-                decoded = _decoded(value)
-                if decoded is None:
+                content = decoded(value)
+                if content is None:
                     yield SpecProblem(source, path, "is not valid base64", "base64 of the value")
                     continue
-                size += len(decoded)
+                size += len(content)
             else:
                 size += len(value.encode())
             if key in seen and kind is ObjectKind.CONFIG_MAP:
@@ -113,7 +113,7 @@ def values(stored: Mapping[str, Any]) -> dict[str, bytes]:
     kind = ObjectKind(str(stored.get("kind")))
     for field in _ENCODED_FIELDS[kind]:
         for key, value in (stored.get(field) or {}).items():
-            result[key] = _decoded(value) or b""
+            result[key] = decoded(value) or b""
     for field in _PLAIN_FIELDS[kind]:
         for key, value in (stored.get(field) or {}).items():
             result[key] = str(value).encode()
@@ -124,10 +124,12 @@ def _encoded(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def _decoded(value: object) -> bytes | None:
+def decoded(value: object) -> bytes | None:
+    """A base64 value's bytes, None when it is no base64; line breaks are skipped, as
+    Kubernetes skips them (certificates are often written wrapped)."""
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(value.replace("\n", "").replace("\r", ""), validate=True)
     except (binascii.Error, ValueError):
         return None
