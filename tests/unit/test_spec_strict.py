@@ -22,6 +22,7 @@ import pydantic
 import pytest
 import yaml
 
+from rayservice.spec.config_objects import is_config_object, load_config_object
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.foreign_objects import not_run_here
 from rayservice.spec.hashing import cluster_spec_hash
@@ -304,9 +305,9 @@ SAMPLES_DIR = "ray-operator/config/samples/"
 
 def test_every_kuberay_sample_loads() -> None:
     """KubeRay's own samples (a git copy at ``$KUBERAY_REPO``): their RayService and RayCluster
-    documents, the many fields unused here included, are all accepted; every other object
-    next to them (Redis Deployments, Secrets, ConfigMaps, RBAC, queues) is one that apply
-    skips."""
+    documents, the many fields unused here included, are all accepted, and so are the Secrets
+    and ConfigMaps next to them; every other object (Redis Deployments, Services, RBAC,
+    queues) is one that apply skips."""
     if not KUBERAY_REPO.exists():
         pytest.skip(f"no copy of KubeRay at {KUBERAY_REPO} (set KUBERAY_REPO to a clone)")
 
@@ -324,8 +325,9 @@ def test_every_kuberay_sample_loads() -> None:
     for name in names:
         for document in yaml.safe_load_all(git("show", f"HEAD:{name}")):
             if document is not None and not_run_here(document) is None:
+                load = load_config_object if is_config_object(document) else load_manifest
                 try:
-                    load_manifest(document, name)
+                    load(document, name)
                 except InvalidSpec as error:
                     refused[name] = str(error)
 
