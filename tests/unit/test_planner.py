@@ -608,7 +608,7 @@ CASES = {
         desired(),
         observed(observed_cluster(), serve={FIRST: ServeState()}),
         record(service(), deployed=DEPLOYED),
-        actions=("DeployServeConfig",),
+        actions=("EnsureFront", "DeployServeConfig"),  # the front drains it meanwhile
         check=apps_lost,
     ),
     # Serve status could not be read: no evidence the apps are gone, so no redeploy.
@@ -783,80 +783,80 @@ def test_plan(case: Case) -> None:
     assert case.record == before, "plan() must not change the record it was given"
 
 
-def _serve_of(*apps: tuple[str, tuple[tuple[str, ...], ...]]) -> ServeState:
-    """Serve's answer: apps by (status, replica states of each deployment)."""
-    return ServeState(
-        apps=tuple(
-            AppState(
-                name=f"app{i}",
-                status=app_status,
-                deployments=tuple(
-                    DeploymentState(f"D{j}", "UPDATING", replica_states=replicas)
-                    for j, replicas in enumerate(deployments)
-                ),
-            )
-            for i, (app_status, deployments) in enumerate(apps)
-        )
+def _apps(app_status: str, *replica_states: str) -> ServeState:
+    deployment = DeploymentState("Hello", "UPDATING", replica_states=replica_states)
+    return ServeState(apps=(AppState("app1", app_status, deployments=(deployment,)),))
+
+
+def test_a_serve_started_again_from_nothing_takes_no_requests_until_an_app_runs() -> None:
+    """After a head restart without fault tolerance the config goes out again; until an app
+    is RUNNING the proxies would only hold requests, so the front answers 503 at once."""
+    nodes = [node_name(FIRST, n) for n in ("head", "w0", "w1")]
+    cluster = observed_cluster(proxies=["head", "w0", "w1"])
+    served = status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1)
+
+    resubmitted = plan(
+        desired(),
+        observed(cluster, serve={FIRST: ServeState()}),
+        record(service(), deployed=DEPLOYED, endpoints=nodes),
+        served,
+        NOW,
     )
+    assert [type(a).__name__ for a in resubmitted.actions] == ["EnsureFront", "DeployServeConfig"]
+    assert sorted(_drained(resubmitted)) == sorted(nodes)
+    reason = action(resubmitted, EnsureFront).reason
+    assert f"none of {FIRST} takes requests: its Serve applications start again" in reason
+    assert resubmitted.record.serve_restarting == [FIRST]
+    assert resubmitted.status.numServeEndpoints == 0
 
+    # replicas come up: still nothing (the front has drained them already)
+    deploying = plan(
+        desired(),
+        observed(
+            cluster,
+            serve={FIRST: _apps("DEPLOYING", "RUNNING", "STARTING")},
+            front=FrontState(action(resubmitted, EnsureFront).spec, pid=1),
+        ),
+        resubmitted.record,
+        resubmitted.status,
+        NOW + 5,
+    )
+    assert deploying.actions == () and deploying.record.serve_restarting == [FIRST]
+    assert deploying.status.numServeEndpoints == 0
 
-STARTING_FROM_NOTHING = _serve_of(
-    ("DEPLOYING", (("STARTING",), ())), ("DEPLOYING", (("STARTING", "STARTING"),))
-)
+    # an app runs: the nodes serve again
+    answering = plan(
+        desired(),
+        observed(
+            cluster,
+            serve={FIRST: running()},
+            front=FrontState(action(resubmitted, EnsureFront).spec, pid=1),
+        ),
+        deploying.record,
+        deploying.status,
+        NOW + 10,
+    )
+    assert _drained(answering) == [] and sorted(_serve_backends(answering)) == sorted(nodes)
+    assert answering.record.serve_restarting == []
+    assert answering.status.numServeEndpoints == 3
 
 
 @pytest.mark.parametrize(
-    ("serve", "drained"),
+    "serve",
     [
-        # a fresh Serve brings the apps up from nothing (after a head restart without fault
-        # tolerance): requests would wait in the proxies, the front answers 503 at once
-        (STARTING_FROM_NOTHING, True),
-        (_serve_of(("DEPLOY_FAILED", ()), ("DEPLOYING", (("STARTING",),))), True),
-        # a restarted Serve controller finds its replicas again: they kept answering
-        (_serve_of(("DEPLOYING", (("RECOVERING",), ("RUNNING",)))), False),
-        # an in-place update: the apps deploy again while running replicas answer
-        (_serve_of(("DEPLOYING", (("RUNNING", "STARTING"), ("RUNNING",)))), False),
-        # one app answers while the other still starts
-        (_serve_of(("RUNNING", (("RUNNING",),)), ("DEPLOYING", (("STARTING",),))), False),
-        # a deployment scaled to zero answers (Serve scales it up on a request)
-        (_serve_of(("RUNNING", ((),))), False),
-        # no Serve apps yet (the proxies do not run), or Serve did not answer: no evidence
-        (ServeState(), False),
-        (None, False),
+        _apps("DEPLOYING", "UPDATING"),  # an in-place user_config change
+        _apps("DEPLOYING", "STOPPING", "STARTING"),  # new code for a one-replica deployment
+        _apps("DEPLOYING", "STARTING"),  # a deployment added
+        _apps("RUNNING"),  # scaled to zero
     ],
 )
-def test_the_front_drains_a_cluster_whose_serve_apps_all_still_start(
-    serve: ServeState | None, drained: bool
-) -> None:
+def test_an_update_in_place_keeps_the_front_whatever_its_replicas_do(serve: ServeState) -> None:
     cluster = observed_cluster(proxies=["head", "w0", "w1"])
     nodes = sorted(n.name for n in cluster.nodes)
 
     result = plan(
         desired(),
-        observed(cluster, serve={FIRST: serve} if serve else {}),
-        record(service(), deployed=DEPLOYED, endpoints=nodes),
-        status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1),
-        NOW,
-    )
-
-    if drained:
-        assert sorted(_drained(result)) == nodes
-        reason = action(result, EnsureFront).reason
-        assert f"none of {FIRST} takes requests: its Serve applications are all still" in reason
-        assert result.status.numServeEndpoints == 0
-        assert result.record.outage_since == NOW  # ServingAgain will say how long it took
-    else:
-        assert not any(isinstance(a, EnsureFront) for a in result.actions)
-        assert result.status.numServeEndpoints == 3
-
-
-def test_a_fault_tolerant_cluster_keeps_its_nodes_whatever_serve_says_while_it_recovers() -> None:
-    cluster = observed_cluster(proxies=["head", "w0", "w1"], fault_tolerant=True)
-    nodes = sorted(n.name for n in cluster.nodes)
-
-    result = plan(
-        desired(),
-        observed(cluster, serve={FIRST: STARTING_FROM_NOTHING}),
+        observed(cluster, serve={FIRST: serve}),
         record(service(), deployed=DEPLOYED, endpoints=nodes),
         status("True", "NonZeroServeEndpoints", {"app1": "RUNNING"}, 1),
         NOW,

@@ -6,9 +6,9 @@ clusters' nodes, weighted so that each cluster as a whole gets its traffic share
 its node count. The head front is the active cluster's dashboard.
 
 A node leaves the serve front (drained, so HAProxy answers 503 at once) when it cannot
-serve: its process is gone, its head is gone without GCS fault tolerance, or (in a cluster
-without it) Serve has applications of which none can answer yet, as while a fresh Serve brings
-them up after such a head restart (the proxies would hold each request for seconds meanwhile).
+serve: its process is gone, its head is gone without GCS fault tolerance, or its Serve was
+started again from nothing after such a head restart and has no RUNNING app yet (the record's
+``serve_restarting``; the proxies would hold each request for seconds meanwhile).
 
 A standalone RayCluster has the same two fronts over its one cluster; its serve front exists
 only when the cluster asks for one (``ray.io/enable-serve-service``), else its port is 0.
@@ -16,7 +16,7 @@ only when the cluster asks for one (``ray.io/enable-serve-service``), else its p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from rayservice.planner.actions import PlannedEvent
@@ -31,15 +31,8 @@ from rayservice.spec.observed import (
     NodeRole,
     ObservedCluster,
     ObservedNode,
-    ServeState,
 )
-from rayservice.spec.vocabulary import (
-    LOCALHOST,
-    ApplicationStatus,
-    EventReason,
-    EventType,
-    ReplicaState,
-)
+from rayservice.spec.vocabulary import LOCALHOST, EventReason, EventType
 
 
 def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -48,60 +41,39 @@ def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedN
     return [n for n in cluster.nodes if not (exclude_head and n.role is NodeRole.HEAD)]
 
 
-_ANSWERING_REPLICA_STATES = frozenset({ReplicaState.RUNNING, ReplicaState.RECOVERING})
-"""A recovering replica is one a restarted Serve controller finds again: it kept answering."""
-
-
-def _apps_starting(serve: ServeState | None) -> bool:
-    """Whether Serve has applications of which none can answer yet: none RUNNING, none with a
-    running replica in every deployment (an in-place update keeps those; a scaled-to-zero
-    deployment is RUNNING). No answer from Serve is no evidence."""
-    if serve is None or not serve.apps:
-        return False
-    return not any(
-        app.status == ApplicationStatus.RUNNING
-        or (
-            app.deployments
-            and all(_ANSWERING_REPLICA_STATES & set(d.replica_states) for d in app.deployments)
-        )
-        for app in serve.apps
-    )
-
-
-def drain_reason(cluster: ObservedCluster, serve: ServeState | None) -> str | None:
+def drain_reason(cluster: ObservedCluster, serve_restarting: bool) -> str | None:
     """Why no node of ``cluster`` may serve now, if so. Without GCS fault tolerance a lost
     head takes the cluster down: the workers' proxies still pass health checks but hang every
-    request. Apps that are all still starting would keep requests waiting in the proxies. In
-    both cases the front answers 503 at once instead."""
+    request. Its Serve, started again from nothing (``serve_restarting``), would keep requests
+    waiting in the proxies until an app runs. In both cases the front answers 503 at once."""
     head = cluster.head
     if head is not None and head.phase is NodePhase.FAILED and not cluster.fault_tolerant:
         return "its head is gone and it has no GCS fault tolerance"
-    if not cluster.fault_tolerant and _apps_starting(serve):
-        # (with fault tolerance the replicas outlive a head restart, whatever Serve says
-        # while its controller recovers)
-        return "its Serve applications are all still starting"
+    if serve_restarting:
+        return "its Serve applications start again from nothing, none RUNNING yet"
     return None
 
 
-def _can_serve(cluster: ObservedCluster, node: ObservedNode, serve: ServeState | None) -> bool:
+def _can_serve(cluster: ObservedCluster, node: ObservedNode, serve_restarting: bool) -> bool:
     """Never a node whose process is gone, nor one of a cluster that cannot serve as a whole."""
-    return node.phase is not NodePhase.FAILED and drain_reason(cluster, serve) is None
+    return node.phase is not NodePhase.FAILED and drain_reason(cluster, serve_restarting) is None
 
 
 def serving_nodes(
-    cluster: ObservedCluster, exclude_head: bool, serve: ServeState | None
+    cluster: ObservedCluster, exclude_head: bool, serve_restarting: bool
 ) -> list[ObservedNode]:
-    """The nodes of the front that may serve now (see _can_serve); ``serve`` is what Serve on
-    ``cluster`` reported, if it answered."""
-    return [n for n in _front_nodes(cluster, exclude_head) if _can_serve(cluster, n, serve)]
+    """The nodes of the front that may serve now (see _can_serve)."""
+    return [
+        n for n in _front_nodes(cluster, exclude_head) if _can_serve(cluster, n, serve_restarting)
+    ]
 
 
 def endpoints(
-    cluster: ObservedCluster, exclude_head: bool, serve: ServeState | None
+    cluster: ObservedCluster, exclude_head: bool, serve_restarting: bool
 ) -> list[ObservedNode]:
     """The serving nodes whose Serve proxy is healthy: the serve endpoints."""
     healthy = {n.name for n in cluster.serve_endpoints}
-    return [n for n in serving_nodes(cluster, exclude_head, serve) if n.name in healthy]
+    return [n for n in serving_nodes(cluster, exclude_head, serve_restarting) if n.name in healthy]
 
 
 def needs_ensure(current: FrontState | None, wanted: FrontSpec) -> bool:
@@ -143,21 +115,23 @@ def server_weight(traffic_percent: int, servers: int) -> int:
 
 def _backends(
     cluster: ObservedCluster | None,
-    serve: Mapping[str, ServeState],
+    serve_restarting: Collection[str],
     exclude_head: bool,
     traffic_percent: int | None = None,
 ) -> list[Backend]:
     if cluster is None:
         return []
     nodes = _front_nodes(cluster, exclude_head)
-    state = serve.get(cluster.name)
+    restarting = cluster.name in serve_restarting
     if traffic_percent is None:
         weight = DEFAULT_BACKEND_WEIGHT
     else:
         # shared among the nodes that serve now: the others fail HAProxy's check anyway
-        weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head, state)))
+        weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head, restarting)))
     return [
-        Backend(n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n, state))
+        Backend(
+            n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n, restarting)
+        )
         for n in nodes
     ]
 
@@ -167,7 +141,6 @@ def front_spec(
     exclude_head: bool,
     active: ObservedCluster | None,
     pending: ObservedCluster | None,
-    serve: Mapping[str, ServeState],
 ) -> FrontSpec:
     slot, pending_slot = record.active, record.pending
     if slot is None:
@@ -175,10 +148,11 @@ def front_spec(
     if pending_slot is not None and record.stepping:
         # traffic moves in steps (the pending cluster keeps its share even while the active
         # one is missing)
-        backends = _backends(active, serve, exclude_head, slot.traffic_percent)
-        backends += _backends(pending, serve, exclude_head, pending_slot.traffic_percent)
+        restarting = record.serve_restarting
+        backends = _backends(active, restarting, exclude_head, slot.traffic_percent)
+        backends += _backends(pending, restarting, exclude_head, pending_slot.traffic_percent)
     else:
-        backends = _backends(active, serve, exclude_head)
+        backends = _backends(active, record.serve_restarting, exclude_head)
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,
@@ -189,8 +163,8 @@ def front_spec(
 
 def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
     """The fronts of a standalone RayCluster: its dashboard, and its nodes' Serve proxies when
-    the record holds a serve port. Its Serve apps are the user's own (not asked here)."""
-    serve = _backends(cluster, {}, exclude_head=False) if record.serve_port else []
+    the record holds a serve port. Its Serve apps are the user's own (not followed here)."""
+    serve = _backends(cluster, (), exclude_head=False) if record.serve_port else []
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,

@@ -37,7 +37,7 @@ from rayservice.planner.rollout import RolloutDecision, decide_rollout, wanted_o
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
-from rayservice.spec.observed import NodePhase, Observed, ObservedCluster
+from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
 from rayservice.spec.status import (
     Condition,
     Fact,
@@ -88,6 +88,10 @@ class Desired:
     @property
     def front_key(self) -> str:
         return front_key(self.key)
+
+
+def _any_running(serve: ServeState) -> bool:
+    return any(app.status == ApplicationStatus.RUNNING for app in serve.apps)
 
 
 def front_key(service_key: str) -> str:
@@ -168,10 +172,11 @@ def timed_out_plan(
             "given_up": None,
             "endpoints": [],
             "outage_since": None,
+            "serve_restarting": [],
         }
     )
     name = desired.service.metadata.name
-    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None, {})
+    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None)
     actions: list[Action] = []
     if front.needs_ensure(observed.front, spec):
         reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
@@ -255,6 +260,8 @@ class _Planner:
         record = self.record
         active = self._cluster(record.active)
         pending = self._cluster(record.pending)
+        slots = {slot.name for slot in (record.active, record.pending) if slot is not None}
+        record.serve_restarting = [n for n in record.serve_restarting if n in slots]
         for slot in (record.active, record.pending):
             if slot is not None:
                 self._keep_cluster(slot)
@@ -353,6 +360,9 @@ class _Planner:
         config_hash = serve_config_hash(config)
         deployed = self.record.deployed.get(cluster.name)
         serve = self.observed.serve.get(cluster.name)
+        restarting = self.record.serve_restarting
+        if cluster.name in restarting and serve is not None and _any_running(serve):
+            restarting.remove(cluster.name)  # it answers again
         if deployed != config_hash:
             why = self._why_deploy(config, slot.target_capacity, cluster.name)
             reason = f"{why}: submitting it to cluster {cluster.name}"
@@ -361,6 +371,8 @@ class _Planner:
                 f"cluster {cluster.name} reports no Serve applications (its head restarted"
                 " without GCS fault tolerance?): submitting the config again"
             )
+            if cluster.name not in restarting:
+                restarting.append(cluster.name)
         else:
             self.landed = self.landed or slot is self.record.target
             return
@@ -403,13 +415,7 @@ class _Planner:
     # -- traffic -----------------------------------------------------------------------------
 
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
-        spec = front.front_spec(
-            self.record,
-            self.spec.excludeHeadPodFromServeSvc,
-            active,
-            pending,
-            self.observed.serve,
-        )
+        spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
         current = self.observed.front
         name = self.desired.service.metadata.name
         self.events += front.front_fault_events(current, spec, name)
@@ -433,8 +439,8 @@ class _Planner:
                 f"endpoints now follow {len(spec.serve_backends)} node(s) of"
                 f" {' and '.join(clusters) or 'no cluster'}"
             )
-            for cluster in (c for c in (active, pending) if c is not None):
-                why = front.drain_reason(cluster, self.observed.serve.get(cluster.name))
+            for cluster in (c for c in (active, pending) if c is not None and c.name in clusters):
+                why = front.drain_reason(cluster, cluster.name in self.record.serve_restarting)
                 if why is not None:
                     reason += f"; none of {cluster.name} takes requests: {why}"
         ensure = EnsureFront(self.desired.front_key, spec, reason)
@@ -488,7 +494,7 @@ class _Planner:
                 for n in front.endpoints(
                     active,
                     self.spec.excludeHeadPodFromServeSvc,
-                    self.observed.serve.get(active.name),
+                    active.name in record.serve_restarting,
                 )
             )
             if active

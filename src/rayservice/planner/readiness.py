@@ -65,6 +65,6 @@ def serve_ready(
     )
     if not wanted <= running:
         return statuses.progress_message(cluster.name, state, cluster.head_ready)
-    if not front.endpoints(cluster, exclude_head, state):
+    if not front.endpoints(cluster, exclude_head, serve_restarting=False):  # its apps run
         return f"waiting for a healthy Serve proxy on cluster {cluster.name}"
     return None

@@ -109,6 +109,9 @@ class ServiceRecord(BaseModel):
     endpoints: list[str] = Field(default_factory=list)  # node names serving traffic
     # when a service that served lost its last serve endpoint (None while it has one)
     outage_since: float | None = None
+    # clusters whose Serve started again from nothing (a head restarted without GCS fault
+    # tolerance) and has no RUNNING app yet: the front sends them nothing meanwhile
+    serve_restarting: list[str] = Field(default_factory=list)
     serve_port: int = 0
     dashboard_port: int = 0
 

@@ -21,7 +21,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.observed import AppState, DeploymentState, ServeState
-from rayservice.spec.vocabulary import ApplicationStatus, ReplicaState
+from rayservice.spec.vocabulary import ApplicationStatus
 
 Operation = Literal["deploy", "status", "details", "shutdown"]
 OperationT = TypeVar("OperationT", bound=str)
@@ -137,7 +137,7 @@ def running_state(config: Mapping[str, Any]) -> ServeState:
                     DeploymentState(
                         name=deployment["name"],
                         status="HEALTHY",
-                        replica_states=(ReplicaState.RUNNING,) * _replica_count(deployment),
+                        replica_states=("RUNNING",) * _replica_count(deployment),
                     )
                     for deployment in app.get("deployments", ())
                 ),

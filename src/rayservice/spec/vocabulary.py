@@ -192,17 +192,6 @@ class ApplicationStatus(StrEnum):
     UNKNOWN = "UNKNOWN"  # ours, not Serve's: the head is down, so Serve cannot be asked
 
 
-class ReplicaState(StrEnum):
-    """Ray Serve's replica states."""
-
-    STARTING = "STARTING"
-    UPDATING = "UPDATING"
-    RECOVERING = "RECOVERING"
-    RUNNING = "RUNNING"
-    STOPPING = "STOPPING"
-    PENDING_MIGRATION = "PENDING_MIGRATION"
-
-
 class ServiceState(StrEnum):
     """``status.serviceStatus``, the SERVICE STATUS column: never blank (KubeRay leaves it
     empty whenever it is not Running)."""
