@@ -938,3 +938,16 @@ def test_nothing_of_a_file_is_applied_when_one_of_its_objects_is_refused(
     assert "replicas" in capsys.readouterr().err
     assert workspace.store.list_resources(KIND) == []
     assert workspace.wakes == []
+
+
+def test_a_problem_names_its_document_by_its_place_in_the_file(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = workspace.folder / "three.yaml"
+    nameless = "apiVersion: ray.io/v1\nkind: RayService\nmetadata: {}\nspec: {}\n"
+    path.write_text(REDIS_NEXT_TO_IT.split("---")[2] + "---\n" + nameless)
+
+    code = main(["apply", "-f", str(path)])
+
+    assert code != 0
+    assert f"{path} (document 2): metadata.name: is required" in capsys.readouterr().err

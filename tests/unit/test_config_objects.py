@@ -89,6 +89,11 @@ def test_a_config_maps_text_and_binary_values_are_read() -> None:
             "is not a valid ConfigMap name",
         ),
         ({**secret(), "metadata": {}}, "metadata.name", "is required"),
+        ({**secret(), "metadata": None}, "metadata", "must be a mapping"),
+        (secret(stringData={"pin": 482913}), "stringData.pin", "must be a string, got a number"),
+        (secret(stringData={"password": None}), "stringData.password", "got nothing"),
+        (config_map(data=["LOG_LEVEL"]), "data", "must be a mapping"),
+        (config_map(data={"..": "x"}), 'data[".."]', "is not a valid key"),
         (
             config_map(data={"big": "x" * (MAX_VALUES_BYTES + 1)}),
             "data",
@@ -106,6 +111,7 @@ def test_what_kubernetes_refuses_is_refused_with_its_field(
     assert matching, [p.field for p in refused.value.problems]
     assert message in matching[0].message
     assert matching[0].source == "c.yaml"
+    assert "482913" not in str(refused.value)  # a value is never quoted back
 
 
 # -- the API ---------------------------------------------------------------------------------
@@ -197,6 +203,46 @@ def test_a_refused_object_answers_422_and_stores_nothing(
     assert wakes == []
 
 
+def test_an_immutable_secret_keeps_its_values(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, _, _ = api
+    path = f"{CORE}/secrets/redis-pw"
+    put(client, secret(stringData={"password": "a"}, immutable=True), path)
+
+    changed = put(client, secret(stringData={"password": "b"}, immutable=True), path)
+    unset = put(client, secret(stringData={"password": "a"}), path)
+    labelled = {**secret(stringData={"password": "a"}, immutable=True)}
+    labelled["metadata"] = {"name": "redis-pw", "labels": {"team": "serve"}}
+    preview = put(client, labelled, path, dryRun="All")
+
+    assert changed.status_code == 422 and "immutable" in changed.json()["problems"][0]["message"]
+    assert unset.status_code == 422 and unset.json()["problems"][0]["field"] == "immutable"
+    assert preview.json()["kind"] == "settings change"
+    assert "metadata.labels" in preview.json()["summary"]
+
+
+def test_no_revision_keeps_an_old_secret_value(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, store, _ = api
+    path = f"{CORE}/secrets/redis-pw"
+    put(client, secret(stringData={"password": "one"}), path)
+    put(client, secret(stringData={"password": "two"}), path)
+
+    assert store.revisions(ObjectKind.SECRET, "default", "redis-pw") == []
+
+
+def test_a_refused_object_with_no_metadata_answers_422(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, _, _ = api
+
+    response = put(client, {**secret(), "metadata": None}, f"{CORE}/secrets/redis-pw")
+
+    assert response.status_code == 422
+
+
 def test_deleting_a_secret_keeps_the_events_of_a_service_of_the_same_name(
     api: tuple[TestClient, SqliteStore, list[None]],
 ) -> None:
@@ -234,6 +280,10 @@ def test_the_cli_never_prints_a_secrets_values(
     cli: TestClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     document = secret(stringData={"password": SECRET_TEXT}) | {"type": "Opaque"}
+    # what kubectl leaves on objects it applied: the whole object, values included
+    document["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": f'{{"password":"{SECRET_TEXT}"}}'
+    }
     monkeypatch.setattr("sys.stdin", io.StringIO(yaml.safe_dump(document)))
     assert main(["apply", "-f", "-"]) == 0
     assert main(["get", "secrets"]) == 0
@@ -262,4 +312,24 @@ def test_the_cli_shows_a_config_map_and_deletes_it(
     out = capsys.readouterr().out
     assert "LOG_LEVEL:\n----\ndebug" in out
     assert 'configmap "settings" deleted' in out
+    assert cli.get(f"{CORE}/configmaps/settings").status_code == 404
+
+
+def test_delete_of_a_file_goes_on_past_an_object_already_gone(
+    cli: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([secret(), config_map()]))
+    assert main(["apply", "-f", str(path)]) == 0
+    assert main(["delete", "secret", "redis-pw"]) == 0
+
+    code = main(["delete", "-f", str(path)])
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert 'secrets "redis-pw" not found' in captured.err
+    assert 'configmap "settings" deleted' in captured.out
     assert cli.get(f"{CORE}/configmaps/settings").status_code == 404

@@ -48,6 +48,9 @@ def test_objects_outside_ray_io_are_skipped_and_named_as_kubectl_does(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
         # a ray.io kind we do not know is refused by admission, not skipped
         {"apiVersion": "ray.io/v1", "kind": "RayServise"},
+        # so is one of KubeRay's kinds under another apiVersion
+        {"apiVersion": "v1", "kind": "RayService"},
+        {"apiVersion": "ray.io/v1alpha1", "kind": "RayJob"},
         # too broken to tell what it is: admission says what is wrong
         {"kind": "Deployment"},
         {"apiVersion": "apps/v1"},

@@ -23,7 +23,12 @@ from rayservice.api.objects import (
     list_object,
 )
 from rayservice.planner.change import classify_config_change
-from rayservice.spec.config_objects import load_config_object, values
+from rayservice.spec.config_objects import (
+    changed_fields,
+    immutability_problem,
+    load_config_object,
+    values,
+)
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
 from rayservice.store.base import Store
@@ -52,25 +57,32 @@ def _add_routes(
         dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
     ) -> dict[str, Any]:
         document, source, _ = applied_document(body, namespace)
-        if document.get("kind") != kind or document.get("apiVersion") != "v1":
-            found = f"{document.get('apiVersion')} {document.get('kind')}"
-            raise InvalidSpec([SpecProblem(source, "kind", f"is {found}", f"v1 {kind}")])
+        for field, wanted in (("apiVersion", "v1"), ("kind", kind)):
+            if document.get(field) != wanted:
+                found = document.get(field)
+                raise InvalidSpec([SpecProblem(source, field, f"is {found!r} here", wanted)])
         stored_form = load_config_object(document, source)
         meta = stored_form["metadata"]
-        if (meta["namespace"], meta["name"]) != (namespace, name):
-            problem = SpecProblem(
-                source,
-                "metadata.name",
-                f"names {meta['namespace']}/{meta['name']}",
-                f"{namespace}/{name} (the request path)",
-            )
-            raise InvalidSpec([problem])
+        for field, wanted in (("namespace", namespace), ("name", name)):
+            if meta[field] != wanted:
+                problem = SpecProblem(
+                    source,
+                    f"metadata.{field}",
+                    f"is {meta[field]!r}",
+                    f"{wanted} (the request path)",
+                )
+                raise InvalidSpec([problem])
         current = store.get(kind, namespace, name)
+        if current is not None:
+            refused = immutability_problem(current.manifest, stored_form, source)
+            if refused is not None:
+                raise InvalidSpec([refused])
         if dry_run is not None:
             check_dry_run_value(dry_run)
             before = values(current.manifest) if current is not None else None
+            others = changed_fields(current.manifest, stored_form) if current is not None else []
             change = classify_config_change(
-                f"{namespace}/{name}", kind, before, values(stored_form)
+                f"{namespace}/{name}", kind, before, values(stored_form), others
             )
             return change_object(change, 1)
         stored = store.apply(kind, stored_form, source, time.time())

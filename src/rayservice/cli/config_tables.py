@@ -36,16 +36,26 @@ def config_map_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str],
     return ["NAME", "DATA", "AGE"], rows
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"  # holds the whole object
+
+
 def without_secret_values(item: dict[str, Any]) -> dict[str, Any]:
-    """A Secret with each value replaced by its size; any other object as it is."""
+    """A Secret with each value replaced by its size, and without the annotation that
+    copies the object as last applied; any other object as it is."""
     if item.get("kind") != ObjectKind.SECRET:
         return item
     sizes = {key: f"<{_size(value)} bytes>" for key, value in (item.get("data") or {}).items()}
-    return {**item, "data": sizes}
+    metadata = dict(item["metadata"])
+    annotations = {
+        k: v for k, v in (metadata.get("annotations") or {}).items() if k != LAST_APPLIED
+    }
+    if "annotations" in metadata:
+        metadata["annotations"] = annotations
+    return {**item, "data": sizes, "metadata": metadata}
 
 
 def describe_config_object(item: dict[str, Any]) -> str:
-    meta = item["metadata"]
+    meta = without_secret_values(item)["metadata"]
     lines = [
         f"Name:         {meta['name']}",
         f"Namespace:    {meta.get('namespace', 'default')}",

@@ -80,6 +80,7 @@ def _read_documents(path: str, verb: str) -> list[dict[str, Any]]:
     documents = [d for d in load_yaml_documents(text, path, "<yaml>") if d is not None]
     if not documents:
         raise UnreadableInput(f"no objects passed to {verb} (in {path})")
+    _refuse_unaddressable_or_repeated(documents, path)
     ours = []
     for document in documents:
         skipped = not_run_here(document)
@@ -91,7 +92,6 @@ def _read_documents(path: str, verb: str) -> list[dict[str, Any]]:
         raise UnreadableInput(
             f"nothing to {verb} in {path}: no {RAY_API_GROUP} object, Secret or ConfigMap"
         )
-    _refuse_unaddressable_or_repeated(ours, path)
     return ours
 
 
@@ -102,6 +102,8 @@ def _refuse_unaddressable_or_repeated(documents: list[Any], path: str) -> None:
     problems = []
     for number, document in enumerate(documents, start=1):
         source = path if len(documents) == 1 else f"{path} (document {number})"
+        if not_run_here(document) is not None:
+            continue  # skipped, whatever it holds
         meta = document.get("metadata") if isinstance(document, dict) else None
         if not isinstance(document, dict):
             found = type(document).__name__
@@ -112,7 +114,7 @@ def _refuse_unaddressable_or_repeated(documents: list[Any], path: str) -> None:
             continue
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
             field = "metadata.name" if isinstance(meta, dict) else "metadata"
-            hint = "a mapping with at least a name" if field == "metadata" else "a DNS-1035 label"
+            hint = "a mapping with at least a name" if field == "metadata" else "the object's name"
             problems.append(SpecProblem(source, field, "is required", hint))
             continue
         kind, namespace = str(document.get("kind")), str(meta.get("namespace") or "default")
@@ -262,20 +264,29 @@ def cmd_delete(args: argparse.Namespace) -> int:
         raise SystemExit(
             "error: use delete -f FILE, or delete rayservice|raycluster|secret|configmap NAME"
         )
+    status = 0
     for plural, namespace, name in targets:
+        try:
+            if plural in CONFIG_PLURALS.values():
+                client.delete_object(plural, namespace, name)
+            elif plural == "rayclusters":
+                client.delete_raycluster(namespace, name)
+            else:
+                client.delete_service(namespace, name)
+        except NotFound as e:  # as kubectl: the other objects of the file still go
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+            continue
         if plural in CONFIG_PLURALS.values():
-            client.delete_object(plural, namespace, name)
             print(f'{plural[:-1]} "{name}" deleted')
             continue
-        delete = client.delete_raycluster if plural == "rayclusters" else client.delete_service
-        delete(namespace, name)
         print(f'{plural[:-1]}.ray.io "{name}" deleted')
         if args.wait:
             outcome = wait_for_absence(client, plural, namespace, name, args.timeout)
             if not outcome:
                 print(f"error: {name} still exists after {args.timeout:.0f}s", file=sys.stderr)
                 return 1
-    return 0
+    return status
 
 
 def wait_for_absence(

@@ -11,7 +11,7 @@ what changing them does, and words the answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -227,16 +227,24 @@ def classify_cluster_change(current: RayCluster | None, new: RayCluster) -> Chan
 
 
 def classify_config_change(
-    key: str, kind: str, current: Mapping[str, bytes] | None, new: Mapping[str, bytes]
+    key: str,
+    kind: str,
+    current: Mapping[str, bytes] | None,
+    new: Mapping[str, bytes],
+    other_fields: Sequence[str] = (),
 ) -> Change:
     """What applying a Secret or ConfigMap with values ``new`` over one with ``current``
-    (None when not stored yet) would do; it names the keys, never the values."""
+    (None when not stored yet) would do, ``other_fields`` changing too; it names the keys,
+    never the values."""
     if current is None:
         return Change(ChangeKind.CREATE, f"{kind} {key} is not stored yet: it is created.")
     changed = sorted(k for k in new.keys() | current.keys() if new.get(k) != current.get(k))
-    if not changed:
-        return Change(ChangeKind.NO_OP, "Nothing changes.")
-    return Change(ChangeKind.VALUES, f"Keys whose value changes: {', '.join(changed)}.")
+    if changed:
+        also = f" Also: {', '.join(other_fields)}." if other_fields else ""
+        return Change(ChangeKind.VALUES, f"Keys whose value changes: {', '.join(changed)}.{also}")
+    if other_fields:
+        return Change(ChangeKind.SETTINGS, f"Fields that change: {', '.join(other_fields)}.")
+    return Change(ChangeKind.NO_OP, "Nothing changes.")
 
 
 def _scaling_split_changes(

@@ -27,6 +27,8 @@ MAX_VALUES_BYTES = 1024 * 1024  # Kubernetes refuses a larger Secret or ConfigMa
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _MAX_KEY_LENGTH = 253
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_TYPE_NAMES = {int: "a number", float: "a number", bool: "true or false", list: "a list",
+               dict: "a mapping"}  # fmt: skip
 _ENCODED_FIELDS = {ObjectKind.SECRET: ("data",), ObjectKind.CONFIG_MAP: ("binaryData",)}
 _PLAIN_FIELDS = {ObjectKind.SECRET: ("stringData",), ObjectKind.CONFIG_MAP: ("data",)}
 
@@ -44,7 +46,11 @@ def load_config_object(document: Mapping[str, Any], source: str) -> dict[str, An
     """The object as it is stored (a Secret's stringData encoded into data); raises
     InvalidSpec with every problem, each with its field path."""
     kind = ObjectKind(str(document.get("kind")))
-    problems = core_object_problems(document, kind, source)
+    # values are checked first and named by their type only, so that an error never shows
+    # a Secret's value (the schema's messages quote what they refuse)
+    problems = list(_value_type_problems(document, kind, source))
+    if not problems:
+        problems = core_object_problems(document, kind, source)
     if not problems:
         problems = list(_content_problems(document, kind, source))
     if problems:
@@ -58,6 +64,29 @@ def load_config_object(document: Mapping[str, Any], source: str) -> dict[str, An
         stored["data"] = data
         stored.setdefault("type", "Opaque")
     return stored
+
+
+def _value_type_problems(
+    document: Mapping[str, Any], kind: ObjectKind, source: str
+) -> Iterator[SpecProblem]:
+    if not isinstance(document.get("metadata"), Mapping):
+        yield SpecProblem(source, "metadata", "must be a mapping", "a mapping with a name")
+    for field in (*_ENCODED_FIELDS[kind], *_PLAIN_FIELDS[kind]):
+        mapping = document.get(field)
+        if mapping is None:
+            continue
+        if not isinstance(mapping, Mapping):
+            yield SpecProblem(source, field, "must be a mapping of keys to values", "a mapping")
+            continue
+        for key, value in mapping.items():
+            if not isinstance(value, str):
+                found = _TYPE_NAMES.get(type(value), "nothing" if value is None else "a value")
+                yield SpecProblem(
+                    source,
+                    field_path(field, str(key)),
+                    f"must be a string, got {found}",
+                    'a string (quote numbers and empty values: "")',
+                )
 
 
 def _content_problems(
@@ -78,12 +107,12 @@ def _content_problems(
     for field in (*_ENCODED_FIELDS[kind], *_PLAIN_FIELDS[kind]):
         for key, value in (document.get(field) or {}).items():
             path = field_path(field, key)
-            if len(key) > _MAX_KEY_LENGTH or not _KEY.fullmatch(key):
+            if len(key) > _MAX_KEY_LENGTH or not _KEY.fullmatch(key) or key in (".", ".."):
                 yield SpecProblem(
                     source,
                     path,
                     f"{key!r} is not a valid key",
-                    "letters, digits, '-', '_' and '.', at most 253 characters",
+                    "letters, digits, '-', '_' and '.' (not '.' or '..'), at most 253 characters",
                 )
             if field in _ENCODED_FIELDS[kind]:
                 content = decoded(value)
@@ -133,3 +162,31 @@ def decoded(value: object) -> bytes | None:
         return base64.b64decode(value.replace("\n", "").replace("\r", ""), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def immutability_problem(
+    current: Mapping[str, Any], new: Mapping[str, Any], source: str
+) -> SpecProblem | None:
+    """An object stored with ``immutable: true`` keeps its values and stays immutable, as on
+    Kubernetes (delete it and apply it again to change it)."""
+    if current.get("immutable") is not True:
+        return None
+    if values(current) != values(new):
+        return SpecProblem(
+            source, "data", "cannot change: the object is immutable", "delete it and apply again"
+        )
+    if new.get("immutable") is not True:
+        return SpecProblem(
+            source, "immutable", "cannot be unset once true", "true, or delete and apply again"
+        )
+    return None
+
+
+def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The fields other than the values that differ between two stored forms: type,
+    immutable, labels, annotations."""
+    fields = [f for f in ("type", "immutable") if current.get(f) != new.get(f)]
+    for part in ("labels", "annotations"):
+        if current["metadata"].get(part) != new["metadata"].get(part):
+            fields.append(f"metadata.{part}")
+    return fields

@@ -15,6 +15,9 @@ from typing import Any
 from rayservice.spec.config_objects import is_config_object
 
 RAY_API_GROUP = "ray.io"
+# KubeRay's kinds: one of them under another apiVersion is a mistake for admission to refuse,
+# not an object to skip
+RAY_KINDS = frozenset({"RayService", "RayCluster", "RayJob", "RayCronJob"})
 
 
 def api_group(api_version: str) -> str:
@@ -30,7 +33,7 @@ def not_run_here(document: object) -> str | None:
     api_version, kind = document.get("apiVersion"), document.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str) or not kind:
         return None
-    if api_group(api_version) == RAY_API_GROUP or is_config_object(document):
+    if api_group(api_version) == RAY_API_GROUP or kind in RAY_KINDS or is_config_object(document):
         return None
     return (
         f"{kind} objects ({api_version}) are not applied on this machine;"

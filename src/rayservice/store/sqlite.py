@@ -364,18 +364,19 @@ class SqliteStore:
                     (text, source, bump, kind, namespace, name),
                 )
                 generation = int(row["generation"]) + bump
-            db.execute(
-                # the first apply of a generation stays its revision (annotations may follow)
-                "INSERT OR IGNORE INTO revisions (kind, namespace, name, generation, manifest,"
-                " source, applied_at) VALUES (?,?,?,?,?,?,?)",
-                (kind, namespace, name, generation, text, source, now),
-            )
-            db.execute(
-                "DELETE FROM revisions WHERE kind=? AND namespace=? AND name=?"
-                " AND generation NOT IN (SELECT generation FROM revisions"
-                " WHERE kind=? AND namespace=? AND name=? ORDER BY generation DESC LIMIT ?)",
-                (kind, namespace, name, kind, namespace, name, MAX_REVISIONS_PER_OBJECT),
-            )
+            if "spec" in manifest:  # revisions are of specs (a Secret has none to go back to)
+                db.execute(
+                    # the first apply of a generation stays its revision (annotations may follow)
+                    "INSERT OR IGNORE INTO revisions (kind, namespace, name, generation, manifest,"
+                    " source, applied_at) VALUES (?,?,?,?,?,?,?)",
+                    (kind, namespace, name, generation, text, source, now),
+                )
+                db.execute(
+                    "DELETE FROM revisions WHERE kind=? AND namespace=? AND name=?"
+                    " AND generation NOT IN (SELECT generation FROM revisions"
+                    " WHERE kind=? AND namespace=? AND name=? ORDER BY generation DESC LIMIT ?)",
+                    (kind, namespace, name, kind, namespace, name, MAX_REVISIONS_PER_OBJECT),
+                )
         stored = self.get(kind, namespace, name)
         assert stored is not None
         return stored
