@@ -397,3 +397,15 @@ def test_only_the_newest_revisions_are_kept(store: SqliteStore) -> None:
     assert [r.generation for r in revisions] == list(range(8, applies + 1))
     assert revisions[-1].source == f"v{applies}.yaml"
     assert len(store.revisions(KIND, "default", "other")) == 1
+
+
+def test_the_store_and_its_backup_are_for_their_owner_only(tmp_path: Path) -> None:
+    """It holds Secrets' values."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    store.apply("Secret", {"metadata": {"name": "pw"}, "data": {"p": "cHc="}}, "s.yaml", 0.0)
+    backup = store.back_up()
+
+    assert backup is not None
+    for file in (path, path.with_name("state.db-wal"), path.with_name("state.db-shm"), backup):
+        assert file.stat().st_mode & 0o777 == 0o600, file

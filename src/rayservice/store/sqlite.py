@@ -117,6 +117,13 @@ class StoreUnusable(RayServiceError):
     retrying cannot help until someone restores the file or fixes the folder."""
 
 
+def _owner_only(path: Path) -> None:
+    """The store holds Secrets' values: its files are for their owner only. Only what others
+    could do is taken away (a read-only file stays read-only)."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(path.stat().st_mode & 0o700)
+
+
 def backup_path(path: Path) -> Path:
     """Where ``SqliteStore.back_up`` keeps the copy of the store at ``path``."""
     return path.with_name(path.name + ".bak")
@@ -235,6 +242,8 @@ class SqliteStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._refuse_damaged()
         self._connection().executescript(_SCHEMA)
+        for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+            _owner_only(file)
         self._upgrade_events()
 
     @property
@@ -270,6 +279,7 @@ class SqliteStore:
         try:
             with _interpreted(target, self._busy_timeout):
                 copy = sqlite3.connect(partial)
+                _owner_only(partial)
                 try:
                     self._connection().backup(copy)
                 finally:
