@@ -3,9 +3,9 @@
 rayservice start | controller [--host HOST] [--token-file PATH] | stop
 rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
 rayservice diff -f FILE
-rayservice get rayservice|raycluster|pods|services [NAME] [-o wide|json|yaml]
-rayservice describe rayservice NAME
-rayservice delete -f FILE | delete rayservice|raycluster NAME
+rayservice get rayservice|raycluster|pods|services|secrets|configmaps [NAME] [-o wide|json|yaml]
+rayservice describe rayservice|secret|configmap NAME
+rayservice delete -f FILE | delete rayservice|raycluster|secret|configmap NAME
 rayservice logs NAME [--pod POD] [--tail N]  (a rayservice or raycluster)
 rayservice rollout status|history|pause|resume|promote|undo NAME
 rayservice create cluster|computetemplate -f FILE [--wait]
@@ -396,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
     diff.set_defaults(func=cmd_diff)
 
-    get = verbs.add_parser("get", help="list rayservices, rayclusters, pods or services")
+    get = verbs.add_parser(
+        "get", help="list rayservices, rayclusters, pods, services, secrets or configmaps"
+    )
     get.add_argument("kind")
     get.add_argument("name", nargs="?")
     get.add_argument("-o", "--output", choices=["wide", "json", "yaml"])
@@ -404,13 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-A", "--all-namespaces", action="store_true")
     get.set_defaults(func=cmd_get)
 
-    describe = verbs.add_parser("describe", help="show a rayservice in detail, with events")
+    describe = verbs.add_parser(
+        "describe", help="show a rayservice (with events), a secret or a configmap in detail"
+    )
     describe.add_argument("kind")
     describe.add_argument("name")
     describe.add_argument("-n", "--namespace", default="default")
     describe.set_defaults(func=cmd_describe)
 
-    delete = verbs.add_parser("delete", help="delete a rayservice and everything it started")
+    delete = verbs.add_parser(
+        "delete", help="delete a rayservice (and everything it started) or another object"
+    )
     delete.add_argument("kind", nargs="?")
     delete.add_argument("name", nargs="?")
     delete.add_argument("-f", "--filename")
