@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -152,6 +152,24 @@ def ports() -> Callable[[], int]:
     return allocate
 
 
+@dataclass
+class TwoBackends:
+    """Two stub backends and the ports of a front over them."""
+
+    a: StubBackend
+    b: StubBackend
+    serve_port: int
+    dashboard_port: int
+
+    def spec(self, *backends: Backend) -> FrontSpec:
+        return FrontSpec(self.serve_port, self.dashboard_port, backends)
+
+
+@pytest.fixture
+def two(stubs: Callable[[str], StubBackend], ports: Callable[[], int]) -> TwoBackends:
+    return TwoBackends(stubs("a"), stubs("b"), ports(), ports())
+
+
 def _recorded_pids(state_dir: Path) -> list[int]:
     records = state_dir.glob("**/front.json") if state_dir.is_dir() else []
     return [json.loads(record.read_text())["pid"] for record in records]
@@ -231,29 +249,40 @@ def test_backend_failing_healthz_gets_no_traffic(
     assert set(served_by(spec.serve_port, 30)) == {"healthy"}
 
 
-def test_request_to_a_backend_that_just_died_is_retried_elsewhere(
+@dataclass
+class SurvivorAndVictim:
+    """A front over two healthy backends, one of which is about to fail."""
+
+    spec: FrontSpec
+    survivor: StubBackend
+    victim: StubBackend
+
+
+@pytest.fixture
+def survivor_and_victim(
     front: HaproxyFront, stubs: Callable[[str], StubBackend], ports: Callable[[], int]
-) -> None:
+) -> SurvivorAndVictim:
     survivor, victim = stubs("survivor"), stubs("victim")
     spec = FrontSpec(ports(), ports(), (survivor.backend(), victim.backend()))
     front.ensure(KEY, spec)
     eventually(lambda: _healthy(front) == ("survivor", "victim"), message="both backends up")
+    return SurvivorAndVictim(spec, survivor, victim)
 
-    victim.stop()
 
-    assert set(served_by(spec.serve_port, 30)) == {"survivor"}
+def test_request_to_a_backend_that_just_died_is_retried_elsewhere(
+    survivor_and_victim: SurvivorAndVictim,
+) -> None:
+    survivor_and_victim.victim.stop()
+
+    assert set(served_by(survivor_and_victim.spec.serve_port, 30)) == {"survivor"}
 
 
 def test_a_post_whose_server_dies_holding_it_is_sent_again_elsewhere(
-    front: HaproxyFront, stubs: Callable[[str], StubBackend], ports: Callable[[], int]
+    survivor_and_victim: SurvivorAndVictim,
 ) -> None:
-    survivor, victim = stubs("survivor"), stubs("victim")
-    spec = FrontSpec(ports(), ports(), (survivor.backend(), victim.backend()))
-    front.ensure(KEY, spec)
-    eventually(lambda: _healthy(front) == ("survivor", "victim"), message="both backends up")
-    victim.drops_posts = True  # it still passes its health check
+    survivor_and_victim.victim.drops_posts = True  # it still passes its health check
 
-    answers = [post(spec.serve_port, b'["MANGO", 2]') for _ in range(20)]
+    answers = [post(survivor_and_victim.spec.serve_port, b'["MANGO", 2]') for _ in range(20)]
 
     assert answers == [(200, "survivor")] * 20
 
@@ -298,38 +327,27 @@ def test_request_in_flight_during_a_reload_completes(
 
 
 def test_weights_move_traffic_without_restart(
-    front: HaproxyFront,
-    state_dir: Path,
-    stubs: Callable[[str], StubBackend],
-    ports: Callable[[], int],
+    front: HaproxyFront, state_dir: Path, two: TwoBackends
 ) -> None:
-    a, b = stubs("a"), stubs("b")
-    serve_port, dashboard_port = ports(), ports()
-    to_a = FrontSpec(serve_port, dashboard_port, (a.backend(100), b.backend(0)))
-    to_b = FrontSpec(serve_port, dashboard_port, (a.backend(0), b.backend(100)))
+    to_a = two.spec(two.a.backend(100), two.b.backend(0))
+    to_b = two.spec(two.a.backend(0), two.b.backend(100))
     master = front.ensure(KEY, to_a).pid
-    assert set(served_by(serve_port, 20)) == {"a"}
+    assert set(served_by(two.serve_port, 20)) == {"a"}
 
     state = front.ensure(KEY, to_b)
 
     assert state.pid == master
-    eventually(lambda: set(served_by(serve_port, 20)) == {"b"}, message="traffic moved to b")
+    eventually(lambda: set(served_by(two.serve_port, 20)) == {"b"}, message="traffic moved to b")
     config = (state_dir / KEY / "haproxy.cfg").read_text()
-    assert f"server b 127.0.0.1:{b.port} weight 100" in config
+    assert f"server b 127.0.0.1:{two.b.port} weight 100" in config
 
 
 def test_a_drained_backend_gets_nothing_and_returns_without_a_reload(
-    front: HaproxyFront,
-    state_dir: Path,
-    stubs: Callable[[str], StubBackend],
-    ports: Callable[[], int],
+    front: HaproxyFront, state_dir: Path, two: TwoBackends
 ) -> None:
-    a, b = stubs("a"), stubs("b")
-    serve_port, dashboard_port = ports(), ports()
-    both = FrontSpec(serve_port, dashboard_port, (a.backend(), b.backend()))
-    b_drained = FrontSpec(
-        serve_port, dashboard_port, (a.backend(), replace(b.backend(), drained=True))
-    )
+    a, b, serve_port = two.a, two.b, two.serve_port
+    both = two.spec(a.backend(), b.backend())
+    b_drained = two.spec(a.backend(), replace(b.backend(), drained=True))
     front.ensure(KEY, both)
     processes = haproxy_processes(state_dir / KEY / "haproxy.cfg")
     eventually(lambda: set(served_by(serve_port, 10)) == {"a", "b"}, message="both serve")
@@ -378,21 +396,17 @@ def test_a_killed_haproxy_refuses_no_connection_and_is_started_again(
 
 
 def test_processes_left_on_different_specs_are_reported_and_brought_together(
-    front: HaproxyFront,
-    state_dir: Path,
-    stubs: Callable[[str], StubBackend],
-    ports: Callable[[], int],
+    front: HaproxyFront, state_dir: Path, two: TwoBackends
 ) -> None:
-    a, b = stubs("a"), stubs("b")
-    serve_port, dashboard_port = ports(), ports()
-    wanted = FrontSpec(serve_port, dashboard_port, (a.backend(), b.backend()))
+    serve_port = two.serve_port
+    wanted = two.spec(two.a.backend(), two.b.backend())
     front.ensure(KEY, wanted)
     eventually(lambda: set(served_by(serve_port, 10)) == {"a", "b"}, message="both serve")
     # the twin as if a change had reached only the first process
     twin = FrontFiles(state_dir / KEY / TWIN_FOLDER, Path("unused"))
     record = load_record(twin)
     assert record is not None
-    save_record(twin, record.model_copy(update={"spec": FrontSpec(serve_port, dashboard_port)}))
+    save_record(twin, record.model_copy(update={"spec": two.spec()}))
 
     split = front.observe(KEY)
     together = front.ensure(KEY, wanted)
