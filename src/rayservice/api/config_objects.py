@@ -24,6 +24,7 @@ from rayservice.api.objects import (
 )
 from rayservice.planner.change import classify_config_change
 from rayservice.spec.config_objects import (
+    CONFIG_PLURALS,
     changed_fields,
     immutability_problem,
     load_config_object,
@@ -34,11 +35,10 @@ from rayservice.spec.events import ObjectKind
 from rayservice.store.base import Store
 
 CORE = "/api/v1"
-CONFIG_PLURALS = {"secrets": ObjectKind.SECRET, "configmaps": ObjectKind.CONFIG_MAP}
 
 
 def add_config_object_routes(app: FastAPI, store: Store, wake: Callable[[], None]) -> None:
-    for plural, kind in CONFIG_PLURALS.items():
+    for kind, plural in CONFIG_PLURALS.items():
         _add_routes(app, store, wake, plural, kind)
 
 

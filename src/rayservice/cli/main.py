@@ -34,9 +34,10 @@ from rayservice.cli import config_tables, daemon, rollout, tables, workloads
 from rayservice.cli.change_report import change_report
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
-from rayservice.client.manifests import CONFIG_PLURALS, plural_of
+from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
+from rayservice.spec.config_objects import CONFIG_PLURALS
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents

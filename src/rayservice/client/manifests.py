@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from rayservice.client.calls import Call, Reader, items, json_object, nothing, path, text
+from rayservice.spec.config_objects import CONFIG_PLURALS
 from rayservice.spec.events import ObjectKind
 
 T = TypeVar("T")
@@ -26,10 +27,7 @@ RAY_PLURALS = {
     ObjectKind.RAY_SERVICE.value: "rayservices",
     ObjectKind.RAY_CLUSTER.value: "rayclusters",
 }
-CONFIG_PLURALS = {  # core v1 objects a RayService takes values from
-    ObjectKind.SECRET.value: "secrets",
-    ObjectKind.CONFIG_MAP.value: "configmaps",
-}
+_PLURAL_OF_CONFIG_KIND = {kind.value: plural for kind, plural in CONFIG_PLURALS.items()}
 DRY_RUN_ALL = "All"  # the one dryRun value Kubernetes' API servers accept
 HEALTH_TIMEOUT = 1.0
 
@@ -38,7 +36,7 @@ def plural_of(manifest: dict[str, Any]) -> str:
     """Where a document goes, by its kind. Any other kind goes to ``rayservices``, whose
     admission names the wrong kind with its file and field."""
     kind = str(manifest.get("kind"))
-    return RAY_PLURALS.get(kind) or CONFIG_PLURALS.get(kind) or "rayservices"
+    return RAY_PLURALS.get(kind) or _PLURAL_OF_CONFIG_KIND.get(kind) or "rayservices"
 
 
 def _ray(namespace: str, plural: str, *rest: str) -> str:

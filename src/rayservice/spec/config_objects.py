@@ -22,7 +22,8 @@ from rayservice.spec.events import ObjectKind
 from rayservice.spec.kubernetes_schema import core_object_problems
 from rayservice.spec.paths import field_path
 
-CONFIG_KINDS = (ObjectKind.SECRET, ObjectKind.CONFIG_MAP)
+CONFIG_PLURALS = {ObjectKind.SECRET: "secrets", ObjectKind.CONFIG_MAP: "configmaps"}
+"""The kinds, with the plurals of their paths under the core ``/api/v1``."""
 MAX_VALUES_BYTES = 1024 * 1024  # Kubernetes refuses a larger Secret or ConfigMap
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _MAX_KEY_LENGTH = 253
@@ -38,7 +39,7 @@ def is_config_object(document: object) -> bool:
     return (
         isinstance(document, Mapping)
         and document.get("apiVersion") == "v1"
-        and document.get("kind") in CONFIG_KINDS
+        and document.get("kind") in CONFIG_PLURALS
     )
 
 
