@@ -899,8 +899,8 @@ def test_apply_skips_and_names_the_objects_not_kept_here_and_applies_the_rest(
     assert capsys.readouterr().out.splitlines() == [
         "deployment.apps/redis skipped: Deployment objects (apps/v1) are not applied on this"
         " machine; only ray.io objects, Secrets and ConfigMaps are",
+        "secret/redis-password applied",  # first: the RayService may take values from it
         "rayservice.ray.io/rayservice-sample applied (generation 1)",
-        "secret/redis-password applied",
     ]
     assert [r.name for r in workspace.store.list_resources(KIND)] == ["rayservice-sample"]
     [secret] = workspace.store.list_resources("Secret")

@@ -362,7 +362,9 @@ def test_reapplying_the_running_spec_while_strategy_none_holds_a_change_is_not_h
     assert change.kind not in (ChangeKind.HELD, ChangeKind.NEW_CLUSTER)
     # nothing about cluster A changes, not even its worker count
     assert change.kind in (ChangeKind.SETTINGS, ChangeKind.NO_OP), change.kind
-    assert apply_warnings(previous, stored) == [], "it used to warn 'set it to NewCluster'"
+    assert apply_warnings(world.store, previous, stored) == [], (
+        "it used to warn 'set it to NewCluster'"
+    )
     plan = world.reconcile()
     assert not any(isinstance(a, EnsureCluster | DeployServeConfig) for a in plan.actions)
     assert condition(world, "UpgradeInProgress") == ("False", "NoPendingCluster")
@@ -370,7 +372,7 @@ def test_reapplying_the_running_spec_while_strategy_none_holds_a_change_is_not_h
 
     previous = world.resource()
     stored = world.apply(manifest("c", strategy=NONE))
-    [warning] = apply_warnings(previous, stored)
+    [warning] = apply_warnings(world.store, previous, stored)
     assert "upgradeStrategy.type is None" in warning and "set it to NewCluster" in warning
 
 

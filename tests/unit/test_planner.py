@@ -52,6 +52,7 @@ from rayservice.spec.observed import (
     ObservedNode,
     ServeState,
 )
+from rayservice.spec.references import NOTHING_FOUND, Found, resolve
 from rayservice.spec.status import (
     AppStatus,
     Condition,
@@ -118,10 +119,18 @@ def service(
     return RayService.model_validate(manifest(config, replicas, exclude_head))
 
 
-def desired(svc: RayService | None = None, generation: int = 1, deleting: bool = False) -> Desired:
+def desired(
+    svc: RayService | None = None,
+    generation: int = 1,
+    deleting: bool = False,
+    found: Found = NOTHING_FOUND,
+) -> Desired:
+    """The service as the controller hands it to the planner, its references resolved with
+    the Secrets and ConfigMaps ``found``."""
     svc = svc or service()
     config = yaml.safe_load(svc.spec.serveConfigV2)
-    return Desired(svc, UID, generation, deleting, config)
+    cluster = resolve(svc.spec.rayClusterConfig, found, svc.metadata.namespace)
+    return Desired(svc, UID, generation, deleting, config, cluster)
 
 
 FIRST = cluster_name(service(), UID, 1)  # the cluster of generation 1

@@ -47,6 +47,7 @@ from rayservice.spec.observed import (
     ObservedCluster,
     ObservedNode,
 )
+from rayservice.spec.references import Resolution, resolve
 from rayservice.spec.vocabulary import (
     HEAD_GROUP,
     KIND,
@@ -120,6 +121,11 @@ def service(
     return RayService.model_validate(document)
 
 
+def resolved(svc: RayService) -> Resolution:
+    """The service's cluster spec resolved with no Secret or ConfigMap (it refers to none)."""
+    return resolve(svc.spec.rayClusterConfig, {}, svc.metadata.namespace)
+
+
 def wanted(
     variant: str = "a",
     *,
@@ -138,7 +144,9 @@ def wanted(
         annotations=annotations,
         **spec,
     )
-    return wanted_of(wanted_service, wanted_service.spec.serve_config(), NEW)
+    return wanted_of(
+        wanted_service, resolved(wanted_service), wanted_service.spec.serve_config(), NEW
+    )
 
 
 HASH = {variant: cluster_spec_hash(service(variant).spec.rayClusterConfig) for variant in "abc"}
@@ -1139,7 +1147,9 @@ def test_the_stored_0_1_0_rollback_fixture_is_rolling_back(tmp_path: Path) -> No
 
     record = load_record(resource.record)
     stored_service = RayService.model_validate(resource.manifest)
-    want = wanted_of(stored_service, stored_service.spec.serve_config(), NEW)
+    want = wanted_of(
+        stored_service, resolved(stored_service), stored_service.spec.serve_config(), NEW
+    )
 
     assert record.phase is ROLLING_BACK
     assert record.pending is not None and record.active is not None

@@ -95,15 +95,18 @@ def test_resources_other_than_cpu_memory_and_gpus_are_ignored() -> None:
     ]
 
 
-def test_environment_values_taken_from_kubernetes_objects_are_ignored() -> None:
+def test_environment_values_taken_from_the_pod_are_ignored_those_from_secrets_are_not() -> None:
     env = [
         {"name": "PLAIN", "value": "1"},
         {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "SETTING", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
+    every_key = [{"secretRef": {"name": "s"}}, {"configMapRef": {"name": "c"}, "prefix": "C_"}]
 
-    fields = ignored_fields(service_with(container_changes={"env": env}))
+    fields = ignored_fields(service_with(container_changes={"env": env, "envFrom": every_key}))
 
-    assert fields == [f"{HEAD_POD}.containers[0].env[1].valueFrom"]
+    assert fields == [f"{HEAD_POD}.containers[0].env[3].valueFrom"]
 
 
 def test_pod_labels_and_annotations_are_ignored_except_fault_tolerance() -> None:

@@ -29,8 +29,10 @@ from rayservice.spec.events import ObjectKind
 from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
+from rayservice.spec.references import NOTHING_FOUND, Found, resolve
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store, StoredResource, generation_after_apply
+from rayservice.store.referenced import referenced
 
 
 def _packaged(
@@ -226,8 +228,10 @@ def dry_run(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
+    alongside: Found = NOTHING_FOUND,
 ) -> DryRun:
-    """What applying ``document`` would do, with the same checks as :func:`admit`.
+    """What applying ``document`` would do, with the same checks as :func:`admit`, the
+    Secrets and ConfigMaps ``alongside`` applied first.
 
     The packaged manifest is compared with the stored one, so an unchanged local working_dir
     (same content, same package URI) is no change. Nothing is stored.
@@ -243,45 +247,62 @@ def dry_run(
     )
     stored = store.get(manifest.kind, manifest.metadata.namespace, manifest.metadata.name)
     generation = generation_after_apply(stored, _stored_form(manifest))
-    return DryRun(_change(stored, manifest), generation)
+    return DryRun(_change(store, stored, manifest, alongside), generation)
 
 
-def _change(stored: StoredResource | None, new: Manifest) -> Change:
+def _change(
+    store: Store, stored: StoredResource | None, new: Manifest, alongside: Found = NOTHING_FOUND
+) -> Change:
     """What storing ``new`` over ``stored`` makes the controller do: for a RayService the
-    rollout's own answer for the controller's stored record."""
+    rollout's own answer for the controller's stored record, with the Secrets and ConfigMaps
+    stored now (and those ``alongside``)."""
+    namespace = new.metadata.namespace
     if isinstance(new, RayCluster):
         current = RayCluster.model_validate(stored.manifest) if stored else None
-        return classify_cluster_change(current, new)
+        found = {**referenced(store, namespace, new.spec).found, **alongside}
+        return classify_cluster_change(current, new, found)
+    found = {**referenced(store, namespace, new.spec.rayClusterConfig).found, **alongside}
     if stored is None:
-        return classify_change(None, new)
+        return classify_change(None, new, found=found)
     service = RayService.model_validate(stored.manifest)
     record: ServiceRecord | None = load_record(stored.record) if stored.record else None
-    return classify_change(service, new, record)
+    return classify_change(service, new, record, found)
 
 
 def _stored_form(manifest: Manifest) -> dict[str, Any]:
     return manifest.model_dump(mode="json", exclude_unset=True)
 
 
-def apply_warnings(previous: StoredResource | None, stored: StoredResource) -> list[str]:
+def apply_warnings(
+    store: Store, previous: StoredResource | None, stored: StoredResource
+) -> list[str]:
     """What the user must know about an accepted apply that will not do all it says: a
-    cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently)."""
-    if previous is None or previous.generation == stored.generation:
-        return []
+    cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently), a
+    Secret or ConfigMap it refers to that is not there."""
     new = load_stored(stored)
-    if _change(previous, new).kind is not ChangeKind.HELD:
-        return []
-    if isinstance(new, RayCluster):
-        return [
-            f"{stored.source}: the cluster spec changed, but spec.upgradeStrategy.type is None:"
-            " running nodes keep their spec, nodes started from now take the new one; set it"
-            " to Recreate to replace the cluster"
-        ]
-    return [
-        f"{stored.source}: spec.rayClusterConfig changed, but spec.upgradeStrategy.type is"
-        " None: the running cluster keeps its spec (Serve config changes still apply);"
-        " set it to NewCluster or NewClusterWithIncrementalUpgrade to apply the change"
+    spec = new.spec if isinstance(new, RayCluster) else new.spec.rayClusterConfig
+    found = referenced(store, stored.namespace, spec).found
+    warnings = [
+        f"{stored.source}: {what} (no cluster starts for it until then)"
+        for what in resolve(spec, found, stored.namespace).missing
     ]
+    if previous is None or previous.generation == stored.generation:
+        return warnings
+    if _change(store, previous, new).kind is not ChangeKind.HELD:
+        return warnings
+    if isinstance(new, RayCluster):
+        held = (
+            "the cluster spec changed, but spec.upgradeStrategy.type is None: running nodes"
+            " keep their spec, nodes started from now take the new one; set it to Recreate to"
+            " replace the cluster"
+        )
+    else:
+        held = (
+            "spec.rayClusterConfig changed, but spec.upgradeStrategy.type is None: the running"
+            " cluster keeps its spec (Serve config changes still apply); set it to NewCluster"
+            " or NewClusterWithIncrementalUpgrade to apply the change"
+        )
+    return [*warnings, f"{stored.source}: {held}"]
 
 
 def ignored_warning(resource: StoredResource) -> str | None:

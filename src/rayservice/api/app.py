@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from rayservice import __version__
 from rayservice.api import admission, rollout
 from rayservice.api.auth import TokenAuth, caller_is_local
-from rayservice.api.config_objects import add_config_object_routes
+from rayservice.api.config_objects import add_config_object_routes, alongside_values
 from rayservice.api.objects import (
     add_warning,
     applied_document,
@@ -114,7 +114,14 @@ def create_app(
         if dry_run is not None:
             check_dry_run_value(dry_run)
             preview = admission.dry_run(
-                store, document, source, base_dir, packages, key, may_read_local_paths=local
+                store,
+                document,
+                source,
+                base_dir,
+                packages,
+                key,
+                may_read_local_paths=local,
+                alongside=alongside_values(body, namespace),
             )
             return change_object(preview.change, preview.generation)
         previous = store.get(str(document.get("kind") or KIND), namespace, name)
@@ -129,7 +136,7 @@ def create_app(
             may_read_local_paths=local,
         )
         wake()
-        for warning in admission.apply_warnings(previous, stored):
+        for warning in admission.apply_warnings(store, previous, stored):
             add_warning(response, warning)
         return resource_object(stored)
 

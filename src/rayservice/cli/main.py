@@ -37,7 +37,7 @@ from rayservice.client import NotFound, RayServiceClient
 from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
 from rayservice.planner.change import ChangeKind
-from rayservice.spec.config_objects import CONFIG_PLURALS
+from rayservice.spec.config_objects import CONFIG_PLURALS, is_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents
@@ -136,12 +136,26 @@ def _base_dir(path: str) -> str:
     return str(Path(path).resolve().parent if path != "-" else Path.cwd())
 
 
+def _in_apply_order(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Secrets and ConfigMaps first, then the ray.io objects that may take values from them;
+    otherwise in the file's order."""
+    return sorted(documents, key=lambda document: not is_config_object(document))
+
+
+def _alongside(document: dict[str, Any], documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Secrets and ConfigMaps applied before ``document`` (a ray.io object): its dry run
+    counts them as stored."""
+    return [] if is_config_object(document) else [d for d in documents if is_config_object(d)]
+
+
 def _print_dry_runs(path: str, verb: str) -> bool:
     """Print what applying each object of the file would do; True when anything would change."""
     client = _client()
     changes = False
-    for document in _read_documents(path, verb):
-        change = client.dry_run(document, path, _base_dir(path))
+    documents = _in_apply_order(_read_documents(path, verb))
+    for document in documents:
+        alongside = _alongside(document, documents)
+        change = client.dry_run(document, path, _base_dir(path), alongside)
         print(change_report(document["metadata"]["name"], change))
         changes = changes or change["kind"] != ChangeKind.NO_OP
     return changes
@@ -158,10 +172,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return 0
     client = _client()
     base_dir = _base_dir(args.filename)
-    documents = _read_documents(args.filename, "apply")
+    documents = _in_apply_order(_read_documents(args.filename, "apply"))
     if len(documents) > 1:  # every object is checked before any is applied
         for document in documents:
-            client.dry_run(document, args.filename, base_dir)
+            client.dry_run(document, args.filename, base_dir, _alongside(document, documents))
     status = 0
     for document in documents:
         obj, warnings = client.apply(document, args.filename, base_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -121,9 +121,16 @@ class AsyncRayServiceClient:
         against ``base_dir``."""
         return await self.send(manifests.apply(manifest, source, base_dir))
 
-    async def dry_run(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
-        """What applying would change: kind, summary, fields, generation. Stores nothing."""
-        return await self.send(manifests.dry_run(manifest, source, base_dir))
+    async def dry_run(
+        self,
+        manifest: dict[str, Any],
+        source: str,
+        base_dir: str,
+        alongside: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """What applying would change: kind, summary, fields, generation. Stores nothing.
+        The Secrets and ConfigMaps ``alongside`` count as applied first."""
+        return await self.send(manifests.dry_run(manifest, source, base_dir, alongside))
 
     async def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         """The stored RayService object, with its status."""

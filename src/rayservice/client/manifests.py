@@ -11,6 +11,7 @@ as dicts. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -72,9 +73,17 @@ def apply(
     return _put_manifest(manifest, source, base_dir, {}, read)
 
 
-def dry_run(manifest: dict[str, Any], source: str, base_dir: str) -> Call[dict[str, Any]]:
-    """What applying would change: kind, summary, fields, generation. Stores nothing."""
-    return _put_manifest(manifest, source, base_dir, {"dryRun": DRY_RUN_ALL}, json_object)
+def dry_run(
+    manifest: dict[str, Any],
+    source: str,
+    base_dir: str,
+    alongside: Sequence[dict[str, Any]] = (),
+) -> Call[dict[str, Any]]:
+    """What applying would change: kind, summary, fields, generation. Stores nothing. The
+    Secrets and ConfigMaps ``alongside`` count as applied first (a RayService or RayCluster
+    may take values from them)."""
+    extra = {"alongside": list(alongside)} if alongside else {}
+    return _put_manifest(manifest, source, base_dir, {"dryRun": DRY_RUN_ALL}, json_object, extra)
 
 
 def _put_manifest(
@@ -83,11 +92,12 @@ def _put_manifest(
     base_dir: str,
     params: dict[str, str | int],
     read: Reader[T],
+    extra: Mapping[str, Any] | None = None,
 ) -> Call[T]:
     meta = manifest.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
     where = _object_path(namespace, plural_of(manifest), str(meta.get("name", "")))
-    body = {"manifest": manifest, "source": source, "baseDir": base_dir}
+    body = {"manifest": manifest, "source": source, "baseDir": base_dir, **(extra or {})}
     return Call("PUT", where, read, params=params, body=body)
 
 

@@ -9,7 +9,7 @@ Each method builds its request with :mod:`rayservice.client.kuberay` or
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -119,9 +119,16 @@ class RayServiceClient:
         against ``base_dir``."""
         return self.send(manifests.apply(manifest, source, base_dir))
 
-    def dry_run(self, manifest: dict[str, Any], source: str, base_dir: str) -> dict[str, Any]:
-        """What applying would change: kind, summary, fields, generation. Stores nothing."""
-        return self.send(manifests.dry_run(manifest, source, base_dir))
+    def dry_run(
+        self,
+        manifest: dict[str, Any],
+        source: str,
+        base_dir: str,
+        alongside: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """What applying would change: kind, summary, fields, generation. Stores nothing.
+        The Secrets and ConfigMaps ``alongside`` count as applied first."""
+        return self.send(manifests.dry_run(manifest, source, base_dir, alongside))
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any]:
         """The stored RayService object, with its status."""

@@ -43,18 +43,22 @@ from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
+from rayservice.spec.references import Source, resolve
 from rayservice.spec.status import RayClusterStatus, RayServiceStatus
 from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
+from rayservice.store.referenced import referenced, versions_now
 from rayservice.traffic.base import TrafficFront
 
 
 @dataclass(frozen=True)
 class _Quiet:
-    """A pass that did nothing: while the stored resource (its resourceVersion), what is
-    observed and the time (before the next timer) stay as they were, so does its plan."""
+    """A pass that did nothing: while the stored resource (its resourceVersion), the Secrets
+    and ConfigMaps its spec refers to (theirs), what is observed and the time (before the next
+    timer) stay as they were, so does its plan."""
 
     resource_version: int
+    referenced: tuple[tuple[Source, int | None], ...]
     observed: Observed
     plan: AnyPlan
 
@@ -96,6 +100,9 @@ class Reconciler:
             return None
         if self.store.resource_version(kind, namespace, name) != quiet.resource_version:
             return None
+        named = tuple(source for source, _ in quiet.referenced)
+        if versions_now(self.store, namespace, named) != tuple(v for _, v in quiet.referenced):
+            return None
         wake_at, now = quiet.plan.wake_at, self.clock()
         if wake_at is not None and now >= wake_at:
             return None
@@ -109,14 +116,17 @@ class Reconciler:
     def reconcile(self, resource: StoredResource) -> AnyPlan:
         """A full pass (the loop asks :meth:`settled` first)."""
         record = load_record(resource.record)
+        namespace = resource.namespace
         result: AnyPlan
         if resource.kind == ObjectKind.RAY_CLUSTER:
             cluster = RayCluster.model_validate(resource.manifest)
             if not resource.deleting:
                 record = self._with_ports(resource.key, None, cluster.serve_service_enabled, record)
+            values = referenced(self.store, namespace, cluster.spec)
+            resolution = resolve(cluster.spec, values.found, namespace, "spec")
             observed = self._observe(resource.key, record)
             result = plan_cluster(
-                DesiredCluster(cluster, resource.generation, resource.deleting),
+                DesiredCluster(cluster, resource.generation, resource.deleting, resolution),
                 observed,
                 record,
                 RayClusterStatus.model_validate(resource.status),
@@ -128,19 +138,28 @@ class Reconciler:
                 requested = requested_serve_port(service)
                 wanted = requested[1] if requested else None
                 record = self._with_ports(resource.key, wanted, True, record)
+            spec = service.spec.rayClusterConfig
+            values = referenced(self.store, namespace, spec)
             desired = Desired(
                 service=service,
                 uid=resource.uid,
                 generation=resource.generation,
                 deleting=resource.deleting,
                 serve_config=service.spec.serve_config(),
+                cluster=resolve(spec, values.found, namespace),
             )
             observed = self._observe(resource.key, record)
             previous = RayServiceStatus.model_validate(resource.status)
             result = plan(desired, observed, record, previous, self.clock())
-        return self._carry_out(resource, observed, result)
+        return self._carry_out(resource, values.versions, observed, result)
 
-    def _carry_out(self, resource: StoredResource, observed: Observed, result: AnyPlan) -> AnyPlan:
+    def _carry_out(
+        self,
+        resource: StoredResource,
+        referenced_versions: tuple[tuple[Source, int | None], ...],
+        observed: Observed,
+        result: AnyPlan,
+    ) -> AnyPlan:
         """Checkpoint, execute, write status, views and events; remember a quiet pass."""
         kind, namespace, name = resource.kind, resource.namespace, resource.name
         written = 0  # the writes of this pass that moved the resourceVersion
@@ -164,7 +183,7 @@ class Reconciler:
                 # written by others meanwhile (an apply) moves it further, and the next pass
                 # plans again
                 self._quiet[resource.key] = _Quiet(
-                    resource.resource_version + written, observed, result
+                    resource.resource_version + written, referenced_versions, observed, result
                 )
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message, event.involved)

@@ -11,7 +11,7 @@ what changing them does, and words the answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -40,6 +40,7 @@ from rayservice.spec.manifest import (
     RayServiceSpec,
 )
 from rayservice.spec.paths import field_path
+from rayservice.spec.references import NOTHING_FOUND, Found, Resolution, resolve
 from rayservice.spec.vocabulary import ClusterUpgradeType, UpgradeType
 
 CLUSTER_CONFIG_FIELD = "spec.rayClusterConfig"
@@ -54,6 +55,8 @@ class ChangeKind(StrEnum):
     ROLLBACK = "rollback"  # back to the active cluster's spec: the pending cluster goes
     PENDING_UPDATE = "update of the pending cluster"
     HELD = "held cluster change"  # upgradeStrategy None: the cluster keeps its spec
+    # the spec refers to a Secret, ConfigMap or key that is not there: the cluster keeps its spec
+    WAITING = "cluster change waiting for a Secret or ConfigMap"
     WORKER_COUNT = "in-place worker-count change"
     SERVE_UPDATE = "in-place Serve update"
     SETTINGS = "settings change"
@@ -98,16 +101,26 @@ class Change:
 
 
 def classify_change(
-    current: RayService | None, new: RayService, record: ServiceRecord | None = None
+    current: RayService | None,
+    new: RayService,
+    record: ServiceRecord | None = None,
+    found: Found = NOTHING_FOUND,
 ) -> Change:
     """What applying ``new`` over ``current`` (None when not stored yet) would do, given the
     controller's stored ``record`` (None, or one without a cluster yet: as if ``current`` ran
-    alone on its cluster).
+    alone on its cluster) and the Secrets and ConfigMaps ``found`` in its namespace.
 
     Both services are expected to have passed admission, so their Serve configs parse.
     """
+    namespace = new.metadata.namespace
+    resolution = resolve(new.spec.rayClusterConfig, found, namespace)
     if current is None:
         summary = f"{new.key} is not stored yet: it is created, on a new cluster."
+        if resolution.missing:
+            summary = (
+                f"{new.key} is not stored yet: it is stored, but no cluster starts until"
+                f" {CLUSTER_CONFIG_FIELD} can be resolved: {'; '.join(resolution.missing)}."
+            )
         return Change(ChangeKind.CREATE, summary)
     fields = _ordered(
         [
@@ -117,10 +130,16 @@ def classify_change(
         ]
     )
     if record is None or record.active is None:
-        record = running_alone(current)
-    intent = intent_of(record, wanted_of(new, new.spec.serve_config(), new_cluster=""))
-    kind = _kind(intent, record, new.spec, fields)
+        record = running_alone(current, resolve(current.spec.rayClusterConfig, found, namespace))
+    wanted = wanted_of(new, resolution, new.spec.serve_config(), new_cluster="")
+    intent = intent_of(record, wanted)
+    kind = _kind(intent, record, new.spec, resolution.spec, fields)
     summary = _summary(kind, record, new.spec, fields)
+    if intent is Intent.UNRESOLVED:
+        summary += (
+            f" {CLUSTER_CONFIG_FIELD} cannot be resolved: {'; '.join(resolution.missing)}; no"
+            " cluster starts until it can, and the running cluster keeps its spec."
+        )
     if intent is Intent.GIVEN_UP and record.given_up is not None:
         summary += (
             " This rayClusterConfig and Serve config already timed out"
@@ -129,9 +148,10 @@ def classify_change(
     return Change(kind, summary, fields)
 
 
-def running_alone(service: RayService) -> ServiceRecord:
-    """The record of ``service`` running on one cluster, with nothing pending or held."""
-    spec = service.spec.rayClusterConfig
+def running_alone(service: RayService, cluster: Resolution) -> ServiceRecord:
+    """The record of ``service`` running on one cluster (its spec resolved as ``cluster``),
+    with nothing pending or held."""
+    spec = cluster.spec
     slot = ClusterSlot(
         name="",
         spec_hash=cluster_spec_hash(spec),
@@ -202,12 +222,23 @@ def _cluster_fields(
     return fields
 
 
-def classify_cluster_change(current: RayCluster | None, new: RayCluster) -> Change:
-    """What applying the standalone RayCluster ``new`` over ``current`` would do: it is what
+def classify_cluster_change(
+    current: RayCluster | None, new: RayCluster, found: Found = NOTHING_FOUND
+) -> Change:
+    """What applying the standalone RayCluster ``new`` over ``current`` would do, with the
+    Secrets and ConfigMaps ``found`` in its namespace: it is what
     :mod:`rayservice.planner.standalone` does with a changed spec."""
+    missing = resolve(new.spec, found, new.metadata.namespace, "spec").missing
+    unresolved = f"no node starts until the spec can be resolved: {'; '.join(missing)}."
     if current is None:
-        return Change(ChangeKind.CREATE, f"{new.key} is not stored yet: it is created.")
+        summary = f"{new.key} is not stored yet: it is created"
+        return Change(
+            ChangeKind.CREATE, f"{summary}, but {unresolved}" if missing else f"{summary}."
+        )
     fields = _ordered(_cluster_fields(current.spec, new.spec, "spec"))
+    if missing:
+        summary = f"Running nodes go on as they are, but {unresolved}"
+        return Change(ChangeKind.WAITING if fields else ChangeKind.NO_OP, summary, fields)
     if not fields:
         return Change(ChangeKind.NO_OP, "Nothing changes.")
     if not any(field.group is FieldGroup.CLUSTER for field in fields):
@@ -224,27 +255,6 @@ def classify_cluster_change(current: RayCluster | None, new: RayCluster) -> Chan
         " their spec, nodes started from now take the new one."
     )
     return Change(ChangeKind.HELD, summary, fields)
-
-
-def classify_config_change(
-    key: str,
-    kind: str,
-    current: Mapping[str, bytes] | None,
-    new: Mapping[str, bytes],
-    other_fields: Sequence[str] = (),
-) -> Change:
-    """What applying a Secret or ConfigMap with values ``new`` over one with ``current``
-    (None when not stored yet) would do, ``other_fields`` changing too; it names the keys,
-    never the values."""
-    if current is None:
-        return Change(ChangeKind.CREATE, f"{kind} {key} is not stored yet: it is created.")
-    changed = sorted(k for k in new.keys() | current.keys() if new.get(k) != current.get(k))
-    if changed:
-        also = f" Also: {', '.join(other_fields)}." if other_fields else ""
-        return Change(ChangeKind.VALUES, f"Keys whose value changes: {', '.join(changed)}.{also}")
-    if other_fields:
-        return Change(ChangeKind.SETTINGS, f"Fields that change: {', '.join(other_fields)}.")
-    return Change(ChangeKind.NO_OP, "Nothing changes.")
 
 
 def _scaling_split_changes(
@@ -284,13 +294,27 @@ _KIND_OF_INTENT = {
 }
 
 
+def cluster_change_effect(
+    intent: Intent, record: ServiceRecord, spec: RayServiceSpec, new_cluster: RayClusterSpec
+) -> tuple[ChangeKind, str]:
+    """The kind and the words of a change of the resolved cluster spec alone (``new_cluster``,
+    e.g. a Secret's value it takes), as :func:`classify_change` says them for ``intent``."""
+    fields = (FieldChange(CLUSTER_CONFIG_FIELD, ABSENT, ABSENT, FieldGroup.CLUSTER),)
+    kind = _kind(intent, record, spec, new_cluster, fields)
+    return kind, _effect(kind, record, spec, {FieldGroup.CLUSTER})
+
+
 def _kind(
-    intent: Intent, record: ServiceRecord, new: RayServiceSpec, fields: tuple[FieldChange, ...]
+    intent: Intent,
+    record: ServiceRecord,
+    new: RayServiceSpec,
+    new_cluster: RayClusterSpec,
+    fields: tuple[FieldChange, ...],
 ) -> ChangeKind:
     """The kind of change the rollout's intent means. The in-place kinds are told apart by
     what the running cluster gets: its cluster spec and Serve config against the new ones
-    (they can differ from the stored manifest's after a held or given-up change), the
-    settings against the stored manifest."""
+    (``new_cluster``: resolved; they can differ from the stored manifest's after a held or
+    given-up change), the settings against the stored manifest."""
     if intent in _KIND_OF_INTENT:
         return _KIND_OF_INTENT[intent]
     if not fields:
@@ -299,12 +323,14 @@ def _kind(
         return ChangeKind.PENDING_UPDATE
     groups = {field.group for field in fields}
     active = record.active
+    if intent is Intent.UNRESOLVED and groups & {FieldGroup.CLUSTER, FieldGroup.WORKERS}:
+        return ChangeKind.WAITING
     if intent is Intent.GIVEN_UP:  # nothing reaches a cluster
         groups &= {FieldGroup.SETTINGS}
     elif intent is Intent.IN_PLACE and active is not None:
         running = RayClusterSpec.model_validate(active.cluster_spec)
         groups -= {FieldGroup.WORKERS, FieldGroup.SERVE}
-        groups |= {field.group for field in _cluster_fields(running, new.rayClusterConfig)}
+        groups |= {field.group for field in _cluster_fields(running, new_cluster)}
         running_config = active.serve_config
         if running_config is not None and serve_config_hash(running_config) != serve_config_hash(
             new.serve_config()
@@ -349,6 +375,13 @@ def _effect(
                 f" Pending cluster {pending.name} is replaced." if pending is not None else ""
             )
             return _new_cluster_effect(spec) + replaced
+        case ChangeKind.WAITING:
+            serve = (
+                " The Serve config changes are still deployed to the running cluster."
+                if FieldGroup.SERVE in groups
+                else ""
+            )
+            return "The cluster spec changes, but not before it can be resolved." + serve
         case ChangeKind.HELD:
             serve = (
                 " The Serve config changes are still deployed to the running cluster."

@@ -38,6 +38,7 @@ from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
+from rayservice.spec.references import Resolution
 from rayservice.spec.status import (
     Condition,
     Fact,
@@ -80,6 +81,7 @@ class Desired:
     generation: int
     deleting: bool
     serve_config: dict[str, Any]  # serveConfigV2 parsed, local working dirs packaged
+    cluster: Resolution  # rayClusterConfig with the Secret and ConfigMap values it names
 
     @property
     def key(self) -> str:
@@ -112,9 +114,12 @@ def plan(
     if initializing.timed_out(record) is not None:
         return timed_out_plan(desired, observed, record, previous, now)
     new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
-    wanted = wanted_of(desired.service, desired.serve_config, new_cluster)
+    wanted = wanted_of(desired.service, desired.cluster, desired.serve_config, new_cluster)
     decision = decide_rollout(record, wanted, observed, now)
-    result = _Planner(desired, observed, decision, previous, now).run()
+    if decision.record.active is None:  # the spec refers to what is not there
+        result = unresolved_plan(desired, observed, decision, previous, now)
+    else:
+        result = _Planner(desired, observed, decision, previous, now).run()
     return _initializing_timeout(desired, observed, previous, result, now)
 
 
@@ -162,6 +167,57 @@ def timed_out_plan(
     nothing else is tried until the spec changes."""
     message = initializing.timed_out(record)
     assert message is not None
+    return _clusterless_plan(
+        desired,
+        observed,
+        record,
+        previous,
+        now,
+        Fact(ConditionStatus.FALSE, ConditionReason.INITIALIZING_TIMEOUT, message),
+        f"{desired.key} was not ready within {AnnotationKey.INITIALIZING_TIMEOUT}",
+        events,
+    )
+
+
+def unresolved_plan(
+    desired: Desired,
+    observed: Observed,
+    decision: RolloutDecision,
+    previous: RayServiceStatus,
+    now: float,
+) -> Plan[RayServiceStatus]:
+    """No cluster runs and none can start: the cluster spec refers to a Secret, ConfigMap or
+    key that is not there. The fronts keep their ports, and the service waits for the object
+    (or the initializing timeout)."""
+    missing = "; ".join(decision.record.missing_references)
+    return _clusterless_plan(
+        desired,
+        observed,
+        decision.record,
+        previous,
+        now,
+        Fact(
+            ConditionStatus.FALSE,
+            ConditionReason.REFERENCE_NOT_FOUND,
+            f"no cluster starts until rayClusterConfig can be resolved: {missing}",
+        ),
+        f"{desired.key} refers to what is not there",
+        decision.events,
+    )
+
+
+def _clusterless_plan(
+    desired: Desired,
+    observed: Observed,
+    record: ServiceRecord,
+    previous: RayServiceStatus,
+    now: float,
+    ready: Fact,
+    why: str,
+    events: tuple[PlannedEvent, ...],
+) -> Plan[RayServiceStatus]:
+    """A service with no cluster: every cluster it has goes, its fronts stay (with nothing
+    behind them) and Ready says ``why``."""
     record = record.model_copy(
         update={
             "phase": RolloutPhase.STEADY,
@@ -181,24 +237,16 @@ def timed_out_plan(
     if front.needs_ensure(observed.front, spec):
         reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
         actions.append(EnsureFront(desired.front_key, spec, reason))
-    why = f"{desired.key} was not ready within {AnnotationKey.INITIALIZING_TIMEOUT}"
     actions += [DeleteCluster(n, f"{why}: deleting {n}") for n in sorted(observed.clusters)]
     gated = gate(actions, record.failures, now)
     record.failures = gated.failures
     stamp, generation = rfc3339(now), desired.generation
     conditions = previous.conditions
     for kind, fact in (
-        (
-            ConditionType.READY,
-            Fact(ConditionStatus.FALSE, ConditionReason.INITIALIZING_TIMEOUT, message),
-        ),
+        (ConditionType.READY, ready),
         (
             ConditionType.UPGRADE_IN_PROGRESS,
-            Fact(
-                ConditionStatus.FALSE,
-                ConditionReason.NO_PENDING_CLUSTER,
-                "no cluster runs: the service was not ready in time",
-            ),
+            Fact(ConditionStatus.FALSE, ConditionReason.NO_PENDING_CLUSTER, "no cluster runs"),
         ),
         (
             ConditionType.ROLLBACK_IN_PROGRESS,

@@ -112,6 +112,9 @@ class ServiceRecord(BaseModel):
     # clusters whose Serve started again from nothing (a head restarted without GCS fault
     # tolerance) and has no RUNNING app yet: the front sends them nothing meanwhile
     serve_restarting: list[str] = Field(default_factory=list)
+    # what the cluster spec refers to and is not there, as last reported (a Warning is
+    # recorded when this changes)
+    missing_references: list[str] = Field(default_factory=list)
     serve_port: int = 0
     dashboard_port: int = 0
 

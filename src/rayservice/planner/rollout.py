@@ -18,6 +18,9 @@ Phases (``RolloutPhase``, stored in the record) and their transitions, each writ
     Starting, Stepping --another cluster change--> the same phase (PendingClusterReplaced)
     Starting <-> Stepping: upgradeStrategy changed mid-way (the pending cluster starts over)
 
+A spec that refers to a Secret, ConfigMap or key that is not there (``Wanted.missing``) moves
+no phase: nothing new starts, and what runs keeps running as it is, until the object appears.
+
 A pause (annotation) holds a switch or a step without being a phase of its own: it is an input,
 like cluster health (a head restarting, a node lost), which can happen in any phase.
 """
@@ -36,6 +39,7 @@ from rayservice.planner.traffic_steps import Split, next_step
 from rayservice.spec.hashing import cluster_spec_hash, is_worker_group_append, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import Observed, ObservedCluster
+from rayservice.spec.references import Resolution
 from rayservice.spec.status import Fact
 from rayservice.spec.vocabulary import (
     FULL_CAPACITY,
@@ -56,6 +60,9 @@ class Intent(StrEnum):
     """What a wanted spec means for the stored slots: the answer to "what will apply do"."""
 
     CREATE = "create"  # no cluster yet
+    # the cluster spec refers to a Secret, ConfigMap or key that is not there: no cluster
+    # starts for it; one that runs keeps its spec (its Serve config still follows)
+    UNRESOLVED = "unresolved"
     IN_PLACE = "in place"  # the active cluster can become it (same hash, or groups appended)
     ROLLBACK = "rollback"  # ... while a pending cluster exists: the pending cluster goes
     HOLD = "hold"  # a cluster change that upgradeStrategy None keeps from being applied
@@ -68,8 +75,9 @@ class Intent(StrEnum):
 class Wanted:
     """What the stored RayService asks of the rollout."""
 
-    cluster_spec: RayClusterSpec
+    cluster_spec: RayClusterSpec  # with the values of the Secrets and ConfigMaps it names
     spec_hash: str
+    missing: tuple[str, ...]  # what the spec refers to and is not there
     serve_config: dict[str, Any]  # serveConfigV2 parsed, local working dirs packaged
     config_hash: str
     strategy: UpgradeType
@@ -84,12 +92,16 @@ class Wanted:
     exclude_head: bool
 
 
-def wanted_of(service: RayService, serve_config: dict[str, Any], new_cluster: str) -> Wanted:
+def wanted_of(
+    service: RayService, cluster: Resolution, serve_config: dict[str, Any], new_cluster: str
+) -> Wanted:
+    """What ``service`` asks for, its cluster spec resolved as ``cluster``."""
     spec, annotations = service.spec, service.metadata.annotations
     options = spec.upgradeStrategy.clusterUpgradeOptions
     return Wanted(
-        cluster_spec=spec.rayClusterConfig,
-        spec_hash=cluster_spec_hash(spec.rayClusterConfig),
+        cluster_spec=cluster.spec,
+        spec_hash=cluster_spec_hash(cluster.spec),
+        missing=cluster.missing,
         serve_config=serve_config,
         config_hash=serve_config_hash(serve_config),
         strategy=UpgradeType(spec.upgradeStrategy.type),
@@ -127,6 +139,8 @@ def fits(slot: ClusterSlot, wanted: RayClusterSpec, wanted_hash: str) -> bool:
 
 def intent_of(record: ServiceRecord, wanted: Wanted) -> Intent:
     active, pending, given_up = record.active, record.pending, record.given_up
+    if wanted.missing:
+        return Intent.UNRESOLVED
     if active is None:
         return Intent.CREATE
     if fits(active, wanted.cluster_spec, wanted.spec_hash):
@@ -166,6 +180,12 @@ class _Rollout:
     def decide(self) -> RolloutDecision:
         record = self.record
         record.rolled_back = [n for n in record.rolled_back if n in self.observed.clusters]
+        missing = list(self.wanted.missing)
+        if missing != record.missing_references:
+            record.missing_references = missing
+            if missing:
+                message = f"rayClusterConfig cannot be resolved: {'; '.join(missing)}"
+                self._event(EventReason.REFERENCE_NOT_FOUND, message, EventType.WARNING)
         intent = intent_of(record, self.wanted)
         self._follow(intent)
         if record.pending is not None:
@@ -236,6 +256,18 @@ class _Rollout:
                     f"rayClusterConfig differs from cluster {active.name}'s, but"
                     " upgradeStrategy.type is None: the change is not applied (Serve config"
                     " changes still are)",
+                )
+            case Intent.UNRESOLVED:
+                missing = "; ".join(wanted.missing)
+                if active is None:
+                    return  # nothing to keep; the planner says why none starts
+                record.active = active.model_copy(update={"serve_config": wanted.serve_config})
+                self.held = Fact(
+                    ConditionStatus.FALSE,
+                    ConditionReason.REFERENCE_NOT_FOUND,
+                    f"rayClusterConfig cannot be resolved: {missing}. Cluster {active.name}"
+                    " keeps running with the values it started with (Serve config changes"
+                    " still apply)",
                 )
             case Intent.GIVEN_UP:
                 assert record.given_up is not None

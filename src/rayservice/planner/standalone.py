@@ -46,11 +46,15 @@ from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayCluster
 from rayservice.spec.observed import Observed, ObservedCluster
-from rayservice.spec.status import RayClusterStatus, rfc3339
+from rayservice.spec.references import Resolution
+from rayservice.spec.status import RayClusterStatus, rfc3339, set_condition
 from rayservice.spec.vocabulary import (
     LOCALHOST,
     ClusterState,
     ClusterUpgradeType,
+    ConditionReason,
+    ConditionStatus,
+    ConditionType,
     EventReason,
     EventType,
 )
@@ -61,6 +65,7 @@ class DesiredCluster:
     cluster: RayCluster
     generation: int
     deleting: bool
+    resolution: Resolution  # the spec with the Secret and ConfigMap values it names
 
     @property
     def key(self) -> str:
@@ -80,8 +85,17 @@ def plan_cluster(
 ) -> Plan[RayClusterStatus]:
     if desired.deleting:
         return deletion_plan(desired.key, observed, record, previous)
-    spec = desired.cluster.spec
+    spec, missing = desired.resolution.spec, desired.resolution.missing
     current = observed.clusters.get(desired.name)
+    events: list[PlannedEvent] = []
+    involved = ObjectRef(ObjectKind.RAY_CLUSTER, desired.name)
+    if list(missing) != record.missing_references:
+        record.missing_references = list(missing)
+        if missing:
+            message = f"no node starts until the spec can be resolved: {'; '.join(missing)}"
+            events.append(
+                PlannedEvent(EventType.WARNING, EventReason.REFERENCE_NOT_FOUND, message, involved)
+            )
     request = cluster_request(
         desired.name,
         desired.key,
@@ -91,12 +105,12 @@ def plan_cluster(
         fixed_head_ports=True,
     )
     actions: list[Action] = []
-    events: list[PlannedEvent] = []
-    involved = ObjectRef(ObjectKind.RAY_CLUSTER, desired.name)
     if spec.suspend:
         if current is not None:
             actions.append(DeleteCluster(desired.name, "spec.suspend is true: every node stops"))
         current = None
+    elif missing:
+        pass  # as on Kubernetes, where no pod starts: running nodes go on, none is started
     elif current is not None and current.spec_hash != request.spec_hash:
         if desired.cluster.upgrade_type is ClusterUpgradeType.RECREATE:
             actions.append(
@@ -184,6 +198,18 @@ def _status(
         stamp,
         desired.generation,
     )
+    missing = desired.resolution.missing
+    if missing and cluster is None:
+        why = f"no node starts until the spec can be resolved: {'; '.join(missing)}"
+        conditions = set_condition(
+            conditions,
+            ConditionType.HEAD_POD_READY,
+            ConditionStatus.FALSE,
+            ConditionReason.REFERENCE_NOT_FOUND,
+            why,
+            stamp,
+            desired.generation,
+        )
     conditions = with_failures(conditions, record.failures, stamp, desired.generation)
     status = status.model_copy(
         update={

@@ -150,6 +150,14 @@ def values(stored: Mapping[str, Any]) -> dict[str, bytes]:
     return result
 
 
+def environment_values(stored: Mapping[str, Any]) -> dict[str, bytes]:
+    """The values a container's environment can take from a stored Secret (every key) or
+    ConfigMap (its ``data``: ``binaryData`` is for files only, as on Kubernetes)."""
+    if stored.get("kind") == ObjectKind.CONFIG_MAP:
+        return {key: str(value).encode() for key, value in (stored.get("data") or {}).items()}
+    return values(stored)
+
+
 def _encoded(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 

@@ -18,6 +18,7 @@ from rayservice.spec.manifest import (
     node_groups,
 )
 from rayservice.spec.paths import field_path
+from rayservice.spec.references import KEY_REFERENCES
 from rayservice.spec.resources import is_gpu_resource
 from rayservice.spec.vocabulary import AnnotationKey
 
@@ -50,7 +51,7 @@ FIXED_PORT_PARAMS = frozenset({"metrics-export-port", "dashboard-agent-listen-po
 the agent): honoured when free. A RayService's head gets its own, because during an upgrade
 two of its clusters run side by side on this machine and could not share one."""
 
-_USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env"})
+_USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env", "envFrom"})
 _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
 _KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService", "ingressOptions")
 _UNUSED_CLUSTER_FIELDS = ("authOptions", "headServiceAnnotations", "historyServerOptions",
@@ -159,9 +160,11 @@ def _container_fields(container: Mapping[str, Any], container_path: str) -> Iter
 
 
 def _env_reference_fields(env: list[Any], env_path: str) -> Iterator[str]:
-    """Variables taken from Kubernetes objects (secrets, pod fields) cannot be resolved locally."""
+    """Variables taken from the pod (its fields, its containers' resources) have no value
+    here; those taken from Secrets and ConfigMaps do (:mod:`rayservice.spec.references`)."""
     for index, variable in enumerate(env):
-        if isinstance(variable, Mapping) and "valueFrom" in variable:
+        value_from = variable.get("valueFrom") if isinstance(variable, Mapping) else None
+        if isinstance(value_from, Mapping) and not KEY_REFERENCES.keys() & value_from.keys():
             yield field_path(env_path, index, "valueFrom")
 
 

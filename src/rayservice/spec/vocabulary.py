@@ -63,6 +63,9 @@ class ConditionReason(StrEnum):
     APPLICATIONS_NOT_RUNNING = "ApplicationsNotRunning"  # deploying, or none yet
     APPLICATION_FAILED = "ApplicationFailed"  # UNHEALTHY or DEPLOY_FAILED
     SERVE_UNREACHABLE = "ServeUnreachable"  # the head is down: Serve cannot be asked
+    # a Secret, ConfigMap or key the cluster spec refers to is not there (Ready, while no
+    # cluster runs; UpgradeInProgress and RayClusterProvisioned, while one keeps running)
+    REFERENCE_NOT_FOUND = "ReferenceNotFound"
     HEAD_POD_RUNNING_AND_READY = "HeadPodRunningAndReady"
     HEAD_POD_NOT_READY = "HeadPodNotReady"
     ALL_PODS_READY = "AllPodRunningAndReadyFirstTime"
@@ -108,6 +111,8 @@ class EventReason(StrEnum):
     # a standalone RayCluster whose spec no longer fits its nodes
     CLUSTER_RECREATING = "ClusterRecreating"
     CLUSTER_SPEC_CHANGED = "ClusterSpecChanged"
+    # the cluster spec refers to a Secret, ConfigMap or key that is not there
+    REFERENCE_NOT_FOUND = "ReferenceNotFound"
     # nodes
     NODE_LOST = "NodeLost"  # a node's process is gone; the provider restarts it
     REDIS_UNREACHABLE = "RedisUnreachable"  # the GCS state's Redis cannot be reached
