@@ -23,6 +23,7 @@ from rayservice.spec.errors import InvalidSpec
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.vocabulary import EventType
 from rayservice.store.sqlite import SqliteStore
+from tests.unit.world import sample_manifest
 
 CORE = "/api/v1/namespaces/default"
 LOCAL_CALLER = ("127.0.0.1", 50000)
@@ -333,3 +334,94 @@ def test_delete_of_a_file_goes_on_past_an_object_already_gone(
     assert 'secrets "redis-pw" not found' in captured.err
     assert 'configmap "settings" deleted' in captured.out
     assert cli.get(f"{CORE}/configmaps/settings").status_code == 404
+
+
+# -- what a Secret does to the services that take values from it -----------------------------
+
+SERVICE_PATH = "/apis/ray.io/v1/namespaces/default/rayservices/rayservice-sample"
+
+
+def service_taking_password() -> dict[str, Any]:
+    """The sample RayService, its head taking REDIS_PASSWORD from key password of redis-pw."""
+    document = sample_manifest()
+    head = document["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    reference = {"secretKeyRef": {"name": "redis-pw", "key": "password"}}
+    head["containers"][0]["env"] = [{"name": "REDIS_PASSWORD", "valueFrom": reference}]
+    return document
+
+
+def test_a_secret_dry_run_and_apply_name_the_service_and_key_they_change(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, _, _ = api
+    path = f"{CORE}/secrets/redis-pw"
+    put(client, secret(stringData={"password": "a", "user": "u"}), path)
+    assert put(client, service_taking_password(), SERVICE_PATH).status_code == 200
+
+    unused = put(client, secret(stringData={"password": "a", "user": "x"}), path, dryRun="All")
+    rotated = put(client, secret(stringData={"password": SECRET_TEXT}), path, dryRun="All")
+
+    assert "RayService" not in unused.json()["summary"], "no service takes key user"
+    summary = rotated.json()["summary"]
+    assert summary.startswith("Keys whose value changes: password, user.")
+    assert "RayService default/rayservice-sample takes key password in" in summary
+    assert "headGroupSpec.template.spec.containers[0].env[0].valueFrom.secretKeyRef" in summary
+    assert "A new cluster is created with the new spec" in summary
+    assert SECRET_TEXT not in rotated.text
+
+    applied = put(client, secret(stringData={"password": SECRET_TEXT}), path)
+
+    [warning] = applied.headers.get_list("warning")
+    assert "RayService default/rayservice-sample takes key password" in warning
+    assert SECRET_TEXT not in warning
+
+
+def test_deleting_a_secret_a_service_takes_warns_that_no_new_cluster_can_start(
+    cli: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(cli, secret(stringData={"password": "a"}), f"{CORE}/secrets/redis-pw")
+    put(cli, service_taking_password(), SERVICE_PATH)
+
+    assert main(["delete", "secret", "redis-pw"]) == 0
+
+    err = capsys.readouterr().err
+    assert "Warning: RayService default/rayservice-sample takes key password in" in err
+    assert "not before it can be resolved" in err and "Secret default/redis-pw not found" in err
+
+
+def test_a_service_dry_run_counts_the_secrets_of_its_own_file(
+    cli: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    alone = put(cli, service_taking_password(), SERVICE_PATH, dryRun="All").json()
+    assert "no cluster starts until spec.rayClusterConfig can be resolved" in alone["summary"]
+    assert "Secret default/redis-pw not found" in alone["summary"]
+
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        yaml.safe_dump_all([service_taking_password(), secret(stringData={"password": "a"})])
+    )
+    assert main(["apply", "--dry-run", "-f", str(path)]) == 0
+    assert main(["apply", "-f", str(path)]) == 0
+
+    captured = capsys.readouterr()
+    assert "cannot be resolved" not in captured.out and "not found" not in captured.out
+    assert captured.err == "", "the Secret is applied first: no warning"
+    assert captured.out.index("secret/redis-pw applied") < captured.out.index(
+        "rayservice.ray.io/rayservice-sample applied"
+    )
+
+
+def test_applying_a_service_whose_secret_is_missing_warns(
+    api: tuple[TestClient, SqliteStore, list[None]],
+) -> None:
+    client, _, _ = api
+
+    applied = put(client, service_taking_password(), SERVICE_PATH)
+
+    assert applied.status_code == 200
+    [warning] = applied.headers.get_list("warning")
+    assert "Secret default/redis-pw not found" in warning
+    assert "no cluster starts for it until then" in warning

@@ -283,7 +283,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     for plural, namespace, name in targets:
         try:
             if plural in CONFIG_PLURALS.values():
-                client.delete_object(plural, namespace, name)
+                for warning in client.delete_object(plural, namespace, name):
+                    print(f"Warning: {warning}", file=sys.stderr)
             elif plural == "rayclusters":
                 client.delete_raycluster(namespace, name)
             else:

@@ -171,8 +171,10 @@ class AsyncRayServiceClient:
         """One stored object by its plural: ``secrets`` or ``configmaps``."""
         return await self.send(manifests.get_object(plural, namespace, name))
 
-    async def delete_object(self, plural: str, namespace: str, name: str) -> None:
-        await self.send(manifests.delete_object(plural, namespace, name))
+    async def delete_object(self, plural: str, namespace: str, name: str) -> list[str]:
+        """Delete a Secret or ConfigMap: the warnings sent back (what it does to the services
+        that take values from it)."""
+        return await self.send(manifests.delete_object(plural, namespace, name))
 
     async def delete_document(self, manifest: dict[str, Any]) -> None:
         """Delete the object a manifest names, at the path of its kind."""

@@ -67,8 +67,7 @@ def apply(
     """Stores the manifest; answers the stored object and the warnings sent with it."""
 
     def read(response: httpx.Response) -> tuple[dict[str, Any], list[str]]:
-        warnings = [warning_text(h) for h in response.headers.get_list("warning")]
-        return json_object(response), warnings
+        return json_object(response), _warnings(response)
 
     return _put_manifest(manifest, source, base_dir, {}, read)
 
@@ -135,8 +134,10 @@ def get_object(plural: str, namespace: str, name: str) -> Call[dict[str, Any]]:
     return Call("GET", _object_path(namespace, plural, name), json_object)
 
 
-def delete_object(plural: str, namespace: str, name: str) -> Call[None]:
-    return Call("DELETE", _object_path(namespace, plural, name), nothing)
+def delete_object(plural: str, namespace: str, name: str) -> Call[list[str]]:
+    """Deletes a Secret or ConfigMap; answers the warnings sent back (what it does to the
+    services that take values from it)."""
+    return Call("DELETE", _object_path(namespace, plural, name), _warnings)
 
 
 def rollout(namespace: str, name: str, verb: str) -> Call[dict[str, Any]]:
@@ -165,6 +166,10 @@ def logs(namespace: str, name: str, pod: str | None, tail: int) -> Call[str]:
     if pod:
         params["pod"] = pod
     return Call("GET", _service(namespace, name, "logs"), text, params=params)
+
+
+def _warnings(response: httpx.Response) -> list[str]:
+    return [warning_text(header) for header in response.headers.get_list("warning")]
 
 
 def warning_text(header: str) -> str:

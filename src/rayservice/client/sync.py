@@ -169,8 +169,10 @@ class RayServiceClient:
         """One stored object by its plural: ``secrets`` or ``configmaps``."""
         return self.send(manifests.get_object(plural, namespace, name))
 
-    def delete_object(self, plural: str, namespace: str, name: str) -> None:
-        self.send(manifests.delete_object(plural, namespace, name))
+    def delete_object(self, plural: str, namespace: str, name: str) -> list[str]:
+        """Delete a Secret or ConfigMap: the warnings sent back (what it does to the services
+        that take values from it)."""
+        return self.send(manifests.delete_object(plural, namespace, name))
 
     def delete_document(self, manifest: dict[str, Any]) -> None:
         """Delete the object a manifest names, at the path of its kind."""

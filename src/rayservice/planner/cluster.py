@@ -27,9 +27,12 @@ _REQUEST_PARAMS = frozenset(
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
 
 
-def cluster_name(service: RayService, uid: str, generation: int) -> str:
-    """``<name>-raycluster-<5 chars>``, the same for the same service generation."""
-    digest = hashlib.sha256(f"{uid}/{generation}".encode()).digest()
+def cluster_name(service: RayService, uid: str, generation: int, taken: str = "") -> str:
+    """``<name>-raycluster-<5 chars>``, the same for the same service generation and the
+    same values ``taken`` from Secrets and ConfigMaps (a digest of them; '' when the spec
+    takes none): a changed value needs a new cluster while the generation stays."""
+    seed = f"{uid}/{generation}/{taken}" if taken else f"{uid}/{generation}"
+    digest = hashlib.sha256(seed.encode()).digest()
     suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
     return f"{service.metadata.name}-raycluster-{suffix}"
 

@@ -35,7 +35,7 @@ from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord,
 from rayservice.planner.retries import gate
 from rayservice.planner.rollout import RolloutDecision, decide_rollout, wanted_of
 from rayservice.spec.events import ObjectKind, ObjectRef
-from rayservice.spec.hashing import serve_config_hash
+from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Resolution
@@ -113,7 +113,9 @@ def plan(
     record = initializing.with_clock(record, previous, desired.generation, now)
     if initializing.timed_out(record) is not None:
         return timed_out_plan(desired, observed, record, previous, now)
-    new_cluster = cluster_name(desired.service, desired.uid, desired.generation)
+    resolved = desired.cluster
+    taken = cluster_spec_hash(resolved.spec) if resolved.uses else ""
+    new_cluster = cluster_name(desired.service, desired.uid, desired.generation, taken)
     wanted = wanted_of(desired.service, desired.cluster, desired.serve_config, new_cluster)
     decision = decide_rollout(record, wanted, observed, now)
     if decision.record.active is None:  # the spec refers to what is not there
