@@ -139,9 +139,14 @@ class Chaos:
 
     def apply(self, sample: str) -> None:
         self.manifest = self.work / "samples" / sample
-        self.name = yaml.safe_load(self.manifest.read_text())["metadata"]["name"]
+        self.name = self.service()["metadata"]["name"]
         self.cli("apply", "-f", str(self.manifest), "--wait", "--timeout", "300")
         _wait(self.ready)
+
+    def service(self) -> dict[str, Any]:
+        """The RayService of the applied file (its first document; a Secret may follow)."""
+        document: dict[str, Any] = next(yaml.safe_load_all(self.manifest.read_text()))
+        return document
 
     def delete(self) -> None:
         self.cli("delete", "-f", str(self.manifest), check=False)
@@ -366,7 +371,7 @@ def main() -> None:
     try:
         chaos.cli("start")
         chaos.apply(args.ha_sample)
-        applied = yaml.safe_load(chaos.manifest.read_text())["spec"]
+        applied = chaos.service()["spec"]
         print(f"{args.ha_sample} up; {LOAD_RATE:.0f} req/s on its serve-svc during each fault\n")
         print(HEADER)
         for title, fault in faults.items():

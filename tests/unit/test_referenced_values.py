@@ -20,7 +20,7 @@ from rayservice.spec.config_objects import load_config_object
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import RayCluster
 from rayservice.spec.observed import Observed
-from rayservice.spec.references import NOTHING_FOUND, Source, resolve
+from rayservice.spec.references import NOTHING_FOUND, Found, Source, resolve
 from rayservice.spec.status import RayClusterStatus
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
@@ -154,14 +154,14 @@ def test_a_standalone_cluster_starts_no_node_while_its_secret_is_missing() -> No
     }
     cluster = RayCluster.model_validate(document)
 
-    def planned(found: dict[Source, dict[str, bytes]]) -> Any:
+    def planned(found: Found) -> Any:
         resolution = resolve(cluster.spec, found, NAMESPACE, "spec")
         desired = DesiredCluster(cluster, 1, False, resolution)
         return plan_cluster(
             desired, Observed({}, {}, None), ServiceRecord(), RayClusterStatus(), 0.0
         )
 
-    waiting = planned(dict(NOTHING_FOUND))
+    waiting = planned(NOTHING_FOUND)
 
     assert not [a for a in waiting.actions if isinstance(a, EnsureCluster)]
     head = next(c for c in waiting.status.conditions if c.type == "HeadPodReady")

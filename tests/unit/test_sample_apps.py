@@ -26,6 +26,11 @@ from ray.serve.schema import ServeDeploySchema
 from starlette.requests import Request
 
 from rayservice.api.packaging import resolve_working_dirs
+from rayservice.spec.config_objects import environment_values, load_config_object
+from rayservice.spec.events import ObjectKind
+from rayservice.spec.foreign_objects import not_run_here
+from rayservice.spec.manifest import RayService
+from rayservice.spec.references import Source, resolve
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 APPS = SAMPLES / "apps"
@@ -211,8 +216,29 @@ def test_the_pulse_is_as_healthy_as_its_config_says() -> None:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = yaml.safe_load(path.read_text())
+    """The RayService of a sample file (the first document)."""
+    manifest: dict[str, Any] = next(yaml.safe_load_all(path.read_text()))
     return manifest
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_a_sample_file_holds_what_its_rayservice_takes_values_from(path: Path) -> None:
+    """The other objects of a sample are Secrets and ConfigMaps the RayService takes every
+    value from, or objects for Kubernetes only (a Redis), which apply skips."""
+    [service, *others] = list(yaml.safe_load_all(path.read_text()))
+    kept = [o for o in others if not_run_here(o) is None]
+    found = {}
+    for document in kept:
+        stored = load_config_object(document, path.name)
+        found[Source(ObjectKind(stored["kind"]), stored["metadata"]["name"])] = environment_values(
+            stored
+        )
+    spec = RayService.model_validate(service).spec.rayClusterConfig
+
+    resolution = resolve(spec, found, "default")
+
+    assert resolution.missing == ()
+    assert {use.source for use in resolution.uses} == found.keys()
 
 
 def test_every_sample_manifest_exists() -> None:
