@@ -17,11 +17,15 @@ from rayservice.api.app import create_app
 from rayservice.cli import main as cli_main
 from rayservice.cli.main import main
 from rayservice.client import RayServiceClient
+from rayservice.planner.change import running_alone
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.config_objects import MAX_VALUES_BYTES, load_config_object, values
 from rayservice.spec.errors import InvalidSpec
 from rayservice.spec.events import ObjectKind, ObjectRef
-from rayservice.spec.vocabulary import EventType
+from rayservice.spec.manifest import RayService
+from rayservice.spec.references import resolve
+from rayservice.spec.vocabulary import KIND, EventType
+from rayservice.store.referenced import referenced
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.world import sample_manifest
 
@@ -350,13 +354,30 @@ def service_taking_password() -> dict[str, Any]:
     return document
 
 
+def as_if_running(store: SqliteStore) -> None:
+    """The controller's record of the sample service running alone on a cluster with the
+    values stored now."""
+    resource = store.get(KIND, "default", "rayservice-sample")
+    assert resource is not None
+    service = RayService.model_validate(resource.manifest)
+    spec = service.spec.rayClusterConfig
+    resolution = resolve(spec, referenced(store, "default", spec).found, "default")
+    record = running_alone(service, resolution).model_dump(mode="json")
+    store.write_record(KIND, "default", "rayservice-sample", record)
+
+
 def test_a_secret_dry_run_and_apply_name_the_service_and_key_they_change(
     api: tuple[TestClient, SqliteStore, list[None]],
 ) -> None:
-    client, _, _ = api
+    client, store, _ = api
     path = f"{CORE}/secrets/redis-pw"
     put(client, secret(stringData={"password": "a", "user": "u"}), path)
     assert put(client, service_taking_password(), SERVICE_PATH).status_code == 200
+    before_a_cluster = put(client, secret(stringData={"password": "b"}), path, dryRun="All")
+    assert before_a_cluster.json()["summary"].endswith(
+        "no cluster of it runs yet: its first cluster starts with these values"
+    )
+    as_if_running(store)
 
     unused = put(client, secret(stringData={"password": "a", "user": "x"}), path, dryRun="All")
     rotated = put(client, secret(stringData={"password": SECRET_TEXT}), path, dryRun="All")
@@ -377,16 +398,25 @@ def test_a_secret_dry_run_and_apply_name_the_service_and_key_they_change(
 
 
 def test_deleting_a_secret_a_service_takes_warns_that_no_new_cluster_can_start(
-    cli: TestClient, capsys: pytest.CaptureFixture[str]
+    api: tuple[TestClient, SqliteStore, list[None]],
+    cli: TestClient,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     put(cli, secret(stringData={"password": "a"}), f"{CORE}/secrets/redis-pw")
     put(cli, service_taking_password(), SERVICE_PATH)
+    as_if_running(api[1])
 
     assert main(["delete", "secret", "redis-pw"]) == 0
 
     err = capsys.readouterr().err
     assert "Warning: RayService default/rayservice-sample takes key password in" in err
-    assert "not before it can be resolved" in err and "Secret default/redis-pw not found" in err
+    assert "its running cluster keeps the values it started with" in err
+    assert "no new cluster can start until it can be resolved (Secret default/redis-pw" in err
+
+    put(cli, secret(stringData={"password": "a"}), f"{CORE}/secrets/redis-pw", dryRun="All")
+    again = put(cli, secret(stringData={"password": "a"}), f"{CORE}/secrets/redis-pw")
+    [warning] = again.headers.get_list("warning")
+    assert "its running cluster already has these values: nothing restarts" in warning
 
 
 def test_a_service_dry_run_counts_the_secrets_of_its_own_file(

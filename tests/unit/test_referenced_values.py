@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rayservice.cli.waiting import summarize
 from rayservice.planner.actions import EnsureCluster
 from rayservice.planner.record import ServiceRecord
 from rayservice.planner.standalone import DesiredCluster, plan_cluster
@@ -25,6 +26,7 @@ from rayservice.spec.status import RayClusterStatus
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
 from tests.unit.test_upgrades import (
+    bring_up_pending,
     clusters,
     condition,
     events,
@@ -85,6 +87,9 @@ def test_a_missing_secret_holds_the_cluster_back_until_it_is_applied(world: Worl
     [warning] = events(world, "ReferenceNotFound")  # once, not on every pass
     assert warning.type == "Warning"
     assert world.front.observe(f"{NAMESPACE}.{NAME}") is not None, "the ports are kept"
+    _, outcome = summarize({"status": status(world)}, world.resource().generation)
+    assert outcome is not None and not outcome.ok, "apply --wait says so instead of waiting"
+    assert outcome.message.endswith("(it starts once that is applied)")
 
     apply_secret(world, "s3cret")
     name = start(world, manifest(edit=takes_password))
@@ -145,6 +150,19 @@ def test_a_steady_pass_notices_a_changed_secret(world: World) -> None:
     assert len(clusters(world)) == 2, "the pass it asked for starts the new cluster"
 
 
+def test_a_steady_pass_notices_a_secret_deleted_and_applied_again(world: World) -> None:
+    apply_secret(world, "s3cret")
+    start(world, manifest(edit=takes_password))
+    world.reconcile()
+    version = world.store.resource_version(ObjectKind.SECRET, NAMESPACE, SECRET)
+
+    world.store.remove(ObjectKind.SECRET, NAMESPACE, SECRET)
+    apply_secret(world, "rotated")
+
+    assert world.store.resource_version(ObjectKind.SECRET, NAMESPACE, SECRET) == version
+    assert world.reconciler.settled(ObjectKind.RAY_SERVICE, NAMESPACE, NAME) is None
+
+
 def test_a_standalone_cluster_starts_no_node_while_its_secret_is_missing() -> None:
     document: dict[str, Any] = {
         "apiVersion": "ray.io/v1",
@@ -172,3 +190,48 @@ def test_a_standalone_cluster_starts_no_node_while_its_secret_is_missing() -> No
     found = {Source(ObjectKind.SECRET, SECRET): {"password": b"s3cret"}}
     [ensure] = [a for a in planned(found).actions if isinstance(a, EnsureCluster)]
     assert dict(ensure.request.head.env) == {"APP_PASSWORD": "s3cret"}
+
+
+def test_a_value_back_within_the_deletion_delay_gets_a_cluster_of_its_own(world: World) -> None:
+    apply_secret(world, "first")
+    first = start(world, manifest(edit=takes_password))
+    apply_secret(world, "second")
+    world.reconcile()
+    [second] = [c for c in clusters(world) if c != first]
+    bring_up_pending(world, second)
+    world.reconcile()
+    assert record(world)["active"]["name"] == second
+    assert [r["name"] for r in record(world)["retiring"]] == [first]
+
+    apply_secret(world, "first")  # the first cluster's value, while it is still retiring
+    world.reconcile()
+
+    third = record(world)["pending"]["name"]
+    assert third not in (first, second)
+    assert head_env(world, third) == {"APP_PASSWORD": "first"}
+    assert sorted(clusters(world)) == sorted([first, second, third])
+    assert condition(world, "Ready") == ("True", "NonZeroServeEndpoints")
+
+
+def test_an_upgrade_waits_while_its_secret_is_missing(world: World) -> None:
+    apply_secret(world, "first")
+    active = start(world, manifest(edit=takes_password))
+    apply_secret(world, "second")
+    world.reconcile()
+    [pending] = [c for c in clusters(world) if c != active]
+
+    world.store.remove(ObjectKind.SECRET, NAMESPACE, SECRET)
+    bring_up_pending(world, pending)
+    world.reconcile()
+    world.reconcile()
+
+    assert (record(world)["active"]["name"], record(world)["pending"]["name"]) == (active, pending)
+    status_, reason = condition(world, "UpgradeInProgress")
+    assert (status_, reason) == ("False", "ReferenceNotFound")
+    message = next(c for c in status(world)["conditions"] if c["type"] == "UpgradeInProgress")
+    assert f"clusters {active} and {pending} keep running" in message["message"]
+
+    apply_secret(world, "second")
+    world.reconcile()
+
+    assert record(world)["active"]["name"] == pending, "the upgrade goes on"

@@ -5,11 +5,14 @@ the resolved spec means downstream (node environments, the Redis password, the c
 from __future__ import annotations
 
 import copy
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rayservice.planner.cluster import cluster_request
+from rayservice.providers.local_state import ClusterRecord, save_record
 from rayservice.spec.config_objects import environment_values, load_config_object
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.fault_tolerance import container_env
@@ -229,3 +232,40 @@ def test_the_cluster_hash_follows_the_values_taken_and_only_them() -> None:
     assert hashed({**FOUND, PASSWORD: {"password": b"hunter2", "user": b"other"}}) == before
     assert hashed({**FOUND, SETTINGS: {}}) == before
     assert hashed({**FOUND, PASSWORD: {"password": b"rotated", "user": b"ray"}}) != before
+
+
+def test_the_provider_keeps_the_values_taken_in_a_file_only_its_owner_reads(
+    tmp_path: Path,
+) -> None:
+    spec = resolve(cluster_spec(env=[from_secret("REDIS_PASSWORD", "password")]), FOUND, "ns")
+    request = cluster_request("c", "ns/s", spec.spec, "h", annotations={})
+    path = tmp_path / "clusters" / "c" / "cluster.json"
+    path.parent.mkdir(parents=True)
+    path.with_suffix(".tmp").write_text("left by a crash")  # an earlier file keeps its mode
+    path.with_suffix(".tmp").chmod(0o644)
+
+    save_record(
+        path, ClusterRecord(name="c", owner="ns/s", token="t", created_at=0, request=request)
+    )
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "hunter2" in path.read_text()
+
+
+def test_a_spec_that_takes_nothing_is_left_exactly_as_written() -> None:
+    spec = cluster_spec(env=[{"name": "PLAIN", "value": "1"}], env_from=[])
+    spec.workerGroupSpecs[0].template["spec"]["containers"][0]["env"] = None
+
+    resolution = resolve(spec, FOUND, "default")
+
+    assert resolution.spec == spec and resolution.uses == ()
+    assert cluster_spec_hash(resolution.spec) == cluster_spec_hash(spec)
+
+
+def test_a_pod_field_of_the_same_name_wins_over_env_from() -> None:
+    pod_name = {"name": "password", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    spec = cluster_spec(env=[pod_name], env_from=[{"secretRef": {"name": PASSWORD.name}}])
+
+    container = resolve(spec, FOUND, "default").spec.headGroupSpec.template["spec"]["containers"][0]
+
+    assert container["env"] == [{"name": "user", "value": "ray"}, pod_name]

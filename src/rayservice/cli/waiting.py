@@ -25,6 +25,10 @@ from rayservice.spec.vocabulary import (
 POLL_SECONDS = 0.5
 # ReconcileFailed reasons that no retry will mend: the apply failed
 FINAL_FAILURES = frozenset({ConditionReason.SERVE_CONFIG_REJECTED, ConditionReason.PERMANENT_ERROR})
+# UpgradeInProgress reasons of a cluster change that is not applied: said with a Ready outcome
+HELD_CHANGES = frozenset(
+    {ConditionReason.UPGRADE_STRATEGY_NONE, ConditionReason.REFERENCE_NOT_FOUND}
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     line = ready.message if ready is not None and ready.message else "starting"
     if ready is not None and ready.reason == ConditionReason.INITIALIZING_TIMEOUT:
         return line, Outcome(False, f"initializing timed out: {ready.message}")
+    if ready is not None and ready.reason == ConditionReason.REFERENCE_NOT_FOUND:
+        return line, Outcome(False, f"{ready.message} (it starts once that is applied)")
     if not landed:
         return line, None
     if upgrade is not None and upgrade.reason == ConditionReason.PENDING_CLUSTER_TIMED_OUT:
@@ -77,7 +83,7 @@ def summarize(obj: dict[str, Any], generation: int) -> tuple[str, Outcome | None
     ):
         held = (
             f"\nnote: {upgrade.message}"
-            if upgrade is not None and upgrade.reason == ConditionReason.UPGRADE_STRATEGY_NONE
+            if upgrade is not None and upgrade.reason in HELD_CHANGES
             else ""
         )
         return line, Outcome(
@@ -93,6 +99,8 @@ def summarize_cluster(obj: dict[str, Any], generation: int) -> tuple[str, Outcom
         return "waiting for the controller to pick up the change", None
     head = status.condition(ConditionType.HEAD_POD_READY)
     head_ready = head is not None and head.status == ConditionStatus.TRUE
+    if head is not None and head.reason == ConditionReason.REFERENCE_NOT_FOUND:
+        return head.message, Outcome(False, f"{head.message} (it starts once that is applied)")
     line = (
         f"head {'ready' if head_ready else 'starting'},"
         f" {status.availableWorkerReplicas}/{status.desiredWorkerReplicas} worker(s)"

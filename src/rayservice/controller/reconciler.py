@@ -47,7 +47,7 @@ from rayservice.spec.references import Source, resolve
 from rayservice.spec.status import RayClusterStatus, RayServiceStatus
 from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
-from rayservice.store.referenced import referenced, versions_now
+from rayservice.store.referenced import Version, referenced, versions_now
 from rayservice.traffic.base import TrafficFront
 
 
@@ -58,7 +58,7 @@ class _Quiet:
     timer) stay as they were, so does its plan."""
 
     resource_version: int
-    referenced: tuple[tuple[Source, int | None], ...]
+    referenced: tuple[tuple[Source, Version], ...]
     observed: Observed
     plan: AnyPlan
 
@@ -156,7 +156,7 @@ class Reconciler:
     def _carry_out(
         self,
         resource: StoredResource,
-        referenced_versions: tuple[tuple[Source, int | None], ...],
+        referenced_versions: tuple[tuple[Source, Version], ...],
         observed: Observed,
         result: AnyPlan,
     ) -> AnyPlan:

@@ -129,6 +129,8 @@ def classify_change(
             *_settings_fields(current.spec, new.spec),
         ]
     )
+    waiting = record is not None and record.active is None and bool(record.missing_references)
+    runs = record is not None and record.active is not None
     if record is None or record.active is None:
         record = running_alone(current, resolve(current.spec.rayClusterConfig, found, namespace))
     wanted = wanted_of(new, resolution, new.spec.serve_config(), new_cluster="")
@@ -136,9 +138,15 @@ def classify_change(
     kind = _kind(intent, record, new.spec, resolution.spec, fields)
     summary = _summary(kind, record, new.spec, fields)
     if intent is Intent.UNRESOLVED:
+        running = "the running cluster keeps its spec" if runs else "no cluster runs yet"
         summary += (
             f" {CLUSTER_CONFIG_FIELD} cannot be resolved: {'; '.join(resolution.missing)}; no"
-            " cluster starts until it can, and the running cluster keeps its spec."
+            f" cluster starts until it can, and {running}."
+        )
+    elif waiting:
+        summary += (
+            f" Its first cluster, held back until {CLUSTER_CONFIG_FIELD} could be resolved,"
+            " starts: what it refers to is there now."
         )
     if intent is Intent.GIVEN_UP and record.given_up is not None:
         summary += (
@@ -228,7 +236,8 @@ def classify_cluster_change(
     """What applying the standalone RayCluster ``new`` over ``current`` would do, with the
     Secrets and ConfigMaps ``found`` in its namespace: it is what
     :mod:`rayservice.planner.standalone` does with a changed spec."""
-    missing = resolve(new.spec, found, new.metadata.namespace, "spec").missing
+    resolution = resolve(new.spec, found, new.metadata.namespace, "spec")
+    missing = () if new.spec.suspend else resolution.missing  # a suspended cluster runs nothing
     unresolved = f"no node starts until the spec can be resolved: {'; '.join(missing)}."
     if current is None:
         summary = f"{new.key} is not stored yet: it is created"
@@ -296,12 +305,12 @@ _KIND_OF_INTENT = {
 
 def cluster_change_effect(
     intent: Intent, record: ServiceRecord, spec: RayServiceSpec, new_cluster: RayClusterSpec
-) -> tuple[ChangeKind, str]:
-    """The kind and the words of a change of the resolved cluster spec alone (``new_cluster``,
-    e.g. a Secret's value it takes), as :func:`classify_change` says them for ``intent``."""
+) -> str:
+    """The words of a change of the resolved cluster spec alone (``new_cluster``, e.g. a
+    Secret's value it takes), as :func:`classify_change` says them for ``intent``."""
     fields = (FieldChange(CLUSTER_CONFIG_FIELD, ABSENT, ABSENT, FieldGroup.CLUSTER),)
     kind = _kind(intent, record, spec, new_cluster, fields)
-    return kind, _effect(kind, record, spec, {FieldGroup.CLUSTER})
+    return _effect(kind, record, spec, {FieldGroup.CLUSTER})
 
 
 def _kind(

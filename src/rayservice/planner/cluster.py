@@ -7,7 +7,7 @@ asks for the same cluster instead of a second one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from rayservice.spec import fault_tolerance
@@ -27,14 +27,27 @@ _REQUEST_PARAMS = frozenset(
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # like Kubernetes' generated name suffixes
 
 
-def cluster_name(service: RayService, uid: str, generation: int, taken: str = "") -> str:
+def cluster_name(
+    service: RayService,
+    uid: str,
+    generation: int,
+    taken: str = "",
+    in_use: Collection[str] = (),
+) -> str:
     """``<name>-raycluster-<5 chars>``, the same for the same service generation and the
     same values ``taken`` from Secrets and ConfigMaps (a digest of them; '' when the spec
-    takes none): a changed value needs a new cluster while the generation stays."""
-    seed = f"{uid}/{generation}/{taken}" if taken else f"{uid}/{generation}"
-    digest = hashlib.sha256(seed.encode()).digest()
-    suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
-    return f"{service.metadata.name}-raycluster-{suffix}"
+    takes none), so re-planning after a crash asks for the same cluster. A changed value
+    keeps the generation, and a value can come back while the cluster that had it is still
+    retiring: a name ``in_use`` (a cluster the service has or had) is never given again."""
+    attempt = 0
+    while True:
+        seed = f"{uid}/{generation}" + "".join(f"/{part}" for part in (taken, attempt) if part)
+        digest = hashlib.sha256(seed.encode()).digest()
+        suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
+        name = f"{service.metadata.name}-raycluster-{suffix}"
+        if name not in in_use:
+            return name
+        attempt += 1
 
 
 def _group_request(

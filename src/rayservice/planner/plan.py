@@ -115,7 +115,9 @@ def plan(
         return timed_out_plan(desired, observed, record, previous, now)
     resolved = desired.cluster
     taken = cluster_spec_hash(resolved.spec) if resolved.uses else ""
-    new_cluster = cluster_name(desired.service, desired.uid, desired.generation, taken)
+    in_use = {*observed.clusters, *record.rolled_back, *(r.name for r in record.retiring)}
+    in_use |= {slot.name for slot in (record.active, record.pending) if slot is not None}
+    new_cluster = cluster_name(desired.service, desired.uid, desired.generation, taken, in_use)
     wanted = wanted_of(desired.service, desired.cluster, desired.serve_config, new_cluster)
     decision = decide_rollout(record, wanted, observed, now)
     if decision.record.active is None:  # the spec refers to what is not there

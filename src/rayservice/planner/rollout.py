@@ -188,8 +188,8 @@ class _Rollout:
                 self._event(EventReason.REFERENCE_NOT_FOUND, message, EventType.WARNING)
         intent = intent_of(record, self.wanted)
         self._follow(intent)
-        if record.pending is not None:
-            self._advance(record.pending)
+        if record.pending is not None and intent is not Intent.UNRESOLVED:
+            self._advance(record.pending)  # an upgrade waits while the spec is unresolved
         if record.phase is RolloutPhase.ROLLING_BACK and not (record.pending or record.rolled_back):
             record.phase = RolloutPhase.STEADY  # the dropped cluster is gone
         return RolloutDecision(
@@ -258,16 +258,24 @@ class _Rollout:
                     " changes still are)",
                 )
             case Intent.UNRESOLVED:
-                missing = "; ".join(wanted.missing)
                 if active is None:
                     return  # nothing to keep; the planner says why none starts
                 record.active = active.model_copy(update={"serve_config": wanted.serve_config})
+                running = f"cluster {active.name} keeps running with the values it started with"
+                pending = record.pending
+                if pending is not None:
+                    record.pending = pending.model_copy(
+                        update={"serve_config": wanted.serve_config}
+                    )
+                    running = (
+                        f"clusters {active.name} and {pending.name} keep running with the values"
+                        " they started with, and no traffic moves between them"
+                    )
                 self.held = Fact(
                     ConditionStatus.FALSE,
                     ConditionReason.REFERENCE_NOT_FOUND,
-                    f"rayClusterConfig cannot be resolved: {missing}. Cluster {active.name}"
-                    " keeps running with the values it started with (Serve config changes"
-                    " still apply)",
+                    f"rayClusterConfig cannot be resolved: {'; '.join(wanted.missing)}. Until"
+                    f" it can, {running} (Serve config changes still apply)",
                 )
             case Intent.GIVEN_UP:
                 assert record.given_up is not None
@@ -569,6 +577,8 @@ class _Rollout:
     def _upgrade_condition(self) -> Fact:
         record = self.record
         pending = record.pending
+        if self.held is not None and self.held.reason is ConditionReason.REFERENCE_NOT_FOUND:
+            return self.held  # what holds the upgrade back, not where it stands
         if pending is not None and record.phase is not RolloutPhase.ROLLING_BACK:
             waiting = self._waiting(pending) or "ready"
             if record.stepping:

@@ -14,14 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rayservice.planner.change import (
-    Change,
-    ChangeKind,
-    cluster_change_effect,
-    running_alone,
-)
+from rayservice.planner.change import Change, ChangeKind, cluster_change_effect
 from rayservice.planner.record import ServiceRecord
-from rayservice.planner.rollout import intent_of, wanted_of
+from rayservice.planner.rollout import Intent, intent_of, wanted_of
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayCluster, RayService
 from rayservice.spec.references import Found, Resolution, Source, resolve, sources
@@ -88,7 +83,7 @@ def referrer_effects(
             continue
         taken = _taken(source, new, before.get(source, {}), after.get(source, {}))
         if isinstance(manifest, RayService):
-            effect = _service_effect(manifest, referrer.record, old, new)
+            effect = _service_effect(manifest, referrer.record, new)
         else:
             effect = _cluster_effect(manifest, new)
         effects.append(f"{manifest.kind} {manifest.key} takes {taken}: {effect}")
@@ -111,20 +106,27 @@ def _taken(source: Source, resolution: Resolution, before: Mapping[str, bytes],
     return "; ".join(parts)
 
 
-def _service_effect(
-    service: RayService, record: ServiceRecord | None, old: Resolution, new: Resolution
-) -> str:
+def _service_effect(service: RayService, record: ServiceRecord | None, new: Resolution) -> str:
+    missing = "; ".join(new.missing)
     if record is None or record.active is None:
-        record = running_alone(service, old)
+        if new.missing:
+            return f"no cluster of it runs, and none starts until it can be resolved ({missing})"
+        return "no cluster of it runs yet: its first cluster starts with these values"
     wanted = wanted_of(service, new, service.spec.serve_config(), new_cluster="")
     intent = intent_of(record, wanted)
-    kind, effect = cluster_change_effect(intent, record, service.spec, new.spec)
-    if kind is ChangeKind.WAITING:
-        return f"{effect} ({'; '.join(new.missing)})"
-    return effect
+    if intent is Intent.UNRESOLVED:
+        return (
+            "its running cluster keeps the values it started with, and no new cluster can start"
+            f" until it can be resolved ({missing})"
+        )
+    if intent is Intent.IN_PLACE:
+        return "its running cluster already has these values: nothing restarts"
+    return cluster_change_effect(intent, record, service.spec, new.spec)
 
 
 def _cluster_effect(cluster: RayCluster, new: Resolution) -> str:
+    if cluster.spec.suspend:
+        return "spec.suspend is true: no node runs, the values are taken when it resumes"
     if new.missing:
         return f"running nodes go on, no node starts until it is there ({'; '.join(new.missing)})"
     if cluster.upgrade_type is ClusterUpgradeType.RECREATE:

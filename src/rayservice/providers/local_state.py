@@ -68,7 +68,12 @@ def load_record(path: Path) -> ClusterRecord | None:
 
 
 def save_record(path: Path, record: ClusterRecord) -> None:
+    """Write the record atomically, readable by its owner only: the request holds the nodes'
+    environments and the Redis password, which may come from Secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=2))
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(record.model_dump(mode="json"), indent=2))
+    os.chmod(tmp, 0o600)  # a file left by an earlier write keeps its mode through O_CREAT
     os.replace(tmp, path)

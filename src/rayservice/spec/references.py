@@ -166,32 +166,42 @@ def _ray_container(template: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _key_reference(item: object) -> Mapping[str, Any] | None:
+    """The ``valueFrom`` of an env entry that takes a Secret's or ConfigMap's key, else None
+    (a literal value, a pod field, a container resource)."""
+    value_from = item.get("valueFrom") if isinstance(item, Mapping) else None
+    if isinstance(value_from, Mapping) and KEY_REFERENCES.keys() & value_from.keys():
+        return value_from
+    return None
+
+
 def _resolve_container(container: dict[str, Any], resolver: _Resolver, path: str) -> None:
-    """Replace the container's ``envFrom`` and ``valueFrom`` entries by literal ones, in the
-    order that makes the later win: ``envFrom`` sources first, then ``env``."""
+    """Replace the container's ``envFrom`` and key references by literal entries, in the
+    order that makes the later win: ``envFrom`` sources first, then ``env``. A container that
+    takes nothing is left exactly as written (its hash must not move)."""
     env = container.get("env")
     env = env if isinstance(env, list) else []
     sources_from = container.get("envFrom")
+    sources_from = sources_from if isinstance(sources_from, list) else []
+    if not sources_from and not any(_key_reference(item) for item in env):
+        return
+    named = {item.get("name") for item in env if isinstance(item, Mapping)}
     literal: list[Any] = []
-    if isinstance(sources_from, list):
-        for index, item in enumerate(sources_from):
-            if isinstance(item, Mapping):
-                literal += _expanded(item, resolver, field_path(path, "envFrom", index))
-        container.pop("envFrom")
+    for index, item in enumerate(sources_from):
+        if isinstance(item, Mapping):
+            expanded = _expanded(item, resolver, field_path(path, "envFrom", index))
+            literal += [entry for entry in expanded if entry["name"] not in named]  # env wins
+    container.pop("envFrom", None)
     for index, item in enumerate(env):
-        value_from = item.get("valueFrom") if isinstance(item, Mapping) else None
-        if not isinstance(value_from, Mapping):
+        value_from = _key_reference(item)
+        if value_from is None:
             literal.append(item)
             continue
         item_path = field_path(path, "env", index, "valueFrom")
-        if not any(ref in value_from for ref in KEY_REFERENCES):
-            literal.append(item)  # a pod field or a resource: not ours to resolve
-            continue
         text = _from_source(value_from, resolver, item_path)
         if text is not None:  # else optional and absent: not set; or missing, and reported
             literal.append({"name": item.get("name"), "value": text})
-    if literal or "env" in container:
-        container["env"] = literal
+    container["env"] = literal
 
 
 def _expanded(item: Mapping[str, Any], resolver: _Resolver, path: str) -> Iterator[dict[str, str]]:

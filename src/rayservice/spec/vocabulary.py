@@ -63,8 +63,9 @@ class ConditionReason(StrEnum):
     APPLICATIONS_NOT_RUNNING = "ApplicationsNotRunning"  # deploying, or none yet
     APPLICATION_FAILED = "ApplicationFailed"  # UNHEALTHY or DEPLOY_FAILED
     SERVE_UNREACHABLE = "ServeUnreachable"  # the head is down: Serve cannot be asked
-    # a Secret, ConfigMap or key the cluster spec refers to is not there (Ready, while no
-    # cluster runs; UpgradeInProgress and RayClusterProvisioned, while one keeps running)
+    # a Secret, ConfigMap or key the cluster spec refers to is not there: Ready of a service
+    # with no cluster, UpgradeInProgress of one whose clusters keep running, HeadPodReady of a
+    # standalone RayCluster with no node
     REFERENCE_NOT_FOUND = "ReferenceNotFound"
     HEAD_POD_RUNNING_AND_READY = "HeadPodRunningAndReady"
     HEAD_POD_NOT_READY = "HeadPodNotReady"

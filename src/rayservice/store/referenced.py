@@ -15,28 +15,38 @@ from rayservice.spec.manifest import RayClusterSpec
 from rayservice.spec.references import Found, Source, sources
 from rayservice.store.base import Store
 
+Version = tuple[str, int] | None
+"""Which stored object, at which write: its uid and resourceVersion (an object deleted and
+applied again starts its resourceVersion over, with a new uid); None when it is not stored."""
+
 
 @dataclass(frozen=True)
 class Referenced:
     found: Found  # the objects that exist, with their values
-    versions: tuple[tuple[Source, int | None], ...]  # every one named (None: not stored)
+    versions: tuple[tuple[Source, Version], ...]  # every one named
 
 
 def referenced(store: Store, namespace: str, spec: RayClusterSpec) -> Referenced:
     """The objects in ``namespace`` that ``spec`` refers to."""
     found = {}
-    versions = []
+    versions: list[tuple[Source, Version]] = []
     for source in sorted(sources(spec)):
         stored = store.get(source.kind, namespace, source.name)
-        versions.append((source, None if stored is None else stored.resource_version))
-        if stored is not None:
-            found[source] = environment_values(stored.manifest)
+        if stored is None:
+            versions.append((source, None))
+            continue
+        versions.append((source, (stored.uid, stored.resource_version)))
+        found[source] = environment_values(stored.manifest)
     return Referenced(found, tuple(versions))
 
 
-def versions_now(store: Store, namespace: str, named: tuple[Source, ...]) -> tuple[int | None, ...]:
-    """The resourceVersions of the objects ``named`` as stored now (None: not stored)."""
-    return tuple(store.resource_version(s.kind, namespace, s.name) for s in named)
+def versions_now(store: Store, namespace: str, named: tuple[Source, ...]) -> tuple[Version, ...]:
+    """The versions of the objects ``named`` as stored now."""
+    now: list[Version] = []
+    for source in named:
+        stored = store.get(source.kind, namespace, source.name)
+        now.append(None if stored is None else (stored.uid, stored.resource_version))
+    return tuple(now)
 
 
 def namespace_values(store: Store, namespace: str) -> dict[Source, Mapping[str, bytes]]:
