@@ -18,7 +18,7 @@ from rayservice.spec.events import ObjectKind
 from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayClusterSpec
-from rayservice.spec.references import Found, Source, resolve, sources
+from rayservice.spec.references import Found, Source, reference_problems, resolve, sources
 
 PASSWORD = Source(ObjectKind.SECRET, "redis-pw")
 SETTINGS = Source(ObjectKind.CONFIG_MAP, "settings")
@@ -269,3 +269,49 @@ def test_a_pod_field_of_the_same_name_wins_over_env_from() -> None:
     container = resolve(spec, FOUND, "default").spec.headGroupSpec.template["spec"]["containers"][0]
 
     assert container["env"] == [{"name": "user", "value": "ray"}, pod_name]
+
+
+@pytest.mark.parametrize(
+    ("env", "env_from", "path", "message"),
+    [
+        (
+            [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            None,
+            "env[0]",
+            "sets both value and valueFrom",
+        ),
+        (
+            [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"},
+                                         "configMapKeyRef": {"name": "c", "key": "k"}}}],
+            None,
+            "env[0].valueFrom",
+            "names secretKeyRef and configMapKeyRef",
+        ),
+        ([{"name": "A", "valueFrom": {"secretKeyRef": {"key": "k"}}}], None,
+         "env[0].valueFrom.secretKeyRef.name", "is required"),
+        ([{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c"}}}], None,
+         "env[0].valueFrom.configMapKeyRef.key", "is required"),
+        (None, [{"prefix": "P_"}], "envFrom[0]", "names no object"),
+        (None, [{"secretRef": {"name": "s"}, "configMapRef": {"name": "c"}}], "envFrom[0]",
+         "names secretRef and configMapRef"),
+    ],
+)  # fmt: skip
+def test_what_kubernetes_api_server_refuses_in_a_reference_is_refused(
+    env: list[dict[str, Any]] | None, env_from: list[dict[str, Any]] | None, path: str, message: str
+) -> None:
+    spec = cluster_spec(env=env, env_from=env_from)
+
+    problems = list(reference_problems(spec, "s.yaml", "spec.rayClusterConfig"))
+
+    assert (problems[0].field, problems[0].message) == (f"{HEAD_CONTAINER}.{path}", message)
+
+
+def test_a_redis_address_taken_from_a_config_map_is_checked_when_resolved() -> None:
+    spec = cluster_spec(env=[from_config_map("RAY_REDIS_ADDRESS", "address")])
+
+    resolution = resolve(spec, {SETTINGS: {"address": b"redis:notaport"}}, "default")
+
+    assert resolution.missing[0].startswith(
+        "the head's RAY_REDIS_ADDRESS, taken from a Secret or ConfigMap, is not a Redis address"
+    )
+    assert resolve(spec, {SETTINGS: {"address": b"redis.example:6380"}}, "default").missing == ()

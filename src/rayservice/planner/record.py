@@ -7,7 +7,10 @@ the ports of the stable endpoints. A controller killed at any line resumes from 
 instead of from memory.
 
 Records written by an earlier release load too (:func:`load_record`): their cluster hashes are
-computed again by this release, so upgrading rayservice never looks like a cluster change.
+computed again by this release, so upgrading rayservice never looks like a cluster change, with
+one deliberate exception: a cluster whose spec takes values from Secrets or ConfigMaps was
+started, by a release that did not resolve them, without those values; it is replaced (as its
+upgradeStrategy says) by one that has them.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from rayservice.spec.manifest import (
 )
 from rayservice.spec.paths import field_path
 from rayservice.spec.quantities import QUANTITY_HINT, parse_quantity
+from rayservice.spec.references import reference_problems
 from rayservice.spec.resources import CUSTOM_RESOURCES_HINT, parse_custom_resources
 from rayservice.spec.serve_config import (
     load_yaml_documents,
@@ -335,6 +336,7 @@ def _cluster_problems(
     spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
 ) -> Iterator[SpecProblem]:
     yield from fault_tolerance.problems(spec, annotations, source, prefix)
+    yield from reference_problems(spec, source, prefix)
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
         yield from _ray_start_param_problems(group.rayStartParams, source, group_path)

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from rayservice.spec.errors import SpecProblem
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.fault_tolerance import REDIS_ADDRESS_ENV, container_env, redis_location
 from rayservice.spec.manifest import RayClusterSpec, RedisCredential
 from rayservice.spec.paths import field_path
 
@@ -62,7 +64,7 @@ class Use:
 @dataclass(frozen=True)
 class Resolution:
     """A cluster spec with every reference replaced by its value, what it took, and what it
-    could not find (one sentence each; the spec is not complete while there is any)."""
+    could not find or use (one sentence each; the spec is not complete while there is any)."""
 
     spec: RayClusterSpec
     uses: tuple[Use, ...] = ()
@@ -155,6 +157,15 @@ def resolve(
                 text = _from_source(credential.valueFrom, resolver, path)
                 if text is not None:
                     setattr(options, name, RedisCredential(value=text))
+    address = container_env(resolved.headGroupSpec.template).get(REDIS_ADDRESS_ENV)
+    if resolver.uses and address is not None:  # a literal one was checked when applied
+        try:
+            redis_location(address)
+        except ValueError as error:
+            resolver.missing.append(
+                f"the head's {REDIS_ADDRESS_ENV}, taken from a Secret or ConfigMap, is not a"
+                f" Redis address ({error}); host:port or redis://host:port"
+            )
     return Resolution(resolved, tuple(resolver.uses), tuple(resolver.missing))
 
 
@@ -220,3 +231,77 @@ def _from_source(value_from: Mapping[str, Any], resolver: _Resolver, path: str) 
         if isinstance(reference, Mapping):
             return resolver.value(reference, kind, field_path(path, ref))
     return None
+
+
+_VALUE_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef", "fileKeyRef")
+
+
+def reference_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
+    """Kubernetes' API server rules for the references followed here, which its schema does not
+    carry: one source per ``valueFrom`` and none beside a ``value``, one object per ``envFrom``
+    item, and a name (and a key) for each object named."""
+    groups = [(field_path(prefix, "headGroupSpec"), spec.headGroupSpec.template)]
+    groups += [
+        (field_path(prefix, "workerGroupSpecs", index), group.template)
+        for index, group in enumerate(spec.workerGroupSpecs)
+    ]
+    for group_path, template in groups:
+        pod = template.get("spec")
+        containers = pod.get("containers") if isinstance(pod, Mapping) else None
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            if isinstance(container, Mapping):
+                path = field_path(group_path, "template", "spec", "containers", index)
+                yield from _container_reference_problems(container, source, path)
+    options = spec.gcsFaultToleranceOptions
+    for name in _CREDENTIALS if options is not None else ():
+        credential = getattr(options, name)
+        if isinstance(credential, RedisCredential) and credential.valueFrom is not None:
+            path = field_path(prefix, "gcsFaultToleranceOptions", name, "valueFrom")
+            yield from _value_from_problems(credential.valueFrom, source, path)
+
+
+def _container_reference_problems(
+    container: Mapping[str, Any], source: str, path: str
+) -> Iterator[SpecProblem]:
+    env = container.get("env")
+    for index, item in enumerate(env if isinstance(env, list) else []):
+        value_from = item.get("valueFrom") if isinstance(item, Mapping) else None
+        if not isinstance(value_from, Mapping):
+            continue
+        item_path = field_path(path, "env", index)
+        if item.get("value"):
+            yield SpecProblem(source, item_path, "sets both value and valueFrom", "one of them")
+        yield from _value_from_problems(value_from, source, field_path(item_path, "valueFrom"))
+    env_from = container.get("envFrom")
+    for index, item in enumerate(env_from if isinstance(env_from, list) else []):
+        if not isinstance(item, Mapping):
+            continue
+        item_path = field_path(path, "envFrom", index)
+        named = [ref for ref in _OBJECT_REFS if ref in item]
+        if len(named) != 1:
+            what = "names no object" if not named else f"names {' and '.join(named)}"
+            yield SpecProblem(source, item_path, what, "exactly one of configMapRef, secretRef")
+        for ref in named:
+            yield from _name_problems(item[ref], ("name",), source, field_path(item_path, ref))
+
+
+def _value_from_problems(
+    value_from: Mapping[str, Any], source: str, path: str
+) -> Iterator[SpecProblem]:
+    named = [kind for kind in _VALUE_SOURCES if kind in value_from]
+    if len(named) != 1:
+        what = "names no source" if not named else f"names {' and '.join(named)}"
+        yield SpecProblem(source, path, what, f"exactly one of {', '.join(_VALUE_SOURCES)}")
+    for ref in named:
+        if ref in KEY_REFERENCES:
+            yield from _name_problems(
+                value_from[ref], ("name", "key"), source, field_path(path, ref)
+            )
+
+
+def _name_problems(
+    reference: object, fields: tuple[str, ...], source: str, path: str
+) -> Iterator[SpecProblem]:
+    for name in fields:
+        if not isinstance(reference, Mapping) or not reference.get(name):
+            yield SpecProblem(source, field_path(path, name), "is required", f"the object's {name}")
