@@ -35,14 +35,11 @@ from rayservice.api.admission import apply_warnings
 from rayservice.planner.actions import DeleteCluster, DeployServeConfig, EnsureCluster, Plan
 from rayservice.planner.change import Change, ChangeKind, classify_change
 from rayservice.planner.record import load_record
-from rayservice.providers.fake import FakeProvider
-from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayService
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, ConditionReason, EventReason
 from rayservice.store.sqlite import SqliteStore
-from rayservice.traffic.fake import FakeFront
 from tests.unit.test_upgrades import (
     INCREMENTAL,
     OPTIONS,
@@ -54,7 +51,7 @@ from tests.unit.test_upgrades import (
     serve_follows_configs,
     start,
 )
-from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
+from tests.unit.world import NAME, NAMESPACE, World, world_around
 
 NEW_CLUSTER, NONE = "NewCluster", "None"
 PASSES = 3  # passes of the "some passes" move, 10 s apart (the incremental interval)
@@ -62,12 +59,7 @@ PASSES = 3  # passes of the "some passes" move, 10 s apart (the incremental inte
 
 def new_world(directory: Path) -> World:
     """The reconciler's world with nothing applied, its store in ``directory``."""
-    store = SqliteStore(directory / "store.db")
-    clock = FakeClock()
-    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
-    return World(
-        store, provider, serve, front, clock, new_reconciler(store, provider, serve, front, clock)
-    )
+    return world_around(SqliteStore(directory / "store.db"))
 
 
 @dataclass(frozen=True)

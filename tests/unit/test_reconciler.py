@@ -19,7 +19,6 @@ from rayservice.planner.plan import STEADY_REQUEUE
 from rayservice.planner.readiness import deployable_config
 from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.base import ServeConfigRejected
-from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.hashing import serve_config_hash
@@ -27,7 +26,6 @@ from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import NodeRole
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.sqlite import SqliteStore
-from rayservice.traffic.fake import FakeFront
 from tests.unit.world import (
     FRONT_KEY,
     NAME,
@@ -38,6 +36,7 @@ from tests.unit.world import (
     World,
     new_reconciler,
     sample_manifest,
+    world_around,
 )
 
 
@@ -432,11 +431,7 @@ def test_a_requested_port_on_a_fresh_record_releases_nothing_and_a_changed_one_m
     tmp_path: Path,
 ) -> None:
     store = PortSpyStore(tmp_path / "store.db")
-    clock = FakeClock()
-    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
-    world = World(
-        store, provider, serve, front, clock, new_reconciler(store, provider, serve, front, clock)
-    )
+    world = world_around(store)
     # the ports a first pass took before it crashed, ahead of writing its record
     assert store.allocate_port(OWNER, "serve", 9100, lambda port: True) == 9100
     assert store.allocate_port(OWNER, "dashboard", 8265, lambda port: True) == 8265

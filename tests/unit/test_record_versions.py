@@ -19,13 +19,11 @@ import pytest
 from rayservice import __version__
 from rayservice.planner.cluster import cluster_request
 from rayservice.planner.record import load_record
-from rayservice.providers.fake import FakeProvider
-from rayservice.serve_client.fake import FakeServeClient, running_state
+from rayservice.serve_client.fake import running_state
 from rayservice.spec.manifest import RayClusterSpec
 from rayservice.spec.vocabulary import KIND, RolloutPhase
 from rayservice.store.sqlite import SqliteStore
-from rayservice.traffic.fake import FakeFront
-from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
+from tests.unit.world import NAME, NAMESPACE, FakeClock, World, world_around
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,11 +39,8 @@ def world_on(tmp_path: Path, dump: str, edit: Any = None) -> World:
     assert resource is not None
     if edit is not None:
         store.write_record(KIND, NAMESPACE, NAME, edit(dict(resource.record)))
-    clock = FakeClock(now=resource.created_at + 100)
-    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
-    world = World(
-        store, provider, serve, front, clock, new_reconciler(store, provider, serve, front, clock)
-    )
+    world = world_around(store, FakeClock(now=resource.created_at + 100))
+    provider = world.provider
     for field in ("active", "pending"):
         slot = resource.record.get(field)
         if slot is None:

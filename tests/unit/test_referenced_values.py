@@ -15,8 +15,6 @@ from rayservice.cli.waiting import summarize
 from rayservice.planner.actions import EnsureCluster
 from rayservice.planner.record import ServiceRecord
 from rayservice.planner.standalone import DesiredCluster, plan_cluster
-from rayservice.providers.fake import FakeProvider
-from rayservice.serve_client.fake import FakeServeClient
 from rayservice.spec.config_objects import load_config_object
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import RayCluster
@@ -24,7 +22,6 @@ from rayservice.spec.observed import Observed
 from rayservice.spec.references import NOTHING_FOUND, Found, Source, resolve
 from rayservice.spec.status import RayClusterStatus
 from rayservice.store.sqlite import SqliteStore
-from rayservice.traffic.fake import FakeFront
 from tests.unit.test_upgrades import (
     bring_up_pending,
     clusters,
@@ -36,7 +33,7 @@ from tests.unit.test_upgrades import (
     start,
     status,
 )
-from tests.unit.world import NAME, NAMESPACE, FakeClock, World, new_reconciler
+from tests.unit.world import NAME, NAMESPACE, World, world_around
 
 SECRET = "app-secret"
 
@@ -66,11 +63,7 @@ def head_env(world: World, cluster: str) -> dict[str, str]:
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     """The reconciler's world with nothing applied yet."""
-    store = SqliteStore(tmp_path / "store.db")
-    clock = FakeClock()
-    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
-    reconciler = new_reconciler(store, provider, serve, front, clock)
-    return World(store, provider, serve, front, clock, reconciler)
+    return world_around(SqliteStore(tmp_path / "store.db"))
 
 
 def test_a_missing_secret_holds_the_cluster_back_until_it_is_applied(world: World) -> None:
@@ -192,12 +185,19 @@ def test_a_standalone_cluster_starts_no_node_while_its_secret_is_missing() -> No
     assert dict(ensure.request.head.env) == {"APP_PASSWORD": "s3cret"}
 
 
-def test_a_value_back_within_the_deletion_delay_gets_a_cluster_of_its_own(world: World) -> None:
+def rotated(world: World) -> tuple[str, str]:
+    """Started with password "first", then the Secret says "second": the running cluster and
+    the pending one that takes the new value."""
     apply_secret(world, "first")
-    first = start(world, manifest(edit=takes_password))
+    active = start(world, manifest(edit=takes_password))
     apply_secret(world, "second")
     world.reconcile()
-    [second] = [c for c in clusters(world) if c != first]
+    [pending] = [c for c in clusters(world) if c != active]
+    return active, pending
+
+
+def test_a_value_back_within_the_deletion_delay_gets_a_cluster_of_its_own(world: World) -> None:
+    first, second = rotated(world)
     bring_up_pending(world, second)
     world.reconcile()
     assert record(world)["active"]["name"] == second
@@ -214,11 +214,7 @@ def test_a_value_back_within_the_deletion_delay_gets_a_cluster_of_its_own(world:
 
 
 def test_an_upgrade_waits_while_its_secret_is_missing(world: World) -> None:
-    apply_secret(world, "first")
-    active = start(world, manifest(edit=takes_password))
-    apply_secret(world, "second")
-    world.reconcile()
-    [pending] = [c for c in clusters(world) if c != active]
+    active, pending = rotated(world)
 
     world.store.remove(ObjectKind.SECRET, NAMESPACE, SECRET)
     bring_up_pending(world, pending)

@@ -24,22 +24,19 @@ import pytest
 from rayservice.planner.actions import DeleteCluster
 from rayservice.planner.cluster import cluster_name
 from rayservice.planner.front import server_weight
-from rayservice.providers.fake import FakeProvider
-from rayservice.serve_client.fake import FakeServeClient, running_state
+from rayservice.serve_client.fake import running_state
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import FrontSpec, NodeRole, ObservedCluster, ServeState
 from rayservice.store.base import Event
 from rayservice.store.sqlite import SqliteStore
-from rayservice.traffic.fake import FakeFront
 from tests.unit.world import (
     FRONT_KEY,
     NAME,
     NAMESPACE,
     OWNER,
-    FakeClock,
     World,
-    new_reconciler,
     sample_manifest,
+    world_around,
 )
 
 MARK = "UPGRADE_MARK"
@@ -97,11 +94,7 @@ def incremental(variant: str = "a", **kwargs: Any) -> dict[str, Any]:
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     """The reconciler's world with nothing applied yet (tests choose the first manifest)."""
-    store = SqliteStore(tmp_path / "store.db")
-    clock = FakeClock()
-    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
-    reconciler = new_reconciler(store, provider, serve, front, clock)
-    return World(store, provider, serve, front, clock, reconciler)
+    return world_around(SqliteStore(tmp_path / "store.db"))
 
 
 def start(world: World, document: dict[str, Any]) -> str:

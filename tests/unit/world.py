@@ -117,3 +117,12 @@ def new_reconciler(
     port_usable: Callable[[int], bool] = lambda port: True,
 ) -> Reconciler:
     return Reconciler(store, provider, serve, front, port_usable, clock, jitter=lambda: 0.0)
+
+
+def world_around(store: SqliteStore, clock: FakeClock | None = None) -> World:
+    """The reconciler's world around ``store`` (nothing applied by it), with fresh fakes."""
+    clock = clock or FakeClock()
+    provider, serve, front = FakeProvider(clock=clock), FakeServeClient(), FakeFront()
+    return World(
+        store, provider, serve, front, clock, new_reconciler(store, provider, serve, front, clock)
+    )
