@@ -29,7 +29,7 @@ from rayservice.spec.events import ObjectKind
 from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
-from rayservice.spec.references import NOTHING_FOUND, Found, resolve
+from rayservice.spec.references import NOTHING_FOUND, Found, cluster_spec_of, resolve_manifest
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store, StoredResource, generation_after_apply
 from rayservice.store.referenced import referenced
@@ -256,12 +256,11 @@ def _change(
     """What storing ``new`` over ``stored`` makes the controller do: for a RayService the
     rollout's own answer for the controller's stored record, with the Secrets and ConfigMaps
     stored now (and those ``alongside``)."""
-    namespace = new.metadata.namespace
+    found = {**referenced(store, new.metadata.namespace, cluster_spec_of(new)[0]).found}
+    found.update(alongside)
     if isinstance(new, RayCluster):
         current = RayCluster.model_validate(stored.manifest) if stored else None
-        found = {**referenced(store, namespace, new.spec).found, **alongside}
         return classify_cluster_change(current, new, found)
-    found = {**referenced(store, namespace, new.spec.rayClusterConfig).found, **alongside}
     if stored is None:
         return classify_change(None, new, found=found)
     service = RayService.model_validate(stored.manifest)
@@ -280,11 +279,10 @@ def apply_warnings(
     cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently), a
     Secret or ConfigMap it refers to that is not there."""
     new = load_stored(stored)
-    spec = new.spec if isinstance(new, RayCluster) else new.spec.rayClusterConfig
-    found = referenced(store, stored.namespace, spec).found
+    found = referenced(store, stored.namespace, cluster_spec_of(new)[0]).found
     warnings = [
         f"{stored.source}: {what} (no cluster starts for it until then)"
-        for what in resolve(spec, found, stored.namespace).missing
+        for what in resolve_manifest(new, found).missing
     ]
     if previous is None or previous.generation == stored.generation:
         return warnings

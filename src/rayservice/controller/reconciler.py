@@ -43,7 +43,7 @@ from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
-from rayservice.spec.references import Source, resolve
+from rayservice.spec.references import Source, resolve_manifest
 from rayservice.spec.status import RayClusterStatus, RayServiceStatus
 from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
 from rayservice.store.base import Store, StoredResource, View
@@ -123,7 +123,7 @@ class Reconciler:
             if not resource.deleting:
                 record = self._with_ports(resource.key, None, cluster.serve_service_enabled, record)
             values = referenced(self.store, namespace, cluster.spec)
-            resolution = resolve(cluster.spec, values.found, namespace, "spec")
+            resolution = resolve_manifest(cluster, values.found)
             observed = self._observe(resource.key, record)
             result = plan_cluster(
                 DesiredCluster(cluster, resource.generation, resource.deleting, resolution),
@@ -138,15 +138,14 @@ class Reconciler:
                 requested = requested_serve_port(service)
                 wanted = requested[1] if requested else None
                 record = self._with_ports(resource.key, wanted, True, record)
-            spec = service.spec.rayClusterConfig
-            values = referenced(self.store, namespace, spec)
+            values = referenced(self.store, namespace, service.spec.rayClusterConfig)
             desired = Desired(
                 service=service,
                 uid=resource.uid,
                 generation=resource.generation,
                 deleting=resource.deleting,
                 serve_config=service.spec.serve_config(),
-                cluster=resolve(spec, values.found, namespace),
+                cluster=resolve_manifest(service, values.found),
             )
             observed = self._observe(resource.key, record)
             previous = RayServiceStatus.model_validate(resource.status)

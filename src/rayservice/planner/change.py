@@ -40,7 +40,7 @@ from rayservice.spec.manifest import (
     RayServiceSpec,
 )
 from rayservice.spec.paths import field_path
-from rayservice.spec.references import NOTHING_FOUND, Found, Resolution, resolve
+from rayservice.spec.references import NOTHING_FOUND, Found, Resolution, resolve_manifest
 from rayservice.spec.vocabulary import ClusterUpgradeType, UpgradeType
 
 CLUSTER_CONFIG_FIELD = "spec.rayClusterConfig"
@@ -112,8 +112,7 @@ def classify_change(
 
     Both services are expected to have passed admission, so their Serve configs parse.
     """
-    namespace = new.metadata.namespace
-    resolution = resolve(new.spec.rayClusterConfig, found, namespace)
+    resolution = resolve_manifest(new, found)
     if current is None:
         summary = f"{new.key} is not stored yet: it is created, on a new cluster."
         if resolution.missing:
@@ -132,7 +131,7 @@ def classify_change(
     waiting = record is not None and record.active is None and bool(record.missing_references)
     runs = record is not None and record.active is not None
     if record is None or record.active is None:
-        record = running_alone(current, resolve(current.spec.rayClusterConfig, found, namespace))
+        record = running_alone(current, resolve_manifest(current, found))
     wanted = wanted_of(new, resolution, new.spec.serve_config(), new_cluster="")
     intent = intent_of(record, wanted)
     kind = _kind(intent, record, new.spec, resolution.spec, fields)
@@ -236,8 +235,9 @@ def classify_cluster_change(
     """What applying the standalone RayCluster ``new`` over ``current`` would do, with the
     Secrets and ConfigMaps ``found`` in its namespace: it is what
     :mod:`rayservice.planner.standalone` does with a changed spec."""
-    resolution = resolve(new.spec, found, new.metadata.namespace, "spec")
-    missing = () if new.spec.suspend else resolution.missing  # a suspended cluster runs nothing
+    missing = (
+        () if new.spec.suspend else resolve_manifest(new, found).missing
+    )  # a suspended cluster runs nothing
     unresolved = f"no node starts until the spec can be resolved: {'; '.join(missing)}."
     if current is None:
         summary = f"{new.key} is not stored yet: it is created"

@@ -19,7 +19,14 @@ from rayservice.planner.record import ServiceRecord
 from rayservice.planner.rollout import Intent, intent_of, wanted_of
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayCluster, RayService
-from rayservice.spec.references import Found, Resolution, Source, resolve, sources
+from rayservice.spec.references import (
+    Found,
+    Resolution,
+    Source,
+    cluster_spec_of,
+    resolve_manifest,
+    sources,
+)
 from rayservice.spec.vocabulary import ClusterUpgradeType
 
 
@@ -70,14 +77,9 @@ def referrer_effects(
     effects = []
     for referrer in referrers:
         manifest = referrer.manifest
-        if isinstance(manifest, RayService):
-            spec, prefix = manifest.spec.rayClusterConfig, "spec.rayClusterConfig"
-        else:
-            spec, prefix = manifest.spec, "spec"
-        if source not in sources(spec):
+        if source not in sources(cluster_spec_of(manifest)[0]):
             continue
-        old = resolve(spec, before, namespace, prefix)
-        new = resolve(spec, after, namespace, prefix)
+        old, new = resolve_manifest(manifest, before), resolve_manifest(manifest, after)
         same_hash = cluster_spec_hash(old.spec) == cluster_spec_hash(new.spec)
         if old.missing == new.missing and same_hash:
             continue

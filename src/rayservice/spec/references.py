@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from rayservice.spec.errors import SpecProblem
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.fault_tolerance import REDIS_ADDRESS_ENV, container_env, redis_location
-from rayservice.spec.manifest import RayClusterSpec, RedisCredential
+from rayservice.spec.manifest import RayCluster, RayClusterSpec, RayService, RedisCredential
 from rayservice.spec.paths import field_path
 
 KEY_REFERENCES = {"secretKeyRef": ObjectKind.SECRET, "configMapKeyRef": ObjectKind.CONFIG_MAP}
@@ -167,6 +167,20 @@ def resolve(
                 f" Redis address ({error}); host:port or redis://host:port"
             )
     return Resolution(resolved, tuple(resolver.uses), tuple(resolver.missing))
+
+
+def cluster_spec_of(manifest: RayService | RayCluster) -> tuple[RayClusterSpec, str]:
+    """The cluster spec of a RayService or a standalone RayCluster, with its field path."""
+    if isinstance(manifest, RayCluster):
+        return manifest.spec, "spec"
+    return manifest.spec.rayClusterConfig, "spec.rayClusterConfig"
+
+
+def resolve_manifest(manifest: RayService | RayCluster, found: Found) -> Resolution:
+    """The cluster spec of ``manifest`` resolved with ``found`` (objects of its namespace),
+    its fields named from where they sit in the manifest."""
+    spec, prefix = cluster_spec_of(manifest)
+    return resolve(spec, found, manifest.metadata.namespace, prefix)
 
 
 def _ray_container(template: Mapping[str, Any]) -> dict[str, Any] | None:
