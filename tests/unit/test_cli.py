@@ -219,10 +219,7 @@ def test_raycluster_table() -> None:
 
 def test_pod_table_shows_readiness_and_restarts() -> None:
     provider_cluster = fake_cluster(head_ready=True, worker_proxy=False)
-    docs = [
-        v.doc
-        for v in pod_views("default", "default/demo", provider_cluster, worker_needs_proxy=True)
-    ]
+    docs = [v.doc for v in pod_views("default", "default/demo", provider_cluster, True, None, {})]
 
     rows = table(tables.pod_rows(docs, wide=False))
 
@@ -255,7 +252,7 @@ def test_pod_table_counts_a_restart_and_readiness_follows_the_proxy() -> None:
 
     rows = table(
         tables.pod_rows(
-            [v.doc for v in pod_views("default", "o/demo", cluster, worker_needs_proxy=True)], False
+            [v.doc for v in pod_views("default", "o/demo", cluster, True, None, {})], False
         )
     )
 
@@ -345,7 +342,7 @@ def test_age_of_an_unknown_time() -> None:
 
 def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() -> None:
     cluster = fake_cluster(worker_proxy=True)
-    pods = [v.doc for v in pod_views("default", "default/demo", cluster, worker_needs_proxy=True)]
+    pods = [v.doc for v in pod_views("default", "default/demo", cluster, True, None, {})]
     four_days_ago = time.time() - (4 * 24 + 5) * 3600  # now, not when the module was imported
     events = [
         event_object(event("ClusterCreated", f"creating cluster {CLUSTER}", four_days_ago)),

@@ -50,6 +50,7 @@ from rayservice.spec.observed import (
     Observed,
     ObservedCluster,
     ObservedNode,
+    Replica,
     ServeState,
 )
 from rayservice.spec.references import NOTHING_FOUND, Found, resolve
@@ -265,7 +266,7 @@ def running(app_status: str = "RUNNING", message: str = "") -> ServeState:
                 status=app_status,
                 message=message,
                 route_prefix="/",
-                deployments=(DeploymentState("Hello", "HEALTHY", replica_states=("RUNNING",)),),
+                deployments=(DeploymentState("Hello", "HEALTHY", replicas=(Replica("RUNNING"),)),),
             ),
         )
     )
@@ -793,7 +794,8 @@ def test_plan(case: Case) -> None:
 
 
 def _apps(app_status: str, *replica_states: str) -> ServeState:
-    deployment = DeploymentState("Hello", "UPDATING", replica_states=replica_states)
+    replicas = tuple(Replica(state) for state in replica_states)
+    deployment = DeploymentState("Hello", "UPDATING", replicas=replicas)
     return ServeState(apps=(AppState("app1", app_status, deployments=(deployment,)),))
 
 

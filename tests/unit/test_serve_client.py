@@ -21,7 +21,7 @@ from rayservice.serve_client.base import ServeClient, ServeConfigRejected
 from rayservice.serve_client.dashboard import DashboardServeClient, parse_serve_details
 from rayservice.serve_client.fake import FakeServeClient, ServeCall, running_state
 from rayservice.spec.errors import PermanentError, TemporaryError
-from rayservice.spec.observed import AppState, DeploymentState, ServeState
+from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 
 DASHBOARD = "http://127.0.0.1:8265"
 TOKEN = "s3cret-token"
@@ -192,13 +192,16 @@ def test_status_reads_apps_deployments_and_replicas() -> None:
     fruit = state.app("fruit_app")
     assert fruit is not None
     assert (fruit.status, fruit.route_prefix, fruit.message) == ("RUNNING", "/fruit", "")
+    [mango] = fruit.deployments[0].replicas
     assert fruit.deployments[0] == DeploymentState(
-        name="MangoStand", status="HEALTHY", message="", replica_states=("RUNNING",)
+        name="MangoStand", status="HEALTHY", message="", replicas=(mango,)
     )
+    assert mango.state == "RUNNING" and len(mango.node_id) == 56 and mango.replica_id
     math = state.app("math_app")
     assert math is not None
     assert (math.status, math.message) == ("DEPLOYING", "Deploying app 'math_app'")
-    assert {d.name: (d.status, d.replica_states) for d in math.deployments} == {
+    states = {d.name: (d.status, tuple(r.state for r in d.replicas)) for d in math.deployments}
+    assert states == {
         "Adder": ("UPDATING", ("STARTING",)),
         "Multiplier": ("HEALTHY", ("RUNNING",)),
         "Router": ("UPDATING", ()),
@@ -325,7 +328,7 @@ def test_running_state_reports_every_app_of_a_config_as_up() -> None:
                 route_prefix="/basic",
                 deployments=(
                     DeploymentState(
-                        name="BaseService", status="HEALTHY", replica_states=("RUNNING", "RUNNING")
+                        name="BaseService", status="HEALTHY", replicas=(Replica("RUNNING"),) * 2
                     ),
                 ),
             ),
@@ -342,6 +345,21 @@ def test_the_fake_details_are_rays_empty_document_until_a_state_is_scripted() ->
     assert fake.details(DASHBOARD, TOKEN) == NOT_RUNNING
 
 
+def without_placement(state: ServeState) -> ServeState:
+    """``state`` without where Ray placed replicas and proxies (a scripted state says none)."""
+    apps = tuple(
+        replace(
+            app,
+            deployments=tuple(
+                replace(d, replicas=tuple(Replica(r.state) for r in d.replicas))
+                for d in app.deployments
+            ),
+        )
+        for app in state.apps
+    )
+    return replace(state, apps=apps, proxies=())
+
+
 def test_the_fake_details_follow_rays_schema_and_tell_the_scripted_state() -> None:
     from ray.serve.schema import ServeInstanceDetails
 
@@ -355,7 +373,9 @@ def test_the_fake_details_follow_rays_schema_and_tell_the_scripted_state() -> No
         message="Deploying app 'simple_app'",
         deployments=(
             replace(
-                running.deployments[0], status="UPDATING", replica_states=("RUNNING", "STARTING")
+                running.deployments[0],
+                status="UPDATING",
+                replicas=(Replica("RUNNING"), Replica("STARTING")),
             ),
         ),
     )
@@ -364,7 +384,10 @@ def test_the_fake_details_follow_rays_schema_and_tell_the_scripted_state() -> No
     details = fake.details(DASHBOARD, TOKEN)
 
     ServeInstanceDetails.model_validate(details)
-    assert parse_serve_details(details) == fake.status(DASHBOARD, TOKEN)
+    parsed = parse_serve_details(details)
+    assert without_placement(parsed) == fake.status(DASHBOARD, TOKEN)
+    [proxy_node] = {node for node, _ in parsed.proxies}
+    assert {r.node_id for r in parsed.apps[0].deployments[0].replicas} == {proxy_node}
     assert details["http_options"]["port"] == 21005
     app = details["applications"]["simple_app"]
     assert app["deployed_app_config"] == CONFIG["applications"][0]

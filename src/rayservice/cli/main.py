@@ -30,7 +30,7 @@ import yaml
 
 from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
-from rayservice.cli import config_tables, daemon, rollout, tables, workloads
+from rayservice.cli import config_tables, daemon, describe_pages, rollout, tables, workloads
 from rayservice.cli.change_report import change_report
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
@@ -59,6 +59,10 @@ for aliases, plural, rows in (
 DEFAULT_TIMEOUT = 900.0
 DRY_RUN_TRAILER = "(dry run: nothing was changed)"
 DELETABLE = ("rayservices", "rayclusters", *CONFIG_PLURALS.values())
+DESCRIBE_PAGES = {
+    "pods": describe_pages.describe_pod,
+}
+DESCRIBABLE = ("rayservices", *DESCRIBE_PAGES, *CONFIG_PLURALS.values())
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
 ERROR_EXIT_CODES = {"diff": 2}
 
@@ -246,20 +250,55 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     plural = KINDS.get(args.kind, ("",))[0]
     client = _client()
-    if plural in CONFIG_PLURALS.values():
-        item = client.get_object(plural, args.namespace, args.name)
-        print(config_tables.describe_config_object(item))
-        return 0
-    if plural != "rayservices":
+    if plural not in DESCRIBABLE:
         raise SystemExit(
-            "error: describe supports rayservice, secret and configmap"
-            " (e.g. describe rayservice NAME)"
+            f"error: describe supports {', '.join(DESCRIBABLE)} (e.g. describe pod NAME);"
+            f" got {args.kind!r}"
         )
-    item = client.get_service(args.namespace, args.name)
-    events = client.events(args.namespace, args.name)
-    pods = client.list_objects("pods", args.namespace)
-    print(tables.describe_rayservice(item, events, pods))
-    return 0
+    pages: list[str] = []
+    status = 0
+    if plural in CONFIG_PLURALS.values():
+        for name in args.names:
+            item = client.get_object(plural, args.namespace, name)
+            pages.append(config_tables.describe_config_object(item))
+    elif plural == "rayservices":
+        pods = client.list_objects("pods", args.namespace)
+        for name in args.names:
+            item = client.get_service(args.namespace, name)
+            events = client.events(args.namespace, name)
+            pages.append(tables.describe_rayservice(item, events, pods))
+    else:
+        pages, status = _describe_views(client, plural, args.namespace, args.names)
+    if pages:
+        print("\n\n\n".join(pages))
+    return status
+
+
+def _describe_views(
+    client: RayServiceClient, plural: str, namespace: str, names: list[str]
+) -> tuple[list[str], int]:
+    """The pages of the pods, services or rayclusters ``names`` (as ``get`` shows them, with
+    the events about each), and 1 when one of them is not there."""
+    items = {i["metadata"]["name"]: i for i in client.list_objects(plural, namespace)}
+    events_of: dict[str, list[dict[str, Any]]] = {}
+    pages, status = [], 0
+    for name in names:
+        found = items.get(name)
+        if found is None:
+            there = ", ".join(sorted(items)) or "none"
+            print(
+                f'error: {plural} "{name}" not found in namespace "{namespace}"'
+                f" ({plural} there: {there})",
+                file=sys.stderr,
+            )
+            status = 1
+            continue
+        owner = describe_pages.owner_of(found)
+        if owner not in events_of:
+            events_of[owner] = client.events(namespace, owner)
+        own_events = describe_pages.about(events_of[owner], found["kind"], name)
+        pages.append(DESCRIBE_PAGES[plural](found, own_events))
+    return pages, status
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -423,10 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     get.set_defaults(func=cmd_get)
 
     describe = verbs.add_parser(
-        "describe", help="show a rayservice (with events), a secret or a configmap in detail"
+        "describe",
+        help="show objects in detail, with their events: rayservice, pod, service, raycluster,"
+        " secret, configmap",
     )
     describe.add_argument("kind")
-    describe.add_argument("name")
+    describe.add_argument("names", nargs="+", metavar="NAME")
     describe.add_argument("-n", "--namespace", default="default")
     describe.set_defaults(func=cmd_describe)
 

@@ -319,7 +319,12 @@ class Reconciler:
             shown = shown or observed_status(cluster, bounds)
             views.append(cluster_view(resource.namespace, resource.key, cluster, shown))
             views += pod_views(
-                resource.namespace, resource.key, cluster, isinstance(status, RayServiceStatus)
+                resource.namespace,
+                resource.key,
+                cluster,
+                isinstance(status, RayServiceStatus),
+                observed.serve.get(cluster.name),
+                result.record.pod_readiness,
             )
         # The front as it is after this pass (a failed EnsureFront must not show as done);
         # asked again only when this pass changed it

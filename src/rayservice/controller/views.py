@@ -6,10 +6,25 @@ from the store without touching a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from rayservice.planner.pod_readiness import (
+    READINESS_CHECK,
+    is_ready,
+    not_ready_reason,
+    replicas_on,
+)
+from rayservice.planner.record import PodReadiness
 from rayservice.spec.events import ObjectKind
-from rayservice.spec.observed import FrontSpec, NodePhase, NodeRole, ObservedCluster
+from rayservice.spec.observed import (
+    FrontSpec,
+    NodeRole,
+    ObservedCluster,
+    ObservedNode,
+    ServeState,
+)
 from rayservice.spec.status import RayClusterStatus, rfc3339
 from rayservice.spec.vocabulary import ConditionType
 from rayservice.store.base import View
@@ -40,19 +55,33 @@ def cluster_view(
 
 
 def pod_views(
-    namespace: str, owner: str, cluster: ObservedCluster, worker_needs_proxy: bool
+    namespace: str,
+    owner: str,
+    cluster: ObservedCluster,
+    serves: bool,
+    serve: ServeState | None,
+    readiness: Mapping[str, PodReadiness],
 ) -> list[View]:
-    """The nodes as pods. The head is ready when its dashboard answers; a worker of a
-    RayService only with a healthy Serve proxy (it serves nothing else), a worker of a
-    standalone RayCluster once it joined the cluster."""
+    """The nodes as pods, with what ``describe pod`` shows: readiness (``serves``: of a
+    RayService, see :mod:`rayservice.planner.pod_readiness`) with its reason and since when,
+    the node's resources, ports, Serve replicas and logs."""
     views = []
     for node in cluster.nodes:
-        if node.role is NodeRole.HEAD:
-            ready = cluster.head_ready and node.phase is NodePhase.RUNNING
-        elif worker_needs_proxy:
-            ready = node.proxy_ready
-        else:
-            ready = node.phase is NodePhase.RUNNING
+        ready = is_ready(node, cluster, serves)
+        known = readiness.get(node.name)
+        since = known.since if known is not None and known.ready == ready else node.started_at
+        condition: dict[str, Any] = {
+            "type": ConditionType.READY,
+            "status": str(ready),
+            "lastTransitionTime": rfc3339(since),
+        }
+        if not ready:
+            condition["message"] = not_ready_reason(node, cluster, serve, serves)
+        container: dict[str, Any] = {"name": "ray", "ready": ready, "restartCount": node.restarts}
+        if node.last_words:
+            container["lastState"] = {
+                "terminated": {"reason": "Exited", "message": node.last_words}
+            }
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.POD,
@@ -65,17 +94,45 @@ def pod_views(
                     "ray.io/is-ray-node": "yes",
                 },
             },
+            "spec": {"resources": _resources(node), "ports": _ports(node, cluster)},
             "status": {
                 "phase": node.phase.value,
-                "conditions": [{"type": ConditionType.READY, "status": str(ready)}],
-                "containerStatuses": [
-                    {"name": "ray", "ready": ready, "restartCount": node.restarts}
+                "conditions": [condition],
+                "containerStatuses": [container],
+                "serveProxy": {
+                    "port": node.proxy_port,
+                    "healthy": node.proxy_ready,
+                    "check": READINESS_CHECK if serves else "",
+                    "answer": node.proxy_answer,
+                },
+                "rayNodeId": node.node_id,
+                "serveReplicas": [
+                    {"application": app, "deployment": deployment, "state": state}
+                    for app, deployment, state in replicas_on(node, serve)
                 ],
-                "serveProxy": {"port": node.proxy_port, "healthy": node.proxy_ready},
+                "logs": list(node.log_files),
             },
         }
         views.append(View(ObjectKind.POD, namespace, node.name, owner, doc))
     return views
+
+
+def _resources(node: ObservedNode) -> dict[str, Any]:
+    """The node's logical resources, as Ray counts them."""
+    return {
+        "cpu": node.num_cpus,
+        "memory": node.memory_bytes,
+        "gpu": node.num_gpus,
+        **dict(node.custom_resources),
+    }
+
+
+def _ports(node: ObservedNode, cluster: ObservedCluster) -> dict[str, int]:
+    ports = {"serve-proxy": node.proxy_port}
+    if node.role is NodeRole.HEAD:
+        dashboard = urlsplit(cluster.dashboard_url).port or 0
+        ports = {"gcs": cluster.gcs_port, "dashboard": dashboard, **ports}
+    return ports
 
 
 def service_views(namespace: str, owner: str, front: FrontSpec, created: float) -> list[View]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rayservice.planner import front, initializing
+from rayservice.planner import front, initializing, pod_readiness
 from rayservice.planner import service_status as statuses
 from rayservice.planner.actions import (
     Action,
@@ -317,6 +317,10 @@ class _Planner:
         for slot in (record.active, record.pending):
             if slot is not None:
                 self._keep_cluster(slot)
+        record.pod_readiness, unready = pod_readiness.track(
+            record.pod_readiness, self.observed.clusters, self.observed.serve, True, self.now
+        )
+        self.events += unready
         self._keep_front(active, pending)
         # Clusters go last: the front must stop sending to a cluster before it is deleted.
         self.actions += self.decision.deletions

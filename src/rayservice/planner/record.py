@@ -95,6 +95,14 @@ class ActionFailure(BaseModel):
     retry_at: float | None = None  # temporary errors only
 
 
+class PodReadiness(BaseModel):
+    """A pod's readiness as last seen: since when it holds, and why not when it is not."""
+
+    ready: bool
+    since: float
+    reason: str = ""
+
+
 class ServiceRecord(BaseModel):
     phase: RolloutPhase = RolloutPhase.STEADY
     active: ClusterSlot | None = None
@@ -118,6 +126,7 @@ class ServiceRecord(BaseModel):
     # what the cluster spec refers to and is not there, as last reported (a Warning is
     # recorded when this changes)
     missing_references: list[str] = Field(default_factory=list)
+    pod_readiness: dict[str, PodReadiness] = Field(default_factory=dict)  # pod name -> readiness
     serve_port: int = 0
     dashboard_port: int = 0
 

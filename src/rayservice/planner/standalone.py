@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rayservice.planner import pod_readiness
 from rayservice.planner.actions import (
     Action,
     DeleteCluster,
@@ -141,6 +142,10 @@ def plan_cluster(
             event = EventReason.CLUSTER_CREATED if current is None else EventReason.CLUSTER_UPDATED
             actions.append(EnsureCluster(request, reason, event))
     events += cluster_fault_events(current)
+    record.pod_readiness, unready = pod_readiness.track(
+        record.pod_readiness, observed.clusters, observed.serve, False, now
+    )
+    events += unready
     wanted_front = cluster_front(record, current)
     events += front_fault_events(observed.front, wanted_front, desired.name)
     if needs_ensure(observed.front, wanted_front):

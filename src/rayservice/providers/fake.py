@@ -15,6 +15,7 @@ in ``calls``, and ``fail_next_ensure`` makes the next ``ensure`` raise.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
 import time
@@ -30,6 +31,8 @@ LOCALHOST = "127.0.0.1"
 FIRST_PORT = 20000
 PORT_BLOCK = 10  # like the local provider: gcs, dashboard, client ... serve proxy last
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+# what a running node's Serve proxy answers the readiness check, healthy or not (no proxy)
+PROXY_ANSWERS = {True: "200 success", False: "connection refused: no Serve proxy listens"}
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ class FakeProvider:
             if node.role is NodeRole.HEAD
             else next((g for g in request.workers if g.group == node.group), request.head)
         )
+        running = node.phase is NodePhase.RUNNING
         return ObservedNode(
             name=node.name,
             role=node.role,
@@ -278,7 +282,23 @@ class FakeProvider:
             num_cpus=group.num_cpus,
             num_gpus=group.num_gpus,
             memory_bytes=group.memory_bytes or 0,
+            custom_resources=tuple(sorted(group.custom_resources.items())),
+            node_id=node_id(node.name) if running else "",
+            proxy_answer=(
+                (
+                    "200 success"
+                    if node.proxy_ready
+                    else "connection refused: no Serve proxy listens"
+                )
+                if running
+                else ""
+            ),
         )
+
+
+def node_id(pod: str) -> str:
+    """The Ray node id the fake gives the node of pod ``pod`` once it runs (56 hex digits)."""
+    return hashlib.sha256(pod.encode()).hexdigest()[:56]
 
 
 def dashboard_url(base_port: int) -> str:

@@ -257,9 +257,7 @@ class LocalProvider:
         head = record.head
         dashboard = f"http://{LOCALHOST}:{head.ports.dashboard}"
         head_alive = is_alive(head.pid, head.ticks)
-        registered = (
-            self._probes.alive_node_manager_ports(dashboard, record.token) if head_alive else None
-        )
+        registered = self._probes.alive_nodes(dashboard, record.token) if head_alive else None
         nodes = tuple(self._observe_node(record, n, registered) for n in record.nodes)
         return ObservedCluster(
             name=record.name,
@@ -477,20 +475,23 @@ class LocalProvider:
         return env
 
     def _observe_node(
-        self, record: ClusterRecord, node: NodeRecord, registered: set[int] | None
+        self, record: ClusterRecord, node: NodeRecord, registered: dict[int, str] | None
     ) -> ObservedNode:
         alive = is_alive(node.pid, node.ticks)
+        node_id = (registered or {}).get(node.ports.node_manager, "")
+        answer = None
         # the proxy is probed (an HTTP request on every pass) only where it can tell something
         if alive and registered is not None:
-            joined = node.ports.node_manager in registered
-            proxy_healthy = joined and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
-        else:  # the head cannot be asked: a fault-tolerant cluster's worker serves on its word
-            proxy_healthy = (
-                alive
-                and _fault_tolerant_worker(record, node)
-                and self._probes.proxy_healthy(LOCALHOST, node.ports.serve_proxy)
-            )
-            joined = proxy_healthy
+            joined = bool(node_id)
+            if joined:
+                answer = self._probes.proxy_answer(LOCALHOST, node.ports.serve_proxy)
+        elif alive and _fault_tolerant_worker(record, node):
+            # the head cannot be asked: a fault-tolerant cluster's worker serves on its word
+            answer = self._probes.proxy_answer(LOCALHOST, node.ports.serve_proxy)
+            joined = answer.healthy
+        else:
+            joined = False
+        proxy_healthy = answer is not None and answer.healthy
         if not alive:
             phase = NodePhase.FAILED if node.pid else NodePhase.PENDING
         else:
@@ -514,5 +515,9 @@ class LocalProvider:
             num_cpus=group.num_cpus,
             num_gpus=group.num_gpus,
             memory_bytes=group.memory_bytes or 0,
+            custom_resources=tuple(sorted(group.custom_resources.items())),
             last_words=_last_line(Path(node.log_file)) if phase is NodePhase.FAILED else "",
+            node_id=node_id,
+            proxy_answer=answer.answer if answer is not None else "",
+            log_files=(node.log_file, str(Path(node.temp_dir) / "session_latest" / "logs")),
         )

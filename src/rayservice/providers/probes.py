@@ -9,11 +9,22 @@ Every probe has a short timeout and answers False/None instead of raising.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 PROBE_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
+_ANSWER_LENGTH = 200  # of a proxy's answer, kept for describe
+
+
+@dataclass(frozen=True)
+class ProxyAnswer:
+    """A readiness check of a Serve proxy: passed or not, and its answer in a few words
+    (``200 success``, ``503 This node is being drained.``, ``connection refused: ...``)."""
+
+    healthy: bool
+    answer: str
 
 
 class NodeProbes:
@@ -23,9 +34,10 @@ class NodeProbes:
     def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
         self._http = httpx.Client(timeout=PROBE_TIMEOUT, transport=transport)
 
-    def alive_node_manager_ports(self, dashboard_url: str, token: str) -> set[int] | None:
-        """Node-manager ports of the raylets the head reports ALIVE; None if the head's
-        dashboard does not answer (so the head is not ready)."""
+    def alive_nodes(self, dashboard_url: str, token: str) -> dict[int, str] | None:
+        """The raylets the head reports ALIVE: node-manager port -> Ray node id (the port tells
+        the nodes of one host apart); None if the head's dashboard does not answer (so the
+        head is not ready)."""
         try:
             response = self._http.get(
                 f"{dashboard_url}/nodes?view=summary",
@@ -33,20 +45,25 @@ class NodeProbes:
             )
             response.raise_for_status()
             summary = response.json()["data"]["summary"]
+            return {
+                int(node["raylet"]["nodeManagerPort"]): str(node["raylet"].get("nodeId", ""))
+                for node in summary
+                if node.get("raylet", {}).get("state") == "ALIVE"
+            }
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
-        return {
-            int(node["raylet"]["nodeManagerPort"])
-            for node in summary
-            if node.get("raylet", {}).get("state") == "ALIVE"
-        }
 
-    def proxy_healthy(self, host: str, port: int) -> bool:
+    def proxy_answer(self, host: str, port: int) -> ProxyAnswer:
+        """What the node's Serve proxy answers ``GET /-/healthz``."""
         try:
             response = self._http.get(f"http://{host}:{port}/-/healthz")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200 and response.text.strip() == "success"
+        except httpx.ConnectError:
+            return ProxyAnswer(False, "connection refused: no Serve proxy listens")
+        except httpx.HTTPError as error:
+            return ProxyAnswer(False, f"no answer: {type(error).__name__}")
+        text = " ".join(response.text.split())[:_ANSWER_LENGTH]
+        healthy = response.status_code == 200 and text == "success"
+        return ProxyAnswer(healthy, f"{response.status_code} {text}".rstrip())
 
 
 def tail_node_logs(log_file: Path, temp_dir: Path, lines: int) -> str:

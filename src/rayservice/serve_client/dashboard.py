@@ -34,7 +34,7 @@ from rayservice.serve_client.dashboard_http import (
     json_answer,
     unexpected_answer,
 )
-from rayservice.spec.observed import AppState, DeploymentState, ServeState
+from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 
 APPLICATIONS_PATH = "/api/serve/applications/"
 _DECLARATIVE = {"api_type": "declarative"}
@@ -85,9 +85,11 @@ def parse_serve_details(details: Mapping[str, Any]) -> ServeState:
     """
     apps = tuple(_parse_app(name, app) for name, app in (details.get("applications") or {}).items())
     target_capacity = details.get("target_capacity")
+    proxies = details.get("proxies") or {}
     return ServeState(
         apps=apps,
         target_capacity=None if target_capacity is None else float(target_capacity),
+        proxies=tuple(sorted((str(node), str(p.get("status", ""))) for node, p in proxies.items())),
     )
 
 
@@ -110,5 +112,12 @@ def _parse_deployment(name: str, deployment: Mapping[str, Any]) -> DeploymentSta
         name=name,
         status=str(deployment["status"]),
         message=deployment.get("message") or "",
-        replica_states=tuple(str(replica["state"]) for replica in deployment.get("replicas") or ()),
+        replicas=tuple(
+            Replica(
+                state=str(replica["state"]),
+                node_id=str(replica.get("node_id") or ""),  # set once Ray placed it
+                replica_id=str(replica.get("replica_id") or ""),
+            )
+            for replica in deployment.get("replicas") or ()
+        ),
     )

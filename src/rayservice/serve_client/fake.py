@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from rayservice.spec.errors import RayServiceError
-from rayservice.spec.observed import AppState, DeploymentState, ServeState
+from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 from rayservice.spec.vocabulary import ApplicationStatus
 
 Operation = Literal["deploy", "status", "details", "shutdown"]
@@ -137,7 +137,7 @@ def running_state(config: Mapping[str, Any]) -> ServeState:
                     DeploymentState(
                         name=deployment["name"],
                         status="HEALTHY",
-                        replica_states=("RUNNING",) * _replica_count(deployment),
+                        replicas=(Replica("RUNNING"),) * _replica_count(deployment),
                     )
                     for deployment in app.get("deployments", ())
                 ),
@@ -265,13 +265,18 @@ def _deployment_details(
         "status_trigger": _STATUS_TRIGGERS.get(deployment.status, "UNSPECIFIED"),
         "message": deployment.message,
         "deployment_config": {**options, "name": deployment.name},
-        "target_num_replicas": target
-        if isinstance(target, int)
-        else len(deployment.replica_states),
+        "target_num_replicas": target if isinstance(target, int) else len(deployment.replicas),
         "required_resources": {"CPU": num_cpus},
         "replicas": [
-            _replica(node_id, app_name, deployment.name, index, replica_state, deployed_at)
-            for index, replica_state in enumerate(deployment.replica_states)
+            _replica(
+                replica.node_id or node_id,
+                app_name,
+                deployment.name,
+                index,
+                replica.state,
+                deployed_at,
+            )
+            for index, replica in enumerate(deployment.replicas)
         ],
         "recent_dead_replicas": [],
     }

@@ -40,7 +40,13 @@ class ObservedNode:
     num_cpus: float = 0.0
     num_gpus: float = 0.0
     memory_bytes: int = 0
+    custom_resources: tuple[tuple[str, float], ...] = ()
     last_words: str = ""  # a node whose process is gone: the last line of its log
+    node_id: str = ""  # Ray's id of the node, once the head lists it as alive
+    # the readiness check's last answer: what the Serve proxy said to GET /-/healthz ("" when
+    # it was not asked: the node is not running, or the head cannot be asked)
+    proxy_answer: str = ""
+    log_files: tuple[str, ...] = ()  # where the node's output and Ray's logs are
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,20 @@ class ObservedCluster:
 
 
 @dataclass(frozen=True)
+class Replica:
+    """One replica of a deployment, and the node it was placed on."""
+
+    state: str  # STARTING, UPDATING, RECOVERING, RUNNING, STOPPING, PENDING_MIGRATION
+    node_id: str = ""  # Ray's id of its node ("" until Ray placed it)
+    replica_id: str = ""
+
+
+@dataclass(frozen=True)
 class DeploymentState:
     name: str
     status: str  # UPDATING, HEALTHY, UNHEALTHY, UPSCALING, DOWNSCALING, DEPLOY_FAILED
     message: str = ""
-    replica_states: tuple[str, ...] = ()
+    replicas: tuple[Replica, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,9 @@ class ServeState:
 
     apps: tuple[AppState, ...] = ()
     target_capacity: float | None = None
+    # Ray's id of each node with a Serve proxy, and the proxy's status there (STARTING,
+    # HEALTHY, UNHEALTHY, DRAINING, DRAINED); a node missing here runs no proxy
+    proxies: tuple[tuple[str, str], ...] = ()
 
     def app(self, name: str) -> AppState | None:
         return next((a for a in self.apps if a.name == name), None)

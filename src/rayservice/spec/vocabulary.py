@@ -115,6 +115,7 @@ class EventReason(StrEnum):
     # the cluster spec refers to a Secret, ConfigMap or key that is not there
     REFERENCE_NOT_FOUND = "ReferenceNotFound"
     # nodes
+    UNHEALTHY = "Unhealthy"  # a pod's readiness check fails for a reason that lasts (kubelet's)
     NODE_LOST = "NodeLost"  # a node's process is gone; the provider restarts it
     REDIS_UNREACHABLE = "RedisUnreachable"  # the GCS state's Redis cannot be reached
     FRONT_PROCESS_LOST = "FrontProcessLost"  # a process of a front died; it is started again

@@ -1,0 +1,132 @@
+"""Whether a pod (one Ray node) is ready, why not in words, and the events of its changes. Pure.
+
+The readiness check plays Kubernetes' readiness probe. A pod of a RayService serves, so its
+worker is ready only when its Serve proxy answers ``GET /-/healthz`` with 200 ``success``;
+its head once its dashboard answers (Ray Serve's controller runs there). A pod of a
+standalone RayCluster is ready once it joined the cluster. When a pod is not ready, the reason
+is told from what was observed, in the order a user would look: the process, its place in the
+cluster, Serve on the cluster, the proxy on the node (Serve runs a proxy only where a replica
+runs, so a worker with no replica is never ready), and what the proxy answered.
+
+The planner keeps, per pod, whether it was ready, since when and why not
+(``ServiceRecord.pod_readiness``), and records a ``Unhealthy`` Warning when a pod is found not
+ready for a reason that lasts (not while it starts); a repeat of the same reason counts on the
+same event, as Kubernetes counts failed probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rayservice.planner.actions import PlannedEvent
+from rayservice.planner.record import PodReadiness
+from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode, ServeState
+from rayservice.spec.vocabulary import EventReason, EventType
+
+READINESS_CHECK = "GET /-/healthz on the node's Serve proxy, 200 success"
+# replica states that keep a proxy on their node (Serve drains a node's proxy when none is left)
+_ACTIVE_REPLICA_STATES = frozenset(
+    {"STARTING", "UPDATING", "RECOVERING", "RUNNING", "PENDING_MIGRATION"}
+)
+STARTING_PREFIX = "starting: "  # a reason that passes by itself: no event
+
+
+def is_ready(node: ObservedNode, cluster: ObservedCluster, serves: bool) -> bool:
+    """The readiness of ``node``; ``serves``: it belongs to a RayService."""
+    if node.phase is not NodePhase.RUNNING:
+        return False
+    if node.role is NodeRole.HEAD:
+        return cluster.head_ready
+    return node.proxy_ready if serves else True
+
+
+def replicas_on(node: ObservedNode, serve: ServeState | None) -> list[tuple[str, str, str]]:
+    """``(app, deployment, replica state)`` of every replica Ray placed on ``node``."""
+    if serve is None or not node.node_id:
+        return []
+    return [
+        (app.name, deployment.name, replica.state)
+        for app in serve.apps
+        for deployment in app.deployments
+        for replica in deployment.replicas
+        if replica.node_id == node.node_id
+    ]
+
+
+def not_ready_reason(
+    node: ObservedNode, cluster: ObservedCluster, serve: ServeState | None, serves: bool
+) -> str:
+    """Why ``node`` is not ready, in words ('' when it is). A reason that passes by itself
+    while the node starts begins with ``starting: ``."""
+    if is_ready(node, cluster, serves):
+        return ""
+    if node.phase is NodePhase.FAILED:
+        words = f"; its log ends: {node.last_words}" if node.last_words else ""
+        return f"its process exited; it is started again{words}"
+    if node.role is NodeRole.HEAD:
+        return f"{STARTING_PREFIX}the head's dashboard does not answer yet"
+    if cluster.head is None or not cluster.head_ready:
+        return "the head does not answer, so the node cannot be checked with it"
+    if not node.node_id:
+        return f"{STARTING_PREFIX}node not registered with the head yet"
+    return _proxy_reason(node, serve)
+
+
+def _proxy_reason(node: ObservedNode, serve: ServeState | None) -> str:
+    answer = f" (the check answered: {node.proxy_answer})" if node.proxy_answer else ""
+    if serve is None:
+        return f"{STARTING_PREFIX}no Serve config on the cluster yet{answer}"
+    proxy = dict(serve.proxies).get(node.node_id)
+    active = [r for r in replicas_on(node, serve) if r[2] in _ACTIVE_REPLICA_STATES]
+    if proxy is None and not active:
+        return f"no Serve replica on this node, so Ray Serve runs no proxy here{answer}"
+    if proxy is None or proxy == "STARTING":
+        return f"{STARTING_PREFIX}its Serve proxy is starting{answer}"
+    if proxy in ("DRAINING", "DRAINED"):
+        return f"its Serve proxy is draining: no Serve replica is left on this node{answer}"
+    if proxy == "UNHEALTHY":
+        return f"its Serve proxy is unhealthy; Ray Serve starts it again{answer}"
+    if not any(state == "RUNNING" for _, _, state in active):
+        return f"{STARTING_PREFIX}no Serve replica on this node runs yet{answer}"
+    return f"its Serve proxy does not pass the check{answer}"
+
+
+def track(
+    previous: Mapping[str, PodReadiness],
+    clusters: Mapping[str, ObservedCluster],
+    serve: Mapping[str, ServeState],
+    serves: bool,
+    now: float,
+) -> tuple[dict[str, PodReadiness], list[PlannedEvent]]:
+    """Every observed pod's readiness (kept since its last change) and a Warning for each pod
+    newly found not ready for a lasting reason."""
+    current: dict[str, PodReadiness] = {}
+    events = []
+    for cluster in clusters.values():
+        for node in cluster.nodes:
+            reason = not_ready_reason(node, cluster, serve.get(cluster.name), serves)
+            ready = not reason
+            before = previous.get(node.name)
+            if before is not None and before.ready == ready and before.reason == reason:
+                current[node.name] = before
+                continue
+            since = before.since if before is not None and before.ready == ready else now
+            current[node.name] = PodReadiness(ready=ready, since=since, reason=reason)
+            if (
+                reason
+                and not reason.startswith(STARTING_PREFIX)
+                and node.phase
+                is not (
+                    NodePhase.FAILED  # NodeLost says it
+                )
+            ):
+                events.append(
+                    PlannedEvent(
+                        EventType.WARNING,
+                        EventReason.UNHEALTHY,
+                        f"Readiness probe failed: {reason}",
+                        ObjectRef(ObjectKind.POD, node.name),
+                    )
+                )
+    return current, events
