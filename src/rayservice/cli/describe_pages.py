@@ -92,12 +92,12 @@ def describe_pod(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
     since = ready.get("lastTransitionTime", "")
     lines += [
         "Conditions:",
-        f"  {_field('Type', 'Ready', 8)}",
-        f"  {_field('Status', ready['status'], 8)}",
-        f"  {_field('Since', f'{since} ({age(since)} ago)' if since else '', 8)}",
+        f"  {_field('Type', 'Ready', 10)}",
+        f"  {_field('Status', ready['status'], 10)}",
+        f"  {_field('Since', f'{since} ({age(since)} ago)' if since else '', 10)}",
     ]
     if ready.get("message"):
-        lines.append(f"  {_field('Reason', ready['message'], 8)}")
+        lines.append(f"  {_field('Reason', ready['message'], 10)}")
     replicas = status.get("serveReplicas", [])
     lines.append("Serve Replicas:" + ("" if replicas else "  <none>"))
     lines += [f"  {r['application']}/{r['deployment']}  {r['state']}" for r in replicas]

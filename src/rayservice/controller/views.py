@@ -82,12 +82,14 @@ def pod_views(
             container["lastState"] = {
                 "terminated": {"reason": "Exited", "message": node.last_words}
             }
+        meta = _meta(node.name, namespace, node.started_at, owner)
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.POD,
             "metadata": {
-                **_meta(node.name, namespace, node.started_at, owner),
+                **meta,
                 "labels": {
+                    **meta["labels"],
                     "ray.io/cluster": cluster.name,
                     "ray.io/node-type": node.role.value,
                     "ray.io/group": node.group,

@@ -1,0 +1,212 @@
+"""Why a pod is not ready, in words; its readiness kept with since when and an event for a lasting
+reason; and the ``describe pod`` page that shows it all (seed 002's "why is this worker 0/1?")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rayservice.api.app import create_app
+from rayservice.cli import main as cli_main
+from rayservice.cli.describe_pages import describe_pod
+from rayservice.cli.main import main
+from rayservice.client import RayServiceClient
+from rayservice.controller.views import pod_views
+from rayservice.planner.pod_readiness import not_ready_reason, track
+from rayservice.planner.record import PodReadiness
+from rayservice.providers.fake import FakeProvider
+from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
+from rayservice.spec.observed import (
+    AppState,
+    DeploymentState,
+    NodePhase,
+    ObservedCluster,
+    ObservedNode,
+    Replica,
+    ServeState,
+)
+from rayservice.store.sqlite import SqliteStore
+from tests.unit.world import OWNER, World, world_around
+
+CLUSTER = "demo-raycluster-x2b4c"
+GiB = 1024**3
+T0 = 1_714_557_600.0
+
+
+def cluster(workers: int = 2) -> tuple[ObservedCluster, list[ObservedNode]]:
+    """A running cluster: the head ready, ``workers`` workers joined, no proxy healthy yet."""
+    provider = FakeProvider(clock=lambda: T0)
+    provider.ensure(
+        ClusterRequest(
+            name=CLUSTER,
+            owner="default/demo",
+            spec_hash="0123456789abcdef",
+            head=NodeGroupRequest(group="headgroup", num_cpus=0, memory_bytes=2 * GiB),
+            workers=(
+                NodeGroupRequest(
+                    group="small-group",
+                    replicas=workers,
+                    num_cpus=1,
+                    memory_bytes=2 * GiB,
+                    custom_resources={"fruit": 2.0},
+                ),
+            ),
+        )
+    )
+    provider.make_head_ready(CLUSTER)
+    provider.start_nodes(CLUSTER)
+    observed = provider.observe(CLUSTER)
+    assert observed is not None
+    return observed, list(observed.workers)
+
+
+def serving_on(*nodes: ObservedNode, proxies: dict[str, str] | None = None) -> ServeState:
+    """Serve with one MangoStand replica RUNNING on each of ``nodes``."""
+    replicas = tuple(Replica("RUNNING", node.node_id, f"r{i}") for i, node in enumerate(nodes))
+    deployment = DeploymentState("MangoStand", "HEALTHY", replicas=replicas)
+    default_proxies = {node.node_id: "HEALTHY" for node in nodes}
+    return ServeState(
+        apps=(AppState("fruit_app", "RUNNING", deployments=(deployment,)),),
+        proxies=tuple(sorted((proxies or default_proxies).items())),
+    )
+
+
+def test_a_worker_with_no_replica_is_not_ready_because_serve_runs_no_proxy_there() -> None:
+    observed, [busy, idle] = cluster()
+
+    reason = not_ready_reason(idle, observed, serving_on(busy), serves=True)
+
+    assert reason == (
+        "no Serve replica on this node, so Ray Serve runs no proxy here"
+        " (the check answered: connection refused: no Serve proxy listens)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "proxy", "reason"),
+    [
+        ({}, "DRAINING", "its Serve proxy is draining: no Serve replica is left on this node"),
+        ({}, "UNHEALTHY", "its Serve proxy is unhealthy; Ray Serve starts it again"),
+        ({}, "STARTING", "starting: its Serve proxy is starting"),
+        ({"node_id": ""}, "HEALTHY", "starting: node not registered with the head yet"),
+        (
+            {"phase": NodePhase.FAILED, "last_words": "raylet died"},
+            "HEALTHY",
+            "its process exited; it is started again; its log ends: raylet died",
+        ),
+    ],
+)
+def test_each_reason_a_worker_is_not_ready_is_said(
+    change: dict[str, object], proxy: str, reason: str
+) -> None:
+    observed, [worker, _] = cluster()
+    serve = serving_on(worker, proxies={worker.node_id: proxy})
+    worker = replace(worker, **change)  # type: ignore[arg-type]
+
+    assert not_ready_reason(worker, observed, serve, serves=True).startswith(reason)
+
+
+def test_a_worker_of_a_standalone_cluster_is_ready_once_it_joined() -> None:
+    observed, [worker, _] = cluster()
+
+    assert not_ready_reason(worker, observed, None, serves=False) == ""
+    assert not_ready_reason(worker, observed, None, serves=True).startswith("starting: ")
+
+
+def test_readiness_is_kept_since_it_changed_and_a_lasting_reason_is_an_event_once() -> None:
+    observed, [busy, idle] = cluster()
+    starting = serving_on(busy, proxies={busy.node_id: "STARTING"})
+    clusters, serve = {CLUSTER: observed}, {CLUSTER: starting}
+
+    first, events = track({}, clusters, serve, True, T0)
+    again, repeated = track(first, clusters, serve, True, T0 + 30)
+
+    assert first[idle.name] == PodReadiness(
+        ready=False, since=T0, reason=not_ready_reason(idle, observed, serve[CLUSTER], True)
+    )
+    [event] = events  # the busy worker is only starting (its proxy not healthy yet): no event
+    assert (event.reason, event.involved.name if event.involved else "") == ("Unhealthy", idle.name)
+    assert event.message.startswith("Readiness probe failed: no Serve replica on this node")
+    assert again == first and repeated == []
+
+    healthy = replace(observed, nodes=tuple(replace(n, proxy_ready=True) for n in observed.nodes))
+    later, none = track(again, {CLUSTER: healthy}, serve, True, T0 + 60)
+
+    assert later[idle.name] == PodReadiness(ready=True, since=T0 + 60)
+    assert none == []
+
+
+def test_the_pod_page_says_why_a_worker_is_0_of_1_and_what_runs_on_the_other() -> None:
+    observed, [busy, idle] = cluster()
+    ready_busy = replace(busy, proxy_ready=True, proxy_answer="200 success")
+    observed = replace(observed, nodes=(observed.nodes[0], ready_busy, idle))
+    serve = serving_on(busy)
+    readiness, _ = track({}, {CLUSTER: observed}, {CLUSTER: serve}, True, T0)
+    views = {
+        v.name: v.doc
+        for v in pod_views("default", "default/demo", observed, True, serve, readiness)
+    }
+
+    idle_page = describe_pod(views[idle.name], [])
+    busy_page = describe_pod(views[busy.name], [])
+
+    assert f"Ray Node ID:      {idle.node_id}" in idle_page
+    assert "Node Type:        worker, group small-group" in idle_page
+    assert "Resources:        cpu 1, memory 2Gi, gpu 0, fruit 2" in idle_page
+    assert "Readiness:        GET /-/healthz on the node's Serve proxy, 200 success" in idle_page
+    assert "  Last Answer:    connection refused: no Serve proxy listens" in idle_page
+    assert "  Reason:   no Serve replica on this node, so Ray Serve runs no proxy here" in idle_page
+    assert "Serve Replicas:  <none>" in idle_page
+    assert "  Status:   False" in idle_page
+    assert "Serve Replicas:\n  fruit_app/MangoStand  RUNNING" in busy_page
+    assert "  Status:   True" in busy_page and "Reason:" not in busy_page
+    head_page = describe_pod(views[observed.nodes[0].name], [])
+    assert "Ports:            gcs 20000, dashboard 20001, serve-proxy 20009" in head_page
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The CLI on an in-process API over a store where the sample service runs on the fakes,
+    one worker without a replica."""
+    world = world_around(SqliteStore(tmp_path / "store.db"))
+    world.apply()
+    world.bring_up()
+    app = create_app(world.store, world.provider, tmp_path / "p", lambda: None)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+
+        class InProcess(RayServiceClient):
+            def __init__(self, base_url: str, *, token: str | None = None) -> None:
+                super().__init__(base_url, token=token)
+                self._http = client
+
+        monkeypatch.setattr(cli_main, "RayServiceClient", InProcess)
+        yield world
+
+
+def test_describe_pod_answers_from_the_cli_and_names_what_exists_for_a_wrong_name(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [name] = cli.provider.clusters(OWNER)
+    worker = cli.cluster().workers[0].name
+    cli.provider.mark_proxies_ready(name, [worker], ready=False)  # its replica went elsewhere
+    cli.reconcile()
+
+    code = main(["describe", "po", worker, "no-such-pod"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"Name:             {worker}" in captured.out
+    assert (
+        "Reason:   no Serve replica on this node, so Ray Serve runs no proxy here" in captured.out
+    )
+    assert "Warning   Unhealthy   " in captured.out
+    assert "Readiness probe failed: no Serve replica on this node" in captured.out
+    pods = sorted(p.name for p in cli.store.views("Pod", "default"))
+    assert 'error: pods "no-such-pod" not found in namespace "default" (pods there:' in (
+        captured.err
+    )
+    assert ", ".join(pods) in captured.err
