@@ -33,7 +33,7 @@ from rayservice.planner.cluster_status import WorkerBounds, observed_status
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
-from rayservice.spec.observed import Backend, FrontSpec, NodeRole, ObservedCluster
+from rayservice.spec.observed import Backend, FrontSpec, FrontState, NodeRole, ObservedCluster
 from rayservice.spec.status import (
     AppStatus,
     Condition,
@@ -198,7 +198,7 @@ def test_rayservice_wide_table_names_the_clusters() -> None:
 def test_raycluster_table() -> None:
     cluster = fake_cluster()
     status = observed_status(cluster, WorkerBounds(desired=1, minimum=0, maximum=1))
-    view = cluster_view("default", "default/demo", cluster, status)
+    view = cluster_view("default", "default/demo", cluster, status, "active", None)
 
     headers, rows = tables.raycluster_rows([view.doc], wide=False)
 
@@ -268,7 +268,9 @@ def test_service_table() -> None:
         serve_backends=(Backend(cluster.head.name, "127.0.0.1", cluster.head.proxy_port),),
         dashboard_backend=Backend(cluster.head.name, "127.0.0.1", 20001),
     )
-    docs = [v.doc for v in service_views("default", "default/demo", front, FOUR_DAYS_AGO)]
+    state = FrontState(front, pid=1, healthy_backends=(cluster.head.name,))
+    roles = {cluster.name: "active"}
+    docs = [v.doc for v in service_views("default", "default/demo", state, FOUR_DAYS_AGO, roles)]
 
     rows = table(tables.service_rows(docs, wide=True))
 

@@ -3,18 +3,11 @@ reason; and the ``describe pod`` page that shows it all (seed 002's "why is this
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from rayservice.api.app import create_app
-from rayservice.cli import main as cli_main
 from rayservice.cli.describe_pages import describe_pod
-from rayservice.cli.main import main
-from rayservice.client import RayServiceClient
 from rayservice.controller.views import pod_views
 from rayservice.planner.pod_readiness import not_ready_reason, track
 from rayservice.planner.record import PodReadiness
@@ -29,8 +22,6 @@ from rayservice.spec.observed import (
     Replica,
     ServeState,
 )
-from rayservice.store.sqlite import SqliteStore
-from tests.unit.world import OWNER, World, world_around
 
 CLUSTER = "demo-raycluster-x2b4c"
 GiB = 1024**3
@@ -166,47 +157,3 @@ def test_the_pod_page_says_why_a_worker_is_0_of_1_and_what_runs_on_the_other() -
     assert "  Status:   True" in busy_page and "Reason:" not in busy_page
     head_page = describe_pod(views[observed.nodes[0].name], [])
     assert "Ports:            gcs 20000, dashboard 20001, serve-proxy 20009" in head_page
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """The CLI on an in-process API over a store where the sample service runs on the fakes,
-    one worker without a replica."""
-    world = world_around(SqliteStore(tmp_path / "store.db"))
-    world.apply()
-    world.bring_up()
-    app = create_app(world.store, world.provider, tmp_path / "p", lambda: None)
-    with TestClient(app, client=("127.0.0.1", 50000)) as client:
-
-        class InProcess(RayServiceClient):
-            def __init__(self, base_url: str, *, token: str | None = None) -> None:
-                super().__init__(base_url, token=token)
-                self._http = client
-
-        monkeypatch.setattr(cli_main, "RayServiceClient", InProcess)
-        yield world
-
-
-def test_describe_pod_answers_from_the_cli_and_names_what_exists_for_a_wrong_name(
-    cli: World, capsys: pytest.CaptureFixture[str]
-) -> None:
-    [name] = cli.provider.clusters(OWNER)
-    worker = cli.cluster().workers[0].name
-    cli.provider.mark_proxies_ready(name, [worker], ready=False)  # its replica went elsewhere
-    cli.reconcile()
-
-    code = main(["describe", "po", worker, "no-such-pod"])
-
-    captured = capsys.readouterr()
-    assert code == 1
-    assert f"Name:             {worker}" in captured.out
-    assert (
-        "Reason:   no Serve replica on this node, so Ray Serve runs no proxy here" in captured.out
-    )
-    assert "Warning   Unhealthy   " in captured.out
-    assert "Readiness probe failed: no Serve replica on this node" in captured.out
-    pods = sorted(p.name for p in cli.store.views("Pod", "default"))
-    assert 'error: pods "no-such-pod" not found in namespace "default" (pods there:' in (
-        captured.err
-    )
-    assert ", ".join(pods) in captured.err

@@ -105,7 +105,18 @@ def test_views_mirror_the_cluster_its_pods_and_the_services(world: World) -> Non
     services = {v.name: v.doc for v in world.store.views("Service")}
     assert sorted(services) == [f"{NAME}-head-svc", f"{NAME}-serve-svc"]
     assert services[f"{NAME}-serve-svc"]["spec"]["ports"][0]["port"] == 8000
-    assert services[f"{NAME}-head-svc"]["status"]["backends"] == [head]
+    [backend] = services[f"{NAME}-head-svc"]["status"]["backends"]
+    assert (backend["name"], backend["state"]) == (head, "not checked")
+    serve_backends = services[f"{NAME}-serve-svc"]["status"]["backends"]
+    assert {b["state"] for b in serve_backends} == {"up"}
+    assert services[f"{NAME}-serve-svc"]["spec"]["selector"] == (
+        f"the Serve proxies of cluster {cluster.name} (active)"
+    )
+    assert raycluster.doc["status"]["role"] == "active"
+    assert raycluster.doc["status"]["serveApplications"] == {
+        "fruit_app": "RUNNING",
+        "math_app": "RUNNING",
+    }
 
 
 def test_events_tell_the_story(world: World) -> None:

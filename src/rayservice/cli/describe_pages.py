@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from rayservice.cli.tables import age, event_age, render
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.quantities import format_memory
+from rayservice.spec.vocabulary import EventReason, ServicePort
 
 OWNER_LABEL = "ray.io/serve"  # the RayService or RayCluster a pod or service belongs to
+ENDPOINT_REASONS = frozenset({EventReason.ENDPOINT_ADDED, EventReason.ENDPOINT_REMOVED})
 
 
 def owner_of(item: dict[str, Any]) -> str:
@@ -22,12 +25,18 @@ def owner_of(item: dict[str, Any]) -> str:
     return str(item["metadata"].get("labels", {}).get(OWNER_LABEL, ""))
 
 
-def about(events: Sequence[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
-    """The events about the object ``kind``/``name``."""
+def events_for(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of the owner that tell this object's story: those about it, and for a
+    serve service also its endpoints coming and going (those are about the pods)."""
+    kind, name = item["kind"], item["metadata"]["name"]
+    endpoints = kind == ObjectKind.SERVICE and any(
+        port["name"] == ServicePort.SERVE for port in item["spec"]["ports"]
+    )
     return [
         e
         for e in events
-        if e["involvedObject"]["kind"] == kind and e["involvedObject"]["name"] == name
+        if (e["involvedObject"]["kind"] == kind and e["involvedObject"]["name"] == name)
+        or (endpoints and e["reason"] in ENDPOINT_REASONS)
     ]
 
 
@@ -104,5 +113,75 @@ def describe_pod(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
     logs = status.get("logs", [])
     lines.append("Logs:" + ("" if logs else "  <none>"))
     lines += [f"  {path}" for path in logs]
+    lines += _events(events)
+    return "\n".join(lines)
+
+
+def describe_service(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
+    meta, spec, status = item["metadata"], item["spec"], item["status"]
+    ports = ", ".join(f"{p['name']} {p['port']}/{p['protocol']}" for p in spec["ports"])
+    lines = [
+        _field("Name", meta["name"]),
+        _field("Namespace", meta["namespace"]),
+        _field("Owner", owner_of(item)),
+        _field("Type", spec["type"]),
+        _field("IP", spec["clusterIP"]),
+        _field("Port", ports),
+        _field("Selector", spec.get("selector") or "<none>"),
+    ]
+    backends = [b for b in status["backends"] if isinstance(b, dict)]
+    if backends:
+        rows = [[b["name"], b["address"], str(b["weight"]), b["state"]] for b in backends]
+        table = render(["NAME", "ADDRESS", "WEIGHT", "STATE"], rows)
+        lines += ["Backends:", *("  " + line for line in table.splitlines())]
+    else:
+        lines.append("Backends:         <none>")
+    lines += _events(events)
+    return "\n".join(lines)
+
+
+def _workers(status: dict[str, Any]) -> str:
+    available, desired = (
+        status.get("availableWorkerReplicas", 0),
+        status.get("desiredWorkerReplicas", 0),
+    )
+    bounds = f"min {status.get('minWorkerReplicas', 0)}, max {status.get('maxWorkerReplicas', 0)}"
+    return f"{available} available of {desired} desired ({bounds})"
+
+
+def describe_raycluster(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
+    meta, status = item["metadata"], item["status"]
+    head = status.get("head", {})
+    endpoints = ", ".join(f"{name} {port}" for name, port in status.get("endpoints", {}).items())
+    lines = [
+        _field("Name", meta["name"]),
+        _field("Namespace", meta["namespace"]),
+        _field("Owner", f"{owner_of(item)} ({status.get('role', '')})"),
+        _field("Created", f"{meta['creationTimestamp']} ({age(meta['creationTimestamp'])} ago)"),
+        _field("State", status.get("state") or "<not ready>"),
+        _field("Head", head.get("podName") or "<none>"),
+        _field("Endpoints", f"{endpoints} (on 127.0.0.1)" if endpoints else "<none>"),
+        _field("Workers", _workers(status)),
+        _field(
+            "Resources",
+            f"cpu {status.get('desiredCPU', '0')}, memory {status.get('desiredMemory', '0')},"
+            f" gpu {status.get('desiredGPU', '0')} (desired, all nodes together)",
+        ),
+    ]
+    groups = status.get("groups", [])
+    if groups:
+        rows = [
+            [g["name"], f"{g['ready']}/{g['nodes']}", _resources(g["resources"])] for g in groups
+        ]
+        table = render(["GROUP", "READY", "EACH NODE"], rows)
+        lines += ["Node Groups:", *("  " + line for line in table.splitlines())]
+    apps = status.get("serveApplications", {})
+    lines.append("Serve Applications:" + ("" if apps else "  <none>"))
+    lines += [f"  {name}  {state}" for name, state in apps.items()]
+    conditions = status.get("conditions", [])
+    if conditions:
+        rows = [[c["type"], c["status"], c["reason"], c.get("message", "")] for c in conditions]
+        table = render(["TYPE", "STATUS", "REASON", "MESSAGE"], rows)
+        lines += ["Conditions:", *("  " + line for line in table.splitlines())]
     lines += _events(events)
     return "\n".join(lines)

@@ -61,6 +61,8 @@ DRY_RUN_TRAILER = "(dry run: nothing was changed)"
 DELETABLE = ("rayservices", "rayclusters", *CONFIG_PLURALS.values())
 DESCRIBE_PAGES = {
     "pods": describe_pages.describe_pod,
+    "services": describe_pages.describe_service,
+    "rayclusters": describe_pages.describe_raycluster,
 }
 DESCRIBABLE = ("rayservices", *DESCRIBE_PAGES, *CONFIG_PLURALS.values())
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
@@ -296,7 +298,7 @@ def _describe_views(
         owner = describe_pages.owner_of(found)
         if owner not in events_of:
             events_of[owner] = client.events(namespace, owner)
-        own_events = describe_pages.about(events_of[owner], found["kind"], name)
+        own_events = describe_pages.events_for(found, events_of[owner])
         pages.append(DESCRIBE_PAGES[plural](found, own_events))
     return pages, status
 

@@ -150,9 +150,16 @@ def service_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], li
             age(item["metadata"].get("creationTimestamp")),
         ]
         if wide:
-            row.append(",".join(item["status"]["backends"]) or "<none>")
+            row.append(",".join(backend_names(item)) or "<none>")
         rows.append(row)
     return headers, rows
+
+
+def backend_names(service: dict[str, Any]) -> list[str]:
+    """The names of a service's backends (a view written by an earlier release lists names
+    only, until the controller writes it again)."""
+    backends = service["status"]["backends"]
+    return [b["name"] if isinstance(b, dict) else str(b) for b in backends]
 
 
 def _service_status_lines(title: str, status: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.outcomes import failure_after
-from rayservice.controller.views import cluster_view, pod_views, service_views
+from rayservice.controller.views import cluster_roles, cluster_view, pod_views, service_views
 from rayservice.planner.actions import (
     Action,
     DeleteCluster,
@@ -314,10 +314,21 @@ class Reconciler:
         else:
             cluster_spec = RayService.model_validate(resource.manifest).spec.rayClusterConfig
         bounds = WorkerBounds.of(cluster_spec)
+        standalone = isinstance(status, RayClusterStatus)
+        roles = cluster_roles(result.record, observed.clusters, standalone)
         for cluster in observed.clusters.values():
             shown = status if isinstance(status, RayClusterStatus) else None
             shown = shown or observed_status(cluster, bounds)
-            views.append(cluster_view(resource.namespace, resource.key, cluster, shown))
+            views.append(
+                cluster_view(
+                    resource.namespace,
+                    resource.key,
+                    cluster,
+                    shown,
+                    roles[cluster.name],
+                    observed.serve.get(cluster.name),
+                )
+            )
             views += pod_views(
                 resource.namespace,
                 resource.key,
@@ -333,6 +344,6 @@ class Reconciler:
             front = self.front.observe(front_key(resource.key))
         if front is not None:
             views += service_views(
-                resource.namespace, resource.key, front.spec, resource.created_at
+                resource.namespace, resource.key, front, resource.created_at, roles
             )
         self.store.replace_views(resource.key, views)

@@ -6,7 +6,7 @@ from the store without touching a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,21 +16,19 @@ from rayservice.planner.pod_readiness import (
     not_ready_reason,
     replicas_on,
 )
-from rayservice.planner.record import PodReadiness
+from rayservice.planner.record import PodReadiness, ServiceRecord
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import (
-    FrontSpec,
+    Backend,
+    FrontState,
     NodeRole,
     ObservedCluster,
     ObservedNode,
     ServeState,
 )
 from rayservice.spec.status import RayClusterStatus, rfc3339
-from rayservice.spec.vocabulary import ConditionType
+from rayservice.spec.vocabulary import ConditionType, ServicePort
 from rayservice.store.base import View
-
-SERVE_PORT_NAME = "serve"
-DASHBOARD_PORT_NAME = "dashboard"
 
 
 def _meta(name: str, namespace: str, created: float, owner: str) -> dict[str, Any]:
@@ -43,13 +41,34 @@ def _meta(name: str, namespace: str, created: float, owner: str) -> dict[str, An
 
 
 def cluster_view(
-    namespace: str, owner: str, cluster: ObservedCluster, status: RayClusterStatus
+    namespace: str,
+    owner: str,
+    cluster: ObservedCluster,
+    status: RayClusterStatus,
+    role: str,
+    serve: ServeState | None,
 ) -> View:
+    """The cluster with its KubeRay status and what ``describe raycluster`` adds: its role
+    for the owner, its node groups as they run, and the Serve applications on it."""
+    serves = role != STANDALONE
+    groups: dict[str, dict[str, Any]] = {}
+    for node in cluster.nodes:
+        group = groups.setdefault(
+            node.group,
+            {"name": node.group, "nodes": 0, "ready": 0, "resources": _resources(node)},
+        )
+        group["nodes"] += 1
+        group["ready"] += is_ready(node, cluster, serves)
     doc = {
         "apiVersion": "ray.io/v1",
         "kind": ObjectKind.RAY_CLUSTER,
         "metadata": _meta(cluster.name, namespace, cluster.created_at, owner),
-        "status": status.model_dump(mode="json"),
+        "status": {
+            **status.model_dump(mode="json"),
+            "role": role,
+            "groups": list(groups.values()),
+            "serveApplications": {app.name: app.status for app in serve.apps} if serve else {},
+        },
     }
     return View(ObjectKind.RAY_CLUSTER, namespace, cluster.name, owner, doc)
 
@@ -137,53 +156,95 @@ def _ports(node: ObservedNode, cluster: ObservedCluster) -> dict[str, int]:
     return ports
 
 
-def service_views(namespace: str, owner: str, front: FrontSpec, created: float) -> list[View]:
-    """``<name>-head-svc``, and ``<name>-serve-svc`` when the front has one."""
+STANDALONE = "standalone"  # the role of a RayCluster made on its own
+
+
+def cluster_roles(
+    record: ServiceRecord, clusters: Iterable[str], standalone: bool
+) -> dict[str, str]:
+    """What each of ``clusters`` is to its owner (a RayService, or a standalone RayCluster),
+    in a few words, from the owner's record."""
+    slots = {slot.name: slot for slot in (record.active, record.pending) if slot is not None}
+    retiring = {r.name: r.delete_at for r in record.retiring}
+    roles = {}
+    for name in clusters:
+        slot = slots.get(name)
+        if standalone:
+            roles[name] = STANDALONE
+        elif slot is not None:
+            role = "active" if slot is record.active else "pending"
+            if record.stepping:
+                role += f", {slot.traffic_percent}% of traffic"
+            roles[name] = role
+        elif name in retiring:
+            roles[name] = f"retiring, deleted at {rfc3339(retiring[name])}"
+        elif name in record.rolled_back:
+            roles[name] = "dropped by a rollback, being deleted"
+        else:
+            roles[name] = "no longer used, being deleted"
+    return roles
+
+
+def service_views(
+    namespace: str, owner: str, front: FrontState, created: float, roles: Mapping[str, str]
+) -> list[View]:
+    """``<name>-head-svc``, and ``<name>-serve-svc`` when the front has one, each with its
+    backends as the front sees them and what it selects (``roles``: each cluster of the
+    owner, "active", "pending" or another word for what it is to the owner)."""
     name = owner.split("/", 1)[1]
+    spec = front.spec
     services = [
-        (f"{name}-head-svc", DASHBOARD_PORT_NAME, front.dashboard_port, [front.dashboard_backend])
+        (f"{name}-head-svc", ServicePort.DASHBOARD, spec.dashboard_port, [spec.dashboard_backend])
     ]
-    if front.has_serve:
+    if spec.has_serve:
         services.insert(
-            0, (f"{name}-serve-svc", SERVE_PORT_NAME, front.serve_port, list(front.serve_backends))
+            0, (f"{name}-serve-svc", ServicePort.SERVE, spec.serve_port, list(spec.serve_backends))
         )
-    return [
-        View(
-            ObjectKind.SERVICE,
-            namespace,
-            service,
-            owner,
-            _service(
-                service,
-                namespace,
-                owner,
-                created,
-                port_name,
-                port,
-                [b.name for b in backends if b is not None],
-            ),
-        )
-        for service, port_name, port, backends in services
-    ]
+    views = []
+    for service, port_name, port, backends in services:
+        present = [b for b in backends if b is not None]
+        doc = {
+            "apiVersion": "v1",
+            "kind": ObjectKind.SERVICE,
+            "metadata": _meta(service, namespace, created, owner),
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": "127.0.0.1",
+                "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+                "selector": _selector(port_name, present, roles),
+            },
+            "status": {
+                "backends": [_backend(b, port_name, front.healthy_backends) for b in present]
+            },
+        }
+        views.append(View(ObjectKind.SERVICE, namespace, service, owner, doc))
+    return views
 
 
-def _service(
-    name: str,
-    namespace: str,
-    owner: str,
-    created: float,
-    port_name: str,
-    port: int,
-    backends: list[str],
-) -> dict[str, Any]:
+def _backend(backend: Backend, port_name: str, healthy: tuple[str, ...]) -> dict[str, Any]:
+    """One server of the front: where, its weight, and its state (drained: sent nothing by
+    choice; up or down: what the health check of a Serve proxy says)."""
+    if backend.drained:
+        state = "drained"
+    elif port_name == ServicePort.DASHBOARD:
+        state = "not checked"  # the front checks no dashboard; the head pod's readiness tells
+    else:
+        state = "up" if backend.name in healthy else "down"
     return {
-        "apiVersion": "v1",
-        "kind": ObjectKind.SERVICE,
-        "metadata": _meta(name, namespace, created, owner),
-        "spec": {
-            "type": "ClusterIP",
-            "clusterIP": "127.0.0.1",
-            "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-        },
-        "status": {"backends": backends},
+        "name": backend.name,
+        "address": f"{backend.host}:{backend.port}",
+        "weight": backend.weight,
+        "state": state,
     }
+
+
+def _selector(port_name: str, backends: list[Backend], roles: Mapping[str, str]) -> str:
+    """What the service sends to, in words: which nodes of which clusters."""
+    what = (
+        "the dashboard of the head" if port_name == ServicePort.DASHBOARD else "the Serve proxies"
+    )
+    clusters = [c for c in roles if any(b.name.startswith(f"{c}-") for b in backends)]
+    if not clusters:
+        return f"{what} of no cluster"
+    named = " and ".join(f"cluster {c} ({roles[c]})" for c in clusters)
+    return f"{what} of {named}"

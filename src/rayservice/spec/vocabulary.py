@@ -246,3 +246,10 @@ class FailureKind(StrEnum):
     TEMPORARY = "Temporary"  # tried again after a back-off
     PERMANENT = "Permanent"  # not tried again until what it would do changes
     REJECTED = "Rejected"  # Ray refused this Serve config: permanent, and it is the user's to fix
+
+
+class ServicePort(StrEnum):
+    """The port names of the services in front of a cluster (``get services``)."""
+
+    SERVE = "serve"  # <name>-serve-svc: the nodes' Serve proxies
+    DASHBOARD = "dashboard"  # <name>-head-svc: the head's dashboard
