@@ -14,6 +14,7 @@ import pytest
 
 from rayservice.host.ports import PortInUse, next_free_port, port_is_free
 from rayservice.host.processes import (
+    exit_status,
     is_alive,
     kill_session,
     reap_children,
@@ -98,3 +99,16 @@ def test_next_free_port_skips_the_ports_already_taken() -> None:
 
 def test_port_in_use_names_the_port() -> None:
     assert "port 8000 on 127.0.0.1" in str(PortInUse(8000, "haproxy could not bind it"))
+
+
+@pytest.mark.parametrize(("script", "status"), [("exit 3", 3), ("kill -9 $$", -9)])
+def test_how_a_started_session_ended_is_kept_once_reaped(
+    tmp_path: Path, script: str, status: int
+) -> None:
+    with (tmp_path / "out.log").open("wb") as out:
+        leader = start_session(["sh", "-c", script], out)
+
+    eventually(lambda: exit_status(leader) is not None, message="the leader is reaped")
+
+    assert exit_status(leader) == status
+    assert exit_status(os.getpid()) is None  # not one this process started

@@ -157,3 +157,20 @@ def test_the_pod_page_says_why_a_worker_is_0_of_1_and_what_runs_on_the_other() -
     assert "  Status:   True" in busy_page and "Reason:" not in busy_page
     head_page = describe_pod(views[observed.nodes[0].name], [])
     assert "Ports:            gcs 20000, dashboard 20001, serve-proxy 20009" in head_page
+
+
+def test_the_pod_page_tells_how_the_last_process_of_a_restarted_node_ended() -> None:
+    observed, [worker, _] = cluster()
+    restarted = replace(worker, restarts=2, last_exit_code=-9, last_words="raylet killed")
+    observed = replace(observed, nodes=(observed.nodes[0], restarted))
+
+    [view] = [
+        v
+        for v in pod_views("default", "default/demo", observed, True, None, {})
+        if v.name == worker.name
+    ]
+    page = describe_pod(view.doc, [])
+
+    assert "  Restart Count:  2" in page
+    assert "    Reason:       killed by SIGKILL\n    Exit Code:    137" in page
+    assert "    Message:      raylet killed" in page

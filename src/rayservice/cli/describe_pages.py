@@ -94,7 +94,9 @@ def describe_pod(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
     if terminated:
         lines.append(f"  {_field('Last State', 'Terminated', 16)}")
         lines.append(f"    {_field('Reason', terminated['reason'], 14)}")
-        lines.append(f"    {_field('Message', terminated['message'], 14)}")
+        if "exitCode" in terminated:
+            lines.append(f"    {_field('Exit Code', terminated['exitCode'], 14)}")
+        lines.append(f"    {_field('Message', terminated['message'] or '<no output>', 14)}")
     if proxy.get("check"):
         lines.append(_field("Readiness", proxy["check"]))
         lines.append(f"  {_field('Last Answer', proxy.get('answer') or '<not asked>', 16)}")

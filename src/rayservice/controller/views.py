@@ -6,6 +6,7 @@ from the store without touching a cluster.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import (
     Backend,
     FrontState,
+    NodePhase,
     NodeRole,
     ObservedCluster,
     ObservedNode,
@@ -97,10 +99,8 @@ def pod_views(
         if not ready:
             condition["message"] = not_ready_reason(node, cluster, serve, serves)
         container: dict[str, Any] = {"name": "ray", "ready": ready, "restartCount": node.restarts}
-        if node.last_words:
-            container["lastState"] = {
-                "terminated": {"reason": "Exited", "message": node.last_words}
-            }
+        if node.phase is NodePhase.FAILED or node.restarts:
+            container["lastState"] = {"terminated": _terminated(node)}
         meta = _meta(node.name, namespace, node.started_at, owner)
         doc = {
             "apiVersion": "v1",
@@ -136,6 +136,21 @@ def pod_views(
         }
         views.append(View(ObjectKind.POD, namespace, node.name, owner, doc))
     return views
+
+
+def _terminated(node: ObservedNode) -> dict[str, Any]:
+    """How the node's last process ended, as a container's ``lastState.terminated``."""
+    code = node.last_exit_code
+    terminated: dict[str, Any] = {"message": node.last_words}
+    if code is None:
+        terminated["reason"] = "exit status not known (it was started by an earlier controller)"
+    elif code < 0:
+        terminated["reason"] = f"killed by {signal.Signals(-code).name}"
+        terminated["exitCode"] = 128 - code  # as a shell and Kubernetes report it
+    else:
+        terminated["reason"] = "Completed" if code == 0 else "Error"
+        terminated["exitCode"] = code
+    return terminated
 
 
 def _resources(node: ObservedNode) -> dict[str, Any]:

@@ -29,6 +29,8 @@ _POLL_INTERVAL = 0.1
 _KILL_ATTEMPTS = 50
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
+_exits: dict[int, int] = {}  # pid -> returncode of a reaped child, the latest kept
+_EXITS_KEPT = 1000
 _children_lock = threading.Lock()
 
 
@@ -93,11 +95,24 @@ def start_session(
 
 
 def reap_children() -> None:
-    """Collect the exit status of every started session leader that has exited."""
+    """Collect the exit status of every started session leader that has exited (kept for
+    :func:`exit_status`)."""
     with _children_lock:
         for pid, child in list(_children.items()):
             if child.poll() is not None:
                 del _children[pid]
+                _exits[pid] = child.returncode
+                while len(_exits) > _EXITS_KEPT:
+                    del _exits[next(iter(_exits))]
+
+
+def exit_status(pid: int) -> int | None:
+    """How the session leader ``pid`` started by this process ended: its exit code, or minus
+    the signal that killed it; None when it is not known (still running, or started by
+    another process, e.g. a controller before a restart)."""
+    reap_children()
+    with _children_lock:
+        return _exits.get(pid)
 
 
 def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rayservice.host.ports import LOOPBACK, port_is_free
 from rayservice.host.processes import (
+    exit_status,
     is_alive,
     reap_children,
     start_session,
@@ -342,6 +343,8 @@ class LocalProvider:
             if time.time() - node.started_at < backoff:
                 return
             node.restarts += 1
+            node.last_exit_code = exit_status(node.pid)
+            node.last_words = _last_line(Path(node.log_file))
             # the node's leader died; Ray processes it started may live on in its session,
             # holding the node's ports
             stop_sessions([node.pid], LOST_NODE_GRACE_SECONDS)
@@ -516,7 +519,12 @@ class LocalProvider:
             num_gpus=group.num_gpus,
             memory_bytes=group.memory_bytes or 0,
             custom_resources=tuple(sorted(group.custom_resources.items())),
-            last_words=_last_line(Path(node.log_file)) if phase is NodePhase.FAILED else "",
+            last_words=_last_line(Path(node.log_file))
+            if phase is NodePhase.FAILED
+            else (node.last_words),
+            last_exit_code=exit_status(node.pid)
+            if phase is NodePhase.FAILED
+            else (node.last_exit_code),
             node_id=node_id,
             proxy_answer=answer.answer if answer is not None else "",
             log_files=(node.log_file, str(Path(node.temp_dir) / "session_latest" / "logs")),

@@ -45,6 +45,10 @@ class NodeRecord(BaseModel):
     ticks: int | None = None  # process start time, to tell a reused pid apart
     started_at: float = 0.0
     restarts: int = 0
+    # how its last process ended (exit code, or minus the signal; None: not known) and the
+    # last line of its log then, kept across the restart
+    last_exit_code: int | None = None
+    last_words: str = ""
 
 
 class ClusterRecord(BaseModel):

@@ -41,7 +41,11 @@ class ObservedNode:
     num_gpus: float = 0.0
     memory_bytes: int = 0
     custom_resources: tuple[tuple[str, float], ...] = ()
-    last_words: str = ""  # a node whose process is gone: the last line of its log
+    # how its process ended, for a node whose process is gone, else its last one before a
+    # restart: the last line of its log, and its exit code (minus the signal that killed it;
+    # None when not known)
+    last_words: str = ""
+    last_exit_code: int | None = None
     node_id: str = ""  # Ray's id of the node, once the head lists it as alive
     # the readiness check's last answer: what the Serve proxy said to GET /-/healthz ("" when
     # it was not asked: the node is not running, or the head cannot be asked)
