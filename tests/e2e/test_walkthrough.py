@@ -37,6 +37,17 @@ def _ready_pods(cli: Cli, cluster: str) -> list[str]:
     return [line.split()[1] for line in lines if line.startswith(cluster) and "worker" in line]
 
 
+def _worker(cli: Cli, cluster: str, *, ready: bool) -> str:
+    """A worker pod of ``cluster`` that is (not) ready."""
+    lines = cli.run("get", "pods").stdout.splitlines()[1:]
+    wanted = "1/1" if ready else "0/1"
+    return next(
+        line.split()[0]
+        for line in lines
+        if line.startswith(cluster) and "worker" in line and line.split()[1] == wanted
+    )
+
+
 def test_sample_walkthrough(cli: Cli) -> None:
     # without a controller the CLI says how to start one
     refused = cli.run("apply", "-f", SAMPLE, check=False)
@@ -130,10 +141,17 @@ def test_sample_walkthrough(cli: Cli) -> None:
     second_endpoints = get_json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")
     assert second_endpoints["status"]["numServeEndpoints"] == 2
     assert post(basic_port, "/basic", None) == "hello world"
+    # why is that worker 0/1? describe pod says it, with the readiness event
+    idle = _worker(cli, second_cluster, ready=False)
+    page = cli.run("describe", "pod", idle).stdout
+    assert "no Serve replica on this node, so Ray Serve runs no proxy here" in page
+    assert "Serve Replicas:  <none>" in page and "Readiness probe failed" in page
     edit(cli.workdir / NO_REPLICA, "num_replicas: 1", "num_replicas: 2")
     cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120")
     eventually(lambda: _ready_pods(cli, second_cluster) == ["1/1", "1/1"], timeout=90,
                message="the second worker got a replica and a proxy")  # fmt: skip
+    page = cli.run("describe", "pod", idle).stdout
+    assert "  Status:   True" in page and "simple_app/BaseService  RUNNING" in page
     eventually(
         lambda: (
             get_json(cli, "get", "rayservice", "rayservice-no-ray-serve-replica")["status"][

@@ -14,6 +14,7 @@ from rayservice.api.app import create_app
 from rayservice.cli import main as cli_main
 from rayservice.cli.main import main
 from rayservice.client import RayServiceClient
+from rayservice.planner.pod_readiness import UNHEALTHY_AFTER_SECONDS
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.world import NAME, OWNER, World, world_around
 
@@ -43,6 +44,9 @@ def test_describe_pod_answers_from_the_cli_and_names_what_exists_for_a_wrong_nam
     [name] = cli.provider.clusters(OWNER)
     worker = cli.cluster().workers[0].name
     cli.provider.mark_proxies_ready(name, [worker], ready=False)  # its replica went elsewhere
+    plan = cli.reconcile()
+    assert plan.wake_at == cli.clock.now + UNHEALTHY_AFTER_SECONDS, "a pass comes to say it"
+    cli.clock.now += UNHEALTHY_AFTER_SECONDS
     cli.reconcile()
 
     code = main(["describe", "po", worker, "no-such-pod"])

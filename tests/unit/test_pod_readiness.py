@@ -9,7 +9,7 @@ import pytest
 
 from rayservice.cli.describe_pages import describe_pod
 from rayservice.controller.views import pod_views
-from rayservice.planner.pod_readiness import not_ready_reason, track
+from rayservice.planner.pod_readiness import UNHEALTHY_AFTER_SECONDS, not_ready_reason, track
 from rayservice.planner.record import PodReadiness
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
@@ -112,22 +112,26 @@ def test_readiness_is_kept_since_it_changed_and_a_lasting_reason_is_an_event_onc
     observed, [busy, idle] = cluster()
     starting = serving_on(busy, proxies={busy.node_id: "STARTING"})
     clusters, serve = {CLUSTER: observed}, {CLUSTER: starting}
+    reason = not_ready_reason(idle, observed, serve[CLUSTER], True)
 
-    first, events = track({}, clusters, serve, True, T0)
-    again, repeated = track(first, clusters, serve, True, T0 + 30)
+    first, at_once, look_again = track({}, clusters, serve, True, T0)
+    soon, still_none, _ = track(first, clusters, serve, True, T0 + 5)
+    due, events, _ = track(soon, clusters, serve, True, T0 + UNHEALTHY_AFTER_SECONDS)
+    later, repeated, nothing_due = track(due, clusters, serve, True, T0 + 60)
 
-    assert first[idle.name] == PodReadiness(
-        ready=False, since=T0, reason=not_ready_reason(idle, observed, serve[CLUSTER], True)
-    )
-    [event] = events  # the busy worker is only starting (its proxy not healthy yet): no event
+    assert first[idle.name] == PodReadiness(ready=False, since=T0, reason=reason, reason_since=T0)
+    # a node Serve still places replicas on passes through this: said only once it lasts
+    assert at_once == still_none == [] and look_again == T0 + UNHEALTHY_AFTER_SECONDS
+    [event] = events  # the busy worker is only starting (its proxy is): no event
     assert (event.reason, event.involved.name if event.involved else "") == ("Unhealthy", idle.name)
     assert event.message.startswith("Readiness probe failed: no Serve replica on this node")
-    assert again == first and repeated == []
+    assert later == due and due[idle.name].reported and repeated == []
+    assert nothing_due is None
 
     healthy = replace(observed, nodes=tuple(replace(n, proxy_ready=True) for n in observed.nodes))
-    later, none = track(again, {CLUSTER: healthy}, serve, True, T0 + 60)
+    ready, none, _ = track(later, {CLUSTER: healthy}, serve, True, T0 + 70)
 
-    assert later[idle.name] == PodReadiness(ready=True, since=T0 + 60)
+    assert ready[idle.name] == PodReadiness(ready=True, since=T0 + 70, reason_since=T0 + 70)
     assert none == []
 
 
@@ -136,7 +140,7 @@ def test_the_pod_page_says_why_a_worker_is_0_of_1_and_what_runs_on_the_other() -
     ready_busy = replace(busy, proxy_ready=True, proxy_answer="200 success")
     observed = replace(observed, nodes=(observed.nodes[0], ready_busy, idle))
     serve = serving_on(busy)
-    readiness, _ = track({}, {CLUSTER: observed}, {CLUSTER: serve}, True, T0)
+    readiness, _, _ = track({}, {CLUSTER: observed}, {CLUSTER: serve}, True, T0)
     views = {
         v.name: v.doc
         for v in pod_views("default", "default/demo", observed, True, serve, readiness)

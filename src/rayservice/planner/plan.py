@@ -317,10 +317,12 @@ class _Planner:
         for slot in (record.active, record.pending):
             if slot is not None:
                 self._keep_cluster(slot)
-        record.pod_readiness, unready = pod_readiness.track(
+        record.pod_readiness, unready, look_again = pod_readiness.track(
             record.pod_readiness, self.observed.clusters, self.observed.serve, True, self.now
         )
         self.events += unready
+        if look_again is not None:
+            self._wake(look_again)
         self._keep_front(active, pending)
         # Clusters go last: the front must stop sending to a cluster before it is deleted.
         self.actions += self.decision.deletions

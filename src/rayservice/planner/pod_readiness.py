@@ -9,9 +9,9 @@ cluster, Serve on the cluster, the proxy on the node (Serve runs a proxy only wh
 runs, so a worker with no replica is never ready), and what the proxy answered.
 
 The planner keeps, per pod, whether it was ready, since when and why not
-(``ServiceRecord.pod_readiness``), and records a ``Unhealthy`` Warning when a pod is found not
-ready for a reason that lasts (not while it starts); a repeat of the same reason counts on the
-same event, as Kubernetes counts failed probes.
+(``ServiceRecord.pod_readiness``), and records an ``Unhealthy`` Warning when a pod is not ready
+for a reason that lasts (not one of a node that starts) and held for a few seconds; the same
+reason again later counts on the same event, as Kubernetes counts failed probes.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _ACTIVE_REPLICA_STATES = frozenset(
     {"STARTING", "UPDATING", "RECOVERING", "RUNNING", "PENDING_MIGRATION"}
 )
 STARTING_PREFIX = "starting: "  # a reason that passes by itself: no event
+UNHEALTHY_AFTER_SECONDS = 10.0  # a lasting reason is an event once it held this long
 
 
 def is_ready(node: ObservedNode, cluster: ObservedCluster, serves: bool) -> bool:
@@ -66,8 +67,11 @@ def not_ready_reason(
         return f"its process exited; it is started again{words}"
     if node.role is NodeRole.HEAD:
         return f"{STARTING_PREFIX}the head's dashboard does not answer yet"
-    if cluster.head is None or not cluster.head_ready:
-        return "the head does not answer, so the node cannot be checked with it"
+    head = cluster.head
+    if head is None or head.phase is NodePhase.FAILED:
+        return "the head is down, so the node cannot be checked with it"
+    if not cluster.head_ready:
+        return f"{STARTING_PREFIX}the head does not answer yet"
     if not node.node_id:
         return f"{STARTING_PREFIX}node not registered with the head yet"
     return _proxy_reason(node, serve)
@@ -98,35 +102,42 @@ def track(
     serve: Mapping[str, ServeState],
     serves: bool,
     now: float,
-) -> tuple[dict[str, PodReadiness], list[PlannedEvent]]:
-    """Every observed pod's readiness (kept since its last change) and a Warning for each pod
-    newly found not ready for a lasting reason."""
+) -> tuple[dict[str, PodReadiness], list[PlannedEvent], float | None]:
+    """Every observed pod's readiness (kept since its last change); a Warning for each pod
+    whose lasting reason held for ``UNHEALTHY_AFTER_SECONDS`` (a node Serve is still placing
+    replicas on passes through "no replica here" for a moment); and when to look again for
+    a reason not yet that old (None: no such pod)."""
     current: dict[str, PodReadiness] = {}
     events = []
+    wake_at: float | None = None
     for cluster in clusters.values():
         for node in cluster.nodes:
             reason = not_ready_reason(node, cluster, serve.get(cluster.name), serves)
             ready = not reason
-            before = previous.get(node.name)
-            if before is not None and before.ready == ready and before.reason == reason:
-                current[node.name] = before
-                continue
-            since = before.since if before is not None and before.ready == ready else now
-            current[node.name] = PodReadiness(ready=ready, since=since, reason=reason)
-            if (
-                reason
+            before = previous.get(node.name) or PodReadiness(ready=ready, since=now)
+            since = before.since if before.ready == ready else now
+            if before.reason == reason and before.ready == ready:
+                state = before
+            else:
+                state = PodReadiness(ready=ready, since=since, reason=reason, reason_since=now)
+            lasting = (
+                bool(reason)
                 and not reason.startswith(STARTING_PREFIX)
-                and node.phase
-                is not (
-                    NodePhase.FAILED  # NodeLost says it
-                )
-            ):
-                events.append(
-                    PlannedEvent(
-                        EventType.WARNING,
-                        EventReason.UNHEALTHY,
-                        f"Readiness probe failed: {reason}",
-                        ObjectRef(ObjectKind.POD, node.name),
+                and node.phase is not NodePhase.FAILED  # NodeLost says it
+            )
+            if lasting and not state.reported:
+                due = state.reason_since + UNHEALTHY_AFTER_SECONDS
+                if now >= due:
+                    state = state.model_copy(update={"reported": True})
+                    events.append(
+                        PlannedEvent(
+                            EventType.WARNING,
+                            EventReason.UNHEALTHY,
+                            f"Readiness probe failed: {reason}",
+                            ObjectRef(ObjectKind.POD, node.name),
+                        )
                     )
-                )
-    return current, events
+                else:
+                    wake_at = due if wake_at is None else min(wake_at, due)
+            current[node.name] = state
+    return current, events, wake_at

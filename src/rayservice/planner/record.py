@@ -96,11 +96,14 @@ class ActionFailure(BaseModel):
 
 
 class PodReadiness(BaseModel):
-    """A pod's readiness as last seen: since when it holds, and why not when it is not."""
+    """A pod's readiness as last seen: since when it holds, why not when it is not (and since
+    when that reason holds), and whether an event said so."""
 
     ready: bool
     since: float
     reason: str = ""
+    reason_since: float = 0.0
+    reported: bool = False
 
 
 class ServiceRecord(BaseModel):

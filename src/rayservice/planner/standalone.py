@@ -142,7 +142,7 @@ def plan_cluster(
             event = EventReason.CLUSTER_CREATED if current is None else EventReason.CLUSTER_UPDATED
             actions.append(EnsureCluster(request, reason, event))
     events += cluster_fault_events(current)
-    record.pod_readiness, unready = pod_readiness.track(
+    record.pod_readiness, unready, look_again = pod_readiness.track(
         record.pod_readiness, observed.clusters, observed.serve, False, now
     )
     events += unready
@@ -157,15 +157,16 @@ def plan_cluster(
     status = _status(desired, current, record, previous, now)
     busy = bool(gated.actions) or status.state != ClusterState.READY
     requeue = BUSY_REQUEUE if busy and not spec.suspend else STEADY_REQUEUE
-    if gated.retry_at is not None:
-        requeue = min(requeue, max(BUSY_REQUEUE, gated.retry_at - now))
+    wake_at = min((t for t in (gated.retry_at, look_again) if t is not None), default=None)
+    if wake_at is not None:
+        requeue = min(requeue, max(BUSY_REQUEUE, wake_at - now))
     return Plan(
         actions=gated.actions,
         record=record,
         status=status,
         events=tuple(events),
         requeue_after=requeue,
-        wake_at=gated.retry_at,
+        wake_at=wake_at,
         notes=tuple(gated.held),
     )
 
