@@ -4,6 +4,7 @@ its status, spec changes under each upgradeStrategy, suspend and deletion."""
 from __future__ import annotations
 
 import copy
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from rayservice.api import admission
+from rayservice.cli.describe_pages import describe_raycluster
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import DeleteCluster, EnsureCluster, EnsureFront
 from rayservice.providers.fake import FakeProvider
@@ -117,6 +119,12 @@ def test_the_cluster_is_ready_once_head_and_workers_run(cluster: Cluster) -> Non
     pods = {v.name: v.doc for v in cluster.store.views(ObjectKind.POD)}
     # a standalone cluster's worker is ready once it joined, Serve proxy or not
     assert all(doc["status"]["containerStatuses"][0]["ready"] for doc in pods.values())
+    assert all(not doc["status"]["serveProxy"]["check"] for doc in pods.values())
+    [view] = cluster.store.views(ObjectKind.RAY_CLUSTER)
+    page = describe_raycluster(view.doc, [])
+    assert f"Owner:            {NAME} (standalone)" in page
+    assert re.search(r"small-wg +1/1", page) and "Serve Applications:  <none>" in page
+    assert "HeadPodReady" in page and "RayClusterProvisioned" in page
 
 
 def test_the_serve_annotation_gives_a_serve_service_over_every_node(cluster: Cluster) -> None:
