@@ -68,7 +68,7 @@ from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import RayService
-from rayservice.spec.observed import ServeState
+from rayservice.spec.observed import Replica, ServeState
 from rayservice.store.base import StoredResource
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
@@ -182,7 +182,7 @@ def deploying_state(config: dict[str, Any]) -> ServeState:
             app,
             status="DEPLOYING",
             deployments=tuple(
-                replace(d, status="UPDATING", replica_states=("STARTING",) * len(d.replica_states))
+                replace(d, status="UPDATING", replicas=(Replica("STARTING"),) * len(d.replicas))
                 for d in app.deployments
             ),
         )
