@@ -15,6 +15,7 @@ from rayservice.cli import main as cli_main
 from rayservice.cli.main import main
 from rayservice.client import RayServiceClient
 from rayservice.planner.pod_readiness import UNHEALTHY_AFTER_SECONDS
+from rayservice.spec.events import ObjectKind
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.world import NAME, OWNER, World, world_around
 
@@ -107,3 +108,34 @@ def test_describe_raycluster_shows_its_role_groups_and_apps(
 def test_describe_refuses_a_kind_it_does_not_know(cli: World) -> None:
     with pytest.raises(SystemExit, match="describe supports rayservices, pods, services"):
         main(["describe", "deployment", "redis"])
+
+
+def test_several_rayservices_show_those_there_and_name_the_one_that_is_not(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["describe", "rayservice", NAME, "nope"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"Name:          {NAME}" in captured.out
+    assert f'rayservices "nope" not found in namespace "default" (rayservices there: {NAME})' in (
+        captured.err
+    )
+
+
+def test_a_stored_raycluster_with_no_node_running_is_described_from_the_object(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": "waiting", "namespace": "default"},
+        "spec": {"suspend": True, "headGroupSpec": {"rayStartParams": {}}},
+    }
+    cli.store.apply(ObjectKind.RAY_CLUSTER, manifest, "cluster.yaml", cli.clock())
+
+    assert main(["describe", "raycluster", "waiting"]) == 0
+
+    page = capsys.readouterr().out
+    assert "Name:             waiting" in page
+    assert "Owner:            waiting (standalone; no node runs)" in page

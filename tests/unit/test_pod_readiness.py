@@ -71,10 +71,8 @@ def test_a_worker_with_no_replica_is_not_ready_because_serve_runs_no_proxy_there
 
     reason = not_ready_reason(idle, observed, serving_on(busy), serves=True)
 
-    assert reason == (
-        "no Serve replica on this node, so Ray Serve runs no proxy here"
-        " (the check answered: connection refused: no Serve proxy listens)"
-    )
+    # the check's answer is shown beside it, not part of it: the same cause, the same words
+    assert reason == "no Serve replica on this node, so Ray Serve runs no proxy here"
 
 
 @pytest.mark.parametrize(
@@ -178,3 +176,50 @@ def test_the_pod_page_tells_how_the_last_process_of_a_restarted_node_ended() -> 
     assert "  Restart Count:  2" in page
     assert "    Reason:       killed by SIGKILL\n    Exit Code:    137" in page
     assert "    Message:      raylet killed" in page
+
+
+def test_a_proxy_location_without_worker_proxies_is_said() -> None:
+    observed, [worker, _] = cluster()
+    serve = replace(serving_on(worker, proxies={}), proxy_location="HeadOnly")
+
+    reason = not_ready_reason(worker, observed, serve, serves=True)
+
+    assert reason.startswith("Serve's proxy_location is HeadOnly: no proxy runs on a worker")
+
+
+def test_serve_that_cannot_be_read_on_a_cluster_given_a_config_is_not_a_start() -> None:
+    observed, [worker, _] = cluster()
+
+    assert not_ready_reason(worker, observed, None, True, deployed=False).startswith("starting: ")
+    assert not_ready_reason(worker, observed, None, True, deployed=True) == (
+        "Ray Serve's status could not be read from the head"
+    )
+
+
+def test_a_pod_that_was_ready_is_not_starting_when_its_head_stops_answering() -> None:
+    observed, [busy, _] = cluster()
+    ready = replace(busy, proxy_ready=True)
+    up = replace(observed, nodes=(observed.nodes[0], ready))
+    serve = {CLUSTER: serving_on(busy)}
+    before, _, _ = track({}, {CLUSTER: up}, serve, True, T0)
+
+    silent = replace(up, head_ready=False)  # the head runs, its dashboard stopped answering
+    after, _, _ = track(before, {CLUSTER: silent}, serve, True, T0 + 1)
+    due = T0 + 1 + UNHEALTHY_AFTER_SECONDS
+    _, events, _ = track(after, {CLUSTER: silent}, serve, True, due)
+
+    head = observed.nodes[0].name
+    assert after[head].reason == "the head's dashboard does not answer yet"  # no "starting: "
+    assert after[busy.name].ready, "a worker whose proxy answers still serves"
+    assert [e.involved.name for e in events if e.involved] == [head]
+
+
+def test_a_process_killed_by_a_signal_with_no_name_is_told_by_its_number() -> None:
+    observed, [worker, _] = cluster()
+    killed = replace(worker, restarts=1, last_exit_code=-40)
+    observed = replace(observed, nodes=(observed.nodes[0], killed))
+
+    docs = {v.name: v.doc for v in pod_views("default", "o/demo", observed, True, None, {})}
+
+    terminated = docs[worker.name]["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("killed by signal 40", 168)

@@ -357,7 +357,7 @@ def without_placement(state: ServeState) -> ServeState:
         )
         for app in state.apps
     )
-    return replace(state, apps=apps, proxies=())
+    return replace(state, apps=apps, proxies=(), proxy_location="")
 
 
 def test_the_fake_details_follow_rays_schema_and_tell_the_scripted_state() -> None:

@@ -15,6 +15,7 @@ from rayservice.api import admission
 from rayservice.cli.describe_pages import describe_raycluster
 from rayservice.controller.reconciler import Reconciler
 from rayservice.planner.actions import DeleteCluster, EnsureCluster, EnsureFront
+from rayservice.planner.pod_readiness import DASHBOARD_CHECK, REGISTERED_CHECK
 from rayservice.providers.fake import FakeProvider
 from rayservice.providers.local import PORT_OF_OPTION
 from rayservice.serve_client.fake import FakeServeClient
@@ -119,7 +120,8 @@ def test_the_cluster_is_ready_once_head_and_workers_run(cluster: Cluster) -> Non
     pods = {v.name: v.doc for v in cluster.store.views(ObjectKind.POD)}
     # a standalone cluster's worker is ready once it joined, Serve proxy or not
     assert all(doc["status"]["containerStatuses"][0]["ready"] for doc in pods.values())
-    assert all(not doc["status"]["serveProxy"]["check"] for doc in pods.values())
+    checks = {doc["status"]["readinessCheck"]["check"] for doc in pods.values()}
+    assert checks == {DASHBOARD_CHECK, REGISTERED_CHECK}
     [view] = cluster.store.views(ObjectKind.RAY_CLUSTER)
     page = describe_raycluster(view.doc, [])
     assert f"Owner:            {NAME} (standalone)" in page

@@ -71,7 +71,6 @@ def describe_pod(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
     labels = meta.get("labels", {})
     container = status["containerStatuses"][0]
     [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]
-    proxy = status.get("serveProxy", {})
     ports = ", ".join(f"{name} {port}" for name, port in spec.get("ports", {}).items())
     lines = [
         _field("Name", meta["name"]),
@@ -97,9 +96,11 @@ def describe_pod(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> str:
         if "exitCode" in terminated:
             lines.append(f"    {_field('Exit Code', terminated['exitCode'], 14)}")
         lines.append(f"    {_field('Message', terminated['message'] or '<no output>', 14)}")
-    if proxy.get("check"):
-        lines.append(_field("Readiness", proxy["check"]))
-        lines.append(f"  {_field('Last Answer', proxy.get('answer') or '<not asked>', 16)}")
+    check = status.get("readinessCheck", {})
+    if check.get("check"):
+        lines.append(_field("Readiness", check["check"]))
+    if check.get("answer"):
+        lines.append(f"  {_field('Last Answer', check['answer'], 16)}")
     since = ready.get("lastTransitionTime", "")
     lines += [
         "Conditions:",
@@ -131,7 +132,10 @@ def describe_service(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> 
         _field("Port", ports),
         _field("Selector", spec.get("selector") or "<none>"),
     ]
-    backends = [b for b in status["backends"] if isinstance(b, dict)]
+    backends = [
+        b if isinstance(b, dict) else {"name": b, "address": "", "weight": "", "state": ""}
+        for b in status["backends"]
+    ]  # a view of an earlier release names them only
     if backends:
         rows = [[b["name"], b["address"], str(b["weight"]), b["state"]] for b in backends]
         table = render(["NAME", "ADDRESS", "WEIGHT", "STATE"], rows)
@@ -158,7 +162,12 @@ def describe_raycluster(item: dict[str, Any], events: Sequence[dict[str, Any]]) 
     lines = [
         _field("Name", meta["name"]),
         _field("Namespace", meta["namespace"]),
-        _field("Owner", f"{owner_of(item)} ({status.get('role', '')})"),
+        _field(
+            "Owner",
+            f"{owner_of(item)} ({status['role']})"
+            if "role" in status
+            else f"{meta['name']} (standalone; no node runs)",  # the stored object only
+        ),
         _field("Created", f"{meta['creationTimestamp']} ({age(meta['creationTimestamp'])} ago)"),
         _field("State", status.get("state") or "<not ready>"),
         _field("Head", head.get("podName") or "<none>"),

@@ -259,48 +259,47 @@ def cmd_describe(args: argparse.Namespace) -> int:
         )
     pages: list[str] = []
     status = 0
-    if plural in CONFIG_PLURALS.values():
-        for name in args.names:
-            item = client.get_object(plural, args.namespace, name)
-            pages.append(config_tables.describe_config_object(item))
-    elif plural == "rayservices":
-        pods = client.list_objects("pods", args.namespace)
-        for name in args.names:
-            item = client.get_service(args.namespace, name)
-            events = client.events(args.namespace, name)
-            pages.append(tables.describe_rayservice(item, events, pods))
-    else:
-        pages, status = _describe_views(client, plural, args.namespace, args.names)
-    if pages:
-        print("\n\n\n".join(pages))
-    return status
-
-
-def _describe_views(
-    client: RayServiceClient, plural: str, namespace: str, names: list[str]
-) -> tuple[list[str], int]:
-    """The pages of the pods, services or rayclusters ``names`` (as ``get`` shows them, with
-    the events about each), and 1 when one of them is not there."""
-    items = {i["metadata"]["name"]: i for i in client.list_objects(plural, namespace)}
+    pods = client.list_objects("pods", args.namespace) if plural == "rayservices" else []
+    items: dict[str, dict[str, Any]] = {}
+    if plural in DESCRIBE_PAGES:
+        items = {i["metadata"]["name"]: i for i in client.list_objects(plural, args.namespace)}
     events_of: dict[str, list[dict[str, Any]]] = {}
-    pages, status = [], 0
-    for name in names:
-        found = items.get(name)
-        if found is None:
-            there = ", ".join(sorted(items)) or "none"
+
+    def events(owner: str) -> list[dict[str, Any]]:
+        if owner not in events_of:
+            events_of[owner] = client.events(args.namespace, owner)
+        return events_of[owner]
+
+    for name in args.names:
+        try:
+            if plural in CONFIG_PLURALS.values():
+                item = client.get_object(plural, args.namespace, name)
+                pages.append(config_tables.describe_config_object(item))
+            elif plural == "rayservices":
+                item = client.get_service(args.namespace, name)
+                pages.append(tables.describe_rayservice(item, events(name), pods))
+            elif name in items:
+                found = items[name]
+                own = describe_pages.events_for(found, events(describe_pages.owner_of(found)))
+                pages.append(DESCRIBE_PAGES[plural](found, own))
+            elif plural == "rayclusters":  # stored, but no cluster runs (suspended, waiting)
+                stored = client.get_raycluster(args.namespace, name)
+                pages.append(describe_pages.describe_raycluster(stored, events(name)))
+            else:
+                raise NotFound(name)
+        except NotFound:
+            there = ", ".join(
+                sorted(o["metadata"]["name"] for o in client.list_objects(plural, args.namespace))
+            )
             print(
-                f'error: {plural} "{name}" not found in namespace "{namespace}"'
-                f" ({plural} there: {there})",
+                f'error: {plural} "{name}" not found in namespace "{args.namespace}"'
+                f" ({plural} there: {there or 'none'})",
                 file=sys.stderr,
             )
             status = 1
-            continue
-        owner = describe_pages.owner_of(found)
-        if owner not in events_of:
-            events_of[owner] = client.events(namespace, owner)
-        own_events = describe_pages.events_for(found, events_of[owner])
-        pages.append(DESCRIBE_PAGES[plural](found, own_events))
-    return pages, status
+    if pages:
+        print("\n\n\n".join(pages))
+    return status
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

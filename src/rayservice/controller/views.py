@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rayservice.planner.pod_readiness import (
-    READINESS_CHECK,
     is_ready,
     not_ready_reason,
+    readiness_check,
     replicas_on,
 )
 from rayservice.planner.record import PodReadiness, ServiceRecord
@@ -97,10 +97,15 @@ def pod_views(
             "lastTransitionTime": rfc3339(since),
         }
         if not ready:
-            condition["message"] = not_ready_reason(node, cluster, serve, serves)
+            condition["message"] = (
+                known.reason
+                if known is not None and known.reason
+                else not_ready_reason(node, cluster, serve, serves)
+            )
         container: dict[str, Any] = {"name": "ray", "ready": ready, "restartCount": node.restarts}
         if node.phase is NodePhase.FAILED or node.restarts:
             container["lastState"] = {"terminated": _terminated(node)}
+        by_proxy = serves and node.role is NodeRole.WORKER
         meta = _meta(node.name, namespace, node.started_at, owner)
         doc = {
             "apiVersion": "v1",
@@ -120,11 +125,10 @@ def pod_views(
                 "phase": node.phase.value,
                 "conditions": [condition],
                 "containerStatuses": [container],
-                "serveProxy": {
-                    "port": node.proxy_port,
-                    "healthy": node.proxy_ready,
-                    "check": READINESS_CHECK if serves else "",
-                    "answer": node.proxy_answer,
+                "serveProxy": {"port": node.proxy_port, "healthy": node.proxy_ready},
+                "readinessCheck": {
+                    "check": readiness_check(node, serves),
+                    "answer": node.proxy_answer if by_proxy else "",
                 },
                 "rayNodeId": node.node_id,
                 "serveReplicas": [
@@ -145,7 +149,11 @@ def _terminated(node: ObservedNode) -> dict[str, Any]:
     if code is None:
         terminated["reason"] = "exit status not known (it was started by an earlier controller)"
     elif code < 0:
-        terminated["reason"] = f"killed by {signal.Signals(-code).name}"
+        try:
+            killer = signal.Signals(-code).name
+        except ValueError:  # a real-time signal, which has no name
+            killer = f"signal {-code}"
+        terminated["reason"] = f"killed by {killer}"
         terminated["exitCode"] = 128 - code  # as a shell and Kubernetes report it
     else:
         terminated["reason"] = "Completed" if code == 0 else "Error"

@@ -318,7 +318,12 @@ class _Planner:
             if slot is not None:
                 self._keep_cluster(slot)
         record.pod_readiness, unready, look_again = pod_readiness.track(
-            record.pod_readiness, self.observed.clusters, self.observed.serve, True, self.now
+            record.pod_readiness,
+            self.observed.clusters,
+            self.observed.serve,
+            True,
+            self.now,
+            deployed=record.deployed,
         )
         self.events += unready
         if look_again is not None:

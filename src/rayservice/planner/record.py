@@ -104,6 +104,7 @@ class PodReadiness(BaseModel):
     reason: str = ""
     reason_since: float = 0.0
     reported: bool = False
+    was_ready: bool = False  # it was ready once: it is not starting any more
 
 
 class ServiceRecord(BaseModel):

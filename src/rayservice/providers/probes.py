@@ -45,11 +45,13 @@ class NodeProbes:
             )
             response.raise_for_status()
             summary = response.json()["data"]["summary"]
-            return {
-                int(node["raylet"]["nodeManagerPort"]): str(node["raylet"].get("nodeId", ""))
-                for node in summary
-                if node.get("raylet", {}).get("state") == "ALIVE"
-            }
+            alive = [
+                node["raylet"] for node in summary if node.get("raylet", {}).get("state") == "ALIVE"
+            ]
+            # a node restarted on the same port may still be listed beside its predecessor
+            # for a moment: the one started last is the node there now
+            alive.sort(key=lambda raylet: int(raylet.get("startTimeMs") or 0))
+            return {int(r["nodeManagerPort"]): str(r.get("nodeId", "")) for r in alive}
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
 

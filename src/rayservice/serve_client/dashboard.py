@@ -85,11 +85,20 @@ def parse_serve_details(details: Mapping[str, Any]) -> ServeState:
     """
     apps = tuple(_parse_app(name, app) for name, app in (details.get("applications") or {}).items())
     target_capacity = details.get("target_capacity")
-    proxies = details.get("proxies") or {}
+    proxies = details.get("proxies")
     return ServeState(
         apps=apps,
         target_capacity=None if target_capacity is None else float(target_capacity),
-        proxies=tuple(sorted((str(node), str(p.get("status", ""))) for node, p in proxies.items())),
+        # where proxies run only explains a pod's readiness: an odd entry is skipped, never
+        # a reason to call the whole status unreadable
+        proxies=tuple(
+            sorted(
+                (str(node), str(proxy.get("status", "")))
+                for node, proxy in (proxies.items() if isinstance(proxies, Mapping) else ())
+                if isinstance(proxy, Mapping)
+            )
+        ),
+        proxy_location=str(details.get("proxy_location") or ""),
     )
 
 

@@ -119,6 +119,7 @@ class ServeState:
     # Ray's id of each node with a Serve proxy, and the proxy's status there (STARTING,
     # HEALTHY, UNHEALTHY, DRAINING, DRAINED); a node missing here runs no proxy
     proxies: tuple[tuple[str, str], ...] = ()
+    proxy_location: str = ""  # Serve's: EveryNode (the default), HeadOnly or Disabled
 
     def app(self, name: str) -> AppState | None:
         return next((a for a in self.apps if a.name == name), None)
