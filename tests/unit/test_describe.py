@@ -16,6 +16,7 @@ from rayservice.cli.main import main
 from rayservice.client import RayServiceClient
 from rayservice.planner.pod_readiness import UNHEALTHY_AFTER_SECONDS
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.world import NAME, OWNER, World, world_around
 
@@ -27,7 +28,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     world = world_around(SqliteStore(tmp_path / "store.db"))
     world.apply()
     world.bring_up()
-    app = create_app(world.store, world.provider, tmp_path / "p", lambda: None)
+    app = create_app(world.store, world.provider, tmp_path / "p", lambda: None, serve=world.serve)
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
 
         class InProcess(RayServiceClient):
@@ -139,3 +140,36 @@ def test_a_stored_raycluster_with_no_node_running_is_described_from_the_object(
     page = capsys.readouterr().out
     assert "Name:             waiting" in page
     assert "Owner:            waiting (standalone; no node runs)" in page
+
+
+def test_a_standalone_cluster_page_asks_its_head_for_the_serve_applications(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": "alone", "namespace": "default"},
+        "spec": {
+            "headGroupSpec": {"rayStartParams": {}},
+            "workerGroupSpecs": [{"groupName": "wg", "replicas": 1, "rayStartParams": {}}],
+        },
+    }
+    stored = cli.store.apply(ObjectKind.RAY_CLUSTER, manifest, "cluster.yaml", cli.clock())
+    cli.reconciler.reconcile(stored)
+    cli.provider.make_ready("alone")
+    resource = cli.store.get(ObjectKind.RAY_CLUSTER, "default", "alone")
+    assert resource is not None
+    cli.reconciler.reconcile(resource)
+    alone = cli.provider.observe("alone")
+    assert alone is not None
+    deployment = DeploymentState("Hello", "HEALTHY", replicas=(Replica("RUNNING"),))
+    cli.serve.set_state(
+        alone.dashboard_url,
+        ServeState(apps=(AppState("hello", "RUNNING", deployments=(deployment,)),)),
+    )
+
+    assert main(["describe", "raycluster", "alone"]) == 0
+
+    page = capsys.readouterr().out
+    assert "Owner:            alone (standalone)" in page
+    assert "Serve Applications:\n  hello  RUNNING" in page

@@ -41,6 +41,7 @@ from rayservice.spec.config_objects import CONFIG_PLURALS, is_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents
+from rayservice.spec.vocabulary import STANDALONE_ROLE
 
 Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
 KINDS: dict[str, tuple[str, Rows]] = {}
@@ -280,6 +281,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 pages.append(tables.describe_rayservice(item, events(name), pods))
             elif name in items:
                 found = items[name]
+                if plural == "rayclusters" and found["status"].get("role") == STANDALONE_ROLE:
+                    found = _with_serve_applications(client, args.namespace, found)
                 own = describe_pages.events_for(found, events(describe_pages.owner_of(found)))
                 pages.append(DESCRIBE_PAGES[plural](found, own))
             elif plural == "rayclusters":  # stored, but no cluster runs (suspended, waiting)
@@ -300,6 +303,21 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if pages:
         print("\n\n\n".join(pages))
     return status
+
+
+def _with_serve_applications(
+    client: RayServiceClient, namespace: str, cluster: dict[str, Any]
+) -> dict[str, Any]:
+    """A standalone cluster's view with the Serve applications on it, asked of its head now
+    (the controller watches Serve only on clusters it gave a config); as it was if the head
+    cannot be asked."""
+    name = cluster["metadata"]["name"]
+    try:
+        reply = client.get_serve_applications(namespace, name)
+    except RayServiceError:
+        return cluster
+    apps = {app: details.status or "" for app, details in (reply.applications or {}).items()}
+    return {**cluster, "status": {**cluster["status"], "serveApplications": apps}}
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

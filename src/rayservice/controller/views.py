@@ -29,7 +29,7 @@ from rayservice.spec.observed import (
     ServeState,
 )
 from rayservice.spec.status import RayClusterStatus, rfc3339
-from rayservice.spec.vocabulary import ConditionType, ServicePort
+from rayservice.spec.vocabulary import STANDALONE_ROLE, ConditionType, ServicePort
 from rayservice.store.base import View
 
 
@@ -52,7 +52,7 @@ def cluster_view(
 ) -> View:
     """The cluster with its KubeRay status and what ``describe raycluster`` adds: its role
     for the owner, its node groups as they run, and the Serve applications on it."""
-    serves = role != STANDALONE
+    serves = role != STANDALONE_ROLE
     groups: dict[str, dict[str, Any]] = {}
     for node in cluster.nodes:
         group = groups.setdefault(
@@ -179,9 +179,6 @@ def _ports(node: ObservedNode, cluster: ObservedCluster) -> dict[str, int]:
     return ports
 
 
-STANDALONE = "standalone"  # the role of a RayCluster made on its own
-
-
 def cluster_roles(
     record: ServiceRecord, clusters: Iterable[str], standalone: bool
 ) -> dict[str, str]:
@@ -193,7 +190,7 @@ def cluster_roles(
     for name in clusters:
         slot = slots.get(name)
         if standalone:
-            roles[name] = STANDALONE
+            roles[name] = STANDALONE_ROLE
         elif slot is not None:
             role = "active" if slot is record.active else "pending"
             if record.stepping:

@@ -253,3 +253,8 @@ class ServicePort(StrEnum):
 
     SERVE = "serve"  # <name>-serve-svc: the nodes' Serve proxies
     DASHBOARD = "dashboard"  # <name>-head-svc: the head's dashboard
+
+
+STANDALONE_ROLE = "standalone"
+"""What a standalone RayCluster's cluster is to its owner (itself), in its view: the other roles
+are a RayService's (active, pending, retiring ...)."""
