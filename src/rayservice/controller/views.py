@@ -29,6 +29,7 @@ from rayservice.spec.observed import (
     ServeState,
 )
 from rayservice.spec.status import RayClusterStatus, rfc3339
+from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import STANDALONE_ROLE, ConditionType, ServicePort
 from rayservice.store.base import View
 
@@ -145,7 +146,7 @@ def pod_views(
 def _terminated(node: ObservedNode) -> dict[str, Any]:
     """How the node's last process ended, as a container's ``lastState.terminated``."""
     code = node.last_exit_code
-    terminated: dict[str, Any] = {"message": node.last_words}
+    terminated: dict[str, Any] = {"message": headline(node.last_words)}
     if code is None:
         terminated["reason"] = "exit status not known (it was started by an earlier controller)"
     elif code < 0:
