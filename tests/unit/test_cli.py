@@ -33,6 +33,7 @@ from rayservice.planner.cluster_status import WorkerBounds, observed_status
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.cluster_request import ClusterRequest, NodeGroupRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
+from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import Backend, FrontSpec, FrontState, NodeRole, ObservedCluster
 from rayservice.spec.status import (
     AppStatus,
@@ -46,6 +47,7 @@ from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Event, StoredResource
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.test_api import LOCAL_CALLER
+from tests.unit.world import sample_manifest
 
 CLUSTER = "demo-raycluster-bbbbb"
 DEMO = ObjectRef(ObjectKind.RAY_SERVICE, "demo")
@@ -270,7 +272,8 @@ def test_service_table() -> None:
     )
     state = FrontState(front, pid=1, healthy_backends=(cluster.head.name,))
     roles = {cluster.name: "active"}
-    docs = [v.doc for v in service_views("default", "default/demo", state, FOUR_DAYS_AGO, roles)]
+    owner = RayService.model_validate(sample_manifest() | {"metadata": {"name": "demo"}})
+    docs = [v.doc for v in service_views("default", owner, state, FOUR_DAYS_AGO, roles)]
 
     rows = table(tables.service_rows(docs, wide=True))
 

@@ -465,7 +465,9 @@ def stray_deleted(result: Plan[RayServiceStatus]) -> None:
 
 
 def deletion_with_front(result: Plan[RayServiceStatus]) -> None:
-    assert result.actions[0] == DeleteFront("default.demo", f"{OWNER} is being deleted")
+    assert result.actions[0] == DeleteFront(
+        "default.demo", f"{OWNER} is being deleted", "demo-serve-svc"
+    )
     assert [a.name for a in result.actions if isinstance(a, DeleteCluster)] == [FIRST, OLD]
     assert isinstance(result.actions[-1], ForgetService)
     assert result.status == SERVING

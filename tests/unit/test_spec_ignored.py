@@ -159,10 +159,27 @@ def test_the_gateway_class_is_ignored() -> None:
     assert fields == ["spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName"]
 
 
-def test_the_serve_service_template_is_ignored() -> None:
-    service = service_with(spec_changes={"serveService": {"metadata": {"name": "custom"}}})
+def test_only_what_is_not_used_of_the_serve_service_is_listed() -> None:
+    serve_service = {
+        "metadata": {"name": "custom", "labels": {"a": "b"}, "annotations": {"c": "d"},
+                     "namespace": "elsewhere"},
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [
+                {"name": "other", "port": 9999},
+                {"name": "serve", "port": 12345, "targetPort": 12345, "nodePort": 30000},
+            ],
+        },
+    }  # fmt: skip
+    service = service_with(spec_changes={"serveService": serve_service})
 
-    assert ignored_fields(service) == ["spec.serveService"]
+    assert ignored_fields(service) == [
+        "spec.serveService.metadata.namespace",
+        "spec.serveService.spec.type",
+        "spec.serveService.spec.ports[0]",
+        "spec.serveService.spec.ports[1].targetPort",
+        "spec.serveService.spec.ports[1].nodePort",
+    ]
 
 
 def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:

@@ -180,6 +180,29 @@ def _name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecPr
                     "another name",
                 )
             ]
+    return _service_name_problems(manifest, store, source)
+
+
+def _service_name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecProblem]:
+    """A serve Service named in ``spec.serveService.metadata.name`` must not be a Service of
+    another object of the namespace (KubeRay's would fight over it)."""
+    if not isinstance(manifest, RayService) or not manifest.spec.serveService:
+        return []
+    wanted = manifest.serve_service_name
+    for kind in _OTHER_KIND:
+        for resource in store.list_resources(kind, manifest.metadata.namespace):
+            if resource.key == manifest.key:
+                continue
+            other = load_stored(resource)
+            if wanted in (other.serve_service_name, other.head_service_name):
+                return [
+                    SpecProblem(
+                        source,
+                        "spec.serveService.metadata.name",
+                        f"{wanted!r} is a Service of {other.kind} {resource.key}",
+                        "a name no other Service of the namespace has",
+                    )
+                ]
     return []
 
 

@@ -309,10 +309,13 @@ class Reconciler:
     def _write_views(self, resource: StoredResource, observed: Observed, result: AnyPlan) -> None:
         views: list[View] = []
         status = result.status
+        owner: RayService | RayCluster
         if isinstance(status, RayClusterStatus):
-            cluster_spec = RayCluster.model_validate(resource.manifest).spec
+            owner = RayCluster.model_validate(resource.manifest)
+            cluster_spec = owner.spec
         else:
-            cluster_spec = RayService.model_validate(resource.manifest).spec.rayClusterConfig
+            owner = RayService.model_validate(resource.manifest)
+            cluster_spec = owner.spec.rayClusterConfig
         bounds = WorkerBounds.of(cluster_spec)
         standalone = isinstance(status, RayClusterStatus)
         roles = cluster_roles(result.record, observed.clusters, standalone)
@@ -343,7 +346,5 @@ class Reconciler:
         if any(isinstance(a, EnsureFront) for a in result.actions):
             front = self.front.observe(front_key(resource.key))
         if front is not None:
-            views += service_views(
-                resource.namespace, resource.key, front, resource.created_at, roles
-            )
+            views += service_views(resource.namespace, owner, front, resource.created_at, roles)
         self.store.replace_views(resource.key, views)

@@ -19,6 +19,7 @@ from rayservice.planner.pod_readiness import (
 )
 from rayservice.planner.record import PodReadiness, ServiceRecord
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.manifest import Manifest, RayService
 from rayservice.spec.observed import (
     Backend,
     FrontState,
@@ -207,27 +208,42 @@ def cluster_roles(
 
 
 def service_views(
-    namespace: str, owner: str, front: FrontState, created: float, roles: Mapping[str, str]
+    namespace: str,
+    owner: Manifest,
+    front: FrontState,
+    created: float,
+    roles: Mapping[str, str],
 ) -> list[View]:
-    """``<name>-head-svc``, and ``<name>-serve-svc`` when the front has one, each with its
-    backends as the front sees them and what it selects (``roles``: each cluster of the
-    owner, "active", "pending" or another word for what it is to the owner)."""
-    name = owner.split("/", 1)[1]
+    """The head Service, and the serve one when the front has one, named as KubeRay names
+    them (a RayService's ``spec.serveService`` names its serve Service and gives it labels and
+    annotations), each with its backends as the front sees them and what it selects
+    (``roles``: each cluster of the owner, "active", "pending" or another word for what it is
+    to the owner)."""
+    key = owner.key
     spec = front.spec
+    services: list[tuple[str, ServicePort, int, list[Backend | None], dict[str, dict[str, str]]]]
     services = [
-        (f"{name}-head-svc", ServicePort.DASHBOARD, spec.dashboard_port, [spec.dashboard_backend])
-    ]
+        (owner.head_service_name, ServicePort.DASHBOARD, spec.dashboard_port,
+         [spec.dashboard_backend], {})
+    ]  # fmt: skip
     if spec.has_serve:
+        extra = owner.serve_service_metadata if isinstance(owner, RayService) else {}
         services.insert(
-            0, (f"{name}-serve-svc", ServicePort.SERVE, spec.serve_port, list(spec.serve_backends))
-        )
+            0,
+            (owner.serve_service_name, ServicePort.SERVE, spec.serve_port,
+             list(spec.serve_backends), extra),
+        )  # fmt: skip
     views = []
-    for service, port_name, port, backends in services:
+    for service, port_name, port, backends, extra in services:
         present = [b for b in backends if b is not None]
+        meta = _meta(service, namespace, created, key)
+        meta["labels"] = {**extra.get("labels", {}), **meta["labels"]}  # ours win, as KubeRay's
+        if extra.get("annotations"):
+            meta["annotations"] = extra["annotations"]
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.SERVICE,
-            "metadata": _meta(service, namespace, created, owner),
+            "metadata": meta,
             "spec": {
                 "type": "ClusterIP",
                 "clusterIP": "127.0.0.1",
@@ -238,7 +254,7 @@ def service_views(
                 "backends": [_backend(b, port_name, front.healthy_backends) for b in present]
             },
         }
-        views.append(View(ObjectKind.SERVICE, namespace, service, owner, doc))
+        views.append(View(ObjectKind.SERVICE, namespace, service, key, doc))
     return views
 
 

@@ -27,11 +27,6 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def serve_service(front_key: str) -> ObjectRef:
-    """The ``<name>-serve-svc`` Service of the front ``<namespace>.<name>``."""
-    return ObjectRef(ObjectKind.SERVICE, f"{front_key.split('.', 1)[1]}-serve-svc")
-
-
 @dataclass(frozen=True)
 class EnsureCluster:
     request: ClusterRequest
@@ -98,6 +93,7 @@ class EnsureFront:
     front: str  # the front key, <namespace>.<name>
     spec: FrontSpec
     reason: str
+    service: str  # the Service its events are about: the serve one, else the head one
     event: EventReason = EventReason.ENDPOINTS_UPDATED
 
     @property
@@ -110,13 +106,14 @@ class EnsureFront:
 
     @property
     def involved(self) -> ObjectRef:
-        return serve_service(self.front)
+        return ObjectRef(ObjectKind.SERVICE, self.service)
 
 
 @dataclass(frozen=True)
 class DeleteFront:
     front: str  # the front key, <namespace>.<name>
     reason: str
+    service: str  # the Service its events are about: the serve one, else the head one
     event: EventReason = EventReason.ENDPOINTS_DELETED
 
     @property
@@ -129,7 +126,7 @@ class DeleteFront:
 
     @property
     def involved(self) -> ObjectRef:
-        return serve_service(self.front)
+        return ObjectRef(ObjectKind.SERVICE, self.service)
 
 
 @dataclass(frozen=True)

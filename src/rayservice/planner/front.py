@@ -82,13 +82,11 @@ def needs_ensure(current: FrontState | None, wanted: FrontSpec) -> bool:
     return current is None or current.spec != wanted or current.degraded is not None
 
 
-def front_fault_events(
-    current: FrontState | None, wanted: FrontSpec, name: str
-) -> list[PlannedEvent]:
-    """A Warning while a process of the front is down (repeats count on one event)."""
+def front_fault_events(current: FrontState | None, service: str) -> list[PlannedEvent]:
+    """A Warning, about the Service ``service``, while a process of the front is down (repeats
+    count on one event)."""
     if current is None or current.degraded is None:
         return []
-    service = f"{name}-serve-svc" if wanted.has_serve else f"{name}-head-svc"
     return [
         PlannedEvent(
             EventType.WARNING,

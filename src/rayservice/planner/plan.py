@@ -109,7 +109,9 @@ def plan(
     now: float,
 ) -> Plan[RayServiceStatus]:
     if desired.deleting:
-        return deletion_plan(desired.key, observed, record, previous)
+        return deletion_plan(
+            desired.key, desired.service.serve_service_name, observed, record, previous
+        )
     record = initializing.with_clock(record, previous, desired.generation, now)
     if initializing.timed_out(record) is not None:
         return timed_out_plan(desired, observed, record, previous, now)
@@ -235,12 +237,15 @@ def _clusterless_plan(
             "serve_restarting": [],
         }
     )
-    name = desired.service.metadata.name
-    spec = front.front_spec(record, desired.service.spec.excludeHeadPodFromServeSvc, None, None)
+    service = desired.service
+    spec = front.front_spec(record, service.spec.excludeHeadPodFromServeSvc, None, None)
     actions: list[Action] = []
     if front.needs_ensure(observed.front, spec):
-        reason = f"{name}-serve-svc and {name}-head-svc keep their ports, with no cluster behind"
-        actions.append(EnsureFront(desired.front_key, spec, reason))
+        reason = (
+            f"{service.serve_service_name} and {service.head_service_name} keep their ports,"
+            " with no cluster behind"
+        )
+        actions.append(EnsureFront(desired.front_key, spec, reason, service.serve_service_name))
     actions += [DeleteCluster(n, f"{why}: deleting {n}") for n in sorted(observed.clusters)]
     gated = gate(actions, record.failures, now)
     record.failures = gated.failures
@@ -272,12 +277,13 @@ def _clusterless_plan(
 
 
 def deletion_plan(
-    key: str, observed: Observed, record: ServiceRecord, previous: StatusT
+    key: str, service: str, observed: Observed, record: ServiceRecord, previous: StatusT
 ) -> Plan[StatusT]:
-    """Delete the fronts, then the clusters, then forget the object ``key``."""
+    """Delete the fronts (``service``: the Service their events are about), then the
+    clusters, then forget the object ``key``."""
     actions: list[Action] = []
     if observed.front is not None:
-        actions.append(DeleteFront(front_key(key), f"{key} is being deleted"))
+        actions.append(DeleteFront(front_key(key), f"{key} is being deleted", service))
     why = f"{key} is being deleted"
     actions += [DeleteCluster(name, why) for name in sorted(observed.clusters)]
     actions.append(ForgetService(f"{key} and everything it started are gone"))
@@ -480,16 +486,16 @@ class _Planner:
     def _keep_front(self, active: ObservedCluster | None, pending: ObservedCluster | None) -> None:
         spec = front.front_spec(self.record, self.spec.excludeHeadPodFromServeSvc, active, pending)
         current = self.observed.front
-        name = self.desired.service.metadata.name
-        self.events += front.front_fault_events(current, spec, name)
+        service = self.desired.service
+        self.events += front.front_fault_events(current, service.serve_service_name)
         if not front.needs_ensure(current, spec):
             return
         if current is not None and current.spec == spec and current.degraded is not None:
             reason = f"starting a process of the front again: {current.degraded}"
         elif current is None:
             reason = (
-                f"{name}-serve-svc on port {spec.serve_port}, "
-                f"{name}-head-svc on port {spec.dashboard_port}"
+                f"{service.serve_service_name} on port {spec.serve_port}, "
+                f"{service.head_service_name} on port {spec.dashboard_port}"
             )
         else:
             clusters = [
@@ -506,7 +512,7 @@ class _Planner:
                 why = front.drain_reason(cluster, cluster.name in self.record.serve_restarting)
                 if why is not None:
                     reason += f"; none of {cluster.name} takes requests: {why}"
-        ensure = EnsureFront(self.desired.front_key, spec, reason)
+        ensure = EnsureFront(self.desired.front_key, spec, reason, service.serve_service_name)
         if current is not None and front.lets_go(current.spec, spec):
             # a node that can no longer serve leaves the front before the provider spends
             # seconds stopping and restarting nodes

@@ -76,6 +76,16 @@ class DesiredCluster:
     def name(self) -> str:
         return self.cluster.metadata.name
 
+    @property
+    def front_service(self) -> str:
+        """The Service the front's events are about: the serve one when it has one."""
+        cluster = self.cluster
+        return (
+            cluster.serve_service_name
+            if cluster.serve_service_enabled
+            else (cluster.head_service_name)
+        )
+
 
 def plan_cluster(
     desired: DesiredCluster,
@@ -85,7 +95,7 @@ def plan_cluster(
     now: float,
 ) -> Plan[RayClusterStatus]:
     if desired.deleting:
-        return deletion_plan(desired.key, observed, record, previous)
+        return deletion_plan(desired.key, desired.front_service, observed, record, previous)
     spec, missing = desired.resolution.spec, desired.resolution.missing
     current = observed.clusters.get(desired.name)
     events: list[PlannedEvent] = []
@@ -147,10 +157,11 @@ def plan_cluster(
     )
     events += unready
     wanted_front = cluster_front(record, current)
-    events += front_fault_events(observed.front, wanted_front, desired.name)
+    events += front_fault_events(observed.front, desired.front_service)
     if needs_ensure(observed.front, wanted_front):
+        reason = _front_reason(desired, record)
         actions.append(
-            EnsureFront(front_key(desired.key), wanted_front, _front_reason(desired, record))
+            EnsureFront(front_key(desired.key), wanted_front, reason, desired.front_service)
         )
     gated = gate(actions, record.failures, now)
     record.failures = gated.failures
@@ -172,10 +183,11 @@ def plan_cluster(
 
 
 def _front_reason(desired: DesiredCluster, record: ServiceRecord) -> str:
-    head = f"{desired.name}-head-svc on port {record.dashboard_port}"
+    cluster = desired.cluster
+    head = f"{cluster.head_service_name} on port {record.dashboard_port}"
     if not record.serve_port:
         return head
-    return f"{desired.name}-serve-svc on port {record.serve_port}, {head}"
+    return f"{cluster.serve_service_name} on port {record.serve_port}, {head}"
 
 
 def _status(

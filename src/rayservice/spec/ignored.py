@@ -16,6 +16,7 @@ from rayservice.spec.manifest import (
     RayCluster,
     RayClusterSpec,
     node_groups,
+    requested_serve_port,
 )
 from rayservice.spec.paths import field_path
 from rayservice.spec.references import KEY_REFERENCES
@@ -71,9 +72,45 @@ def ignored_fields(manifest: Manifest) -> list[str]:
     if options is not None and options.gatewayClassName is not None:
         paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
     if spec.serveService is not None:
-        paths.append("spec.serveService")
+        paths += _serve_service_fields(spec.serveService, requested_serve_port(manifest))
     paths += [f"spec.{name}" for name in _UNUSED_SERVICE_FIELDS if getattr(spec, name) is not None]
     return paths
+
+
+_USED_SERVE_SERVICE_METADATA = frozenset({"name", "labels", "annotations"})
+_USED_SERVE_PORT_FIELDS = frozenset({"name", "port"})
+
+
+def _serve_service_fields(
+    service: Mapping[str, Any], requested: tuple[int, int] | None
+) -> Iterator[str]:
+    """What of ``spec.serveService`` means nothing here: all but its name, labels and
+    annotations, and the name and port of the entry that asks for the serve port."""
+    prefix = "spec.serveService"
+    for key, value in service.items():
+        path = field_path(prefix, key)
+        if key in ("apiVersion", "kind"):
+            continue
+        if key == "metadata" and isinstance(value, Mapping):
+            yield from (field_path(path, k) for k in value if k not in _USED_SERVE_SERVICE_METADATA)
+        elif key == "spec" and isinstance(value, Mapping):
+            for field, content in value.items():
+                spec_path = field_path(path, field)
+                if field != "ports" or not isinstance(content, list):
+                    yield spec_path
+                    continue
+                for index, port in enumerate(content):
+                    used = requested is not None and index == requested[0]
+                    if not used or not isinstance(port, Mapping):
+                        yield field_path(spec_path, index)
+                        continue
+                    yield from (
+                        field_path(spec_path, index, k)
+                        for k in port
+                        if k not in _USED_SERVE_PORT_FIELDS
+                    )
+        else:
+            yield path
 
 
 def _cluster_fields(

@@ -325,6 +325,31 @@ class RayService(_KubeRayObject):
     kind: Literal["RayService"]
     spec: RayServiceSpec
 
+    @property
+    def serve_service_name(self) -> str:
+        """KubeRay's rule: ``spec.serveService.metadata.name`` when given, else
+        ``<name>-serve-svc``."""
+        return str(_serve_service_metadata(self).get("name") or f"{self.metadata.name}-serve-svc")
+
+    @property
+    def serve_service_metadata(self) -> dict[str, dict[str, str]]:
+        """The ``labels`` and ``annotations`` ``spec.serveService`` gives its Service, kept as
+        given (the ones rayservice sets win where they meet, as KubeRay's do)."""
+        metadata = _serve_service_metadata(self)
+        return {
+            part: {str(key): str(value) for key, value in (metadata.get(part) or {}).items()}
+            for part in ("labels", "annotations")
+        }
+
+    @property
+    def head_service_name(self) -> str:
+        return f"{self.metadata.name}-head-svc"
+
+
+def _serve_service_metadata(service: RayService) -> dict[str, Any]:
+    metadata = (service.spec.serveService or {}).get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
 
 class RayCluster(_KubeRayObject):
     kind: Literal["RayCluster"]
@@ -340,6 +365,14 @@ class RayCluster(_KubeRayObject):
     def upgrade_type(self) -> ClusterUpgradeType:
         strategy = self.spec.upgradeStrategy
         return ClusterUpgradeType.NONE if strategy is None else strategy.type
+
+    @property
+    def serve_service_name(self) -> str:
+        return f"{self.metadata.name}-serve-svc"
+
+    @property
+    def head_service_name(self) -> str:
+        return f"{self.metadata.name}-head-svc"
 
 
 Manifest = RayService | RayCluster
