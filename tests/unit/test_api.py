@@ -606,3 +606,31 @@ def test_re_applying_the_running_spec_under_strategy_none_is_not_warned_about(ap
     assert "warning" not in back.headers, back.headers.get("warning")
     assert "NOT be applied" not in api.dry_run(running).json()["summary"]
     assert "set it to NewCluster" in again.headers["warning"]
+
+
+def named_serve_service(name: str, service: str = "demo") -> dict[str, Any]:
+    def add(d: dict[str, Any]) -> None:
+        d["metadata"]["name"] = service
+        d["spec"]["serveService"] = {
+            "metadata": {"name": name, "labels": {"team": "fruit"}, "annotations": {"a": "b"}}
+        }
+
+    return edited(add)
+
+
+def test_a_serve_service_name_another_object_has_is_refused(api: Api) -> None:
+    api.put(edited(lambda d: d["metadata"].__setitem__("name", "other")),
+            path=f"{RAY}/namespaces/default/rayservices/other")  # fmt: skip
+    api.put(named_serve_service("fruit-svc", "third"),
+            path=f"{RAY}/namespaces/default/rayservices/third")  # fmt: skip
+
+    taken_generated = api.put(named_serve_service("other-head-svc"))
+    taken_custom = api.put(named_serve_service("fruit-svc"))
+    free = api.put(named_serve_service("demo-fruit"))
+
+    for refused, owner in ((taken_generated, "other"), (taken_custom, "third")):
+        assert refused.status_code == 422
+        [problem] = refused.json()["problems"]
+        assert problem["field"] == "spec.serveService.metadata.name"
+        assert f"RayService default/{owner}" in problem["message"]
+    assert free.status_code == 200

@@ -173,3 +173,23 @@ def test_a_standalone_cluster_page_asks_its_head_for_the_serve_applications(
     page = capsys.readouterr().out
     assert "Owner:            alone (standalone)" in page
     assert "Serve Applications:\n  hello  RUNNING" in page
+
+
+def test_a_serve_service_named_in_the_manifest_is_shown_by_that_name(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = cli.resource().manifest
+    document["spec"]["serveService"] = {
+        "metadata": {"name": "fruit-stand", "labels": {"team": "fruit"}}
+    }
+    cli.apply(document)
+    cli.reconcile()
+
+    assert main(["get", "services"]) == 0
+    assert main(["describe", "svc", "fruit-stand"]) == 0
+
+    out = capsys.readouterr().out
+    assert "fruit-stand " in out and f"{NAME}-serve-svc" not in out
+    assert f"{NAME}-head-svc" in out
+    [view] = [v for v in cli.store.views(ObjectKind.SERVICE) if v.name == "fruit-stand"]
+    assert view.doc["metadata"]["labels"] == {"team": "fruit", "ray.io/serve": NAME}
