@@ -634,3 +634,29 @@ def test_a_serve_service_name_another_object_has_is_refused(api: Api) -> None:
         assert problem["field"] == "spec.serveService.metadata.name"
         assert f"RayService default/{owner}" in problem["message"]
     assert free.status_code == 200
+
+
+def test_a_taken_serve_port_named_in_the_head_container_is_a_warning_not_a_refusal(
+    api: Api,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+
+        def name_port(d: dict[str, Any]) -> None:
+            container = {
+                "name": "ray-head",
+                "image": "rayproject/ray:2.60.0",
+                "ports": [{"name": "serve", "containerPort": port}],
+            }
+            d["spec"]["rayClusterConfig"]["headGroupSpec"]["template"] = {
+                "spec": {"containers": [container]}
+            }
+
+        response = api.put(edited(name_port))
+
+    assert response.status_code == 200
+    [warning] = response.headers.get_list("warning")
+    assert f"port {port}, named serve in the head container, is in use" in warning
+    assert "demo-serve-svc gets the next free port" in warning

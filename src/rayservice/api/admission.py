@@ -28,7 +28,13 @@ from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.loader import load_manifest
-from rayservice.spec.manifest import Manifest, RayCluster, RayService, requested_serve_port
+from rayservice.spec.manifest import (
+    Manifest,
+    RayCluster,
+    RayService,
+    preferred_serve_port,
+    requested_serve_port,
+)
 from rayservice.spec.references import NOTHING_FOUND, Found, cluster_spec_of, resolve_manifest
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store, StoredResource, generation_after_apply
@@ -307,6 +313,8 @@ def apply_warnings(
         f"{stored.source}: {what} (no cluster starts for it until then)"
         for what in resolve_manifest(new, found).missing
     ]
+    if isinstance(new, RayService):
+        warnings += _preferred_port_warnings(new, previous, stored.source)
     if previous is None or previous.generation == stored.generation:
         return warnings
     if _change(store, previous, new).kind is not ChangeKind.HELD:
@@ -324,6 +332,22 @@ def apply_warnings(
             " or NewClusterWithIncrementalUpgrade to apply the change"
         )
     return [*warnings, f"{stored.source}: {held}"]
+
+
+def _preferred_port_warnings(
+    service: RayService, previous: StoredResource | None, source: str
+) -> list[str]:
+    """The head container's ``serve`` port is only a preference: say so when it is taken."""
+    preferred = preferred_serve_port(service.spec.rayClusterConfig)
+    if preferred is None or requested_serve_port(service) is not None:
+        return []
+    held = previous is not None and previous.record.get("serve_port") == preferred
+    if held or port_is_free(preferred):
+        return []
+    return [
+        f"{source}: port {preferred}, named serve in the head container, is in use on"
+        f" 127.0.0.1: {service.serve_service_name} gets the next free port"
+    ]
 
 
 def ignored_warning(resource: StoredResource) -> str | None:

@@ -41,7 +41,12 @@ from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
-from rayservice.spec.manifest import RayCluster, RayService, requested_serve_port
+from rayservice.spec.manifest import (
+    RayCluster,
+    RayService,
+    preferred_serve_port,
+    requested_serve_port,
+)
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Source, resolve_manifest
 from rayservice.spec.status import RayClusterStatus, RayServiceStatus
@@ -137,7 +142,8 @@ class Reconciler:
             if not resource.deleting:
                 requested = requested_serve_port(service)
                 wanted = requested[1] if requested else None
-                record = self._with_ports(resource.key, wanted, True, record)
+                preferred = preferred_serve_port(service.spec.rayClusterConfig)
+                record = self._with_ports(resource.key, wanted, True, record, preferred)
             values = referenced(self.store, namespace, service.spec.rayClusterConfig)
             desired = Desired(
                 service=service,
@@ -193,25 +199,45 @@ class Reconciler:
     # -- observe ---------------------------------------------------------------------------
 
     def _with_ports(
-        self, key: str, wanted: int | None, serve: bool, record: ServiceRecord
+        self,
+        key: str,
+        wanted: int | None,
+        serve: bool,
+        record: ServiceRecord,
+        preferred: int | None = None,
     ) -> ServiceRecord:
         """The record with its fronts' ports: the dashboard's, and the serve front's when
-        ``serve`` (the port ``wanted``, else the next free one from 8000)."""
-        moved = wanted is not None and record.serve_port not in (0, wanted)  # 0: none yet
+        ``serve``: the port ``wanted`` (a hard request), else the ``preferred`` one when it is
+        free, else the next free one from it or from 8000. A running front moves only when
+        what is asked changes (never to a preferred port that became free later)."""
+        asked = wanted or preferred or 0
+        if wanted is not None:
+            moved = record.serve_port not in (0, wanted)  # 0: none yet
+        else:
+            moved = (
+                preferred is not None
+                and record.serve_port not in (0, preferred)
+                and asked != record.serve_port_asked
+                and self.port_usable(preferred)
+            )
         has_serve = bool(record.serve_port) == serve
         if record.dashboard_port and has_serve and not moved:
-            return record
+            return record.model_copy(update={"serve_port_asked": asked}) if serve else record
         if moved or not serve:
             self.store.release_ports(key, "serve")
         serve_port = 0 if not serve else self.store.allocate_port(
-            key, "serve", wanted or FIRST_SERVE_PORT,
+            key, "serve", wanted or preferred or FIRST_SERVE_PORT,
             (lambda p: p == wanted) if wanted else self.port_usable,
         )  # fmt: skip
         dashboard_port = self.store.allocate_port(
             key, "dashboard", FIRST_DASHBOARD_PORT, self.port_usable
         )
         return record.model_copy(
-            update={"serve_port": serve_port, "dashboard_port": dashboard_port}
+            update={
+                "serve_port": serve_port,
+                "serve_port_asked": asked if serve else 0,
+                "dashboard_port": dashboard_port,
+            }
         )
 
     def _observe(self, key: str, record: ServiceRecord) -> Observed:

@@ -132,6 +132,9 @@ class ServiceRecord(BaseModel):
     missing_references: list[str] = Field(default_factory=list)
     pod_readiness: dict[str, PodReadiness] = Field(default_factory=dict)  # pod name -> readiness
     serve_port: int = 0
+    # the serve port the manifest asked for (or preferred) when serve_port was chosen: a
+    # preference that changes moves the port, one that was taken then and is free now does not
+    serve_port_asked: int = 0
     dashboard_port: int = 0
 
     @property

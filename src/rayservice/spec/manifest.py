@@ -404,6 +404,25 @@ def node_groups(spec: RayClusterSpec) -> list[tuple[str, NodeGroupSpec]]:
     return [("headGroupSpec", spec.headGroupSpec), *workers]
 
 
+def preferred_serve_port(spec: RayClusterSpec) -> int | None:
+    """The head container's port named ``serve`` (else the first named ``serve-*``), KubeRay's
+    way to say where Serve listens: a preference for the serve Service's port here (used when
+    free), never a requirement; None when the head names none."""
+    pod = spec.headGroupSpec.template.get("spec")
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    head = containers[0] if isinstance(containers, list) and containers else None
+    ports = head.get("ports") if isinstance(head, dict) else None
+    named = [
+        (str(p.get("name")), int(p["containerPort"]))
+        for p in (ports if isinstance(ports, list) else [])
+        if isinstance(p, dict) and isinstance(p.get("containerPort"), int)
+    ]
+    exact = [port for name, port in named if name == "serve"]
+    prefixed = [port for name, port in named if name.startswith("serve-")]
+    found = exact or prefixed
+    return found[0] if found else None
+
+
 def requested_serve_port(service: RayService) -> tuple[int, int] | None:
     """The port the user asked for in ``spec.serveService.spec.ports`` (the entry named serve,
     else the first), with the index of its entry; None when no port is asked for."""

@@ -1,0 +1,69 @@
+"""The serve Service's port as KubeRay manifests say it: ``spec.serveService`` ports are a hard
+request (tested with the API's admission), the head container's port named ``serve`` a
+preference, used when free, else the next free port; a running port moves only when what is
+asked changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rayservice.spec.manifest import RayClusterSpec, preferred_serve_port
+from rayservice.store.sqlite import SqliteStore
+from tests.unit.world import World, new_reconciler, sample_manifest, world_around
+
+
+def with_head_ports(*ports: tuple[str, int]) -> dict[str, Any]:
+    document = sample_manifest()
+    head = document["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    head["containers"][0]["ports"] = [{"name": n, "containerPort": p} for n, p in ports]
+    return document
+
+
+def world_where(tmp_path: Path, taken: set[int]) -> World:
+    world = world_around(SqliteStore(tmp_path / "store.db"))
+    world.reconciler = new_reconciler(
+        world.store, world.provider, world.serve, world.front, world.clock,
+        port_usable=lambda port: port not in taken,
+    )  # fmt: skip
+    return world
+
+
+def serve_port(world: World) -> int:
+    return int(world.resource().record["serve_port"])
+
+
+def test_the_head_containers_serve_port_is_preferred() -> None:
+    def spec(*ports: tuple[str, int]) -> RayClusterSpec:
+        return RayClusterSpec.model_validate(with_head_ports(*ports)["spec"]["rayClusterConfig"])
+
+    assert preferred_serve_port(spec(("dashboard", 8265), ("serve", 9000))) == 9000
+    assert preferred_serve_port(spec(("serve-grpc", 9001), ("serve", 9000))) == 9000
+    assert preferred_serve_port(spec(("serve-grpc", 9001))) == 9001
+    assert preferred_serve_port(spec(("server", 9002), ("gcs-server", 6379))) is None
+    assert preferred_serve_port(spec()) is None
+
+
+def test_a_free_preferred_port_is_taken(tmp_path: Path) -> None:
+    world = world_where(tmp_path, taken=set())
+    world.apply(with_head_ports(("gcs-server", 6379), ("serve", 9000)))
+
+    world.reconcile()
+
+    assert serve_port(world) == 9000
+
+
+def test_a_taken_preferred_port_gives_the_next_free_one_which_then_stays(tmp_path: Path) -> None:
+    taken = {9000}
+    world = world_where(tmp_path, taken)
+    world.apply(with_head_ports(("serve", 9000)))
+    world.reconcile()
+    assert serve_port(world) == 9001
+
+    taken.clear()  # 9000 is free now: clients know 9001, so it stays
+    world.reconcile()
+    assert serve_port(world) == 9001
+
+    world.apply(with_head_ports(("serve", 9100)))  # what is asked changed: it moves
+    world.reconcile()
+    assert serve_port(world) == 9100
