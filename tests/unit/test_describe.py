@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from rayservice.client import RayServiceClient
 from rayservice.planner.pod_readiness import UNHEALTHY_AFTER_SECONDS
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
+from rayservice.store.base import StoredResource
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.world import NAME, OWNER, World, world_around
 
@@ -124,16 +126,21 @@ def test_several_rayservices_show_those_there_and_name_the_one_that_is_not(
     )
 
 
-def test_a_stored_raycluster_with_no_node_running_is_described_from_the_object(
-    cli: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def store_cluster(cli: World, name: str, **spec: Any) -> StoredResource:
+    """A standalone RayCluster ``name`` stored as the API stores it (not reconciled yet)."""
     manifest = {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
-        "metadata": {"name": "waiting", "namespace": "default"},
-        "spec": {"suspend": True, "headGroupSpec": {"rayStartParams": {}}},
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"headGroupSpec": {"rayStartParams": {}}, **spec},
     }
-    cli.store.apply(ObjectKind.RAY_CLUSTER, manifest, "cluster.yaml", cli.clock())
+    return cli.store.apply(ObjectKind.RAY_CLUSTER, manifest, "cluster.yaml", cli.clock())
+
+
+def test_a_stored_raycluster_with_no_node_running_is_described_from_the_object(
+    cli: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_cluster(cli, "waiting", suspend=True)
 
     assert main(["describe", "raycluster", "waiting"]) == 0
 
@@ -145,16 +152,8 @@ def test_a_stored_raycluster_with_no_node_running_is_described_from_the_object(
 def test_a_standalone_cluster_page_asks_its_head_for_the_serve_applications(
     cli: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        "metadata": {"name": "alone", "namespace": "default"},
-        "spec": {
-            "headGroupSpec": {"rayStartParams": {}},
-            "workerGroupSpecs": [{"groupName": "wg", "replicas": 1, "rayStartParams": {}}],
-        },
-    }
-    stored = cli.store.apply(ObjectKind.RAY_CLUSTER, manifest, "cluster.yaml", cli.clock())
+    workers = [{"groupName": "wg", "replicas": 1, "rayStartParams": {}}]
+    stored = store_cluster(cli, "alone", workerGroupSpecs=workers)
     cli.reconciler.reconcile(stored)
     cli.provider.make_ready("alone")
     resource = cli.store.get(ObjectKind.RAY_CLUSTER, "default", "alone")
