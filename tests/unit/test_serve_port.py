@@ -67,3 +67,18 @@ def test_a_taken_preferred_port_gives_the_next_free_one_which_then_stays(tmp_pat
     world.apply(with_head_ports(("serve", 9100)))  # what is asked changed: it moves
     world.reconcile()
     assert serve_port(world) == 9100
+
+
+def test_a_record_of_an_earlier_release_keeps_its_port(tmp_path: Path) -> None:
+    world = world_where(tmp_path, taken=set())
+    world.apply()
+    world.reconcile()
+    assert serve_port(world) == 8000
+    record = dict(world.resource().record)
+    record.pop("serve_port_asked")  # written before the preference was kept
+    world.store.write_record("RayService", "default", "rayservice-sample", record)
+
+    world.apply(with_head_ports(("serve", 9000)))
+    world.reconcile()
+
+    assert serve_port(world) == 8000, "clients know 8000: an upgrade moves no port"

@@ -217,6 +217,7 @@ class Reconciler:
             moved = (
                 preferred is not None
                 and record.serve_port not in (0, preferred)
+                and record.serve_port_asked is not None
                 and asked != record.serve_port_asked
                 and self.port_usable(preferred)
             )

@@ -132,9 +132,10 @@ class ServiceRecord(BaseModel):
     missing_references: list[str] = Field(default_factory=list)
     pod_readiness: dict[str, PodReadiness] = Field(default_factory=dict)  # pod name -> readiness
     serve_port: int = 0
-    # the serve port the manifest asked for (or preferred) when serve_port was chosen: a
-    # preference that changes moves the port, one that was taken then and is free now does not
-    serve_port_asked: int = 0
+    # the serve port the manifest asked for (or preferred; 0: neither) when serve_port was
+    # chosen: a preference that changes moves the port, one that was taken then and is free now
+    # does not; None in a record of an earlier release, which moves nothing
+    serve_port_asked: int | None = None
     dashboard_port: int = 0
 
     @property
