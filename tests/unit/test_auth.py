@@ -269,9 +269,34 @@ def test_start_hands_the_listen_options_to_the_background_controller(
     token_file(tmp_path)
 
     assert cli_main.main(["start", "--host", "0.0.0.0", "--token-file", "token"]) == 0
+    assert cli_main.main(["start", "--service-address", "127.0.0.1"]) == 0
+    assert cli_main.main(["start", "--head-service-address", "10.1.2.3"]) == 0
 
     token_path = str(tmp_path.resolve() / "token")
-    assert started == [("http://127.0.0.1:9999", ["--host", "0.0.0.0", "--token-file", token_path])]
+    assert started == [
+        (
+            "http://127.0.0.1:9999",
+            ["--host", "0.0.0.0", "--service-address", "0.0.0.0", "--token-file", token_path],
+        ),
+        ("http://127.0.0.1:9999", ["--host", "127.0.0.1", "--service-address", "127.0.0.1"]),
+        (
+            "http://127.0.0.1:9999",
+            [
+                "--host", "127.0.0.1", "--service-address", "0.0.0.0",
+                "--head-service-address", "10.1.2.3",
+            ],
+        ),
+    ]  # fmt: skip
+
+
+def test_a_service_address_that_is_not_an_ip_address_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["controller", "--service-address", "example.com"])
+
+    assert exit_info.value.code == 2
+    assert "'example.com' is not an IP address" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

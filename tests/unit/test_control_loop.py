@@ -65,7 +65,7 @@ def make_loop(
         provider,
         FakeServeClient(),
         front,
-        lambda port: True,
+        lambda port, address: True,
         lambda: T0,
         failing=failing or {},
     )

@@ -277,7 +277,7 @@ def test_ports_come_from_the_store_and_skip_unusable_ones(world: World) -> None:
         world.serve,
         world.front,
         world.clock,
-        port_usable=lambda port: port not in (8000, 8265),
+        port_usable=lambda port, address: port not in (8000, 8265),
     )
 
     world.reconcile()

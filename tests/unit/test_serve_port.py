@@ -24,7 +24,7 @@ def world_where(tmp_path: Path, taken: set[int]) -> World:
     world = world_around(SqliteStore(tmp_path / "store.db"))
     world.reconciler = new_reconciler(
         world.store, world.provider, world.serve, world.front, world.clock,
-        port_usable=lambda port: port not in taken,
+        port_usable=lambda port, address: port not in taken,
     )  # fmt: skip
     return world
 

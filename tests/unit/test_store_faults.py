@@ -263,7 +263,7 @@ def test_the_control_loop_retries_once_the_lock_is_let_go(tmp_path: Path) -> Non
     store = SqliteStore(tmp_path / "state.db", busy_timeout=SHORT_WAIT)
     provider = FakeProvider(clock=lambda: T0)
     reconciler = Reconciler(
-        store, provider, FakeServeClient(), FakeFront(), lambda port: True, lambda: T0
+        store, provider, FakeServeClient(), FakeFront(), lambda port, address: True, lambda: T0
     )
     loop = ControlLoop(reconciler)
     store.apply(KIND, manifest(), "demo.yaml", T0)

@@ -19,6 +19,7 @@ from rayservice.providers.fake import FakeProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.manifest import RayService
 from rayservice.spec.observed import ObservedCluster
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import StoredResource
@@ -114,9 +115,12 @@ def new_reconciler(
     serve: FakeServeClient,
     front: FakeFront,
     clock: FakeClock,
-    port_usable: Callable[[int], bool] = lambda port: True,
+    port_usable: Callable[[int, str], bool] = lambda port, address: True,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> Reconciler:
-    return Reconciler(store, provider, serve, front, port_usable, clock, jitter=lambda: 0.0)
+    return Reconciler(
+        store, provider, serve, front, port_usable, clock, jitter=lambda: 0.0, exposure=exposure
+    )
 
 
 def world_around(store: SqliteStore, clock: FakeClock | None = None) -> World:

@@ -32,11 +32,18 @@ from rayservice.spec.manifest import (
     Manifest,
     RayCluster,
     RayService,
-    preferred_serve_port,
     requested_serve_port,
 )
 from rayservice.spec.references import NOTHING_FOUND, Found, cluster_spec_of, resolve_manifest
-from rayservice.spec.vocabulary import KIND
+from rayservice.spec.service_exposure import (
+    DEFAULT_EXPOSURE,
+    ExposureSettings,
+    exposure_warnings,
+    port_ask,
+    serve_service_exists,
+)
+from rayservice.spec.service_exposure import exposure as service_exposure
+from rayservice.spec.vocabulary import KIND, ServicePort
 from rayservice.store.base import Store, StoredResource, generation_after_apply
 from rayservice.store.referenced import referenced
 
@@ -73,7 +80,9 @@ def _packaged(
     return result
 
 
-def _port_problems(service: RayService, store: Store, source: str) -> list[SpecProblem]:
+def _port_problems(
+    service: RayService, store: Store, source: str, exposure: ExposureSettings
+) -> list[SpecProblem]:
     requested = requested_serve_port(service)
     if requested is None:
         return []
@@ -81,12 +90,13 @@ def _port_problems(service: RayService, store: Store, source: str) -> list[SpecP
     holders = [r for r in store.list_resources(KIND) if r.record.get("serve_port") == wanted]
     if any(r.key == service.key for r in holders):
         return []
-    if holders or not port_is_free(wanted):
+    address = service_exposure(service, ServicePort.SERVE, exposure).address
+    if holders or not port_is_free(wanted, address):
         return [
             SpecProblem(
                 source,
                 f"spec.serveService.spec.ports[{index}].port",
-                f"port {wanted} on 127.0.0.1 is already in use",
+                f"port {wanted} on {address} is already in use",
                 "a free port, or leave it out to get the next free port from 8000",
             )
         ]
@@ -126,6 +136,7 @@ def admitted_manifest(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
+    exposure: ExposureSettings,
 ) -> Manifest:
     """The validated RayService or RayCluster, local working_dirs packaged; raises InvalidSpec.
 
@@ -137,7 +148,7 @@ def admitted_manifest(
     manifest = load_manifest(packaged, source)
     problems = _name_problems(manifest, store, source)
     if isinstance(manifest, RayService):
-        problems += _port_problems(manifest, store, source)
+        problems += _port_problems(manifest, store, source, exposure)
     else:
         problems += _fixed_port_problems(manifest, store, source)
     if expected_key is not None and manifest.key != expected_key:
@@ -228,8 +239,10 @@ def admit(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> StoredResource:
-    """Validate and store one applied object; raises InvalidSpec and stores nothing on error."""
+    """Validate and store one applied object; raises InvalidSpec and stores nothing on error.
+    ``exposure``: the controller's settings, which say where a requested port must be free."""
     manifest = admitted_manifest(
         store,
         document,
@@ -238,6 +251,7 @@ def admit(
         packages,
         expected_key,
         may_read_local_paths=may_read_local_paths,
+        exposure=exposure,
     )
     return store.apply(manifest.kind, _stored_form(manifest), source, now)
 
@@ -258,6 +272,7 @@ def dry_run(
     *,
     may_read_local_paths: bool,
     alongside: Found = NOTHING_FOUND,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> DryRun:
     """What applying ``document`` would do, with the same checks as :func:`admit`, the
     Secrets and ConfigMaps ``alongside`` applied first.
@@ -273,6 +288,7 @@ def dry_run(
         packages,
         expected_key,
         may_read_local_paths=may_read_local_paths,
+        exposure=exposure,
     )
     stored = store.get(manifest.kind, manifest.metadata.namespace, manifest.metadata.name)
     generation = generation_after_apply(stored, _stored_form(manifest))
@@ -302,19 +318,25 @@ def _stored_form(manifest: Manifest) -> dict[str, Any]:
 
 
 def apply_warnings(
-    store: Store, previous: StoredResource | None, stored: StoredResource
+    store: Store,
+    previous: StoredResource | None,
+    stored: StoredResource,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> list[str]:
-    """What the user must know about an accepted apply that will not do all it says: a
-    cluster change held by ``upgradeStrategy.type: None`` (KubeRay drops it silently), a
-    Secret or ConfigMap it refers to that is not there."""
+    """What the user must know about an accepted apply that will not do all it says, or
+    does more than a local set-up usually does: a cluster change held by
+    ``upgradeStrategy.type: None`` (KubeRay drops it silently), a Secret or ConfigMap it
+    refers to that is not there, a preferred port that is taken, a Service reachable from
+    other hosts (or one asking to be that stays on loopback)."""
     new = load_stored(stored)
     found = referenced(store, stored.namespace, cluster_spec_of(new)[0]).found
     warnings = [
         f"{stored.source}: {what} (no cluster starts for it until then)"
         for what in resolve_manifest(new, found).missing
     ]
-    if isinstance(new, RayService):
-        warnings += _preferred_port_warnings(new, previous, stored.source)
+    warnings += _preferred_port_warnings(new, previous, stored.source, exposure)
+    has_serve = serve_service_exists(new)
+    warnings += [f"{stored.source}: {w}" for w in exposure_warnings(new, has_serve, exposure)]
     if previous is None or previous.generation == stored.generation:
         return warnings
     if _change(store, previous, new).kind is not ChangeKind.HELD:
@@ -335,19 +357,32 @@ def apply_warnings(
 
 
 def _preferred_port_warnings(
-    service: RayService, previous: StoredResource | None, source: str
+    manifest: Manifest,
+    previous: StoredResource | None,
+    source: str,
+    exposure: ExposureSettings,
 ) -> list[str]:
-    """The head container's ``serve`` port is only a preference: say so when it is taken."""
-    preferred = preferred_serve_port(service.spec.rayClusterConfig)
-    if preferred is None or requested_serve_port(service) is not None:
-        return []
-    held = previous is not None and previous.record.get("serve_port") == preferred
-    if held or port_is_free(preferred):
-        return []
-    return [
-        f"{source}: port {preferred}, named serve in the head container, is in use on"
-        f" 127.0.0.1: {service.serve_service_name} gets the next free port"
-    ]
+    """A head container port named ``serve`` or ``dashboard`` is only a preference: say so
+    when it is taken (and not by this object's own Service)."""
+    warnings = []
+    for purpose, record_field in (
+        (ServicePort.SERVE, "serve_port"),
+        (ServicePort.DASHBOARD, "dashboard_port"),
+    ):
+        ask = port_ask(manifest, purpose)
+        if ask.preferred is None or ask.hard is not None:
+            continue
+        if purpose is ServicePort.SERVE and not serve_service_exists(manifest):
+            continue
+        held = previous is not None and previous.record.get(record_field) == ask.preferred
+        found = service_exposure(manifest, purpose, exposure)
+        if held or port_is_free(ask.preferred, found.address):
+            continue
+        warnings.append(
+            f"{source}: port {ask.preferred}, named {purpose} in the head container, is in use"
+            f" on {found.address}: {found.service} gets the next free port"
+        )
+    return warnings
 
 
 def ignored_warning(resource: StoredResource) -> str | None:

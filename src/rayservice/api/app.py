@@ -41,6 +41,7 @@ from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, LOCALHOST
 from rayservice.store.base import Store, View
@@ -68,9 +69,11 @@ def create_app(
     token: str | None = None,
     serve: ServeClient | None = None,
     jobs: JobClient | None = None,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> FastAPI:
     """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it.
-    ``serve`` and ``jobs`` reach Ray on the clusters (Ray's dashboard when not given)."""
+    ``serve`` and ``jobs`` reach Ray on the clusters (Ray's dashboard when not given);
+    ``exposure``: the controller's settings for Services reachable from other hosts."""
     app = FastAPI(
         title="rayservice",
         version=__version__,
@@ -86,6 +89,7 @@ def create_app(
         jobs=jobs if jobs is not None else DashboardJobClient(),
         packages=packages,
         wake=wake,
+        exposure=exposure,
     )
     add_v1_api(app, context)
 
@@ -122,6 +126,7 @@ def create_app(
                 key,
                 may_read_local_paths=local,
                 alongside=alongside_values(body, namespace),
+                exposure=exposure,
             )
             return change_object(preview.change, preview.generation)
         previous = store.get(str(document.get("kind") or KIND), namespace, name)
@@ -134,9 +139,10 @@ def create_app(
             time.time(),
             key,
             may_read_local_paths=local,
+            exposure=exposure,
         )
         wake()
-        for warning in admission.apply_warnings(store, previous, stored):
+        for warning in admission.apply_warnings(store, previous, stored, exposure):
             add_warning(response, warning)
         return resource_object(stored)
 

@@ -18,6 +18,7 @@ rayservice dashboard NAME
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -41,7 +42,8 @@ from rayservice.spec.config_objects import CONFIG_PLURALS, is_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents
-from rayservice.spec.vocabulary import STANDALONE_ROLE
+from rayservice.spec.service_exposure import ExposureSettings
+from rayservice.spec.vocabulary import ALL_INTERFACES, STANDALONE_ROLE
 
 Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
 KINDS: dict[str, tuple[str, Rows]] = {}
@@ -384,9 +386,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     listen_token(args.host, args.token_file)  # refuse here, not in the background process
-    listen_args = ["--host", args.host]
+    listen_args = ["--host", args.host, "--service-address", args.service_address]
     if args.token_file is not None:
         listen_args += ["--token-file", str(args.token_file.resolve())]
+    if args.head_service_address is not None:
+        listen_args += ["--head-service-address", args.head_service_address]
     print(daemon.start(home_dir(), RayServiceClient(local_api_url(args.host)), listen_args))
     return 0
 
@@ -422,8 +426,17 @@ def cmd_controller(args: argparse.Namespace) -> int:
         port=api_port(),
         pid_file=pid_file(home),
         token=token,
+        exposure=ExposureSettings(args.service_address, args.head_service_address),
     )
     return 0
+
+
+def _ip_address(text: str) -> str:
+    """An IP literal (the address a Service listens on), else argparse's usage error."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
@@ -438,6 +451,20 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="file only you can read whose first line is the token every API request must"
         " carry (clients: RAYSERVICE_TOKEN_FILE)",
+    )
+    parser.add_argument(
+        "--service-address",
+        type=_ip_address,
+        default=ALL_INTERFACES,
+        help="address serve Services of type NodePort or LoadBalancer listen on, reachable"
+        f" from other hosts (default {ALL_INTERFACES}: all interfaces; 127.0.0.1 keeps every"
+        " Service on this machine); ClusterIP Services listen on 127.0.0.1",
+    )
+    parser.add_argument(
+        "--head-service-address",
+        type=_ip_address,
+        help="address head Services (Ray's dashboard) of type NodePort or LoadBalancer listen"
+        " on; without it every head Service stays on 127.0.0.1",
     )
 
 

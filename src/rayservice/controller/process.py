@@ -38,6 +38,7 @@ from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.spec.errors import RayServiceError
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.haproxy import HaproxyFront
@@ -47,7 +48,8 @@ log = logging.getLogger("rayservice.controller")
 
 class AppFactory(Protocol):
     """(store, provider, package cache folder, wake the loop; the registry ``GET /metrics``
-    serves, the API token, Ray's Serve and job APIs) -> the ASGI app of the REST API"""
+    serves, the API token, Ray's Serve and job APIs, where exposed Services listen) -> the
+    ASGI app of the REST API"""
 
     def __call__(
         self,
@@ -61,6 +63,7 @@ class AppFactory(Protocol):
         token: str | None = None,
         serve: ServeClient | None = None,
         jobs: JobClient | None = None,
+        exposure: ExposureSettings = DEFAULT_EXPOSURE,
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
@@ -86,11 +89,13 @@ def serve_forever(
     port: int,
     pid_file: Path,
     token: str | None = None,
+    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> None:
     """Run the control loop and serve the REST API on ``host:port`` until SIGINT or SIGTERM.
 
     With ``token`` every request but the health check must carry it; without one, a ``host``
-    beyond loopback raises :class:`ExposedWithoutToken` before anything starts.
+    beyond loopback raises :class:`ExposedWithoutToken` before anything starts. ``exposure``
+    says where Services asking to be reachable from other hosts listen.
     """
     refuse_exposed_without_token(host, token)
     logging.basicConfig(
@@ -112,6 +117,7 @@ def serve_forever(
         port_usable=port_is_free,
         clock=time.time,
         metrics=metrics,
+        exposure=exposure,
     )
     loop = ControlLoop(reconciler)
     app = create_app(
@@ -123,6 +129,7 @@ def serve_forever(
         token=token,
         serve=DashboardServeClient(),
         jobs=DashboardJobClient(),
+        exposure=exposure,
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))

@@ -41,16 +41,19 @@ from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
-from rayservice.spec.manifest import (
-    RayCluster,
-    RayService,
-    preferred_serve_port,
-    requested_serve_port,
-)
+from rayservice.spec.manifest import Manifest, RayCluster, RayService
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Source, resolve_manifest
+from rayservice.spec.service_exposure import (
+    DEFAULT_EXPOSURE,
+    ExposureSettings,
+    PortAsk,
+    exposure,
+    port_ask,
+    serve_service_exists,
+)
 from rayservice.spec.status import RayClusterStatus, RayServiceStatus
-from rayservice.spec.vocabulary import EventReason, EventType, FailureKind
+from rayservice.spec.vocabulary import EventReason, EventType, FailureKind, ServicePort
 from rayservice.store.base import Store, StoredResource, View
 from rayservice.store.referenced import Version, referenced, versions_now
 from rayservice.traffic.base import TrafficFront
@@ -69,8 +72,6 @@ class _Quiet:
 
 
 AnyPlan = Plan[RayServiceStatus] | Plan[RayClusterStatus]
-FIRST_SERVE_PORT = 8000
-FIRST_DASHBOARD_PORT = 8265
 log = logging.getLogger("rayservice.controller")
 
 
@@ -81,16 +82,18 @@ class Reconciler:
         provider: ClusterProvider,
         serve: ServeClient,
         front: TrafficFront,
-        port_usable: Callable[[int], bool],
+        port_usable: Callable[[int, str], bool],
         clock: Callable[[], float],
         jitter: Callable[[], float] = random.random,
         metrics: ControllerMetrics | None = None,
+        exposure: ExposureSettings = DEFAULT_EXPOSURE,
     ) -> None:
         self.store = store
         self.provider = provider
         self.serve = serve
         self.front = front
-        self.port_usable = port_usable
+        self.port_usable = port_usable  # (port, address): could a front bind it now
+        self.exposure = exposure
         self.clock = clock
         self.jitter = jitter  # spreads retry back-offs: a number in [0, 1)
         self._quiet: dict[str, _Quiet] = {}
@@ -126,7 +129,7 @@ class Reconciler:
         if resource.kind == ObjectKind.RAY_CLUSTER:
             cluster = RayCluster.model_validate(resource.manifest)
             if not resource.deleting:
-                record = self._with_ports(resource.key, None, cluster.serve_service_enabled, record)
+                record = self._with_fronts(resource.key, cluster, record)
             values = referenced(self.store, namespace, cluster.spec)
             resolution = resolve_manifest(cluster, values.found)
             observed = self._observe(resource.key, record)
@@ -140,10 +143,7 @@ class Reconciler:
         else:
             service = RayService.model_validate(resource.manifest)
             if not resource.deleting:
-                requested = requested_serve_port(service)
-                wanted = requested[1] if requested else None
-                preferred = preferred_serve_port(service.spec.rayClusterConfig)
-                record = self._with_ports(resource.key, wanted, True, record, preferred)
+                record = self._with_fronts(resource.key, service, record)
             values = referenced(self.store, namespace, service.spec.rayClusterConfig)
             desired = Desired(
                 service=service,
@@ -198,48 +198,69 @@ class Reconciler:
 
     # -- observe ---------------------------------------------------------------------------
 
-    def _with_ports(
-        self,
-        key: str,
-        wanted: int | None,
-        serve: bool,
-        record: ServiceRecord,
-        preferred: int | None = None,
-    ) -> ServiceRecord:
-        """The record with its fronts' ports: the dashboard's, and the serve front's when
-        ``serve``: the port ``wanted`` (a hard request), else the ``preferred`` one when it is
-        free, else the next free one from it or from 8000. A running front moves only when
-        what is asked changes (never to a preferred port that became free later)."""
-        asked = wanted or preferred or 0
-        if wanted is not None:
-            moved = record.serve_port not in (0, wanted)  # 0: none yet
+    def _with_fronts(self, key: str, owner: Manifest, record: ServiceRecord) -> ServiceRecord:
+        """The record with its fronts' ports and addresses: the head Service's, and the serve
+        one's when the owner has one (spec.service_exposure says what each asks for)."""
+        serve = exposure(owner, ServicePort.SERVE, self.exposure).address
+        dashboard = exposure(owner, ServicePort.DASHBOARD, self.exposure).address
+        serve_port, serve_asked = 0, 0
+        if serve_service_exists(owner):
+            serve_port, serve_asked = self._front_port(
+                key, ServicePort.SERVE, port_ask(owner, ServicePort.SERVE), serve,
+                record.serve_port, record.serve_port_asked,
+            )  # fmt: skip
         else:
-            moved = (
-                preferred is not None
-                and record.serve_port not in (0, preferred)
-                and record.serve_port_asked is not None
-                and asked != record.serve_port_asked
-                and self.port_usable(preferred)
-            )
-        has_serve = bool(record.serve_port) == serve
-        if record.dashboard_port and has_serve and not moved:
-            return record.model_copy(update={"serve_port_asked": asked}) if serve else record
-        if moved or not serve:
-            self.store.release_ports(key, "serve")
-        serve_port = 0 if not serve else self.store.allocate_port(
-            key, "serve", wanted or preferred or FIRST_SERVE_PORT,
-            (lambda p: p == wanted) if wanted else self.port_usable,
+            self.store.release_ports(key, ServicePort.SERVE)
+        dashboard_port, dashboard_asked = self._front_port(
+            key, ServicePort.DASHBOARD, port_ask(owner, ServicePort.DASHBOARD), dashboard,
+            record.dashboard_port, record.dashboard_port_asked,
         )  # fmt: skip
-        dashboard_port = self.store.allocate_port(
-            key, "dashboard", FIRST_DASHBOARD_PORT, self.port_usable
-        )
         return record.model_copy(
             update={
                 "serve_port": serve_port,
-                "serve_port_asked": asked if serve else 0,
+                "serve_port_asked": serve_asked,
+                "serve_address": serve,
                 "dashboard_port": dashboard_port,
+                "dashboard_port_asked": dashboard_asked,
+                "dashboard_address": dashboard,
             }
         )
+
+    def _front_port(
+        self,
+        key: str,
+        purpose: ServicePort,
+        ask: PortAsk,
+        address: str,
+        held: int,
+        held_asked: int | None,
+    ) -> tuple[int, int]:
+        """The port of one front, and what was asked when it was given: ``ask.hard`` exactly,
+        else ``ask.preferred`` when it is free, else the next free one. A port held moves only
+        when what is asked changes (never to a preferred port that became free later); a port
+        held since a record of an earlier release (``held_asked`` None) never moves."""
+        if held:
+            if ask.hard is not None:
+                moves = held != ask.hard
+            else:
+                moves = (
+                    ask.preferred is not None
+                    and held != ask.preferred
+                    and held_asked is not None
+                    and ask.asked != held_asked
+                    and self.port_usable(ask.preferred, address)
+                )
+            if not moves:
+                return held, ask.asked
+            self.store.release_ports(key, purpose)
+        hard = ask.hard
+        port = self.store.allocate_port(
+            key,
+            purpose,
+            ask.start,
+            (lambda p: p == hard) if hard is not None else (lambda p: self.port_usable(p, address)),
+        )
+        return port, ask.asked
 
     def _observe(self, key: str, record: ServiceRecord) -> Observed:
         """What runs now. Serve is asked only on clusters that were given a config: a fresh

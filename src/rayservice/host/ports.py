@@ -1,4 +1,4 @@
-"""Loopback port checks: can a listener bind here right now?
+"""Port checks: can a listener bind here (loopback unless told otherwise) right now?
 
 Ports are chosen by the controller (Ray node port blocks, the stable endpoints), and a port
 held by an unrelated process must be noticed before anything is started on it, and reported by
@@ -23,9 +23,9 @@ class PortInUse(TemporaryError):
     different one instead of waiting.
     """
 
-    def __init__(self, port: int, detail: str = "") -> None:
+    def __init__(self, port: int, detail: str = "", *, address: str = LOOPBACK) -> None:
         self.port = port
-        message = f"port {port} on {LOOPBACK} is already in use by another process"
+        message = f"port {port} on {address} is already in use by another process"
         super().__init__(f"{message}: {detail}" if detail else message)
 
 
@@ -37,7 +37,8 @@ def port_is_free(port: int, host: str = LOOPBACK, *, reuse_address: bool = True)
     still makes the bind fail. Without it, the port counts as taken until they are gone, which
     is the safe answer for a listener that may not set it.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         if reuse_address:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -142,7 +142,7 @@ def front_spec(
 ) -> FrontSpec:
     slot, pending_slot = record.active, record.pending
     if slot is None:
-        return FrontSpec(record.serve_port, record.dashboard_port)
+        return _listening(record)
     if pending_slot is not None and record.stepping:
         # traffic moves in steps (the pending cluster keeps its share even while the active
         # one is missing)
@@ -151,23 +151,29 @@ def front_spec(
         backends += _backends(pending, restarting, exclude_head, pending_slot.traffic_percent)
     else:
         backends = _backends(active, record.serve_restarting, exclude_head)
-    return FrontSpec(
-        serve_port=record.serve_port,
-        dashboard_port=record.dashboard_port,
-        serve_backends=tuple(backends),
-        dashboard_backend=_dashboard(active),
-    )
+    return _listening(record, tuple(backends), _dashboard(active))
 
 
 def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
     """The fronts of a standalone RayCluster: its dashboard, and its nodes' Serve proxies when
     the record holds a serve port. Its Serve apps are the user's own (not followed here)."""
     serve = _backends(cluster, (), exclude_head=False) if record.serve_port else []
+    return _listening(record, tuple(serve), _dashboard(cluster))
+
+
+def _listening(
+    record: ServiceRecord,
+    serve_backends: tuple[Backend, ...] = (),
+    dashboard_backend: Backend | None = None,
+) -> FrontSpec:
+    """The fronts on the ports and addresses the record holds, sending to these backends."""
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,
-        serve_backends=tuple(serve),
-        dashboard_backend=_dashboard(cluster),
+        serve_backends=serve_backends,
+        dashboard_backend=dashboard_backend,
+        serve_address=record.serve_address,
+        dashboard_address=record.dashboard_address,
     )
 
 

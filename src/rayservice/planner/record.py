@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from rayservice import __version__
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayClusterSpec
-from rayservice.spec.vocabulary import FULL_CAPACITY, FailureKind, RolloutPhase
+from rayservice.spec.vocabulary import FULL_CAPACITY, LOCALHOST, FailureKind, RolloutPhase
 
 FIRST_RELEASE = "0.1.0"  # records without a version stamp were written by it
 
@@ -137,6 +137,11 @@ class ServiceRecord(BaseModel):
     # does not; None in a record of an earlier release, which moves nothing
     serve_port_asked: int | None = None
     dashboard_port: int = 0
+    dashboard_port_asked: int | None = None  # as serve_port_asked, for the head Service
+    # where the fronts listen: loopback unless the Service's type asks to be reachable from
+    # other hosts and the controller's settings allow it (spec.service_exposure)
+    serve_address: str = LOCALHOST
+    dashboard_address: str = LOCALHOST
 
     @property
     def target(self) -> ClusterSlot | None:

@@ -37,7 +37,14 @@ from pydantic import (
     model_validator,
 )
 
-from rayservice.spec.vocabulary import AnnotationKey, ClusterUpgradeType, GcsBackend, UpgradeType
+from rayservice.spec.vocabulary import (
+    AnnotationKey,
+    ClusterUpgradeType,
+    GcsBackend,
+    ServicePort,
+    ServiceType,
+    UpgradeType,
+)
 
 API_VERSION = "ray.io/v1"
 INT32_MAX = 2**31 - 1
@@ -128,7 +135,7 @@ class IngressOptions(_ManifestModel):
 class HeadGroupSpec(_ManifestModel):
     rayStartParams: RayStartParams = Field(default_factory=dict)
     template: KubernetesObject = Field(default_factory=dict)  # a Kubernetes pod template
-    serviceType: str | None = None
+    serviceType: ServiceType | None = None
     enableIngress: bool | None = None
     headService: KubernetesObject | None = None  # a Kubernetes Service
     ingressOptions: IngressOptions | None = None
@@ -372,7 +379,11 @@ class RayCluster(_KubeRayObject):
 
     @property
     def head_service_name(self) -> str:
-        return f"{self.metadata.name}-head-svc"
+        """KubeRay's rule for a RayCluster: ``headGroupSpec.headService.metadata.name`` when
+        given, else ``<name>-head-svc`` (a RayService's head Service always has the latter)."""
+        metadata = (self.spec.headGroupSpec.headService or {}).get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        return str(name or f"{self.metadata.name}-head-svc")
 
 
 Manifest = RayService | RayCluster
@@ -404,23 +415,35 @@ def node_groups(spec: RayClusterSpec) -> list[tuple[str, NodeGroupSpec]]:
     return [("headGroupSpec", spec.headGroupSpec), *workers]
 
 
-def preferred_serve_port(spec: RayClusterSpec) -> int | None:
-    """The head container's port named ``serve`` (else the first named ``serve-*``), KubeRay's
-    way to say where Serve listens: a preference for the serve Service's port here (used when
-    free), never a requirement; None when the head names none."""
+def head_container_ports(spec: RayClusterSpec) -> list[tuple[str, int]]:
+    """The named ports of the head's Ray container (the first), as (name, containerPort)."""
     pod = spec.headGroupSpec.template.get("spec")
     containers = pod.get("containers") if isinstance(pod, dict) else None
     head = containers[0] if isinstance(containers, list) and containers else None
     ports = head.get("ports") if isinstance(head, dict) else None
-    named = [
+    return [
         (str(p.get("name")), int(p["containerPort"]))
         for p in (ports if isinstance(ports, list) else [])
         if isinstance(p, dict) and isinstance(p.get("containerPort"), int)
     ]
-    exact = [port for name, port in named if name == "serve"]
-    prefixed = [port for name, port in named if name.startswith("serve-")]
+
+
+def preferred_serve_port(spec: RayClusterSpec) -> int | None:
+    """The head container's port named ``serve`` (else the first named ``serve-*``), KubeRay's
+    way to say where Serve listens: a preference for the serve Service's port here (used when
+    free), never a requirement; None when the head names none."""
+    named = head_container_ports(spec)
+    exact = [port for name, port in named if name == ServicePort.SERVE]
+    prefixed = [port for name, port in named if name.startswith(f"{ServicePort.SERVE}-")]
     found = exact or prefixed
     return found[0] if found else None
+
+
+def preferred_dashboard_port(spec: RayClusterSpec) -> int | None:
+    """The head container's port named ``dashboard``: a preference for the head Service's
+    port (used when free); None when the head names none."""
+    named = head_container_ports(spec)
+    return next((port for name, port in named if name == ServicePort.DASHBOARD), None)
 
 
 def requested_serve_port(service: RayService) -> tuple[int, int] | None:

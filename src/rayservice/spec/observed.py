@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rayservice.spec.vocabulary import LOCALHOST
+
 
 class NodeRole(StrEnum):
     HEAD = "head"
@@ -147,22 +149,30 @@ class FrontSpec:
 
     ``serve_port`` is ``<name>-serve-svc`` (HTTP, health-checked with GET /-/healthz; 0 for
     a RayCluster without one); ``dashboard_port`` is ``<name>-head-svc`` (the head's dashboard).
+    Each listens on its address: loopback unless its Service is to be reachable from other hosts.
     """
 
     serve_port: int
     dashboard_port: int
     serve_backends: tuple[Backend, ...] = ()
     dashboard_backend: Backend | None = None
+    serve_address: str = LOCALHOST
+    dashboard_address: str = LOCALHOST
 
     @property
     def has_serve(self) -> bool:
         return self.serve_port != 0
 
     @property
+    def listeners(self) -> tuple[tuple[str, int], ...]:
+        """The (address, port) pairs the front listens on."""
+        serve = ((self.serve_address, self.serve_port),) if self.has_serve else ()
+        return (*serve, (self.dashboard_address, self.dashboard_port))
+
+    @property
     def listen_ports(self) -> tuple[int, ...]:
         """The ports the front listens on."""
-        serve = (self.serve_port,) if self.has_serve else ()
-        return (*serve, self.dashboard_port)
+        return tuple(port for _, port in self.listeners)
 
 
 @dataclass(frozen=True)

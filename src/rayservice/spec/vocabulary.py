@@ -14,7 +14,8 @@ from rayservice.spec.events import ObjectKind
 
 KIND = ObjectKind.RAY_SERVICE  # the kind of object the controller reconciles
 HEAD_GROUP = "headgroup"  # the group name of head nodes, as KubeRay labels them
-LOCALHOST = "127.0.0.1"  # every endpoint of the local backend listens on loopback only
+LOCALHOST = "127.0.0.1"  # nodes, proxies and dashboards listen on loopback only
+ALL_INTERFACES = "0.0.0.0"  # where a Service asking to be reachable from other hosts listens
 FULL_CAPACITY = 100  # Serve target_capacity and traffic share, in percent
 
 
@@ -253,6 +254,20 @@ class ServicePort(StrEnum):
 
     SERVE = "serve"  # <name>-serve-svc: the nodes' Serve proxies
     DASHBOARD = "dashboard"  # <name>-head-svc: the head's dashboard
+
+
+class ServiceType(StrEnum):
+    """Kubernetes' Service types. Here NodePort and LoadBalancer ask to be reachable from other
+    hosts; ClusterIP (the default) and ExternalName stay on loopback."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+    @property
+    def reachable_from_other_hosts(self) -> bool:
+        return self in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER)
 
 
 STANDALONE_ROLE = "standalone"

@@ -49,7 +49,9 @@ from rayservice.traffic.haproxy_state import FrontFiles, FrontRecord, load_recor
 # HAProxy's master prints one of these once a new worker is ready, or was refused.
 LOAD_SUCCEEDED = "Loading success."
 LOAD_FAILED = "Loading failure!"
-_BIND_CONFLICT = re.compile(r"cannot bind socket \(Address already in use\) for \[[^\]]*:(\d+)\]")
+_BIND_CONFLICT = re.compile(
+    r"cannot bind socket \(Address already in use\) for \[\[?([^\]]*?)\]?:(\d+)\]"
+)
 UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes including the trailing NUL
 POLL_INTERVAL = 0.02
 RUNTIME_API_TIMEOUT = 2.0
@@ -82,8 +84,9 @@ class HaproxyFront:
             running = [_running_record(files) for files in pair]
             # a port only the new spec listens on must be free before the first process binds
             # it; after that the processes share every port (SO_REUSEPORT, HAProxy's default)
+            # (a port that moves to another address is held too: the processes bind it anew)
             held = {port for r in running if r is not None for port in r.spec.listen_ports}
-            _claim_ports([port for port in spec.listen_ports if port not in held])
+            _claim_ports([(a, port) for a, port in spec.listeners if port not in held])
             records = [
                 self._ensure_one(files, record, spec)
                 for files, record in zip(pair, running, strict=True)
@@ -260,10 +263,10 @@ def _translated_errors(action: str) -> Iterator[None]:
         raise TemporaryError(f"{action}: {e}") from e
 
 
-def _claim_ports(ports: list[int]) -> None:
-    for port in ports:
-        if not port_is_free(port):
-            raise PortInUse(port)
+def _claim_ports(listeners: list[tuple[str, int]]) -> None:
+    for address, port in listeners:
+        if not port_is_free(port, address):
+            raise PortInUse(port, address=address)
 
 
 def _only_runtime_state_differs(old: FrontSpec, new: FrontSpec) -> bool:
@@ -376,7 +379,8 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 def _load_error(log_text: str) -> RayServiceError:
     conflict = _BIND_CONFLICT.search(log_text)
     if conflict:
-        return PortInUse(int(conflict.group(1)), "haproxy could not bind it")
+        address, port = conflict.group(1), int(conflict.group(2))
+        return PortInUse(port, "haproxy could not bind it", address=address)
     return TemporaryError(f"haproxy could not load its configuration: {log_text.strip()}")
 
 

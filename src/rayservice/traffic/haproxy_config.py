@@ -12,7 +12,8 @@ Two proxies come out of one spec:
   connection fails or gets no answer is retried on another server.
 * ``dashboard`` (TCP): ``<name>-head-svc``, the active head's dashboard.
 
-Both listen on 127.0.0.1 only. There is deliberately no ``log`` line: HAProxy then writes
+Each listens on its address in the spec: 127.0.0.1 unless its Service is to be reachable from
+other hosts. There is deliberately no ``log`` line: HAProxy then writes
 alerts and servers going up or down to its stderr, which the runner keeps in a file, without
 a line per request.
 """
@@ -27,7 +28,6 @@ from rayservice.spec.observed import Backend, FrontSpec
 
 SERVE_PROXY = "serve"
 DASHBOARD_PROXY = "dashboard"
-LISTEN_HOST = "127.0.0.1"
 HEALTH_PATH = "/-/healthz"
 HEALTHY_BODY = "success"
 MAX_WEIGHT = 256  # HAProxy's upper bound for a server weight
@@ -52,13 +52,19 @@ def render_config(spec: FrontSpec, stats_socket: Path) -> str:
 
 def server_address(backend: Backend) -> str:
     """``host:port`` as HAProxy reads it (IPv6 literals need brackets)."""
-    host = f"[{backend.host}]" if ":" in backend.host else backend.host
-    return f"{host}:{backend.port}"
+    return _host_port(backend.host, backend.port)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _check_spec(spec: FrontSpec) -> None:
     for port in spec.listen_ports:
         _check_port(port, "listen port")
+    for address in (spec.serve_address, spec.dashboard_address):
+        if not _HOST.match(address):
+            raise PermanentError(f"listen address {address!r} is not valid")
     if spec.serve_port == spec.dashboard_port:
         raise PermanentError(f"serve and dashboard fronts cannot share port {spec.serve_port}")
     names = [backend.name for backend in spec.serve_backends]
@@ -126,7 +132,7 @@ def _serve_section(spec: FrontSpec) -> str:
         f"frontend {SERVE_PROXY}",
         [
             "mode http",
-            f"bind {LISTEN_HOST}:{spec.serve_port}",
+            f"bind {_host_port(spec.serve_address, spec.serve_port)}",
             # On a reload the old worker keeps idle keep-alive connections until their next
             # request, answers it with "Connection: close", then closes: a client that reuses
             # a connection just then gets an answer instead of a reset.
@@ -163,7 +169,7 @@ def _dashboard_section(spec: FrontSpec) -> str:
         f"frontend {DASHBOARD_PROXY}",
         [
             "mode tcp",
-            f"bind {LISTEN_HOST}:{spec.dashboard_port}",
+            f"bind {_host_port(spec.dashboard_address, spec.dashboard_port)}",
             f"default_backend {DASHBOARD_PROXY}",
         ],
     )

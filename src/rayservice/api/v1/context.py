@@ -28,6 +28,7 @@ from rayservice.spec.apiserver import REQUEST_BODY, GrpcCode
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.loader import is_dns_1035_label
 from rayservice.spec.observed import ObservedCluster
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
 from rayservice.store.base import Store, StoredResource
 
 
@@ -39,6 +40,7 @@ class V1Context:
     jobs: JobClient
     packages: Path  # the content-addressed package cache
     wake: Callable[[], None]  # tells the control loop that something changed
+    exposure: ExposureSettings = DEFAULT_EXPOSURE  # where Services for other hosts listen
 
 
 def admit_manifest(
@@ -56,6 +58,7 @@ def admit_manifest(
         time.time(),
         f"{meta['namespace']}/{meta['name']}",
         may_read_local_paths=caller_is_local(request),
+        exposure=ctx.exposure,
     )
     ctx.wake()
     warn_ignored(response, stored)
