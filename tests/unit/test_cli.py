@@ -160,7 +160,7 @@ def rayservice(serve_status: RayServiceStatus | None = None) -> dict[str, Any]:
                 "      - name: FruitMarket\n"
             ),
             "rayClusterConfig": {
-                "headGroupSpec": {"serviceType": "NodePort", "rayStartParams": {}},
+                "headGroupSpec": {"enableIngress": True, "rayStartParams": {}},
                 "workerGroupSpecs": [{"groupName": "small", "replicas": 1}],
             },
         },
@@ -382,7 +382,7 @@ def test_describe_shows_conditions_apps_deployments_ignored_fields_and_events() 
         "  fruit_app/FruitMarket: every 10s, timeout 30s",
     ]
     ignored = text.split("Ignored Fields (no meaning on the local backend):")[1]
-    assert "spec.rayClusterConfig.headGroupSpec.serviceType" in ignored.split("Events:")[0]
+    assert "spec.rayClusterConfig.headGroupSpec.enableIngress" in ignored.split("Events:")[0]
     event_lines = text.split("Events:")[1].strip().splitlines()
     assert columns(event_lines[0]) == ["Type", "Reason", "Age", "Object", "Message"]
     assert columns(event_lines[1]) == [

@@ -122,12 +122,56 @@ def test_pod_labels_and_annotations_are_ignored_except_fault_tolerance() -> None
     ]
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("serviceType", "NodePort"), ("enableIngress", True), ("headService", {"spec": {}})],
-)
-def test_head_service_settings_are_ignored(field: str, value: object) -> None:
+@pytest.mark.parametrize(("field", "value"), [("enableIngress", True), ("ingressOptions", {})])
+def test_ingress_settings_are_ignored(field: str, value: object) -> None:
     assert ignored_fields(service_with(head_changes={field: value})) == [f"{HEAD}.{field}"]
+
+
+def test_the_service_type_is_used_and_a_head_service_only_for_its_type() -> None:
+    head_service = {
+        "metadata": {"name": "my-head", "annotations": {"a": "b"}},
+        "spec": {"type": "LoadBalancer", "sessionAffinity": "None"},
+    }
+    service = service_with(head_changes={"serviceType": "NodePort", "headService": head_service})
+
+    # a RayService's head Service is always <name>-head-svc, as KubeRay names it
+    assert ignored_fields(service) == [
+        f"{HEAD}.headService.metadata.name",
+        f"{HEAD}.headService.metadata.annotations",
+        f"{HEAD}.headService.spec.sessionAffinity",
+    ]
+
+
+def test_the_head_ports_that_give_services_their_ports_are_used() -> None:
+    ports = [
+        {"name": "gcs-server", "containerPort": 6379},
+        {"name": "dashboard", "containerPort": 8265, "protocol": "TCP"},
+        {"name": "client", "containerPort": 10001},
+        {"name": "serve-grpc", "containerPort": 9000},
+        {"name": "serve", "containerPort": 8000, "hostPort": 8000},
+    ]
+
+    fields = ignored_fields(service_with(container_changes={"ports": ports}))
+
+    assert fields == [
+        f"{HEAD_POD}.containers[0].ports[0]",
+        f"{HEAD_POD}.containers[0].ports[2]",
+        f"{HEAD_POD}.containers[0].ports[3]",
+        f"{HEAD_POD}.containers[0].ports[4].hostPort",
+    ]
+
+
+def test_the_proxy_address_of_the_serve_config_is_the_controllers() -> None:
+    config = (
+        "http_options:\n  host: 0.0.0.0\n  port: 9000\n  request_timeout_s: 5\napplications: []"
+    )
+
+    fields = ignored_fields(service_with(spec_changes={"serveConfigV2": config}))
+
+    assert fields == [
+        "spec.serveConfigV2.http_options.host",
+        "spec.serveConfigV2.http_options.port",
+    ]
 
 
 def test_ray_start_params_the_backend_sets_are_ignored() -> None:
@@ -175,7 +219,6 @@ def test_only_what_is_not_used_of_the_serve_service_is_listed() -> None:
 
     assert ignored_fields(service) == [
         "spec.serveService.metadata.namespace",
-        "spec.serveService.spec.type",
         "spec.serveService.spec.ports[0]",
         "spec.serveService.spec.ports[1].targetPort",
         "spec.serveService.spec.ports[1].nodePort",
@@ -189,7 +232,10 @@ def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:
             "kind": "RayCluster",
             "metadata": {"name": "c"},
             "spec": {
-                "headGroupSpec": {"serviceType": "ClusterIP"},
+                "headGroupSpec": {
+                    "serviceType": "ClusterIP",
+                    "headService": {"metadata": {"name": "h", "labels": {"a": "b"}}},
+                },
                 "workerGroupSpecs": [
                     {"groupName": "g", "template": {"spec": {"nodeSelector": {"a": "b"}}}}
                 ],
@@ -197,8 +243,9 @@ def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:
         }
     )
 
+    # a RayCluster's head Service takes headService.metadata.name
     assert ignored_fields(cluster) == [
-        "spec.headGroupSpec.serviceType",
+        "spec.headGroupSpec.headService.metadata.labels",
         "spec.workerGroupSpecs[0].template.spec.nodeSelector",
     ]
 

@@ -198,16 +198,16 @@ def test_the_worker_group_wants_two_workers(service: RayService) -> None:
 def test_kubernetes_only_fields_are_listed_as_ignored(service: RayService) -> None:
     assert sorted(ignored_fields(service)) == sorted(
         [
-            f"{HEAD}.serviceType",
             f"{HEAD}.rayStartParams.dashboard-host",
             f"{HEAD}.template.spec.containers[0].image",
             f"{HEAD}.template.spec.containers[0].imagePullPolicy",
-            f"{HEAD}.template.spec.containers[0].ports",
+            f"{HEAD}.template.spec.containers[0].ports[0]",  # gcs-server; dashboard, serve used
             f"{HEAD}.template.spec.containers[0].volumeMounts",
             f"{HEAD}.template.spec.containers[0].lifecycle",
             f"{HEAD}.template.spec.volumes",
             f"{WORKER}.template.spec.containers[0].image",
             f"{WORKER}.template.spec.containers[0].lifecycle",
+            "spec.serveConfigV2.http_options.port",  # each cluster's proxies get their own
         ]
     )
 

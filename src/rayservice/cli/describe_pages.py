@@ -129,6 +129,7 @@ def describe_service(item: dict[str, Any], events: Sequence[dict[str, Any]]) -> 
         _field("Owner", owner_of(item)),
         _field("Type", spec["type"]),
         _field("IP", spec["clusterIP"]),
+        _field("External IPs", ",".join(spec.get("externalIPs", [])) or "<none>"),
         _field("Port", ports),
         _field("Selector", spec.get("selector") or "<none>"),
     ]

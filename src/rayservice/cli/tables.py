@@ -145,7 +145,7 @@ def service_rows(items: list[dict[str, Any]], wide: bool) -> tuple[list[str], li
             item["metadata"]["name"],
             item["spec"]["type"],
             item["spec"]["clusterIP"],
-            "<none>",
+            ",".join(item["spec"].get("externalIPs", [])) or "<none>",
             ports,
             age(item["metadata"].get("creationTimestamp")),
         ]

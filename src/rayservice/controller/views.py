@@ -29,9 +29,10 @@ from rayservice.spec.observed import (
     ObservedNode,
     ServeState,
 )
+from rayservice.spec.service_exposure import service_type
 from rayservice.spec.status import RayClusterStatus, rfc3339
 from rayservice.spec.text import headline
-from rayservice.spec.vocabulary import STANDALONE_ROLE, ConditionType, ServicePort
+from rayservice.spec.vocabulary import LOCALHOST, STANDALONE_ROLE, ConditionType, ServicePort
 from rayservice.store.base import View
 
 
@@ -233,6 +234,10 @@ def service_views(
             (owner.serve_service_name, ServicePort.SERVE, spec.serve_port,
              list(spec.serve_backends), extra),
         )  # fmt: skip
+    addresses = {
+        ServicePort.SERVE: spec.serve_address,
+        ServicePort.DASHBOARD: spec.dashboard_address,
+    }
     views = []
     for service, port_name, port, backends, extra in services:
         present = [b for b in backends if b is not None]
@@ -240,13 +245,16 @@ def service_views(
         meta["labels"] = {**extra.get("labels", {}), **meta["labels"]}  # ours win, as KubeRay's
         if extra.get("annotations"):
             meta["annotations"] = extra["annotations"]
+        address = addresses[port_name]
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.SERVICE,
             "metadata": meta,
             "spec": {
-                "type": "ClusterIP",
-                "clusterIP": "127.0.0.1",
+                "type": service_type(owner, port_name)[0],
+                "clusterIP": LOCALHOST,
+                # where other hosts reach it: the address it listens on beyond loopback
+                **({"externalIPs": [address]} if address != LOCALHOST else {}),
                 "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
                 "selector": _selector(port_name, present, roles),
             },

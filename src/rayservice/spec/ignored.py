@@ -15,13 +15,15 @@ from rayservice.spec.manifest import (
     Manifest,
     RayCluster,
     RayClusterSpec,
+    RayServiceSpec,
+    head_container_ports,
     node_groups,
     requested_serve_port,
 )
 from rayservice.spec.paths import field_path
 from rayservice.spec.references import KEY_REFERENCES
 from rayservice.spec.resources import is_gpu_resource
-from rayservice.spec.vocabulary import AnnotationKey
+from rayservice.spec.vocabulary import AnnotationKey, ServicePort
 
 BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
     {
@@ -54,7 +56,8 @@ two of its clusters run side by side on this machine and could not share one."""
 
 _USED_CONTAINER_FIELDS = frozenset({"name", "resources", "env", "envFrom"})
 _USED_RESOURCE_NAMES = frozenset({"cpu", "memory"})
-_KUBERNETES_ONLY_HEAD_FIELDS = ("serviceType", "enableIngress", "headService", "ingressOptions")
+_KUBERNETES_ONLY_HEAD_FIELDS = ("enableIngress", "ingressOptions")
+_USED_CONTAINER_PORT_FIELDS = frozenset({"name", "containerPort", "protocol"})
 _UNUSED_CLUSTER_FIELDS = ("authOptions", "headServiceAnnotations", "historyServerOptions",
                           "managedBy", "networkPolicy", "tlsOptions")  # fmt: skip
 _UNUSED_GROUP_FIELDS = ("labels", "resources", "idleTimeoutSeconds", "priority")
@@ -65,57 +68,87 @@ _UNUSED_SERVICE_FIELDS = ("managedBy", "suspend", "deploymentUnhealthySecondThre
 def ignored_fields(manifest: Manifest) -> list[str]:
     """Paths of the fields in ``manifest`` that are accepted but have no effect locally."""
     if isinstance(manifest, RayCluster):
-        return list(_cluster_fields(manifest.spec, "spec", FIXED_PORT_PARAMS))
+        return list(_cluster_fields(manifest.spec, "spec", FIXED_PORT_PARAMS, head_named=True))
     spec = manifest.spec
-    paths = list(_cluster_fields(spec.rayClusterConfig, "spec.rayClusterConfig", frozenset()))
+    paths = list(
+        _cluster_fields(
+            spec.rayClusterConfig, "spec.rayClusterConfig", frozenset(), head_named=False
+        )
+    )
     options = spec.upgradeStrategy.clusterUpgradeOptions
     if options is not None and options.gatewayClassName is not None:
         paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
     if spec.serveService is not None:
-        paths += _serve_service_fields(spec.serveService, requested_serve_port(manifest))
+        requested = requested_serve_port(manifest)
+        paths += _service_fields(
+            spec.serveService,
+            "spec.serveService",
+            _USED_SERVE_SERVICE_METADATA,
+            requested[0] if requested is not None else None,
+        )
+    paths += [f"spec.serveConfigV2.http_options.{name}" for name in _proxy_options(spec)]
     paths += [f"spec.{name}" for name in _UNUSED_SERVICE_FIELDS if getattr(spec, name) is not None]
     return paths
 
 
 _USED_SERVE_SERVICE_METADATA = frozenset({"name", "labels", "annotations"})
-_USED_SERVE_PORT_FIELDS = frozenset({"name", "port"})
+_USED_SERVICE_PORT_FIELDS = frozenset({"name", "port"})
 
 
-def _serve_service_fields(
-    service: Mapping[str, Any], requested: tuple[int, int] | None
+def _service_fields(
+    service: Mapping[str, Any],
+    prefix: str,
+    used_metadata: frozenset[str],
+    used_port: int | None = None,
 ) -> Iterator[str]:
-    """What of ``spec.serveService`` means nothing here: all but its name, labels and
-    annotations, and the name and port of the entry that asks for the serve port."""
-    prefix = "spec.serveService"
+    """What of a Service (``spec.serveService``, ``headGroupSpec.headService``) means nothing
+    here: all but the metadata fields ``used_metadata``, its type (where it listens), and the
+    name and port of the entry at index ``used_port`` (the one asking for the port)."""
     for key, value in service.items():
         path = field_path(prefix, key)
         if key in ("apiVersion", "kind"):
             continue
         if key == "metadata" and isinstance(value, Mapping):
-            yield from (field_path(path, k) for k in value if k not in _USED_SERVE_SERVICE_METADATA)
+            yield from (field_path(path, k) for k in value if k not in used_metadata)
         elif key == "spec" and isinstance(value, Mapping):
             for field, content in value.items():
                 spec_path = field_path(path, field)
+                if field == "type":
+                    continue
                 if field != "ports" or not isinstance(content, list):
                     yield spec_path
                     continue
                 for index, port in enumerate(content):
-                    used = requested is not None and index == requested[0]
-                    if not used or not isinstance(port, Mapping):
+                    if index != used_port or not isinstance(port, Mapping):
                         yield field_path(spec_path, index)
                         continue
                     yield from (
                         field_path(spec_path, index, k)
                         for k in port
-                        if k not in _USED_SERVE_PORT_FIELDS
+                        if k not in _USED_SERVICE_PORT_FIELDS
                     )
         else:
             yield path
 
 
+_PROXY_OPTIONS_SET_HERE = ("host", "port")
+
+
+def _proxy_options(spec: RayServiceSpec) -> list[str]:
+    """The ``http_options`` of serveConfigV2 the controller sets itself: each cluster's Serve
+    proxies listen on 127.0.0.1 at ports of its own (the Service in front has the port users
+    know)."""
+    options = spec.serve_config().get("http_options")
+    return [
+        name for name in _PROXY_OPTIONS_SET_HERE if isinstance(options, dict) and name in options
+    ]
+
+
 def _cluster_fields(
-    spec: RayClusterSpec, prefix: str, honoured_on_head: frozenset[str]
+    spec: RayClusterSpec, prefix: str, honoured_on_head: frozenset[str], *, head_named: bool
 ) -> Iterator[str]:
+    """``head_named``: the head Service takes ``headService.metadata.name`` (a RayCluster's;
+    a RayService's head Service is always ``<name>-head-svc``)."""
     # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
     for name in ("enableInTreeAutoscaling", "autoscalerOptions", *_UNUSED_CLUSTER_FIELDS):
         if getattr(spec, name):
@@ -124,21 +157,38 @@ def _cluster_fields(
     if options is not None and options.storage is not None:
         # the volume of an embedded RocksDB store: here it is a folder of the cluster
         yield f"{prefix}.gcsFaultToleranceOptions.storage"
-    yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec")
+    yield from _head_only_fields(spec.headGroupSpec, f"{prefix}.headGroupSpec", head_named)
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"
-        honoured = honoured_on_head if group is spec.headGroupSpec else frozenset()
+        is_head = group is spec.headGroupSpec
+        honoured = honoured_on_head if is_head else frozenset()
         yield from _ray_start_param_fields(group.rayStartParams, group_path, honoured)
         unused = (name for name in _UNUSED_GROUP_FIELDS if getattr(group, name, None) is not None)
         yield from (field_path(group_path, name) for name in unused)
-        yield from _template_fields(group.template, field_path(group_path, "template"))
+        used_ports = _used_head_ports(spec) if is_head else frozenset()
+        yield from _template_fields(group.template, field_path(group_path, "template"), used_ports)
 
 
-def _head_only_fields(head: HeadGroupSpec, head_path: str) -> Iterator[str]:
+def _head_only_fields(head: HeadGroupSpec, head_path: str, head_named: bool) -> Iterator[str]:
     values = head.model_dump(include=set(_KUBERNETES_ONLY_HEAD_FIELDS))
     for name in _KUBERNETES_ONLY_HEAD_FIELDS:
         if values.get(name) is not None:
             yield field_path(head_path, name)
+    if head.headService is not None:
+        used = frozenset({"name"}) if head_named else frozenset()
+        yield from _service_fields(head.headService, field_path(head_path, "headService"), used)
+
+
+def _used_head_ports(spec: RayClusterSpec) -> frozenset[int]:
+    """Indexes of the head container's ports that give a Service its preferred port: the
+    first named ``serve`` (else the first named ``serve-*``), and the first named
+    ``dashboard`` (as :func:`preferred_serve_port` and :func:`preferred_dashboard_port`)."""
+    names = [name for name, _ in head_container_ports(spec)]
+    serve = [i for i, name in enumerate(names) if name == ServicePort.SERVE] or [
+        i for i, name in enumerate(names) if name.startswith(f"{ServicePort.SERVE}-")
+    ]
+    dashboard = [i for i, name in enumerate(names) if name == ServicePort.DASHBOARD]
+    return frozenset(found[0] for found in (serve, dashboard) if found)
 
 
 def _ray_start_param_fields(
@@ -149,13 +199,15 @@ def _ray_start_param_fields(
             yield field_path(group_path, "rayStartParams", name)
 
 
-def _template_fields(template: Mapping[str, Any], template_path: str) -> Iterator[str]:
+def _template_fields(
+    template: Mapping[str, Any], template_path: str, used_ports: frozenset[int]
+) -> Iterator[str]:
     for key, value in template.items():
         path = field_path(template_path, key)
         if key == "metadata" and isinstance(value, Mapping):
             yield from _pod_metadata_fields(value, path)
         elif key == "spec" and isinstance(value, Mapping):
-            yield from _pod_spec_fields(value, path)
+            yield from _pod_spec_fields(value, path, used_ports)
         else:
             yield path
 
@@ -171,7 +223,9 @@ def _pod_metadata_fields(metadata: Mapping[str, Any], metadata_path: str) -> Ite
             yield path
 
 
-def _pod_spec_fields(pod_spec: Mapping[str, Any], pod_spec_path: str) -> Iterator[str]:
+def _pod_spec_fields(
+    pod_spec: Mapping[str, Any], pod_spec_path: str, used_ports: frozenset[int]
+) -> Iterator[str]:
     for key, value in pod_spec.items():
         path = field_path(pod_spec_path, key)
         if key != "containers" or not isinstance(value, list):
@@ -180,20 +234,38 @@ def _pod_spec_fields(pod_spec: Mapping[str, Any], pod_spec_path: str) -> Iterato
         for index, container in enumerate(value):
             container_path = field_path(path, index)
             if index == 0 and isinstance(container, Mapping):
-                yield from _container_fields(container, container_path)
+                yield from _container_fields(container, container_path, used_ports)
             else:
                 yield container_path
 
 
-def _container_fields(container: Mapping[str, Any], container_path: str) -> Iterator[str]:
+def _container_fields(
+    container: Mapping[str, Any], container_path: str, used_ports: frozenset[int]
+) -> Iterator[str]:
     for key, value in container.items():
         path = field_path(container_path, key)
-        if key not in _USED_CONTAINER_FIELDS:
+        if key == "ports" and isinstance(value, list) and used_ports:
+            yield from _container_port_fields(value, path, used_ports)
+        elif key not in _USED_CONTAINER_FIELDS:
             yield path
         elif key == "resources" and isinstance(value, Mapping):
             yield from _resource_fields(value, path)
         elif key == "env" and isinstance(value, list):
             yield from _env_reference_fields(value, path)
+
+
+def _container_port_fields(
+    ports: list[Any], ports_path: str, used: frozenset[int]
+) -> Iterator[str]:
+    """Every port entry but those at the indexes ``used``, of which only fields other than the
+    name, the port and the protocol (TCP, as everything here) are listed."""
+    for index, port in enumerate(ports):
+        if index not in used or not isinstance(port, Mapping):
+            yield field_path(ports_path, index)
+            continue
+        yield from (
+            field_path(ports_path, index, k) for k in port if k not in _USED_CONTAINER_PORT_FIELDS
+        )
 
 
 def _env_reference_fields(env: list[Any], env_path: str) -> Iterator[str]:

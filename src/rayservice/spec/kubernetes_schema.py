@@ -25,6 +25,7 @@ from typing import Any
 
 from rayservice.spec.errors import SpecProblem
 from rayservice.spec.paths import field_path
+from rayservice.spec.vocabulary import ServiceType
 
 _CLOSE_MATCHES = 3
 _MAX_MESSAGE = 160
@@ -82,11 +83,20 @@ def pod_template_problems(template: object, source: str, path: str) -> list[Spec
 
 
 def service_problems(service: object, source: str, path: str) -> list[SpecProblem]:
-    """What Kubernetes would refuse in a Service; apiVersion and kind may be left out."""
+    """What Kubernetes would refuse in a Service; apiVersion and kind may be left out. Its
+    type is one of Kubernetes' four (the schema leaves it a string; the API server checks)."""
     if not isinstance(service, Mapping):
         return _problems({"spec": service}, _SERVICE, ("spec",), source, path)
     wrapped = {"apiVersion": "v1", "kind": "Service", **service}
-    return _problems(wrapped, _SERVICE, (), source, path)
+    problems = _problems(wrapped, _SERVICE, (), source, path)
+    spec = service.get("spec")
+    kind = spec.get("type") if isinstance(spec, Mapping) else None
+    if isinstance(kind, str) and kind not in set(ServiceType):
+        valid = ", ".join(ServiceType)
+        problems.append(
+            SpecProblem(source, field_path(path, "spec", "type"), f"unknown type {kind!r}", valid)
+        )
+    return problems
 
 
 def container_problems(fields: Mapping[str, Any], source: str, path: str) -> list[SpecProblem]:
