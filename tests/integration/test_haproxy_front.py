@@ -308,6 +308,41 @@ def test_switching_backends_under_load_loses_no_request(
     assert set(served_by(spec_b.serve_port, 20)) == {"b1", "b2"}
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses (dotted) with a socket listening on ``port``, from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+def test_a_front_for_other_hosts_listens_on_all_interfaces_and_moves_there_losing_nothing(
+    front: HaproxyFront, stubs: Callable[[str], StubBackend], ports: Callable[[], int]
+) -> None:
+    backends = (stubs("a").backend(), stubs("b").backend())
+    local = FrontSpec(ports(), ports(), backends)
+    exposed = replace(local, serve_address="0.0.0.0")
+    master = front.ensure(KEY, local).pid
+    assert listening_addresses(local.serve_port) == {"127.0.0.1"}
+    load = ConstantLoad(local.serve_port, threads=2)  # on 127.0.0.1, as every test request
+
+    with load:
+        eventually(lambda: load.count() >= 300, message="load is flowing")
+        state = front.ensure(KEY, exposed)
+        eventually(lambda: listening_addresses(local.serve_port) == {"0.0.0.0"},
+                   message="the old listeners are gone")  # fmt: skip
+        settled = load.count()
+        eventually(lambda: load.count() >= settled + 100, message="load goes on")
+
+    assert load.failures() == []
+    assert state.pid == master
+    assert listening_addresses(local.dashboard_port) == {"127.0.0.1"}
+    assert set(served_by(local.serve_port, 10)) == {"a", "b"}
+
+
 def test_request_in_flight_during_a_reload_completes(
     front: HaproxyFront, stubs: Callable[[str], StubBackend], ports: Callable[[], int]
 ) -> None:

@@ -636,6 +636,31 @@ def test_a_serve_service_name_another_object_has_is_refused(api: Api) -> None:
     assert free.status_code == 200
 
 
+def test_a_generated_service_name_another_object_gave_its_service_is_refused(api: Api) -> None:
+    api.put(named_serve_service("demo-serve-svc", "third"),
+            path=f"{RAY}/namespaces/default/rayservices/third")  # fmt: skip
+    head = copy.deepcopy(manifest()["spec"]["rayClusterConfig"]["headGroupSpec"])
+    head["headService"] = {"metadata": {"name": "demo-serve-svc"}}
+    cluster = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": "standalone"},
+        "spec": {"headGroupSpec": head},
+    }
+
+    generated = api.put(manifest())
+    head_named = api.put(cluster, path=f"{RAY}/namespaces/default/rayclusters/standalone")
+
+    for refused, field, owner in (
+        (generated, "metadata.name", "third"),
+        (head_named, "spec.headGroupSpec.headService.metadata.name", "third"),
+    ):
+        assert refused.status_code == 422, refused.text
+        [problem] = refused.json()["problems"]
+        assert problem["field"] == field
+        assert f"RayService default/{owner}" in problem["message"]
+
+
 def test_a_taken_serve_port_named_in_the_head_container_is_a_warning_not_a_refusal(
     api: Api,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,22 @@ def section(config: str, header: str) -> list[str]:
     return [line.strip() for line in blocks[header]]
 
 
-def test_listeners_bind_to_loopback_only() -> None:
-    binds = re.findall(r"^\s*bind (\S+)", render_config(SPEC, SOCKET), flags=re.MULTILINE)
+def binds(spec: FrontSpec) -> list[str]:
+    return re.findall(r"^\s*bind (\S+)", render_config(spec, SOCKET), flags=re.MULTILINE)
 
-    assert binds == ["127.0.0.1:8000", "127.0.0.1:8265"]
+
+def test_listeners_bind_to_loopback_unless_the_spec_says_otherwise() -> None:
+    assert binds(SPEC) == ["127.0.0.1:8000", "127.0.0.1:8265"]
+    assert binds(replace(SPEC, serve_address="0.0.0.0")) == ["0.0.0.0:8000", "127.0.0.1:8265"]
+    assert binds(replace(SPEC, serve_address="::", dashboard_address="10.0.0.5")) == [
+        "[::]:8000",
+        "10.0.0.5:8265",
+    ]
+
+
+def test_a_listen_address_haproxy_would_misread_is_refused() -> None:
+    with pytest.raises(PermanentError, match="listen address"):
+        render_config(replace(SPEC, serve_address="0.0.0.0 ssl"), SOCKET)
 
 
 def test_serve_frontend_is_http_to_one_server_per_backend_with_its_weight() -> None:

@@ -1,7 +1,7 @@
-"""The serve Service's port as KubeRay manifests say it: ``spec.serveService`` ports are a hard
-request (tested with the API's admission), the head container's port named ``serve`` a
-preference, used when free, else the next free port; a running port moves only when what is
-asked changes."""
+"""The Services' ports as KubeRay manifests say them: ``spec.serveService`` ports are a hard
+request (tested with the API's admission), the head container's port named ``serve`` (for the
+serve Service) or ``dashboard`` (for the head Service) a preference, used when free, else the
+next free port; a running port moves only when what is asked changes."""
 
 from __future__ import annotations
 
@@ -82,3 +82,43 @@ def test_a_record_of_an_earlier_release_keeps_its_port(tmp_path: Path) -> None:
     world.reconcile()
 
     assert serve_port(world) == 8000, "clients know 8000: an upgrade moves no port"
+
+
+def test_the_head_containers_dashboard_port_is_the_head_services_preference(
+    tmp_path: Path,
+) -> None:
+    taken = {8300}
+    world = world_where(tmp_path, taken)
+    world.apply(with_head_ports(("dashboard", 8300), ("client", 10001), ("gcs-server", 6379)))
+    world.reconcile()
+    record = world.resource().record
+    assert record["dashboard_port"] == 8301, "taken: the next free one"
+
+    taken.clear()
+    world.reconcile()
+    assert world.resource().record["dashboard_port"] == 8301, "clients know it: it stays"
+
+    world.apply(with_head_ports(("dashboard", 8400)))
+    world.reconcile()
+    assert world.resource().record["dashboard_port"] == 8400
+
+    world.apply(with_head_ports())  # no preference any more: nothing to move to
+    world.reconcile()
+    assert world.resource().record["dashboard_port"] == 8400
+
+
+def test_ports_named_alike_by_two_services_give_each_a_port_of_its_own(tmp_path: Path) -> None:
+    world = world_where(tmp_path, taken=set())
+    ports = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001), ("serve", 8000))
+    world.apply(with_head_ports(*ports))
+    other = with_head_ports(*ports)
+    other["metadata"]["name"] = "other"
+    world.apply(other)
+
+    world.reconcile()
+    world.reconcile(name="other")
+
+    first = world.resource().record
+    second = world.resource(name="other").record
+    assert (first["serve_port"], first["dashboard_port"]) == (8000, 8265)
+    assert (second["serve_port"], second["dashboard_port"]) == (8001, 8266)

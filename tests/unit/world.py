@@ -68,14 +68,14 @@ class World:
     def apply(self, document: dict[str, Any] | None = None) -> StoredResource:
         return self.store.apply(KIND, document or sample_manifest(), SAMPLE.name, self.clock())
 
-    def resource(self) -> StoredResource:
-        resource = self.store.get(KIND, NAMESPACE, NAME)
+    def resource(self, name: str = NAME) -> StoredResource:
+        resource = self.store.get(KIND, NAMESPACE, name)
         assert resource is not None
         return resource
 
-    def reconcile(self) -> Plan[RayServiceStatus]:
+    def reconcile(self, name: str = NAME) -> Plan[RayServiceStatus]:
         self.clock.now += 1
-        return cast(Plan[RayServiceStatus], self.reconciler.reconcile(self.resource()))
+        return cast(Plan[RayServiceStatus], self.reconciler.reconcile(self.resource(name)))
 
     def restart_controller(self) -> None:
         """A new controller on the same store and the same outside world."""

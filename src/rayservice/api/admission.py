@@ -201,26 +201,46 @@ def _name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecPr
 
 
 def _service_name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecProblem]:
-    """A serve Service named in ``spec.serveService.metadata.name`` must not be a Service of
-    another object of the namespace (KubeRay's would fight over it)."""
-    if not isinstance(manifest, RayService) or not manifest.spec.serveService:
-        return []
-    wanted = manifest.serve_service_name
+    """No Service of ``manifest`` may have the name of a Service of another object of the
+    namespace (KubeRay's would fight over it): names given in ``spec.serveService`` or
+    ``headService`` are checked, and so are generated ones against names given elsewhere."""
+    mine = _service_names(manifest)
     for kind in _OTHER_KIND:
         for resource in store.list_resources(kind, manifest.metadata.namespace):
             if resource.key == manifest.key:
                 continue
             other = load_stored(resource)
-            if wanted in (other.serve_service_name, other.head_service_name):
-                return [
-                    SpecProblem(
-                        source,
-                        "spec.serveService.metadata.name",
-                        f"{wanted!r} is a Service of {other.kind} {resource.key}",
-                        "a name no other Service of the namespace has",
-                    )
-                ]
+            theirs = _service_names(other)
+            for name, field in mine.items():
+                if name in theirs:
+                    return [
+                        SpecProblem(
+                            source,
+                            field,
+                            f"its Service {name!r} is a Service of {other.kind} {resource.key}",
+                            "a name no other Service of the namespace has",
+                        )
+                    ]
     return []
+
+
+def _service_names(manifest: Manifest) -> dict[str, str]:
+    """The Services of ``manifest``, each with the field that names it."""
+    names = {}
+    if serve_service_exists(manifest):
+        given = isinstance(manifest, RayService) and manifest.serve_service_name != (
+            f"{manifest.metadata.name}-serve-svc"
+        )
+        names[manifest.serve_service_name] = (
+            "spec.serveService.metadata.name" if given else "metadata.name"
+        )
+    head_given = isinstance(manifest, RayCluster) and manifest.head_service_name != (
+        f"{manifest.metadata.name}-head-svc"
+    )
+    names[manifest.head_service_name] = (
+        "spec.headGroupSpec.headService.metadata.name" if head_given else "metadata.name"
+    )
+    return names
 
 
 _OTHER_KIND = {
