@@ -6,8 +6,10 @@ as the system is ready and fail with a message saying what never happened.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -30,3 +32,14 @@ def eventually(
                 f"{message or 'condition not met'} within {timeout}s (last value: {value!r})"
             )
         time.sleep(interval)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses (dotted) with a socket listening on ``port``, from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hex_port = fields[1].split(":")
+        if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found

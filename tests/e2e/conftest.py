@@ -83,6 +83,8 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
             "ray-service.sample.yaml",
             "ray-service.no-ray-serve-replica.yaml",
             "ray-service.high-availability.yaml",
+            "ray-service.named-serve-service.yaml",
+            "ray-service.named-serve-service.copy.yaml",
         ):
             session.run("delete", "-f", str(workdir / "samples" / sample), check=False)
         session.run("stop", check=False)
