@@ -161,6 +161,19 @@ def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> Fro
     return _listening(record, tuple(serve), _dashboard(cluster))
 
 
+def listening_words(spec: FrontSpec, serve_service: str, head_service: str) -> str:
+    """Where the Services of ``spec`` listen, in words: "<svc> on port 8000" on loopback,
+    "<svc> on 0.0.0.0:8000" beyond it; the serve Service only when the spec has one."""
+
+    def where(name: str, address: str, port: int) -> str:
+        return f"{name} on port {port}" if address == LOCALHOST else f"{name} on {address}:{port}"
+
+    head = where(head_service, spec.dashboard_address, spec.dashboard_port)
+    if not spec.has_serve:
+        return head
+    return f"{where(serve_service, spec.serve_address, spec.serve_port)}, {head}"
+
+
 def _listening(
     record: ServiceRecord,
     serve_backends: tuple[Backend, ...] = (),

@@ -493,9 +493,8 @@ class _Planner:
         if current is not None and current.spec == spec and current.degraded is not None:
             reason = f"starting a process of the front again: {current.degraded}"
         elif current is None:
-            reason = (
-                f"{service.serve_service_name} on port {spec.serve_port}, "
-                f"{service.head_service_name} on port {spec.dashboard_port}"
+            reason = front.listening_words(
+                spec, service.serve_service_name, service.head_service_name
             )
         else:
             clusters = [

@@ -32,7 +32,12 @@ from rayservice.planner.cluster_status import (
     front_endpoints,
     observed_status,
 )
-from rayservice.planner.front import cluster_front, front_fault_events, needs_ensure
+from rayservice.planner.front import (
+    cluster_front,
+    front_fault_events,
+    listening_words,
+    needs_ensure,
+)
 from rayservice.planner.plan import (
     BUSY_REQUEUE,
     STEADY_REQUEUE,
@@ -159,7 +164,10 @@ def plan_cluster(
     wanted_front = cluster_front(record, current)
     events += front_fault_events(observed.front, desired.front_service)
     if needs_ensure(observed.front, wanted_front):
-        reason = _front_reason(desired, record)
+        cluster = desired.cluster
+        reason = listening_words(
+            wanted_front, cluster.serve_service_name, cluster.head_service_name
+        )
         actions.append(
             EnsureFront(front_key(desired.key), wanted_front, reason, desired.front_service)
         )
@@ -180,14 +188,6 @@ def plan_cluster(
         wake_at=wake_at,
         notes=tuple(gated.held),
     )
-
-
-def _front_reason(desired: DesiredCluster, record: ServiceRecord) -> str:
-    cluster = desired.cluster
-    head = f"{cluster.head_service_name} on port {record.dashboard_port}"
-    if not record.serve_port:
-        return head
-    return f"{cluster.serve_service_name} on port {record.serve_port}, {head}"
 
 
 def _status(
