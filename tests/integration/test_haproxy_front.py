@@ -318,6 +318,12 @@ def test_a_front_moved_to_another_address_listens_there_only_and_back_again(
     exposed = replace(local, serve_address="127.0.0.2")
     master = front.ensure(KEY, local).pid
     assert listening_addresses(local.serve_port) == {"127.0.0.1"}
+    with socket.socket() as other:  # another process on the new address: the move is refused
+        other.bind(("127.0.0.2", local.serve_port))
+        other.listen()
+        with pytest.raises(PortInUse, match=f"port {local.serve_port} on 127.0.0.2"):
+            front.ensure(KEY, exposed)
+    assert served_by(local.serve_port, 2), "still serving where it was"
 
     state = front.ensure(KEY, exposed)
 
@@ -511,7 +517,7 @@ def squatter() -> Iterator[int]:
 def test_port_taken_between_check_and_start_is_reported(
     front: HaproxyFront, squatter: int, ports: Callable[[], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rayservice.traffic.haproxy.port_is_free", lambda port: True)
+    monkeypatch.setattr("rayservice.traffic.haproxy.port_is_free", lambda *_, **__: True)
 
     with pytest.raises(PortInUse, match=str(squatter)):
         front.ensure(KEY, FrontSpec(ports(), squatter))
@@ -528,7 +534,7 @@ def test_failed_reload_keeps_serving_the_previous_spec(
 ) -> None:
     spec = FrontSpec(ports(), ports(), (stubs("a").backend(),))
     pid = front.ensure(KEY, spec).pid
-    monkeypatch.setattr("rayservice.traffic.haproxy.port_is_free", lambda port: True)
+    monkeypatch.setattr("rayservice.traffic.haproxy.port_is_free", lambda *_, **__: True)
 
     with pytest.raises(PortInUse, match=str(squatter)):
         front.ensure(KEY, FrontSpec(spec.serve_port, squatter, spec.serve_backends))

@@ -975,6 +975,25 @@ def test_the_ray_io_routes_keep_their_own_error_shapes(api: Api) -> None:
     assert unknown.json() == {"detail": "Not Found"}
 
 
+def test_a_v1_cluster_of_type_node_port_is_warned_about_and_a_bad_type_refused(api: Api) -> None:
+    api.seed_template()
+    node_port = copy.deepcopy(SEED_CLUSTER)
+    node_port["clusterSpec"]["headGroupSpec"]["serviceType"] = "NodePort"
+    bad = copy.deepcopy(node_port)
+    bad["name"] = "bad-cluster"
+    bad["clusterSpec"]["headGroupSpec"]["serviceType"] = "Nodeport"
+
+    response = api.client.post(CLUSTERS, json=node_port)
+    refused = api.client.post(CLUSTERS, json=bad)
+
+    assert response.status_code == 200
+    warnings = response.headers.get_list("warning")
+    assert any("test-cluster-serve-svc listens on 0.0.0.0" in w for w in warnings), warnings
+    assert any("test-cluster-head-svc (Ray's dashboard" in w for w in warnings), warnings
+    assert refused.status_code == 400
+    assert "serviceType: unknown type 'Nodeport'" in refused.json()["message"]
+
+
 def test_fields_without_meaning_here_are_named_in_a_warning(api: Api) -> None:
     api.seed_template()
 

@@ -33,8 +33,9 @@ from rayservice.cli import daemon
 from rayservice.cli import main as cli_main
 from rayservice.client import RayServiceClient, Unauthenticated
 from rayservice.controller import process
-from rayservice.host.addresses import ExposedWithoutToken, is_loopback
+from rayservice.host.addresses import ExposedWithoutToken
 from rayservice.providers.fake import FakeProvider
+from rayservice.spec.addresses import is_loopback
 from rayservice.spec.vocabulary import KIND
 from rayservice.store.sqlite import SqliteStore
 from tests.unit.test_api import DEMO, LOCAL_CALLER, REMOTE_APPS, manifest
@@ -270,7 +271,7 @@ def test_start_hands_the_listen_options_to_the_background_controller(
 
     assert cli_main.main(["start", "--host", "0.0.0.0", "--token-file", "token"]) == 0
     assert cli_main.main(["start", "--service-address", "127.0.0.1"]) == 0
-    assert cli_main.main(["start", "--head-service-address", "10.1.2.3"]) == 0
+    assert cli_main.main(["start", "--head-service-address", "127.0.0.3"]) == 0
 
     token_path = str(tmp_path.resolve() / "token")
     assert started == [
@@ -283,7 +284,7 @@ def test_start_hands_the_listen_options_to_the_background_controller(
             "http://127.0.0.1:9999",
             [
                 "--host", "127.0.0.1", "--service-address", "0.0.0.0",
-                "--head-service-address", "10.1.2.3",
+                "--head-service-address", "127.0.0.3",
             ],
         ),
     ]  # fmt: skip
@@ -297,6 +298,16 @@ def test_a_service_address_that_is_not_an_ip_address_is_a_usage_error(
 
     assert exit_info.value.code == 2
     assert "'example.com' is not an IP address" in capsys.readouterr().err
+
+
+def test_a_service_address_this_machine_does_not_have_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["controller", "--head-service-address", "192.0.2.7"])  # TEST-NET-1
+
+    assert exit_info.value.code == 2
+    assert "'192.0.2.7' is not an address of this machine" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ from rayservice.planner.change import Change, ChangeKind, classify_change
 from rayservice.planner.record import load_record
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayService
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, ConditionReason, EventReason
 from rayservice.store.sqlite import SqliteStore
@@ -354,7 +355,7 @@ def test_reapplying_the_running_spec_while_strategy_none_holds_a_change_is_not_h
     assert change.kind not in (ChangeKind.HELD, ChangeKind.NEW_CLUSTER)
     # nothing about cluster A changes, not even its worker count
     assert change.kind in (ChangeKind.SETTINGS, ChangeKind.NO_OP), change.kind
-    assert apply_warnings(world.store, previous, stored) == [], (
+    assert apply_warnings(world.store, previous, stored, DEFAULT_EXPOSURE) == [], (
         "it used to warn 'set it to NewCluster'"
     )
     plan = world.reconcile()
@@ -364,7 +365,7 @@ def test_reapplying_the_running_spec_while_strategy_none_holds_a_change_is_not_h
 
     previous = world.resource()
     stored = world.apply(manifest("c", strategy=NONE))
-    [warning] = apply_warnings(world.store, previous, stored)
+    [warning] = apply_warnings(world.store, previous, stored, DEFAULT_EXPOSURE)
     assert "upgradeStrategy.type is None" in warning and "set it to NewCluster" in warning
 
 

@@ -84,6 +84,44 @@ def test_a_record_of_an_earlier_release_keeps_its_port(tmp_path: Path) -> None:
     assert serve_port(world) == 8000, "clients know 8000: an upgrade moves no port"
 
 
+def test_a_record_of_an_earlier_release_keeps_its_dashboard_port(tmp_path: Path) -> None:
+    world = world_where(tmp_path, taken=set())
+    world.apply(with_head_ports())
+    world.reconcile()
+    record = dict(world.resource().record)
+    assert record["dashboard_port"] == 8265
+    record.pop("dashboard_port_asked")  # written before the head Service had a preference
+    world.store.write_record("RayService", "default", "rayservice-sample", record)
+
+    world.apply(with_head_ports(("dashboard", 8400)))
+    world.reconcile()
+
+    assert world.resource().record["dashboard_port"] == 8265
+
+
+def test_a_preferred_port_another_service_holds_moves_nothing(tmp_path: Path) -> None:
+    world = world_where(tmp_path, taken=set())
+    world.apply(with_head_ports(("serve", 9000)))
+    world.reconcile()
+    other = with_head_ports(("serve", 9000))
+    other["metadata"]["name"] = "other"
+    world.apply(other)
+    world.reconcile(name="other")
+    assert world.resource(name="other").record["serve_port"] == 9001
+
+    other = with_head_ports(("serve", 9100))
+    other["metadata"]["name"] = "other"
+    world.apply(other)
+    world.reconcile(name="other")  # asks 9100 now: free, so it moves
+    assert world.resource(name="other").record["serve_port"] == 9100
+    other = with_head_ports(("serve", 9000))
+    other["metadata"]["name"] = "other"
+    world.apply(other)
+    world.reconcile(name="other")  # asks 9000 again, held by the first: it stays
+
+    assert world.resource(name="other").record["serve_port"] == 9100
+
+
 def test_the_head_containers_dashboard_port_is_the_head_services_preference(
     tmp_path: Path,
 ) -> None:

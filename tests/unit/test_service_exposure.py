@@ -122,9 +122,15 @@ def test_the_apply_says_which_service_leaves_loopback_and_which_stays() -> None:
     ]
     assert exposure_warnings(manifest, True, NOWHERE)[0] == (
         "spec.serveService.spec.type is LoadBalancer, but rayservice-sample-serve-svc stays on"
-        " 127.0.0.1: the controller's --service-address is 127.0.0.1"
+        " loopback: the controller's --service-address is 127.0.0.1"
     )
     assert exposure_warnings(service(), True, HEAD_TOO) == []
+    head_on_loopback = ExposureSettings(head_service_address="127.0.0.1")
+    assert exposure_warnings(service(head_group="NodePort"), False, head_on_loopback) == [
+        "spec.rayClusterConfig.headGroupSpec.serviceType is NodePort, but"
+        " rayservice-sample-head-svc stays on loopback: the controller's"
+        " --head-service-address is 127.0.0.1"
+    ]
 
 
 def world_with(tmp_path: Path, settings: ExposureSettings, asked: list[tuple[int, str]]) -> World:
@@ -206,8 +212,8 @@ def test_the_apply_warns_of_a_service_reachable_from_other_hosts(client: TestCli
     response = put(client, typed(serve="LoadBalancer"))
 
     assert response.status_code == 200
-    [warning] = response.headers.get_list("warning")
-    assert "listens on 0.0.0.0, reachable from other hosts" in warning
+    warnings = response.headers.get_list("warning")  # (and others when 8000 is taken here)
+    assert any("serve-svc listens on 0.0.0.0, reachable from other hosts" in w for w in warnings)
 
 
 def test_a_requested_port_must_be_free_where_the_service_listens(client: TestClient) -> None:

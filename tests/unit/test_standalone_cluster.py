@@ -23,6 +23,7 @@ from rayservice.spec.errors import InvalidSpec
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.manifest import RayCluster
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE
 from rayservice.spec.status import RayClusterStatus
 from rayservice.spec.vocabulary import ClusterState, ConditionStatus, ConditionType, EventReason
 from rayservice.store.base import StoredResource
@@ -63,7 +64,7 @@ class Cluster:
     def apply(self, document: dict[str, Any]) -> StoredResource:
         return admission.admit(
             self.store, document, "cluster.yaml", Path.cwd(), Path("/nonexistent"),
-            self.clock(), may_read_local_paths=True,
+            self.clock(), may_read_local_paths=True, exposure=DEFAULT_EXPOSURE,
         )  # fmt: skip
 
     def resource(self) -> StoredResource:
@@ -142,6 +143,68 @@ def test_the_serve_annotation_gives_a_serve_service_over_every_node(cluster: Clu
     services = sorted(v.name for v in cluster.store.views(ObjectKind.SERVICE))
     assert services == [f"{NAME}-head-svc", f"{NAME}-serve-svc"]
     assert cluster.status().endpoints["serve"] == str(observed.spec.serve_port)
+
+
+def test_the_serve_service_comes_and_goes_with_the_annotation(cluster: Cluster) -> None:
+    cluster.apply(cluster_manifest(serve=True))
+    cluster.reconcile()
+    first = cluster.resource().record["serve_port"]
+    assert first >= 8000
+
+    cluster.apply(cluster_manifest())
+    cluster.reconcile()
+    assert cluster.resource().record["serve_port"] == 0
+    assert not cluster.store.port_is_held(first), "its port is given back"
+
+    cluster.apply(cluster_manifest(serve=True))
+    cluster.reconcile()
+    assert cluster.resource().record["serve_port"] == first
+    services = sorted(v.name for v in cluster.store.views(ObjectKind.SERVICE))
+    assert services == [f"{NAME}-head-svc", f"{NAME}-serve-svc"]
+
+
+def test_a_head_service_named_in_the_manifest_is_the_clusters(cluster: Cluster) -> None:
+    head = {
+        "rayStartParams": {"num-cpus": "1"},
+        "headService": {"metadata": {"name": "my-head"}, "spec": {"type": "LoadBalancer"}},
+    }
+    cluster.apply(cluster_manifest(headGroupSpec=head))
+    cluster.reconcile()
+    cluster.provider.make_ready(NAME)
+
+    cluster.reconcile()
+
+    assert cluster.status().head.serviceName == "my-head"
+    [service] = cluster.store.views(ObjectKind.SERVICE)
+    assert (service.name, service.doc["spec"]["type"]) == ("my-head", "LoadBalancer")
+    assert "externalIPs" not in service.doc["spec"], "head Services stay on loopback by default"
+
+
+def test_a_cluster_whose_two_services_share_a_name_is_refused(cluster: Cluster) -> None:
+    head = {
+        "rayStartParams": {"num-cpus": "1"},
+        "headService": {"metadata": {"name": f"{NAME}-serve-svc"}},
+    }
+
+    with pytest.raises(InvalidSpec) as refused:
+        cluster.apply(cluster_manifest(serve=True, headGroupSpec=head))
+
+    [problem] = refused.value.problems
+    assert problem.field == "spec.headGroupSpec.headService.metadata.name"
+    assert "also names its other Service" in problem.message
+
+
+def test_a_stored_cluster_with_a_service_type_admission_now_refuses_still_runs(
+    cluster: Cluster,
+) -> None:
+    document = cluster_manifest()
+    document["spec"]["headGroupSpec"]["serviceType"] = "Nodeport"  # an earlier release took it
+    cluster.store.apply(CLUSTER, document, "cluster.yaml", cluster.clock())
+
+    cluster.reconcile()
+
+    [service] = cluster.store.views(ObjectKind.SERVICE)
+    assert service.doc["spec"]["type"] == "ClusterIP"
 
 
 def test_a_spec_change_under_none_keeps_running_nodes_and_says_so(cluster: Cluster) -> None:

@@ -36,7 +36,6 @@ from rayservice.spec.manifest import (
 )
 from rayservice.spec.references import NOTHING_FOUND, Found, cluster_spec_of, resolve_manifest
 from rayservice.spec.service_exposure import (
-    DEFAULT_EXPOSURE,
     ExposureSettings,
     exposure_warnings,
     port_ask,
@@ -201,17 +200,22 @@ def _name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecPr
 
 
 def _service_name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecProblem]:
-    """No Service of ``manifest`` may have the name of a Service of another object of the
-    namespace (KubeRay's would fight over it): names given in ``spec.serveService`` or
-    ``headService`` are checked, and so are generated ones against names given elsewhere."""
-    mine = _service_names(manifest)
-    for kind in _OTHER_KIND:
+    """Every Service of ``manifest`` has a name of its own: not its other Service's, not one a
+    Service of another object of the namespace has (KubeRay's would fight over it), whether
+    the names are given (``spec.serveService``, ``headService``) or generated."""
+    names = manifest.service_names
+    (first, _), (second, field) = names[0], names[-1]
+    if len(names) == 2 and first == second:
+        return [
+            SpecProblem(source, field, f"{second!r} also names its other Service", "another name")
+        ]
+    for kind in (ObjectKind.RAY_SERVICE, ObjectKind.RAY_CLUSTER):
         for resource in store.list_resources(kind, manifest.metadata.namespace):
-            if resource.key == manifest.key:
+            if resource.key == manifest.key and kind == manifest.kind:
                 continue
             other = load_stored(resource)
-            theirs = _service_names(other)
-            for name, field in mine.items():
+            theirs = {name for name, _ in other.service_names}
+            for name, field in names:
                 if name in theirs:
                     return [
                         SpecProblem(
@@ -222,25 +226,6 @@ def _service_name_problems(manifest: Manifest, store: Store, source: str) -> lis
                         )
                     ]
     return []
-
-
-def _service_names(manifest: Manifest) -> dict[str, str]:
-    """The Services of ``manifest``, each with the field that names it."""
-    names = {}
-    if serve_service_exists(manifest):
-        given = isinstance(manifest, RayService) and manifest.serve_service_name != (
-            f"{manifest.metadata.name}-serve-svc"
-        )
-        names[manifest.serve_service_name] = (
-            "spec.serveService.metadata.name" if given else "metadata.name"
-        )
-    head_given = isinstance(manifest, RayCluster) and manifest.head_service_name != (
-        f"{manifest.metadata.name}-head-svc"
-    )
-    names[manifest.head_service_name] = (
-        "spec.headGroupSpec.headService.metadata.name" if head_given else "metadata.name"
-    )
-    return names
 
 
 _OTHER_KIND = {
@@ -259,7 +244,7 @@ def admit(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
-    exposure: ExposureSettings = DEFAULT_EXPOSURE,
+    exposure: ExposureSettings,
 ) -> StoredResource:
     """Validate and store one applied object; raises InvalidSpec and stores nothing on error.
     ``exposure``: the controller's settings, which say where a requested port must be free."""
@@ -291,8 +276,8 @@ def dry_run(
     expected_key: str | None = None,
     *,
     may_read_local_paths: bool,
+    exposure: ExposureSettings,
     alongside: Found = NOTHING_FOUND,
-    exposure: ExposureSettings = DEFAULT_EXPOSURE,
 ) -> DryRun:
     """What applying ``document`` would do, with the same checks as :func:`admit`, the
     Secrets and ConfigMaps ``alongside`` applied first.
@@ -341,7 +326,7 @@ def apply_warnings(
     store: Store,
     previous: StoredResource | None,
     stored: StoredResource,
-    exposure: ExposureSettings = DEFAULT_EXPOSURE,
+    exposure: ExposureSettings,
 ) -> list[str]:
     """What the user must know about an accepted apply that will not do all it says, or
     does more than a local set-up usually does: a cluster change held by

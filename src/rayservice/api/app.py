@@ -39,6 +39,7 @@ from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
@@ -188,12 +189,13 @@ def create_app(
     def dashboard(namespace: str, name: str) -> dict[str, str]:
         """Where the dashboard of a RayService's active cluster (or of a RayCluster) is, and
         the token Ray's login asks for. Never logged; the API's own token guards it."""
-        cluster, port = _dashboard_target(store, namespace, name)
+        cluster, address, port = _dashboard_target(store, namespace, name)
         observed = provider.observe(cluster) if cluster else None
         if observed is None or not port:
             raise HTTPException(404, f"{namespace}/{name} has no running cluster yet")
+        host = reachable_from_here(address)
         return {
-            "url": f"http://{LOCALHOST}:{port}",
+            "url": f"http://{f'[{host}]' if ':' in host else host}:{port}",
             "cluster": cluster,
             "token": observed.auth_token,
         }
@@ -254,16 +256,19 @@ def create_app(
     return app
 
 
-def _dashboard_target(store: Store, namespace: str, name: str) -> tuple[str, int]:
-    """The cluster whose dashboard ``<name>-head-svc`` shows, and that front's port."""
+def _dashboard_target(store: Store, namespace: str, name: str) -> tuple[str, str, int]:
+    """The cluster whose dashboard the head Service shows, and that front's address and port."""
     cluster = store.get(ObjectKind.RAY_CLUSTER, namespace, name)
     if cluster is not None:
-        return name, int(cluster.record.get("dashboard_port") or 0)
-    service = store.get(KIND, namespace, name)
-    if service is None:
-        raise _not_found(namespace, name)
-    active = RayServiceStatus.model_validate(service.status).activeServiceStatus.rayClusterName
-    return active, int(service.record.get("dashboard_port") or 0)
+        record, shown = cluster.record, name
+    else:
+        service = store.get(KIND, namespace, name)
+        if service is None:
+            raise _not_found(namespace, name)
+        record = service.record
+        shown = RayServiceStatus.model_validate(service.status).activeServiceStatus.rayClusterName
+    address = str(record.get("dashboard_address") or LOCALHOST)
+    return shown, address, int(record.get("dashboard_port") or 0)
 
 
 def _cluster_view(store: Store, namespace: str, name: str) -> View | None:

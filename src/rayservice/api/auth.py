@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from rayservice.api.credentials import BEARER
-from rayservice.host.addresses import is_loopback
+from rayservice.spec.addresses import is_loopback
 
 OPEN_ROUTES = frozenset({("GET", "/healthz")})
 _POLICY_VIOLATION = 1008  # the WebSocket close code for a refused client

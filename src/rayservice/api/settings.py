@@ -13,7 +13,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from rayservice.host.addresses import reachable_from_here
+from rayservice.spec.addresses import reachable_from_here
 
 API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8888

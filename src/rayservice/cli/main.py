@@ -37,6 +37,7 @@ from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
 from rayservice.client.manifests import plural_of
 from rayservice.host.addresses import AccessSettingsError
+from rayservice.host.ports import address_is_local
 from rayservice.planner.change import ChangeKind
 from rayservice.spec.config_objects import CONFIG_PLURALS, is_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
@@ -432,11 +433,17 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def _ip_address(text: str) -> str:
-    """An IP literal (the address a Service listens on), else argparse's usage error."""
+    """An IP literal of this machine (or a wildcard) a Service can listen on, else argparse's
+    usage error."""
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise argparse.ArgumentTypeError(f"{text!r}: scoped IPv6 addresses are not supported")
+    if not address_is_local(str(address)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address of this machine")
+    return str(address)
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:

@@ -209,7 +209,7 @@ class Reconciler:
                 key, ServicePort.SERVE, port_ask(owner, ServicePort.SERVE), serve,
                 record.serve_port, record.serve_port_asked,
             )  # fmt: skip
-        else:
+        elif record.serve_port:
             self.store.release_ports(key, ServicePort.SERVE)
         dashboard_port, dashboard_asked = self._front_port(
             key, ServicePort.DASHBOARD, port_ask(owner, ServicePort.DASHBOARD), dashboard,
@@ -237,8 +237,9 @@ class Reconciler:
     ) -> tuple[int, int]:
         """The port of one front, and what was asked when it was given: ``ask.hard`` exactly,
         else ``ask.preferred`` when it is free, else the next free one. A port held moves only
-        when what is asked changes (never to a preferred port that became free later); a port
-        held since a record of an earlier release (``held_asked`` None) never moves."""
+        when what is asked changes, and to a preferred port only when no one holds it (never to
+        a preferred port that became free later); a port held since a record of an earlier
+        release (``held_asked`` None) never moves."""
         if held:
             if ask.hard is not None:
                 moves = held != ask.hard
@@ -248,6 +249,7 @@ class Reconciler:
                     and held != ask.preferred
                     and held_asked is not None
                     and ask.asked != held_asked
+                    and not self.store.port_is_held(ask.preferred)
                     and self.port_usable(ask.preferred, address)
                 )
             if not moves:

@@ -18,6 +18,7 @@ from rayservice.planner.pod_readiness import (
     replicas_on,
 )
 from rayservice.planner.record import PodReadiness, ServiceRecord
+from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import Manifest, RayService
 from rayservice.spec.observed import (
@@ -252,8 +253,9 @@ def service_views(
             "metadata": meta,
             "spec": {
                 "type": service_type(owner, port_name)[0],
-                "clusterIP": LOCALHOST,
-                # where other hosts reach it: the address it listens on beyond loopback
+                # where a client on this machine reaches it, and (when it listens elsewhere
+                # than 127.0.0.1, as its type asked) the address it listens on
+                "clusterIP": reachable_from_here(address),
                 **({"externalIPs": [address]} if address != LOCALHOST else {}),
                 "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
                 "selector": _selector(port_name, present, roles),

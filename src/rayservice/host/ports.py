@@ -29,23 +29,34 @@ class PortInUse(TemporaryError):
         super().__init__(f"{message}: {detail}" if detail else message)
 
 
-def port_is_free(port: int, host: str = LOOPBACK, *, reuse_address: bool = True) -> bool:
+def port_is_free(
+    port: int, host: str = LOOPBACK, *, reuse_address: bool = True, reuse_port: bool = False
+) -> bool:
     """True when a listener could bind ``host:port`` now.
 
     With ``reuse_address`` (SO_REUSEADDR) connections lingering in TIME_WAIT do not count as
     "taken", exactly as for a listener that sets it too (HAProxy does), while a live listener
     still makes the bind fail. Without it, the port counts as taken until they are gone, which
-    is the safe answer for a listener that may not set it.
+    is the safe answer for a listener that may not set it. With ``reuse_port``
+    (SO_REUSEPORT, which HAProxy sets) a listener of this user that sets it too does not count:
+    only for a port one of our fronts holds on another address.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         if reuse_address:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def address_is_local(host: str) -> bool:
+    """True when a listener can bind ``host`` (an address of this machine, or a wildcard)."""
+    return port_is_free(0, host)
 
 
 def next_free_port(start: int, taken: set[int]) -> int:

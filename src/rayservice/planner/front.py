@@ -166,7 +166,8 @@ def listening_words(spec: FrontSpec, serve_service: str, head_service: str) -> s
     "<svc> on 0.0.0.0:8000" beyond it; the serve Service only when the spec has one."""
 
     def where(name: str, address: str, port: int) -> str:
-        return f"{name} on port {port}" if address == LOCALHOST else f"{name} on {address}:{port}"
+        host = f"[{address}]" if ":" in address else address
+        return f"{name} on port {port}" if address == LOCALHOST else f"{name} on {host}:{port}"
 
     head = where(head_service, spec.dashboard_address, spec.dashboard_port)
     if not spec.has_serve:

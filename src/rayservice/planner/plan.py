@@ -492,7 +492,7 @@ class _Planner:
             return
         if current is not None and current.spec == spec and current.degraded is not None:
             reason = f"starting a process of the front again: {current.degraded}"
-        elif current is None:
+        elif current is None or current.spec.listeners != spec.listeners:
             reason = front.listening_words(
                 spec, service.serve_service_name, service.head_service_name
             )

@@ -48,6 +48,7 @@ from rayservice.planner.plan import (
 )
 from rayservice.planner.record import ServiceRecord
 from rayservice.planner.retries import gate
+from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayCluster
@@ -55,7 +56,6 @@ from rayservice.spec.observed import Observed, ObservedCluster
 from rayservice.spec.references import Resolution
 from rayservice.spec.status import RayClusterStatus, rfc3339, set_condition
 from rayservice.spec.vocabulary import (
-    LOCALHOST,
     ClusterState,
     ClusterUpgradeType,
     ConditionReason,
@@ -234,7 +234,10 @@ def _status(
             "conditions": conditions,
             "endpoints": front_endpoints(cluster, record),
             "head": status.head.model_copy(
-                update={"serviceName": f"{desired.name}-head-svc", "serviceIP": LOCALHOST}
+                update={
+                    "serviceName": desired.cluster.head_service_name,
+                    "serviceIP": reachable_from_here(record.dashboard_address),
+                }
             ),
             "observedGeneration": desired.generation,
         }

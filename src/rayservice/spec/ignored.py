@@ -16,14 +16,15 @@ from rayservice.spec.manifest import (
     RayCluster,
     RayClusterSpec,
     RayServiceSpec,
-    head_container_ports,
+    dashboard_port_entry,
     node_groups,
     requested_serve_port,
+    serve_port_entry,
 )
 from rayservice.spec.paths import field_path
 from rayservice.spec.references import KEY_REFERENCES
 from rayservice.spec.resources import is_gpu_resource
-from rayservice.spec.vocabulary import AnnotationKey, ServicePort
+from rayservice.spec.vocabulary import AnnotationKey
 
 BACKEND_MANAGED_RAY_START_PARAMS = frozenset(
     {
@@ -68,18 +69,23 @@ _UNUSED_SERVICE_FIELDS = ("managedBy", "suspend", "deploymentUnhealthySecondThre
 def ignored_fields(manifest: Manifest) -> list[str]:
     """Paths of the fields in ``manifest`` that are accepted but have no effect locally."""
     if isinstance(manifest, RayCluster):
-        return list(_cluster_fields(manifest.spec, "spec", FIXED_PORT_PARAMS, head_named=True))
+        used_ports = _used_head_ports(manifest.spec, manifest.serve_service_enabled)
+        return list(
+            _cluster_fields(manifest.spec, "spec", FIXED_PORT_PARAMS, used_ports, head_named=True)
+        )
     spec = manifest.spec
+    requested = requested_serve_port(manifest)
+    used_ports = _used_head_ports(spec.rayClusterConfig, serve_preferred=requested is None)
     paths = list(
         _cluster_fields(
-            spec.rayClusterConfig, "spec.rayClusterConfig", frozenset(), head_named=False
+            spec.rayClusterConfig, "spec.rayClusterConfig", frozenset(), used_ports,
+            head_named=False,
         )
-    )
+    )  # fmt: skip
     options = spec.upgradeStrategy.clusterUpgradeOptions
     if options is not None and options.gatewayClassName is not None:
         paths.append("spec.upgradeStrategy.clusterUpgradeOptions.gatewayClassName")
     if spec.serveService is not None:
-        requested = requested_serve_port(manifest)
         paths += _service_fields(
             spec.serveService,
             "spec.serveService",
@@ -145,10 +151,16 @@ def _proxy_options(spec: RayServiceSpec) -> list[str]:
 
 
 def _cluster_fields(
-    spec: RayClusterSpec, prefix: str, honoured_on_head: frozenset[str], *, head_named: bool
+    spec: RayClusterSpec,
+    prefix: str,
+    honoured_on_head: frozenset[str],
+    used_head_ports: frozenset[int],
+    *,
+    head_named: bool,
 ) -> Iterator[str]:
-    """``head_named``: the head Service takes ``headService.metadata.name`` (a RayCluster's;
-    a RayService's head Service is always ``<name>-head-svc``)."""
+    """``used_head_ports``: indexes of the head container's ports a Service takes its port
+    from; ``head_named``: the head Service takes ``headService.metadata.name`` (a
+    RayCluster's; a RayService's head Service is always ``<name>-head-svc``)."""
     # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
     for name in ("enableInTreeAutoscaling", "autoscalerOptions", *_UNUSED_CLUSTER_FIELDS):
         if getattr(spec, name):
@@ -165,7 +177,7 @@ def _cluster_fields(
         yield from _ray_start_param_fields(group.rayStartParams, group_path, honoured)
         unused = (name for name in _UNUSED_GROUP_FIELDS if getattr(group, name, None) is not None)
         yield from (field_path(group_path, name) for name in unused)
-        used_ports = _used_head_ports(spec) if is_head else frozenset()
+        used_ports = used_head_ports if is_head else frozenset()
         yield from _template_fields(group.template, field_path(group_path, "template"), used_ports)
 
 
@@ -179,16 +191,12 @@ def _head_only_fields(head: HeadGroupSpec, head_path: str, head_named: bool) -> 
         yield from _service_fields(head.headService, field_path(head_path, "headService"), used)
 
 
-def _used_head_ports(spec: RayClusterSpec) -> frozenset[int]:
-    """Indexes of the head container's ports that give a Service its preferred port: the
-    first named ``serve`` (else the first named ``serve-*``), and the first named
-    ``dashboard`` (as :func:`preferred_serve_port` and :func:`preferred_dashboard_port`)."""
-    names = [name for name, _ in head_container_ports(spec)]
-    serve = [i for i, name in enumerate(names) if name == ServicePort.SERVE] or [
-        i for i, name in enumerate(names) if name.startswith(f"{ServicePort.SERVE}-")
-    ]
-    dashboard = [i for i, name in enumerate(names) if name == ServicePort.DASHBOARD]
-    return frozenset(found[0] for found in (serve, dashboard) if found)
+def _used_head_ports(spec: RayClusterSpec, serve_preferred: bool) -> frozenset[int]:
+    """Indexes of the head container's ports that give a Service its preferred port: the one
+    named ``dashboard``, and the one named ``serve`` (or ``serve-*``) when ``serve_preferred``
+    (a serve Service exists and no port of its own is asked for)."""
+    entries = (serve_port_entry(spec) if serve_preferred else None, dashboard_port_entry(spec))
+    return frozenset(entry for entry in entries if entry is not None)
 
 
 def _ray_start_param_fields(

@@ -91,12 +91,16 @@ def service_problems(service: object, source: str, path: str) -> list[SpecProble
     problems = _problems(wrapped, _SERVICE, (), source, path)
     spec = service.get("spec")
     kind = spec.get("type") if isinstance(spec, Mapping) else None
-    if isinstance(kind, str) and kind not in set(ServiceType):
-        valid = ", ".join(ServiceType)
-        problems.append(
-            SpecProblem(source, field_path(path, "spec", "type"), f"unknown type {kind!r}", valid)
-        )
+    if isinstance(kind, str):
+        problems += service_type_problems(kind, source, field_path(path, "spec", "type"))
     return problems
+
+
+def service_type_problems(value: str, source: str, path: str) -> list[SpecProblem]:
+    """A Service type must be one of Kubernetes' four."""
+    if value in set(ServiceType):
+        return []
+    return [SpecProblem(source, path, f"unknown type {value!r}", ", ".join(ServiceType))]
 
 
 def container_problems(fields: Mapping[str, Any], source: str, path: str) -> list[SpecProblem]:

@@ -35,6 +35,7 @@ from rayservice.spec.kubernetes_schema import (
     network_rule_problems,
     pod_template_problems,
     service_problems,
+    service_type_problems,
     unknown_field,
 )
 from rayservice.spec.manifest import (
@@ -355,6 +356,11 @@ def _embedded_kubernetes_problems(
     spec: RayClusterSpec, source: str, prefix: str
 ) -> Iterator[SpecProblem]:
     """The Kubernetes objects and fields a cluster spec holds outside its pod templates."""
+    service_type = spec.headGroupSpec.serviceType
+    if service_type is not None:
+        yield from service_type_problems(
+            service_type, source, f"{prefix}.headGroupSpec.serviceType"
+        )
     head_service = spec.headGroupSpec.headService
     if head_service is not None:
         yield from service_problems(head_service, source, f"{prefix}.headGroupSpec.headService")

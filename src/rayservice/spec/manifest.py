@@ -42,7 +42,6 @@ from rayservice.spec.vocabulary import (
     ClusterUpgradeType,
     GcsBackend,
     ServicePort,
-    ServiceType,
     UpgradeType,
 )
 
@@ -135,7 +134,9 @@ class IngressOptions(_ManifestModel):
 class HeadGroupSpec(_ManifestModel):
     rayStartParams: RayStartParams = Field(default_factory=dict)
     template: KubernetesObject = Field(default_factory=dict)  # a Kubernetes pod template
-    serviceType: ServiceType | None = None
+    # one of ServiceType's values (checked by the loader: a stored object of an earlier
+    # release, which took any string, still loads)
+    serviceType: str | None = None
     enableIngress: bool | None = None
     headService: KubernetesObject | None = None  # a Kubernetes Service
     ingressOptions: IngressOptions | None = None
@@ -352,6 +353,13 @@ class RayService(_KubeRayObject):
     def head_service_name(self) -> str:
         return f"{self.metadata.name}-head-svc"
 
+    @property
+    def service_names(self) -> list[tuple[str, str]]:
+        """Its Services' names, each with the field that gives it."""
+        given = "name" in _serve_service_metadata(self)
+        serve_field = "spec.serveService.metadata.name" if given else "metadata.name"
+        return [(self.serve_service_name, serve_field), (self.head_service_name, "metadata.name")]
+
 
 def _serve_service_metadata(service: RayService) -> dict[str, Any]:
     metadata = (service.spec.serveService or {}).get("metadata")
@@ -381,9 +389,21 @@ class RayCluster(_KubeRayObject):
     def head_service_name(self) -> str:
         """KubeRay's rule for a RayCluster: ``headGroupSpec.headService.metadata.name`` when
         given, else ``<name>-head-svc`` (a RayService's head Service always has the latter)."""
-        metadata = (self.spec.headGroupSpec.headService or {}).get("metadata")
-        name = metadata.get("name") if isinstance(metadata, dict) else None
-        return str(name or f"{self.metadata.name}-head-svc")
+        return str(_head_service_metadata(self).get("name") or f"{self.metadata.name}-head-svc")
+
+    @property
+    def service_names(self) -> list[tuple[str, str]]:
+        """Its Services' names (the serve one only when asked for), each with the field that
+        gives it."""
+        given = "name" in _head_service_metadata(self)
+        head_field = "spec.headGroupSpec.headService.metadata.name" if given else "metadata.name"
+        serve = [(self.serve_service_name, "metadata.name")] if self.serve_service_enabled else []
+        return [*serve, (self.head_service_name, head_field)]
+
+
+def _head_service_metadata(cluster: RayCluster) -> dict[str, Any]:
+    metadata = (cluster.spec.headGroupSpec.headService or {}).get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 Manifest = RayService | RayCluster
@@ -416,34 +436,46 @@ def node_groups(spec: RayClusterSpec) -> list[tuple[str, NodeGroupSpec]]:
 
 
 def head_container_ports(spec: RayClusterSpec) -> list[tuple[str, int]]:
-    """The named ports of the head's Ray container (the first), as (name, containerPort)."""
+    """The ports of the head's Ray container (the first) as (name, containerPort), one per
+    entry of its ``ports`` in order ("" for no name; admission makes every port an integer)."""
     pod = spec.headGroupSpec.template.get("spec")
     containers = pod.get("containers") if isinstance(pod, dict) else None
     head = containers[0] if isinstance(containers, list) and containers else None
     ports = head.get("ports") if isinstance(head, dict) else None
     return [
-        (str(p.get("name")), int(p["containerPort"]))
+        (str(p.get("name") or ""), int(p.get("containerPort") or 0))
         for p in (ports if isinstance(ports, list) else [])
-        if isinstance(p, dict) and isinstance(p.get("containerPort"), int)
+        if isinstance(p, dict)
     ]
 
 
-def preferred_serve_port(spec: RayClusterSpec) -> int | None:
-    """The head container's port named ``serve`` (else the first named ``serve-*``), KubeRay's
-    way to say where Serve listens: a preference for the serve Service's port here (used when
-    free), never a requirement; None when the head names none."""
-    named = head_container_ports(spec)
-    exact = [port for name, port in named if name == ServicePort.SERVE]
-    prefixed = [port for name, port in named if name.startswith(f"{ServicePort.SERVE}-")]
+def serve_port_entry(spec: RayClusterSpec) -> int | None:
+    """The index of the head container's port named ``serve`` (else the first named
+    ``serve-*``), KubeRay's way to say where Serve listens; None when it names none."""
+    names = [name for name, _ in head_container_ports(spec)]
+    exact = [i for i, name in enumerate(names) if name == ServicePort.SERVE]
+    prefixed = [i for i, name in enumerate(names) if name.startswith(f"{ServicePort.SERVE}-")]
     found = exact or prefixed
     return found[0] if found else None
 
 
+def dashboard_port_entry(spec: RayClusterSpec) -> int | None:
+    """The index of the head container's port named ``dashboard``; None when it names none."""
+    names = [name for name, _ in head_container_ports(spec)]
+    return names.index(ServicePort.DASHBOARD) if ServicePort.DASHBOARD in names else None
+
+
+def preferred_serve_port(spec: RayClusterSpec) -> int | None:
+    """The port of :func:`serve_port_entry`: a preference for the serve Service's port here
+    (used when free), never a requirement."""
+    entry = serve_port_entry(spec)
+    return head_container_ports(spec)[entry][1] if entry is not None else None
+
+
 def preferred_dashboard_port(spec: RayClusterSpec) -> int | None:
-    """The head container's port named ``dashboard``: a preference for the head Service's
-    port (used when free); None when the head names none."""
-    named = head_container_ports(spec)
-    return next((port for name, port in named if name == ServicePort.DASHBOARD), None)
+    """The port of :func:`dashboard_port_entry`: a preference for the head Service's port."""
+    entry = dashboard_port_entry(spec)
+    return head_container_ports(spec)[entry][1] if entry is not None else None
 
 
 def requested_serve_port(service: RayService) -> tuple[int, int] | None:

@@ -147,8 +147,8 @@ class Backend:
 class FrontSpec:
     """What a RayService's stable endpoints should point at.
 
-    ``serve_port`` is ``<name>-serve-svc`` (HTTP, health-checked with GET /-/healthz; 0 for
-    a RayCluster without one); ``dashboard_port`` is ``<name>-head-svc`` (the head's dashboard).
+    ``serve_port`` is the serve Service's (HTTP, health-checked with GET /-/healthz; 0 for a
+    RayCluster without one); ``dashboard_port`` is the head Service's (the head's dashboard).
     Each listens on its address: loopback unless its Service is to be reachable from other hosts.
     """
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rayservice.spec.addresses import is_loopback
 from rayservice.spec.manifest import (
     Manifest,
     RayCluster,
@@ -90,12 +91,17 @@ class Exposure:
 
     @property
     def beyond_loopback(self) -> bool:
-        return self.address != LOCALHOST
+        return not is_loopback(self.address)
 
 
 def _type_of(service: Any) -> ServiceType | None:
     spec = service.get("spec") if isinstance(service, dict) else None
-    value = spec.get("type") if isinstance(spec, dict) else None
+    return _known(spec.get("type") if isinstance(spec, dict) else None)
+
+
+def _known(value: object) -> ServiceType | None:
+    """A Service type admission took; None for anything else (an object stored by an earlier
+    release, which took any string, counts as ClusterIP)."""
     return ServiceType(value) if isinstance(value, str) and value in set(ServiceType) else None
 
 
@@ -114,7 +120,8 @@ def service_type(manifest: Manifest, purpose: ServicePort) -> tuple[ServiceType,
         own = (_type_of(serve_service), "spec.serveService.spec.type")
     else:
         own = (_type_of(head.headService), f"{head_path}.headGroupSpec.headService.spec.type")
-    for found, field in (own, (head.serviceType, f"{head_path}.headGroupSpec.serviceType")):
+    default = (_known(head.serviceType), f"{head_path}.headGroupSpec.serviceType")
+    for found, field in (own, default):
         if found is not None:
             return found, field
     return ServiceType.CLUSTER_IP, None
@@ -152,13 +159,16 @@ def exposure_warnings(manifest: Manifest, serve: bool, settings: ExposureSetting
         elif purpose is ServicePort.DASHBOARD and settings.head_service_address is None:
             warnings.append(
                 f"{asked}, but {found.service} (Ray's dashboard, which runs code for whoever"
-                " holds the cluster's token) stays on 127.0.0.1; start the controller with"
-                " --head-service-address ADDRESS to expose head Services"
+                f" holds the cluster's token) stays on {found.address}; start the controller"
+                " with --head-service-address ADDRESS to expose head Services"
             )
         else:
+            option = (
+                "--service-address" if purpose is ServicePort.SERVE else ("--head-service-address")
+            )
             warnings.append(
-                f"{asked}, but {found.service} stays on 127.0.0.1: the controller's"
-                " --service-address is 127.0.0.1"
+                f"{asked}, but {found.service} stays on loopback: the controller's {option} is"
+                f" {found.address}"
             )
     return warnings
 

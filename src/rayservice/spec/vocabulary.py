@@ -252,8 +252,8 @@ class FailureKind(StrEnum):
 class ServicePort(StrEnum):
     """The port names of the services in front of a cluster (``get services``)."""
 
-    SERVE = "serve"  # <name>-serve-svc: the nodes' Serve proxies
-    DASHBOARD = "dashboard"  # <name>-head-svc: the head's dashboard
+    SERVE = "serve"  # the serve Service: the nodes' Serve proxies
+    DASHBOARD = "dashboard"  # the head Service: the head's dashboard
 
 
 class ServiceType(StrEnum):

@@ -576,6 +576,10 @@ class SqliteStore:
             )
             return port
 
+    def port_is_held(self, port: int) -> bool:
+        found = self._connection().execute("SELECT 1 FROM ports WHERE port=?", (port,))
+        return found.fetchone() is not None
+
     def release_ports(self, owner: str, purpose: str | None = None) -> None:
         with self._tx() as db:
             if purpose is None:

@@ -83,10 +83,13 @@ class HaproxyFront:
         with self._lock, _translated_errors(f"front {key}"):
             running = [_running_record(files) for files in pair]
             # a port only the new spec listens on must be free before the first process binds
-            # it; after that the processes share every port (SO_REUSEPORT, HAProxy's default)
-            # (a port that moves to another address is held too: the processes bind it anew)
-            held = {port for r in running if r is not None for port in r.spec.listen_ports}
-            _claim_ports([(a, port) for a, port in spec.listeners if port not in held])
+            # it; after that the processes share every port (SO_REUSEPORT, HAProxy's default),
+            # also when it moves to another address (then only others' listeners count)
+            held = {listener for r in running if r is not None for listener in r.spec.listeners}
+            held_ports = {port for _, port in held}
+            _claim_ports(
+                [listener for listener in spec.listeners if listener not in held], held_ports
+            )
             records = [
                 self._ensure_one(files, record, spec)
                 for files, record in zip(pair, running, strict=True)
@@ -263,9 +266,11 @@ def _translated_errors(action: str) -> Iterator[None]:
         raise TemporaryError(f"{action}: {e}") from e
 
 
-def _claim_ports(listeners: list[tuple[str, int]]) -> None:
+def _claim_ports(listeners: list[tuple[str, int]], ours: set[int]) -> None:
+    """Refuse a listener whose port another process holds; ``ours``: ports this front's
+    processes hold (on another address), which they may bind anew."""
     for address, port in listeners:
-        if not port_is_free(port, address):
+        if not port_is_free(port, address, reuse_port=port in ours):
             raise PortInUse(port, address=address)
 
 

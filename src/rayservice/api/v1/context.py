@@ -47,8 +47,10 @@ def admit_manifest(
     ctx: V1Context, manifest: dict[str, Any], request: Request, response: Response
 ) -> StoredResource:
     """Store a manifest made from a v1 body as ``rayservice apply`` would (every check of
-    admission), wake the controller and name the fields that mean nothing here."""
+    admission), wake the controller, name the fields that mean nothing here and warn as the
+    apply does (a Service reachable from other hosts, a taken preferred port ...)."""
     meta = manifest["metadata"]
+    previous = ctx.store.get(str(manifest["kind"]), meta["namespace"], meta["name"])
     stored = admission.admit(
         ctx.store,
         manifest,
@@ -62,6 +64,8 @@ def admit_manifest(
     )
     ctx.wake()
     warn_ignored(response, stored)
+    for warning in admission.apply_warnings(ctx.store, previous, stored, ctx.exposure):
+        add_warning(response, warning)
     return stored
 
 
