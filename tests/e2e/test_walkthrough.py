@@ -143,9 +143,15 @@ def test_sample_walkthrough(cli: Cli) -> None:
     assert post(basic_port, "/basic", None) == "hello world"
     # why is that worker 0/1? describe pod says it, with the readiness event
     idle = _worker(cli, second_cluster, ready=False)
-    page = cli.run("describe", "pod", idle).stdout
+
+    # the Unhealthy Warning comes once the reason held 10 s (UNHEALTHY_AFTER_SECONDS)
+    def page_with_warning() -> str | None:
+        text = cli.run("describe", "pod", idle).stdout
+        return text if "Readiness probe failed" in text else None
+
+    page = eventually(page_with_warning, timeout=30, message="the readiness Warning is recorded")
     assert "no Serve replica on this node, so Ray Serve runs no proxy here" in page
-    assert "Serve Replicas:  <none>" in page and "Readiness probe failed" in page
+    assert "Serve Replicas:  <none>" in page
     edit(cli.workdir / NO_REPLICA, "num_replicas: 1", "num_replicas: 2")
     cli.run("apply", "-f", NO_REPLICA, "--wait", "--timeout", "120")
     eventually(lambda: _ready_pods(cli, second_cluster) == ["1/1", "1/1"], timeout=90,
