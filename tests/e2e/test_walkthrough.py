@@ -145,9 +145,9 @@ def test_sample_walkthrough(cli: Cli) -> None:
     idle = _worker(cli, second_cluster, ready=False)
 
     # the Unhealthy Warning comes once the reason held 10 s (UNHEALTHY_AFTER_SECONDS)
-    def page_with_warning() -> str | None:
+    def page_with_warning() -> str:
         text = cli.run("describe", "pod", idle).stdout
-        return text if "Readiness probe failed" in text else None
+        return text if "Readiness probe failed" in text else ""
 
     page = eventually(page_with_warning, timeout=30, message="the readiness Warning is recorded")
     assert "no Serve replica on this node, so Ray Serve runs no proxy here" in page
