@@ -250,8 +250,8 @@ def test_ray_cluster_paths_start_at_spec_and_cover_worker_groups() -> None:
     ]
 
 
-def test_autoscaling_is_listed_as_ignored_because_no_autoscaler_runs_locally() -> None:
-    service = RayService.model_validate(
+def autoscaled(enabled: bool, options: dict[str, Any]) -> RayService:
+    return RayService.model_validate(
         {
             "apiVersion": "ray.io/v1",
             "kind": "RayService",
@@ -259,15 +259,28 @@ def test_autoscaling_is_listed_as_ignored_because_no_autoscaler_runs_locally() -
             "spec": {
                 "serveConfigV2": "applications: []",
                 "rayClusterConfig": {
-                    "enableInTreeAutoscaling": True,
-                    "autoscalerOptions": {"idleTimeoutSeconds": 60},
+                    "enableInTreeAutoscaling": enabled,
+                    "autoscalerOptions": options,
                     "headGroupSpec": {"rayStartParams": {}},
                 },
             },
         }
     )
 
-    assert ignored_fields(service) == [
-        "spec.rayClusterConfig.enableInTreeAutoscaling",
-        "spec.rayClusterConfig.autoscalerOptions",
+
+def test_of_the_autoscalers_options_only_its_settings_are_used() -> None:
+    options = {
+        "idleTimeoutSeconds": 60,
+        "upscalingMode": "Conservative",
+        "image": "rayproject/ray:2.60.0",
+        "resources": {"limits": {"cpu": "500m"}},
+    }
+
+    assert ignored_fields(autoscaled(True, options)) == [
+        "spec.rayClusterConfig.autoscalerOptions.image",
+        "spec.rayClusterConfig.autoscalerOptions.resources",
+    ]
+    # no autoscaler runs without enableInTreeAutoscaling: none of its options means anything
+    assert ignored_fields(autoscaled(False, options)) == [
+        "spec.rayClusterConfig.autoscalerOptions"
     ]

@@ -11,10 +11,11 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from rayservice.spec import fault_tolerance
+from rayservice.spec.autoscaling import ScaleRequest, autoscaling_of, scaled_replicas
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
-from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential, replicas_of
+from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
 from rayservice.spec.text import headline
@@ -51,12 +52,18 @@ def cluster_name(
 
 
 def _group_request(
-    group: str, params: Mapping[str, str], template: Mapping[str, Any], replicas: int
+    group: str,
+    params: Mapping[str, str],
+    template: Mapping[str, Any],
+    replicas: int,
+    bounds: tuple[int, int] = (0, 0),
 ) -> NodeGroupRequest:
     resources = node_resources(params, template)
     return NodeGroupRequest(
         group=group,
         replicas=replicas,
+        min_replicas=bounds[0],
+        max_replicas=bounds[1],
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,
         memory_bytes=resources.memory_bytes,
@@ -100,10 +107,14 @@ def cluster_request(
     *,
     annotations: Mapping[str, str],
     fixed_head_ports: bool = False,
+    scale: ScaleRequest | None = None,
 ) -> ClusterRequest:
     """What the provider is to make of ``spec`` (``annotations``: the owning object's); with
     ``fixed_head_ports`` (a standalone RayCluster) the head keeps the ports its rayStartParams
-    fix."""
+    fix. With Ray's autoscaler on, ``scale`` (what it last asked for this cluster) sets the
+    worker counts and the workers to remove (:mod:`rayservice.spec.autoscaling`)."""
+    autoscaling = autoscaling_of(spec)
+    asked = scale if autoscaling is not None else None
     head = spec.headGroupSpec
     head_request = _group_request(HEAD_GROUP, head.rayStartParams, head.template, 1)
     if fixed_head_ports:
@@ -119,14 +130,22 @@ def cluster_request(
         spec_hash=spec_hash,
         head=head_request,
         workers=tuple(
-            _group_request(g.groupName, g.rayStartParams, g.template, replicas_of(g))
+            _group_request(
+                g.groupName,
+                g.rayStartParams,
+                g.template,
+                scaled_replicas(g, asked),
+                (g.minReplicas, g.maxReplicas),
+            )
             for g in spec.workerGroupSpecs
             if not g.suspend
         ),
         workers_to_delete=tuple(
             w for g in spec.workerGroupSpecs for w in g.scaleStrategy.workersToDelete
-        ),
+        )
+        + (asked.workers_to_delete if asked is not None else ()),
         fault_tolerance=_fault_tolerance(spec, name, annotations),
+        autoscaling=autoscaling,
     )
 
 

@@ -25,6 +25,9 @@ class NodeGroupRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     # ``ray start`` port options fixed by the user (a standalone RayCluster's head only)
     fixed_ports: dict[str, int] = Field(default_factory=dict)
+    # the bounds Ray's autoscaler keeps the group in (workers only)
+    min_replicas: int = 0
+    max_replicas: int = 0
 
 
 class FaultTolerance(BaseModel):
@@ -41,6 +44,17 @@ class FaultTolerance(BaseModel):
     storage_namespace: str
 
 
+class Autoscaling(BaseModel):
+    """Ray's own autoscaler runs beside the head (``enableInTreeAutoscaling``): how long a
+    worker may idle before it goes, and how fast workers are added (Ray's
+    ``upscaling_speed``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idle_timeout_seconds: float
+    upscaling_speed: float
+
+
 class ClusterRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -51,3 +65,4 @@ class ClusterRequest(BaseModel):
     workers: tuple[NodeGroupRequest, ...] = ()
     workers_to_delete: tuple[str, ...] = ()
     fault_tolerance: FaultTolerance | None = None
+    autoscaling: Autoscaling | None = None

@@ -161,10 +161,10 @@ def _cluster_fields(
     """``used_head_ports``: indexes of the head container's ports a Service takes its port
     from; ``head_named``: the head Service takes ``headService.metadata.name`` (a
     RayCluster's; a RayService's head Service is always ``<name>-head-svc``)."""
-    # The local backend runs no Ray autoscaler: worker counts follow each group's replicas.
-    for name in ("enableInTreeAutoscaling", "autoscalerOptions", *_UNUSED_CLUSTER_FIELDS):
+    for name in _UNUSED_CLUSTER_FIELDS:
         if getattr(spec, name):
             yield f"{prefix}.{name}"
+    yield from _autoscaler_fields(spec, f"{prefix}.autoscalerOptions")
     options = spec.gcsFaultToleranceOptions
     if options is not None and options.storage is not None:
         # the volume of an embedded RocksDB store: here it is a folder of the cluster
@@ -179,6 +179,24 @@ def _cluster_fields(
         yield from (field_path(group_path, name) for name in unused)
         used_ports = used_head_ports if is_head else frozenset()
         yield from _template_fields(group.template, field_path(group_path, "template"), used_ports)
+
+
+_USED_AUTOSCALER_OPTIONS = frozenset({"idleTimeoutSeconds", "upscalingMode", "version"})
+
+
+def _autoscaler_fields(spec: RayClusterSpec, options_path: str) -> Iterator[str]:
+    """Ray's autoscaler runs as a process of the cluster: of ``autoscalerOptions`` only its
+    settings count, not its container's fields (and nothing without
+    ``enableInTreeAutoscaling``)."""
+    options = spec.autoscalerOptions
+    if options is None:
+        return
+    if not spec.enableInTreeAutoscaling:
+        yield options_path
+        return
+    for name in options.model_dump(exclude_none=True):
+        if name not in _USED_AUTOSCALER_OPTIONS:
+            yield field_path(options_path, name)
 
 
 def _head_only_fields(head: HeadGroupSpec, head_path: str, head_named: bool) -> Iterator[str]:

@@ -25,7 +25,7 @@ from typing import Any
 import click
 import pydantic
 
-from rayservice.spec import fault_tolerance
+from rayservice.spec import autoscaling, fault_tolerance
 from rayservice.spec.durations import DURATION_HINT, parse_duration
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
@@ -337,6 +337,7 @@ def _cluster_problems(
     spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
 ) -> Iterator[SpecProblem]:
     yield from fault_tolerance.problems(spec, annotations, source, prefix)
+    yield from autoscaling.problems(spec, source, prefix)
     yield from reference_problems(spec, source, prefix)
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"

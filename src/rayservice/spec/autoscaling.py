@@ -1,0 +1,121 @@
+"""Ray's own autoscaler on a cluster (``enableInTreeAutoscaling``): its settings from the manifest,
+and the scale it asks for. Pure.
+
+On Kubernetes, KubeRay runs Ray's autoscaler beside the head; its node provider patches the
+RayCluster's ``replicas`` and ``workersToDelete`` and the operator makes or removes the pods.
+Here the same autoscaler (Ray's monitor) runs beside each cluster's head with a node provider of
+ours that asks the controller, through its API, for a number of workers per group and for given
+workers to go: the controller stays the only one that starts and stops nodes, and records it.
+
+Who wins: with autoscaling on, the autoscaler's count, kept per cluster apart from the manifest
+(as KubeRay's autoscaler overwrites ``replicas``); a group's ``replicas`` (else ``minReplicas``)
+is the count a cluster starts with. Every count stays within ``minReplicas`` and
+``maxReplicas``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rayservice.spec.cluster_request import Autoscaling
+from rayservice.spec.errors import SpecProblem
+from rayservice.spec.manifest import RayClusterSpec, WorkerGroupSpec, node_groups, replicas_of
+from rayservice.spec.paths import field_path
+
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0  # KubeRay's default: a minute
+# KubeRay's mapping of upscalingMode to Ray's upscaling_speed (Default and Aggressive: unlimited)
+UPSCALING_SPEED = {"Default": 1000.0, "Aggressive": 1000.0, "Conservative": 1.0}
+V2_ENV = "RAY_enable_autoscaler_v2"
+"""The variable that switches Ray's autoscaler to v2, which is not supported here yet."""
+
+
+def autoscaling_of(spec: RayClusterSpec) -> Autoscaling | None:
+    """The autoscaler's settings when the spec asks for Ray's autoscaler, else None."""
+    if not spec.enableInTreeAutoscaling:
+        return None
+    options = spec.autoscalerOptions
+    idle = options.idleTimeoutSeconds if options is not None else None
+    mode = (options.upscalingMode if options is not None else None) or "Default"
+    return Autoscaling(
+        idle_timeout_seconds=float(DEFAULT_IDLE_TIMEOUT_SECONDS if idle is None else idle),
+        upscaling_speed=UPSCALING_SPEED[mode],
+    )
+
+
+class ScaleRequest(BaseModel):
+    """What a cluster's autoscaler last asked for: workers per group, and workers to remove
+    (by pod name) that it found idle."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replicas: dict[str, int] = Field(default_factory=dict)
+    workers_to_delete: tuple[str, ...] = ()
+
+
+def scaled_replicas(group: WorkerGroupSpec, asked: ScaleRequest | None) -> int:
+    """Workers ``group`` should have: what the autoscaler asked (when it asked for this
+    group), else ``replicas`` (else ``minReplicas``), kept within the group's bounds."""
+    if asked is None or group.groupName not in asked.replicas:
+        return replicas_of(group)
+    return max(group.minReplicas, min(asked.replicas[group.groupName], group.maxReplicas))
+
+
+def problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
+    """What Ray's autoscaler cannot run with here: an unknown ``upscalingMode``, a negative
+    idle timeout, and autoscaler v2 (``version: v2``, or ``RAY_enable_autoscaler_v2`` set in
+    a container's or the autoscaler's environment), which is not supported yet."""
+    options = spec.autoscalerOptions
+    options_path = f"{prefix}.autoscalerOptions"
+    if options is not None:
+        if options.upscalingMode is not None and options.upscalingMode not in UPSCALING_SPEED:
+            yield SpecProblem(
+                source,
+                f"{options_path}.upscalingMode",
+                f"unknown mode {options.upscalingMode!r}",
+                ", ".join(UPSCALING_SPEED),
+            )
+        if options.idleTimeoutSeconds is not None and options.idleTimeoutSeconds < 0:
+            yield SpecProblem(
+                source,
+                f"{options_path}.idleTimeoutSeconds",
+                f"must not be negative (got {options.idleTimeoutSeconds})",
+                "seconds, 0 or more",
+            )
+        if options.version is not None and options.version != "v1":
+            yield SpecProblem(
+                source,
+                f"{options_path}.version",
+                f"Ray's autoscaler {options.version} is not supported here",
+                "v1, or leave it out",
+            )
+        for index, variable in enumerate(options.env or []):
+            if _asks_for_v2(variable):
+                yield _v2_problem(source, field_path(options_path, "env", index))
+    for relative_path, group in node_groups(spec):
+        pod = group.template.get("spec")
+        containers = pod.get("containers") if isinstance(pod, dict) else None
+        for c_index, container in enumerate(containers if isinstance(containers, list) else []):
+            env = container.get("env") if isinstance(container, dict) else None
+            for index, variable in enumerate(env if isinstance(env, list) else []):
+                if _asks_for_v2(variable):
+                    path = field_path(
+                        f"{prefix}.{relative_path}.template.spec.containers", c_index, "env", index
+                    )
+                    yield _v2_problem(source, path)
+
+
+def _asks_for_v2(variable: object) -> bool:
+    if not isinstance(variable, Mapping) or variable.get("name") != V2_ENV:
+        return False
+    return str(variable.get("value", "")).strip().lower() not in ("", "0", "false")
+
+
+def _v2_problem(source: str, path: str) -> SpecProblem:
+    return SpecProblem(
+        source,
+        path,
+        f"{V2_ENV} asks for Ray's autoscaler v2, which is not supported here yet",
+        f"leave {V2_ENV} out (Ray's autoscaler v1 runs with enableInTreeAutoscaling)",
+    )
