@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from rayservice import __version__
 from rayservice.api import admission, rollout
 from rayservice.api.auth import TokenAuth, caller_is_local
+from rayservice.api.autoscaling import add_autoscaling_routes
 from rayservice.api.config_objects import add_config_object_routes, alongside_values
 from rayservice.api.objects import (
     add_warning,
@@ -253,6 +254,7 @@ def create_app(
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
     add_config_object_routes(app, store, wake)
+    add_autoscaling_routes(app, store, provider, wake)
     return app
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from rayservice.client.calls import Call, Reader, items, json_object, nothing, path, text
+from rayservice.spec.autoscaling import AutoscalingState, ScaleRequest
 from rayservice.spec.config_objects import CONFIG_PLURALS
 from rayservice.spec.events import ObjectKind
 
@@ -155,6 +156,22 @@ def list_objects(plural: str, namespace: str | None) -> Call[list[dict[str, Any]
         return Call("GET", _object_path(namespace, plural), items)
     prefix = RAY if plural in RAY_PLURALS.values() else CORE
     return Call("GET", path(*prefix, plural), items)
+
+
+def autoscaling_state(namespace: str, cluster: str) -> Call[AutoscalingState]:
+    """A cluster's nodes and the scale its Ray autoscaler last asked for."""
+    return Call(
+        "GET",
+        _object_path(namespace, "rayclusters", cluster, "autoscaling"),
+        lambda response: AutoscalingState.model_validate(json_object(response)),
+    )
+
+
+def request_scale(namespace: str, cluster: str, scale: ScaleRequest) -> Call[None]:
+    """Ask the controller for workers per group and for given workers to go."""
+    body = scale.model_dump(mode="json", by_alias=True)
+    path_ = _object_path(namespace, "rayclusters", cluster, "autoscaling")
+    return Call("PUT", path_, nothing, body=body)
 
 
 def events(namespace: str, name: str) -> Call[list[dict[str, Any]]]:

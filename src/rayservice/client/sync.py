@@ -29,6 +29,7 @@ from rayservice.spec.apiserver import (
     RayService,
     ServeApplicationsReply,
 )
+from rayservice.spec.autoscaling import AutoscalingState, ScaleRequest
 
 T = TypeVar("T")
 
@@ -155,6 +156,15 @@ class RayServiceClient:
         """``url``, ``cluster`` and ``token`` (what Ray's dashboard login asks for) of a
         RayService's active cluster or of a RayCluster."""
         return self.send(manifests.dashboard(namespace, name))
+
+    def autoscaling_state(self, namespace: str, cluster: str) -> AutoscalingState:
+        """A cluster's nodes and the scale its Ray autoscaler last asked for."""
+        return self.send(manifests.autoscaling_state(namespace, cluster))
+
+    def request_scale(self, namespace: str, cluster: str, scale: ScaleRequest) -> None:
+        """Ask for workers per group of ``cluster`` and for given workers to go (what Ray's
+        autoscaler does through rayservice's node provider)."""
+        self.send(manifests.request_scale(namespace, cluster, scale))
 
     def get_raycluster(self, namespace: str, name: str) -> dict[str, Any]:
         """A RayCluster applied from a manifest (spec and status), or a RayService's cluster

@@ -34,9 +34,11 @@ from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
 from rayservice.providers.base import ClusterProvider
 from rayservice.providers.local import LocalProvider, runtime_root
+from rayservice.providers.ray_autoscaler import ApiAccess
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
 from rayservice.store.base import Store
@@ -107,7 +109,9 @@ def serve_forever(
         store.back_up()
     except RayServiceError as e:  # the store itself works: the controller can run
         log.warning("the store was not backed up: %s", e)
-    provider = LocalProvider(home)
+    local = reachable_from_here(host)
+    api_url = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    provider = LocalProvider(home, autoscaler_api=ApiAccess(api_url, token))
     metrics = ControllerMetrics(store)
     reconciler = Reconciler(
         store=store,

@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.outcomes import failure_after
@@ -39,6 +40,7 @@ from rayservice.planner.record import ServiceRecord, load_record
 from rayservice.planner.standalone import DesiredCluster, plan_cluster
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
+from rayservice.spec.autoscaling import ScaleRequest
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.manifest import Manifest, RayCluster, RayService
@@ -69,10 +71,17 @@ class _Quiet:
     referenced: tuple[tuple[Source, Version], ...]
     observed: Observed
     plan: AnyPlan
+    scale: dict[str, dict[str, Any]]  # what the clusters' autoscalers asked for
 
 
 AnyPlan = Plan[RayServiceStatus] | Plan[RayClusterStatus]
 log = logging.getLogger("rayservice.controller")
+
+
+def _scale_of(asked: dict[str, dict[str, Any]]) -> dict[str, ScaleRequest]:
+    """The stored scale requests of an owner's autoscalers, by cluster (the API checked each
+    before storing it)."""
+    return {cluster: ScaleRequest.model_validate(body) for cluster, body in asked.items()}
 
 
 class Reconciler:
@@ -114,6 +123,8 @@ class Reconciler:
         wake_at, now = quiet.plan.wake_at, self.clock()
         if wake_at is not None and now >= wake_at:
             return None
+        if self.store.scale_requests(key) != quiet.scale:
+            return None
         if self._observe(key, quiet.plan.record) != quiet.observed:
             return None
         self._quiet[key] = quiet
@@ -133,8 +144,16 @@ class Reconciler:
             values = referenced(self.store, namespace, cluster.spec)
             resolution = resolve_manifest(cluster, values.found)
             observed = self._observe(resource.key, record)
+            asked = self.store.scale_requests(resource.key)
+            scale = _scale_of(asked)
             result = plan_cluster(
-                DesiredCluster(cluster, resource.generation, resource.deleting, resolution),
+                DesiredCluster(
+                    cluster,
+                    resource.generation,
+                    resource.deleting,
+                    resolution,
+                    scale.get(cluster.metadata.name),
+                ),
                 observed,
                 record,
                 RayClusterStatus.model_validate(resource.status),
@@ -154,9 +173,12 @@ class Reconciler:
                 cluster=resolve_manifest(service, values.found),
             )
             observed = self._observe(resource.key, record)
+            asked = self.store.scale_requests(resource.key)
+            desired = replace(desired, scale=_scale_of(asked))
             previous = RayServiceStatus.model_validate(resource.status)
             result = plan(desired, observed, record, previous, self.clock())
-        return self._carry_out(resource, values.versions, observed, result)
+        self.store.forget_scale_requests(resource.key, keep=observed.clusters)
+        return self._carry_out(resource, values.versions, observed, result, asked)
 
     def _carry_out(
         self,
@@ -164,6 +186,7 @@ class Reconciler:
         referenced_versions: tuple[tuple[Source, Version], ...],
         observed: Observed,
         result: AnyPlan,
+        scale: dict[str, dict[str, Any]],
     ) -> AnyPlan:
         """Checkpoint, execute, write status, views and events; remember a quiet pass."""
         kind, namespace, name = resource.kind, resource.namespace, resource.name
@@ -188,8 +211,9 @@ class Reconciler:
                 # written by others meanwhile (an apply) moves it further, and the next pass
                 # plans again
                 self._quiet[resource.key] = _Quiet(
-                    resource.resource_version + written, referenced_versions, observed, result
-                )
+                    resource.resource_version + written, referenced_versions, observed, result,
+                    scale,
+                )  # fmt: skip
         for event in result.events:
             self._event(resource, event.type, event.reason, event.message, event.involved)
         if retry_in is not None:  # an action failed: the next pass comes when its outcome says

@@ -149,6 +149,30 @@ def cluster_request(
     )
 
 
+def keeping_an_endpoint(request: ClusterRequest, cluster: ObservedCluster | None) -> ClusterRequest:
+    """``request`` without removing the last serve endpoint of ``cluster``: when every node
+    that serves is among the workers to remove, one of them stays (its group keeps a worker
+    more) until another serves. Ray's autoscaler removes idle workers, and a worker whose
+    proxy is all it runs is idle to Ray."""
+    if cluster is None or not request.workers_to_delete:
+        return request
+    serving = [n for n in cluster.serve_endpoints if n.role is NodeRole.WORKER]
+    leaving = [n for n in serving if n.name in request.workers_to_delete]
+    head_serves = any(n.role is NodeRole.HEAD for n in cluster.serve_endpoints)
+    if not leaving or len(leaving) < len(serving) or head_serves:
+        return request
+    kept = leaving[0]
+    return request.model_copy(
+        update={
+            "workers_to_delete": tuple(w for w in request.workers_to_delete if w != kept.name),
+            "workers": tuple(
+                g.model_copy(update={"replicas": g.replicas + 1}) if g.group == kept.group else g
+                for g in request.workers
+            ),
+        }
+    )
+
+
 def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> str | None:
     """Why the provider must act on the cluster, or None when it matches the request."""
     if active is None:
@@ -163,6 +187,8 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
     ft = request.fault_tolerance
     if active.storage_problem is not None and ft is not None and ft.managed_redis:
         return f"{active.storage_problem}; starting it again"
+    if request.autoscaling is not None and active.autoscaler_running is False and active.head_ready:
+        return f"Ray's autoscaler of cluster {request.name} is not running; starting it"
     counts: dict[str, int] = {}
     for node in active.workers:
         counts[node.group] = counts.get(node.group, 0) + 1

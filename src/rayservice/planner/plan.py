@@ -12,7 +12,7 @@ and everything it wants remembered goes out in ``Plan.record``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rayservice.planner import front, initializing, pod_readiness
@@ -29,11 +29,18 @@ from rayservice.planner.actions import (
     PlannedEvent,
     StatusT,
 )
-from rayservice.planner.cluster import cluster_drift, cluster_name, cluster_request, lost_nodes
+from rayservice.planner.cluster import (
+    cluster_drift,
+    cluster_name,
+    cluster_request,
+    keeping_an_endpoint,
+    lost_nodes,
+)
 from rayservice.planner.readiness import slot_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord, failure_key
 from rayservice.planner.retries import gate
 from rayservice.planner.rollout import RolloutDecision, decide_rollout, wanted_of
+from rayservice.spec.autoscaling import ScaleRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
@@ -82,6 +89,8 @@ class Desired:
     deleting: bool
     serve_config: dict[str, Any]  # serveConfigV2 parsed, local working dirs packaged
     cluster: Resolution  # rayClusterConfig with the Secret and ConfigMap values it names
+    # what each cluster's Ray autoscaler last asked for (clusters with enableInTreeAutoscaling)
+    scale: Mapping[str, ScaleRequest] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -390,7 +399,9 @@ class _Planner:
             RayClusterSpec.model_validate(slot.cluster_spec),
             slot.spec_hash,
             annotations=self.desired.service.metadata.annotations,
+            scale=self.desired.scale.get(slot.name),
         )
+        request = keeping_an_endpoint(request, cluster)
         reason = cluster_drift(request, cluster)
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED

@@ -49,6 +49,7 @@ from rayservice.planner.plan import (
 from rayservice.planner.record import ServiceRecord
 from rayservice.planner.retries import gate
 from rayservice.spec.addresses import reachable_from_here
+from rayservice.spec.autoscaling import ScaleRequest
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.manifest import RayCluster
@@ -72,6 +73,7 @@ class DesiredCluster:
     generation: int
     deleting: bool
     resolution: Resolution  # the spec with the Secret and ConfigMap values it names
+    scale: ScaleRequest | None = None  # what the cluster's Ray autoscaler last asked for
 
     @property
     def key(self) -> str:
@@ -119,6 +121,7 @@ def plan_cluster(
         cluster_spec_hash(spec),
         annotations=desired.cluster.metadata.annotations,
         fixed_head_ports=True,
+        scale=desired.scale,
     )
     actions: list[Action] = []
     if spec.suspend:

@@ -34,7 +34,7 @@ from rayservice.host.processes import (
     start_ticks,
     stop_sessions,
 )
-from rayservice.providers import probes
+from rayservice.providers import probes, ray_autoscaler
 from rayservice.providers.local_state import (
     ClusterRecord,
     NodePorts,
@@ -42,6 +42,7 @@ from rayservice.providers.local_state import (
     load_record,
     save_record,
 )
+from rayservice.providers.ray_autoscaler import ApiAccess
 from rayservice.providers.redis import ManagedRedis, RedisEndpoint, delete_namespace, reachable
 from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
 from rayservice.spec.errors import TemporaryError
@@ -145,7 +146,16 @@ GCS_STORAGE_FOLDER = "gcs-storage"  # embedded RocksDB GCS state, in the cluster
 class LocalProvider:
     """ClusterProvider on local processes; state lives under ``home/clusters``."""
 
-    def __init__(self, home: Path, ray_executable: Path | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        ray_executable: Path | None = None,
+        *,
+        autoscaler_api: ApiAccess | None = None,
+    ) -> None:
+        """``autoscaler_api``: where the node provider of a cluster's Ray autoscaler reaches
+        the controller; without it no autoscaler runs (``enableInTreeAutoscaling`` or not)."""
+        self._api = autoscaler_api
         self._root = home / "clusters"
         self._root.mkdir(parents=True, exist_ok=True)
         self._ray = ray_executable or Path(sys.executable).parent / "ray"
@@ -247,6 +257,8 @@ class LocalProvider:
         if self._gcs_accepts(head):
             for group in request.workers:
                 self._converge_group(record, group, request.workers_to_delete)
+            gcs = f"{NODE_IP}:{head.ports.gcs}"
+            ray_autoscaler.keep_running(record, self._root / record.name, gcs, self._api)
         self._remove_unknown_groups(record, {g.group for g in request.workers})
         save_record(path, record)
 
@@ -273,11 +285,13 @@ class LocalProvider:
             client_port=head.ports.client,
             fault_tolerant=record.request.fault_tolerance is not None,
             storage_problem=self._storage_problem(record.request.fault_tolerance),
+            autoscaler_running=ray_autoscaler.running(record) if self._api else None,
         )
 
     def delete(self, name: str) -> None:
         record = load_record(self._record_path(name))
         if record is not None:
+            ray_autoscaler.stop(record)
             self._stop(record.nodes)
             self._forget_gcs_state(name, record.request.fault_tolerance)
         shutil.rmtree(self._root / name, ignore_errors=True)
@@ -436,6 +450,8 @@ class LocalProvider:
                 f"--dashboard-host={LOCALHOST}", f"--dashboard-port={ports.dashboard}",
                 f"--ray-client-server-port={ports.client}",
             ]  # fmt: skip
+            if record.request.autoscaling is not None:  # ours runs apart (ray_autoscaler)
+                args.append("--no-monitor")
             ft = record.request.fault_tolerance
             if ft is not None and ft.backend is GcsBackend.REDIS:
                 password = self._redis_of(ft).password

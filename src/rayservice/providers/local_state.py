@@ -51,6 +51,16 @@ class NodeRecord(BaseModel):
     last_words: str = ""
 
 
+class AutoscalerRecord(BaseModel):
+    """Ray's autoscaler (its monitor process) running beside the head of the cluster."""
+
+    log_file: str
+    pid: int = 0
+    ticks: int | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+
+
 class ClusterRecord(BaseModel):
     name: str
     owner: str
@@ -58,6 +68,7 @@ class ClusterRecord(BaseModel):
     created_at: float
     request: ClusterRequest
     nodes: list[NodeRecord] = Field(default_factory=list)
+    autoscaler: AutoscalerRecord | None = None
 
     @property
     def head(self) -> NodeRecord | None:

@@ -16,6 +16,7 @@ is the count a cluster starts with. Every count stays within ``minReplicas`` and
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,12 +47,31 @@ def autoscaling_of(spec: RayClusterSpec) -> Autoscaling | None:
 
 class ScaleRequest(BaseModel):
     """What a cluster's autoscaler last asked for: workers per group, and workers to remove
-    (by pod name) that it found idle."""
+    (by pod name) that it found idle. On the wire (the controller's API) as
+    ``{"replicas": {...}, "workersToDelete": [...]}``, KubeRay's field names."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    replicas: dict[str, int] = Field(default_factory=dict)
-    workers_to_delete: tuple[str, ...] = ()
+    replicas: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    workers_to_delete: tuple[str, ...] = Field(default=(), alias="workersToDelete")
+
+
+class AutoscaledNode(BaseModel):
+    """A node as the autoscaler's node provider sees it: its pod name, group, whether it is
+    the head, its Ray node id once it registered ("" before) and its phase (NodePhase)."""
+
+    name: str
+    group: str
+    head: bool
+    rayNodeId: str = ""
+    phase: str
+
+
+class AutoscalingState(BaseModel):
+    """What the controller tells a cluster's autoscaler: its nodes and its last request."""
+
+    nodes: list[AutoscaledNode]
+    scale: ScaleRequest
 
 
 def scaled_replicas(group: WorkerGroupSpec, asked: ScaleRequest | None) -> int:

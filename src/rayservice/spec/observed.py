@@ -71,6 +71,8 @@ class ObservedCluster:
     client_port: int = 0
     fault_tolerant: bool = False  # its GCS state outlives the head (workers keep serving)
     storage_problem: str | None = None  # why the Redis keeping its GCS state is out of reach
+    # Ray's autoscaler beside the head: running or not; None when the cluster has none
+    autoscaler_running: bool | None = None
 
     @property
     def head(self) -> ObservedNode | None:

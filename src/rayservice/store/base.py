@@ -8,7 +8,7 @@ the controller's per-service record (its checkpoint), events, the observed views
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -162,6 +162,18 @@ class Store(Protocol):
         ...
 
     def release_ports(self, owner: str, purpose: str | None = None) -> None: ...
+
+    def put_scale_request(self, cluster: str, owner: str, request: dict[str, Any]) -> None:
+        """Keep what the autoscaler of ``cluster`` (a cluster of ``owner``) last asked for."""
+        ...
+
+    def scale_requests(self, owner: str) -> dict[str, dict[str, Any]]:
+        """What the autoscalers of ``owner``'s clusters last asked for, by cluster."""
+        ...
+
+    def forget_scale_requests(self, owner: str, keep: Collection[str]) -> None:
+        """Drop the requests of ``owner``'s clusters other than ``keep`` (gone clusters)."""
+        ...
 
     def port_is_held(self, port: int) -> bool:
         """Whether some owner holds ``port``."""

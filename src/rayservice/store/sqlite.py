@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS views (
 CREATE TABLE IF NOT EXISTS ports (
     port INTEGER PRIMARY KEY, owner TEXT NOT NULL, purpose TEXT NOT NULL,
     UNIQUE (owner, purpose)
+);
+CREATE TABLE IF NOT EXISTS scale_requests (
+    cluster TEXT PRIMARY KEY, owner TEXT NOT NULL, request TEXT NOT NULL
 );
 """
 
@@ -575,6 +578,27 @@ class SqliteStore:
                 "INSERT INTO ports (port, owner, purpose) VALUES (?,?,?)", (port, owner, purpose)
             )
             return port
+
+    def put_scale_request(self, cluster: str, owner: str, request: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO scale_requests (cluster, owner, request) VALUES (?,?,?)",
+                (cluster, owner, json.dumps(request, sort_keys=True)),
+            )
+
+    def scale_requests(self, owner: str) -> dict[str, dict[str, Any]]:
+        rows = self._connection().execute(
+            "SELECT cluster, request FROM scale_requests WHERE owner=? ORDER BY cluster", (owner,)
+        )
+        return {str(row["cluster"]): json.loads(row["request"]) for row in rows.fetchall()}
+
+    def forget_scale_requests(self, owner: str, keep: Collection[str]) -> None:
+        held = self.scale_requests(owner)
+        gone = [cluster for cluster in held if cluster not in keep]
+        if not gone:
+            return
+        with self._tx() as db:
+            db.executemany("DELETE FROM scale_requests WHERE cluster=?", [(c,) for c in gone])
 
     def port_is_held(self, port: int) -> bool:
         found = self._connection().execute("SELECT 1 FROM ports WHERE port=?", (port,))

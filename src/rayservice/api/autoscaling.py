@@ -1,0 +1,65 @@
+"""The API a cluster's Ray autoscaler talks to: its nodes, and the scale it asks for.
+
+``GET .../rayclusters/{cluster}/autoscaling`` answers the cluster's nodes as the provider sees
+them now (pod name, group, head or not, Ray node id once registered, phase) and the last scale
+request; ``PUT`` stores a new request (``{"replicas": {group: n}, "workersToDelete": [pod]}``,
+KubeRay's field names) and wakes the control loop, which starts or removes the nodes. The
+cluster is any cluster the controller runs, a RayService's or a standalone RayCluster's, found
+by its name in its owner's namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, HTTPException
+from pydantic import ValidationError
+
+from rayservice.providers.base import ClusterProvider
+from rayservice.spec.autoscaling import AutoscaledNode, AutoscalingState, ScaleRequest
+from rayservice.spec.observed import NodeRole, ObservedCluster
+from rayservice.store.base import Store
+
+PATH = "/apis/ray.io/v1/namespaces/{namespace}/rayclusters/{cluster}/autoscaling"
+
+
+def add_autoscaling_routes(
+    app: FastAPI, store: Store, provider: ClusterProvider, wake: Callable[[], None]
+) -> None:
+    def observed(namespace: str, cluster: str) -> ObservedCluster:
+        found = provider.observe(cluster) if cluster in provider.clusters() else None
+        if found is None or found.owner.split("/", 1)[0] != namespace:
+            raise HTTPException(404, f'cluster "{cluster}" not found in namespace "{namespace}"')
+        return found
+
+    @app.get(PATH)
+    def autoscaling_state(namespace: str, cluster: str) -> dict[str, Any]:
+        found = observed(namespace, cluster)
+        asked = store.scale_requests(found.owner).get(cluster, {})
+        nodes = [
+            AutoscaledNode(
+                name=node.name,
+                group=node.group,
+                head=node.role is NodeRole.HEAD,
+                rayNodeId=node.node_id,
+                phase=node.phase.value,
+            )
+            for node in found.nodes
+        ]
+        state = AutoscalingState(nodes=nodes, scale=ScaleRequest.model_validate(asked))
+        return state.model_dump(mode="json", by_alias=True)
+
+    @app.put(PATH)
+    def request_scale(
+        namespace: str, cluster: str, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        found = observed(namespace, cluster)
+        try:
+            scale = ScaleRequest.model_validate(body)
+        except ValidationError as e:
+            raise HTTPException(422, f"not a scale request: {e.errors()[0]['msg']}") from e
+        stored = scale.model_dump(mode="json", by_alias=True)
+        store.put_scale_request(cluster, found.owner, stored)
+        wake()
+        return stored

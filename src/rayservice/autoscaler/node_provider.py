@@ -1,0 +1,83 @@
+"""The node provider Ray's autoscaler loads for a rayservice cluster (``provider.type: external``).
+
+Ray's autoscaler decides (which node types, how many, which idle workers go); this provider only
+carries its decisions to the controller, as KubeRay's provider patches a RayCluster: once per
+autoscaler round it reads the cluster's nodes from the controller's API, and when the round
+changed anything it sends the workers wanted per group and the workers to remove. The controller
+starts and stops the nodes. Nodes are keyed by pod name; their "IP" is the Ray node id (every
+local node shares one IP, so the config sets ``use_node_id_as_ip``).
+
+Runs in the monitor process, not the controller's: its settings come from the autoscaling config
+(``api_url``, ``namespace``) and the environment (``RAYSERVICE_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ray.autoscaler._private.util import NodeID
+from ray.autoscaler.batching_node_provider import BatchingNodeProvider, NodeData
+from ray.autoscaler.batching_node_provider import ScaleRequest as RayScaleRequest
+from ray.autoscaler.tags import (
+    NODE_KIND_HEAD,
+    NODE_KIND_WORKER,
+    STATUS_UP_TO_DATE,
+    STATUS_UPDATE_FAILED,
+)
+
+from rayservice.client import RayServiceClient
+from rayservice.spec.autoscaling import AutoscaledNode, ScaleRequest
+from rayservice.spec.observed import NodePhase
+
+TOKEN_ENV = "RAYSERVICE_TOKEN"
+PENDING_STATUS = "pending"  # any other text: Ray shows it as the reason the node is not up
+
+_log = logging.getLogger(__name__)
+
+
+def node_data(node: AutoscaledNode) -> NodeData:
+    """A node as Ray's autoscaler reads it: up-to-date exactly when it runs and registered."""
+    if node.phase == NodePhase.FAILED.value:
+        status = STATUS_UPDATE_FAILED
+    elif node.phase == NodePhase.RUNNING.value and node.rayNodeId:
+        status = STATUS_UP_TO_DATE
+    else:
+        status = PENDING_STATUS
+    return NodeData(
+        kind=NODE_KIND_HEAD if node.head else NODE_KIND_WORKER,
+        type=node.group,
+        ip=node.rayNodeId or None,
+        status=status,
+    )
+
+
+class RayServiceNodeProvider(BatchingNodeProvider):
+    def __init__(self, provider_config: dict[str, Any], cluster_name: str) -> None:
+        super().__init__(provider_config, cluster_name)
+        self._namespace = str(provider_config["namespace"])
+        self._client = RayServiceClient(
+            str(provider_config["api_url"]), token=os.environ.get(TOKEN_ENV)
+        )
+        self._to_delete: set[str] = set()  # asked to go and perhaps not gone yet
+
+    def get_node_data(self) -> dict[NodeID, NodeData]:
+        state = self._client.autoscaling_state(self._namespace, self.cluster_name)
+        nodes = {node.name: node_data(node) for node in state.nodes}
+        self._to_delete &= nodes.keys()
+        return nodes
+
+    def submit_scale_request(self, scale_request: RayScaleRequest) -> None:
+        self._to_delete |= set(scale_request.workers_to_delete)
+        asked = ScaleRequest(
+            replicas=dict(scale_request.desired_num_workers),
+            workers_to_delete=tuple(sorted(scale_request.workers_to_delete)),
+        )
+        _log.info("asking the controller for %s", asked.model_dump(by_alias=True))
+        self._client.request_scale(self._namespace, self.cluster_name, asked)
+
+    def safe_to_scale(self) -> bool:
+        """Not while workers asked to go still run: the autoscaler would count them twice
+        (KubeRay's provider waits the same way)."""
+        return not self._to_delete
