@@ -281,6 +281,4 @@ def test_of_the_autoscalers_options_only_its_settings_are_used() -> None:
         "spec.rayClusterConfig.autoscalerOptions.resources",
     ]
     # no autoscaler runs without enableInTreeAutoscaling: none of its options means anything
-    assert ignored_fields(autoscaled(False, options)) == [
-        "spec.rayClusterConfig.autoscalerOptions"
-    ]
+    assert ignored_fields(autoscaled(False, options)) == ["spec.rayClusterConfig.autoscalerOptions"]

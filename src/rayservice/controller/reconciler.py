@@ -390,10 +390,11 @@ class Reconciler:
         else:
             owner = RayService.model_validate(resource.manifest)
             cluster_spec = owner.spec.rayClusterConfig
-        bounds = WorkerBounds.of(cluster_spec)
+        scale = _scale_of(self.store.scale_requests(resource.key))
         standalone = isinstance(status, RayClusterStatus)
         roles = cluster_roles(result.record, observed.clusters, standalone)
         for cluster in observed.clusters.values():
+            bounds = WorkerBounds.of(cluster_spec, scale.get(cluster.name))
             shown = status if isinstance(status, RayClusterStatus) else None
             shown = shown or observed_status(cluster, bounds)
             views.append(

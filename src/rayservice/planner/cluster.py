@@ -188,7 +188,7 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
     if active.storage_problem is not None and ft is not None and ft.managed_redis:
         return f"{active.storage_problem}; starting it again"
     if request.autoscaling is not None and active.autoscaler_running is False and active.head_ready:
-        return f"Ray's autoscaler of cluster {request.name} is not running; starting it"
+        return f"starting Ray's autoscaler of cluster {request.name} (not running)"
     counts: dict[str, int] = {}
     for node in active.workers:
         counts[node.group] = counts.get(node.group, 0) + 1
@@ -196,8 +196,19 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
     for group in sorted(set(wanted) | set(counts)):
         have, want = counts.get(group, 0), wanted.get(group, 0)
         if have != want and group != HEAD_GROUP:
-            return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
+            if request.autoscaling is None:
+                return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
+            return _autoscaled(group, have, want, active, request.workers_to_delete)
     return None
+
+
+def _autoscaled(
+    group: str, have: int, want: int, active: ObservedCluster, to_delete: tuple[str, ...]
+) -> str:
+    """A scale Ray's autoscaler asked for, in words (it removes only workers it found idle)."""
+    asked = f"Ray's autoscaler asks for {want} worker(s) of group {group} (has {have})"
+    leaving = [n.name for n in active.workers if n.group == group and n.name in to_delete]
+    return f"{asked}; removing idle {', '.join(leaving)}" if leaving else asked
 
 
 def lost_nodes(cluster: ObservedCluster | None) -> list[tuple[str, str]]:

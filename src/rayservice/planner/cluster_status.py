@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from rayservice.planner.record import ServiceRecord
-from rayservice.spec.manifest import RayClusterSpec, WorkerGroupSpec, replicas_of
+from rayservice.spec.autoscaling import ScaleRequest, autoscaling_of, scaled_replicas
+from rayservice.spec.manifest import RayClusterSpec, WorkerGroupSpec
 from rayservice.spec.observed import NodePhase, ObservedCluster
 from rayservice.spec.quantities import format_memory
 from rayservice.spec.status import Condition, HeadInfo, RayClusterStatus, set_condition
@@ -32,10 +33,13 @@ class WorkerBounds:
     maximum: int
 
     @classmethod
-    def of(cls, spec: RayClusterSpec) -> WorkerBounds:
+    def of(cls, spec: RayClusterSpec, scale: ScaleRequest | None = None) -> WorkerBounds:
+        """The bounds of ``spec``; desired is what Ray's autoscaler asked (``scale``) when
+        the spec runs it."""
         groups: list[WorkerGroupSpec] = [g for g in spec.workerGroupSpecs if not g.suspend]
+        asked = scale if autoscaling_of(spec) is not None else None
         return cls(
-            desired=sum(replicas_of(g) for g in groups),
+            desired=sum(scaled_replicas(g, asked) for g in groups),
             minimum=sum(g.minReplicas for g in groups),
             maximum=sum(g.maxReplicas * g.numOfHosts for g in groups),
         )

@@ -200,7 +200,7 @@ def _status(
     previous: RayClusterStatus,
     now: float,
 ) -> RayClusterStatus:
-    bounds = WorkerBounds.of(desired.cluster.spec)
+    bounds = WorkerBounds.of(desired.cluster.spec, desired.scale)
     if cluster is None:
         status = RayClusterStatus(
             state=ClusterState.SUSPENDED
