@@ -81,6 +81,7 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     finally:
         for sample in (
             "ray-service.sample.yaml",
+            "ray-service.autoscaling.yaml",
             "ray-service.no-ray-serve-replica.yaml",
             "ray-service.high-availability.yaml",
             "ray-service.named-serve-service.yaml",

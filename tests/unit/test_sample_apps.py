@@ -13,6 +13,7 @@ import asyncio
 import importlib.util
 import inspect
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +50,7 @@ fruit = load_app_module("fruit")
 calc = load_app_module("calc")
 hello = load_app_module("hello")
 pulse = load_app_module("pulse")
+busy = load_app_module("busy")
 
 
 class LocalHandle:
@@ -212,6 +214,20 @@ def test_the_pulse_is_as_healthy_as_its_config_says() -> None:
     service.check_health()
 
 
+# Busy.
+
+
+def test_a_busy_request_takes_the_configured_time_then_answers_done() -> None:
+    service = replica(busy.Busy, user_config={"seconds": 0.05})
+
+    started = time.monotonic()
+    answer = over_http(post(service, None))
+
+    assert answer == ("text/plain; charset=utf-8", b"done")
+    assert time.monotonic() - started >= 0.05
+    assert replica(busy.Busy).seconds == busy.DEFAULT_SECONDS
+
+
 # The manifests.
 
 
@@ -243,6 +259,7 @@ def test_a_sample_file_holds_what_its_rayservice_takes_values_from(path: Path) -
 
 def test_every_sample_manifest_exists() -> None:
     assert [path.name for path in MANIFESTS] == [
+        "ray-service.autoscaling.yaml",
         "ray-service.high-availability.annotation.yaml",
         "ray-service.high-availability.yaml",
         "ray-service.named-serve-service.yaml",
