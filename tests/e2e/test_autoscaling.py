@@ -56,6 +56,10 @@ def test_the_autoscaler_adds_a_worker_under_load_and_removes_it_when_idle(cli: C
                message="the idle worker is removed")  # fmt: skip
     status = get_json(cli, "get", "raycluster", cluster["rayClusterName"])["status"]
     assert (status["desiredWorkerReplicas"], status["availableWorkerReplicas"]) == (1, 1)
+    page = cli.run("describe", "raycluster", cluster["rayClusterName"]).stdout
+    assert "Autoscaler:\n  State:          running" in page
+    assert "Last Request:   workers: small-group 1" in page
+    assert "  Ray Status:" in page and "Pending Demands:" in page, page
     events = cli.run("describe", "rayservice", NAME).stdout
     assert "Ray's autoscaler asks for 2 worker(s) of group small-group (has 1)" in events
     assert "Ray's autoscaler asks for 1 worker(s) of group small-group (has 2); removing idle" in (

@@ -23,6 +23,7 @@ from ray.autoscaler.tags import (
 
 from rayservice.api.app import create_app
 from rayservice.autoscaler import node_provider
+from rayservice.cli.describe_pages import describe_raycluster
 from rayservice.client import RayServiceClient
 from rayservice.planner.actions import EnsureCluster
 from rayservice.planner.cluster import cluster_request, keeping_an_endpoint
@@ -196,11 +197,25 @@ def test_a_deleted_clusters_requests_are_forgotten(tmp_path: Path) -> None:
     assert "gone-cluster" not in world.store.scale_requests(OWNER)
 
 
+class ScriptedRayStatus:
+    """What ``ray status`` prints, scripted (the dashboard is fake here)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def ray_status(self, dashboard_url: str, token: str) -> str:
+        self.asked.append((dashboard_url, token))
+        return "Node status\nPending Demands:\n (no resource demands)"
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
     world = world_around(SqliteStore(tmp_path / "store.db"))
     wakes: list[None] = []
-    app = create_app(world.store, world.provider, tmp_path / "packages", lambda: wakes.append(None))
+    app = create_app(
+        world.store, world.provider, tmp_path / "packages", lambda: wakes.append(None),
+        ray_status=ScriptedRayStatus(),
+    )  # fmt: skip
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         world.apply(autoscaled_manifest())
         world.reconcile()
@@ -265,3 +280,24 @@ def test_the_api_refuses_an_unknown_cluster_and_a_bad_request(
     assert any(n.head for n in nodes)
     assert state.json()["scale"] == {"replicas": {}, "workersToDelete": []}
     assert NAME in cluster
+
+
+def test_describe_raycluster_shows_the_autoscaler_its_request_and_ray_status(
+    api: tuple[TestClient, World],
+) -> None:
+    client, world = api
+    [cluster] = world.provider.clusters(owner=OWNER)
+    path = f"/apis/ray.io/v1/namespaces/default/rayclusters/{cluster}/autoscaling"
+    client.put(path, json={"replicas": {GROUP: 1}, "workersToDelete": ["idle-pod"]})
+
+    state = client.get(path, params={"rayStatus": "true"}).json()
+    plain = client.get(path).json()
+    metadata: dict[str, Any] = {"name": cluster, "namespace": "default", "labels": {}}
+    metadata["creationTimestamp"] = None
+    status = {"role": "active", "autoscaler": {"running": True, **state}}
+    page = describe_raycluster({"metadata": metadata, "status": status}, [])
+
+    assert plain["rayStatus"] == ""
+    assert "Autoscaler:\n  State:          running" in page
+    assert f"Last Request:   workers: {GROUP} 1; removing idle-pod" in page
+    assert "  Ray Status:\n    Node status\n    Pending Demands:" in page

@@ -354,12 +354,12 @@ def test_an_incremental_upgrade_without_step_options_names_the_defaults() -> Non
     assert "in steps of 10% (default) every 30 s (default)" in change.summary
 
 
-def test_with_autoscaling_asked_for_the_note_says_no_autoscaler_runs_here() -> None:
+def test_with_autoscaling_the_note_says_the_autoscaler_sets_the_counts() -> None:
     change = classify_change(service(autoscaling), service(autoscaling, scale_to(2)))
 
     assert change.kind is ChangeKind.WORKER_COUNT
-    assert "runs no Ray autoscaler" in change.summary
-    assert "worker counts follow replicas" in change.summary
+    assert "Ray's autoscaler sets the worker counts" in change.summary
+    assert "replicas is the count a cluster starts with" in change.summary
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.serve_client.ray_status import DashboardRayStatus, RayStatusReader
 from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
@@ -72,10 +73,12 @@ def create_app(
     serve: ServeClient | None = None,
     jobs: JobClient | None = None,
     exposure: ExposureSettings = DEFAULT_EXPOSURE,
+    ray_status: RayStatusReader | None = None,
 ) -> FastAPI:
     """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it.
     ``serve`` and ``jobs`` reach Ray on the clusters (Ray's dashboard when not given);
-    ``exposure``: the controller's settings for Services reachable from other hosts."""
+    ``exposure``: the controller's settings for Services reachable from other hosts;
+    ``ray_status`` reads what ``ray status`` prints (the dashboard when not given)."""
     app = FastAPI(
         title="rayservice",
         version=__version__,
@@ -254,7 +257,9 @@ def create_app(
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
     add_config_object_routes(app, store, wake)
-    add_autoscaling_routes(app, store, provider, wake)
+    add_autoscaling_routes(
+        app, store, provider, wake, ray_status if ray_status is not None else DashboardRayStatus()
+    )
     return app
 
 

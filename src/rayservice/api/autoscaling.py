@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException, Query
 from pydantic import ValidationError
 
 from rayservice.providers.base import ClusterProvider
+from rayservice.serve_client.ray_status import RayStatusReader
 from rayservice.spec.autoscaling import AutoscaledNode, AutoscalingState, ScaleRequest
+from rayservice.spec.errors import RayServiceError
 from rayservice.spec.observed import NodeRole, ObservedCluster
 from rayservice.store.base import Store
 
@@ -25,7 +27,11 @@ PATH = "/apis/ray.io/v1/namespaces/{namespace}/rayclusters/{cluster}/autoscaling
 
 
 def add_autoscaling_routes(
-    app: FastAPI, store: Store, provider: ClusterProvider, wake: Callable[[], None]
+    app: FastAPI,
+    store: Store,
+    provider: ClusterProvider,
+    wake: Callable[[], None],
+    ray_status: RayStatusReader,
 ) -> None:
     def observed(namespace: str, cluster: str) -> ObservedCluster:
         found = provider.observe(cluster) if cluster in provider.clusters() else None
@@ -34,7 +40,10 @@ def add_autoscaling_routes(
         return found
 
     @app.get(PATH)
-    def autoscaling_state(namespace: str, cluster: str) -> dict[str, Any]:
+    def autoscaling_state(
+        namespace: str, cluster: str, with_status: Annotated[bool, Query(alias="rayStatus")] = False
+    ) -> dict[str, Any]:
+        """``?rayStatus=true`` adds what ``ray status`` prints (read from the dashboard)."""
         found = observed(namespace, cluster)
         asked = store.scale_requests(found.owner).get(cluster, {})
         nodes = [
@@ -47,7 +56,14 @@ def add_autoscaling_routes(
             )
             for node in found.nodes
         ]
-        state = AutoscalingState(nodes=nodes, scale=ScaleRequest.model_validate(asked))
+        text = ""
+        if with_status:
+            try:
+                text = ray_status.ray_status(found.dashboard_url, found.auth_token)
+            except RayServiceError as e:
+                text = f"unavailable: {e}"
+        scale = ScaleRequest.model_validate(asked)
+        state = AutoscalingState(nodes=nodes, scale=scale, rayStatus=text)
         return state.model_dump(mode="json", by_alias=True)
 
     @app.put(PATH)

@@ -195,5 +195,26 @@ def describe_raycluster(item: dict[str, Any], events: Sequence[dict[str, Any]]) 
         rows = [[c["type"], c["status"], c["reason"], c.get("message", "")] for c in conditions]
         table = render(["TYPE", "STATUS", "REASON", "MESSAGE"], rows)
         lines += ["Conditions:", *("  " + line for line in table.splitlines())]
+    if "autoscaler" in status:
+        lines += _autoscaler_lines(status["autoscaler"])
     lines += _events(events)
     return "\n".join(lines)
+
+
+def _autoscaler_lines(autoscaler: dict[str, Any]) -> list[str]:
+    """Ray's autoscaler: whether it runs, what it last asked for, and ``ray status``."""
+    scale = autoscaler.get("scale") or {}
+    asked = ", ".join(
+        f"{group} {count}" for group, count in sorted(scale.get("replicas", {}).items())
+    )
+    leaving = ", ".join(scale.get("workersToDelete", []))
+    request = f"workers: {asked or 'none asked yet'}" + (f"; removing {leaving}" if leaving else "")
+    lines = [
+        "Autoscaler:",
+        f"  State:          {'running' if autoscaler.get('running') else 'not running'}",
+        f"  Last Request:   {request}",
+    ]
+    ray_status = str(autoscaler.get("rayStatus") or "").strip()
+    if ray_status:
+        lines += ["  Ray Status:", *("    " + line for line in ray_status.splitlines())]
+    return lines

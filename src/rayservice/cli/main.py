@@ -171,6 +171,15 @@ def _print_dry_runs(path: str, verb: str) -> bool:
     return changes
 
 
+def _with_autoscaler_state(
+    client: RayServiceClient, namespace: str, cluster: dict[str, Any]
+) -> dict[str, Any]:
+    """The cluster view with its autoscaler's last request and what ``ray status`` prints."""
+    state = client.autoscaling_state(namespace, cluster["metadata"]["name"], ray_status=True)
+    autoscaler = {**cluster["status"]["autoscaler"], **state.model_dump(by_alias=True)}
+    return {**cluster, "status": {**cluster["status"], "autoscaler": autoscaler}}
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if _print_dry_runs(args.filename, "diff") else 0
 
@@ -286,6 +295,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 found = items[name]
                 if plural == "rayclusters" and found["status"].get("role") == STANDALONE_ROLE:
                     found = _with_serve_applications(client, args.namespace, found)
+                if plural == "rayclusters" and "autoscaler" in found["status"]:
+                    found = _with_autoscaler_state(client, args.namespace, found)
                 own = describe_pages.events_for(found, events(describe_pages.owner_of(found)))
                 pages.append(DESCRIBE_PAGES[plural](found, own))
             elif plural == "rayclusters":  # stored, but no cluster runs (suspended, waiting)

@@ -159,9 +159,12 @@ class AsyncRayServiceClient:
         RayService's active cluster or of a RayCluster."""
         return await self.send(manifests.dashboard(namespace, name))
 
-    async def autoscaling_state(self, namespace: str, cluster: str) -> AutoscalingState:
-        """A cluster's nodes and the scale its Ray autoscaler last asked for."""
-        return await self.send(manifests.autoscaling_state(namespace, cluster))
+    async def autoscaling_state(
+        self, namespace: str, cluster: str, ray_status: bool = False
+    ) -> AutoscalingState:
+        """A cluster's nodes and the scale its Ray autoscaler last asked for; with
+        ``ray_status`` also what ``ray status`` prints."""
+        return await self.send(manifests.autoscaling_state(namespace, cluster, ray_status))
 
     async def request_scale(self, namespace: str, cluster: str, scale: ScaleRequest) -> None:
         """Ask for workers per group of ``cluster`` and for given workers to go (what Ray's

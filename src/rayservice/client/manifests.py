@@ -158,12 +158,16 @@ def list_objects(plural: str, namespace: str | None) -> Call[list[dict[str, Any]
     return Call("GET", path(*prefix, plural), items)
 
 
-def autoscaling_state(namespace: str, cluster: str) -> Call[AutoscalingState]:
-    """A cluster's nodes and the scale its Ray autoscaler last asked for."""
+def autoscaling_state(
+    namespace: str, cluster: str, ray_status: bool = False
+) -> Call[AutoscalingState]:
+    """A cluster's nodes and the scale its Ray autoscaler last asked for; with
+    ``ray_status`` also what ``ray status`` prints."""
     return Call(
         "GET",
         _object_path(namespace, "rayclusters", cluster, "autoscaling"),
         lambda response: AutoscalingState.model_validate(json_object(response)),
+        params={"rayStatus": "true"} if ray_status else {},
     )
 
 

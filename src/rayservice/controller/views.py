@@ -74,6 +74,12 @@ def cluster_view(
             "role": role,
             "groups": list(groups.values()),
             "serveApplications": {app.name: app.status for app in serve.apps} if serve else {},
+            # Ray's autoscaler beside the head (enableInTreeAutoscaling): whether it runs
+            **(
+                {"autoscaler": {"running": cluster.autoscaler_running}}
+                if cluster.autoscaler_running is not None
+                else {}
+            ),
         },
     }
     return View(ObjectKind.RAY_CLUSTER, namespace, cluster.name, owner, doc)

@@ -368,8 +368,9 @@ def _summary(
         )
     if FieldGroup.WORKERS in groups and spec.rayClusterConfig.enableInTreeAutoscaling:
         sentences.append(
-            f"{CLUSTER_CONFIG_FIELD}.enableInTreeAutoscaling is true, but the local backend"
-            " runs no Ray autoscaler: worker counts follow replicas, applied in place."
+            f"{CLUSTER_CONFIG_FIELD}.enableInTreeAutoscaling is true: Ray's autoscaler sets"
+            " the worker counts once it asked for a group (replicas is the count a cluster"
+            " starts with); minReplicas and maxReplicas bound it, applied in place."
         )
     return " ".join(sentences)
 

@@ -72,6 +72,7 @@ class AutoscalingState(BaseModel):
 
     nodes: list[AutoscaledNode]
     scale: ScaleRequest
+    rayStatus: str = ""  # what ``ray status`` prints, when asked for
 
 
 def scaled_replicas(group: WorkerGroupSpec, asked: ScaleRequest | None) -> int:

@@ -208,7 +208,8 @@ class RayClusterUpgradeStrategy(_ManifestModel):
 
 
 class AutoscalerOptions(_ManifestModel):
-    """The Ray autoscaler's container on Kubernetes; no autoscaler runs here."""
+    """Ray's autoscaler: its settings (idle timeout, upscaling mode, version), and on Kubernetes
+    its container's fields (here it is a process beside the head: those mean nothing)."""
 
     idleTimeoutSeconds: int | None = None
     upscalingMode: str | None = None
