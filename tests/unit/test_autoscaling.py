@@ -5,6 +5,7 @@ the controller's API, and the controller making the scale it asks for."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from rayservice.cli.describe_pages import describe_raycluster
 from rayservice.client import RayServiceClient
 from rayservice.planner.actions import EnsureCluster
 from rayservice.planner.cluster import cluster_request, keeping_an_endpoint
+from rayservice.providers import ray_autoscaler
 from rayservice.providers.autoscaling_config import NODE_PROVIDER, autoscaling_config
+from rayservice.providers.local_state import ClusterRecord
 from rayservice.spec.autoscaling import (
     AutoscaledNode,
     ScaleRequest,
@@ -260,12 +263,17 @@ def test_the_node_provider_reads_nodes_and_sends_the_scale_through_the_api(
     assert provider.safe_to_scale()
 
 
+def autoscaling_path(world: World) -> tuple[str, str]:
+    """The service's one cluster, and the path of its autoscaler's API."""
+    [cluster] = world.provider.clusters(owner=OWNER)
+    return cluster, f"/apis/ray.io/v1/namespaces/default/rayclusters/{cluster}/autoscaling"
+
+
 def test_the_api_refuses_an_unknown_cluster_and_a_bad_request(
     api: tuple[TestClient, World],
 ) -> None:
     client, world = api
-    [cluster] = world.provider.clusters(owner=OWNER)
-    path = f"/apis/ray.io/v1/namespaces/default/rayclusters/{cluster}/autoscaling"
+    cluster, path = autoscaling_path(world)
 
     unknown = client.get("/apis/ray.io/v1/namespaces/default/rayclusters/nope/autoscaling")
     elsewhere = client.get(path.replace("/default/", "/other/"))
@@ -286,8 +294,7 @@ def test_describe_raycluster_shows_the_autoscaler_its_request_and_ray_status(
     api: tuple[TestClient, World],
 ) -> None:
     client, world = api
-    [cluster] = world.provider.clusters(owner=OWNER)
-    path = f"/apis/ray.io/v1/namespaces/default/rayclusters/{cluster}/autoscaling"
+    cluster, path = autoscaling_path(world)
     client.put(path, json={"replicas": {GROUP: 1}, "workersToDelete": ["idle-pod"]})
 
     state = client.get(path, params={"rayStatus": "true"}).json()
@@ -301,3 +308,68 @@ def test_describe_raycluster_shows_the_autoscaler_its_request_and_ray_status(
     assert "Autoscaler:\n  State:          running" in page
     assert f"Last Request:   workers: {GROUP} 1; removing idle-pod" in page
     assert "  Ray Status:\n    Node status\n    Pending Demands:" in page
+
+
+def test_a_pending_cluster_of_an_upgrade_follows_its_own_autoscaler(tmp_path: Path) -> None:
+    world = world_around(SqliteStore(tmp_path / "store.db"))
+    world.apply(autoscaled_manifest())
+    world.bring_up()
+    [active] = world.provider.clusters(owner=OWNER)
+    upgraded = autoscaled_manifest()
+    upgraded["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = "2"
+    world.apply(upgraded)
+    world.reconcile()  # the pending cluster is created
+    [pending] = [c for c in world.provider.clusters(owner=OWNER) if c != active]
+    world.provider.make_head_ready(pending)
+
+    world.store.put_scale_request(pending, OWNER, {"replicas": {GROUP: 2}})
+    plan = world.reconcile()
+
+    ensured = {a.request.name: a.request for a in plan.actions if isinstance(a, EnsureCluster)}
+    assert [g.replicas for g in ensured[pending].workers] == [2]
+    assert active not in ensured, "the active cluster keeps what its own autoscaler asked"
+
+
+def test_a_worker_the_user_names_to_delete_still_goes_under_the_autoscaler() -> None:
+    document = autoscaled_manifest()
+    group = document["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    group["scaleStrategy"] = {"workersToDelete": ["named-by-user"]}
+    asked = ScaleRequest(replicas={GROUP: 1}, workers_to_delete=("idle-one",))
+
+    request = cluster_request("c1", OWNER, spec_of(document), "h", annotations={}, scale=asked)
+
+    assert request.workers_to_delete == ("named-by-user", "idle-one")
+    assert [g.replicas for g in request.workers] == [1], "the autoscaler's count wins"
+
+
+def test_the_autoscaler_runs_as_a_process_of_its_own_with_the_clusters_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[list[str], dict[str, str]]] = []
+
+    def start_session(command: list[str], output: Any, *, env: dict[str, str]) -> int:
+        started.append((command, env))
+        return 4242
+
+    monkeypatch.setattr(ray_autoscaler, "start_session", start_session)
+    monkeypatch.setattr(ray_autoscaler, "start_ticks", lambda pid: 1)
+    request = cluster_request("c1", OWNER, spec_of(autoscaled_manifest()), "h", annotations={})
+    record = ClusterRecord(name="c1", owner=OWNER, token="ray-token", created_at=0.0,
+                           request=request)  # fmt: skip
+    api = ray_autoscaler.ApiAccess("http://127.0.0.1:8888", "api-token")
+
+    ray_autoscaler.keep_running(record, tmp_path, "127.0.0.2:20000", api)
+
+    [(command, env)] = started
+    assert command[1:3] == ["-m", "ray.autoscaler._private.monitor"]
+    assert "--gcs-address=127.0.0.2:20000" in command
+    assert f"--autoscaling-config={tmp_path / 'autoscaling.json'}" in command
+    assert (env["RAY_AUTH_TOKEN"], env["RAYSERVICE_TOKEN"]) == ("ray-token", "api-token")
+    config = json.loads((tmp_path / "autoscaling.json").read_text())
+    assert config["provider"]["api_url"] == "http://127.0.0.1:8888"
+    assert record.autoscaler is not None and record.autoscaler.pid == 4242
+    monkeypatch.setattr(ray_autoscaler, "is_alive", lambda pid, ticks: False)
+    monkeypatch.setattr(ray_autoscaler, "exit_status", lambda pid: 1)
+    ray_autoscaler.keep_running(record, tmp_path, "127.0.0.2:20000", api)
+    assert len(started) == 1, "a monitor that just died waits out its back-off"
+    assert ray_autoscaler.running(record) is False
