@@ -27,7 +27,7 @@ from rayservice.autoscaler import node_provider
 from rayservice.cli.describe_pages import describe_raycluster
 from rayservice.client import RayServiceClient
 from rayservice.planner.actions import EnsureCluster
-from rayservice.planner.cluster import cluster_request, keeping_an_endpoint
+from rayservice.planner.cluster import cluster_drift, cluster_request, keeping_an_endpoint
 from rayservice.providers import ray_autoscaler
 from rayservice.providers.autoscaling_config import NODE_PROVIDER, autoscaling_config
 from rayservice.providers.local_state import ClusterRecord
@@ -102,6 +102,11 @@ def test_autoscaler_v2_and_unknown_options_are_refused_at_apply() -> None:
     assert refusal(autoscaled_manifest(idleTimeoutSeconds=-1))[0][0] == (
         f"{prefix}.autoscalerOptions.idleTimeoutSeconds"
     )
+    unbounded = autoscaled_manifest()
+    unbounded["spec"]["rayClusterConfig"]["workerGroupSpecs"][0].pop("maxReplicas")
+    [(field, message)] = refusal(unbounded)
+    assert field == f"{prefix}.workerGroupSpecs[0].maxReplicas"
+    assert "is required with enableInTreeAutoscaling" in message
     with_env = autoscaled_manifest()
     head = with_env["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
     head["containers"][0]["env"] = [{"name": "RAY_enable_autoscaler_v2", "value": "1"}]
@@ -253,6 +258,7 @@ def test_the_node_provider_reads_nodes_and_sends_the_scale_through_the_api(
     assert provider.node_tags(worker)[TAG_RAY_NODE_STATUS] == STATUS_UP_TO_DATE
     assert provider.internal_ip(worker), "a registered node's IP is its Ray node id"
     provider.submit_scale_request(RayScaleRequest({GROUP: 0}, {worker}))
+    provider.non_terminated_nodes({})  # a round starts with the nodes, then asks if it is safe
     assert not provider.safe_to_scale(), "not while a worker asked to go still runs"
     assert world.store.scale_requests(OWNER)[cluster] == {
         "replicas": {GROUP: 0},
@@ -278,11 +284,12 @@ def test_the_api_refuses_an_unknown_cluster_and_a_bad_request(
     unknown = client.get("/apis/ray.io/v1/namespaces/default/rayclusters/nope/autoscaling")
     elsewhere = client.get(path.replace("/default/", "/other/"))
     negative = client.put(path, json={"replicas": {GROUP: -1}})
+    huge = client.put(path, json={"replicas": {GROUP: 10**6}})
     misspelt = client.put(path, json={"replica": {GROUP: 1}})
     state = client.get(path)
 
     assert (unknown.status_code, elsewhere.status_code) == (404, 404)
-    assert (negative.status_code, misspelt.status_code) == (422, 422)
+    assert (negative.status_code, huge.status_code, misspelt.status_code) == (422, 422, 422)
     assert state.status_code == 200
     nodes = [AutoscaledNode.model_validate(n) for n in state.json()["nodes"]]
     assert any(n.head for n in nodes)
@@ -372,4 +379,62 @@ def test_the_autoscaler_runs_as_a_process_of_its_own_with_the_clusters_token(
     monkeypatch.setattr(ray_autoscaler, "exit_status", lambda pid: 1)
     ray_autoscaler.keep_running(record, tmp_path, "127.0.0.2:20000", api)
     assert len(started) == 1, "a monitor that just died waits out its back-off"
-    assert ray_autoscaler.running(record) is False
+    assert ray_autoscaler.running(record) is None, "nothing to do before the back-off ends"
+    monkeypatch.setattr(ray_autoscaler, "is_alive", lambda pid, ticks: True)
+    monkeypatch.setattr(ray_autoscaler, "stop_process_sessions", lambda pids: None)
+    ray_autoscaler.keep_running(record, tmp_path, "127.0.0.2:20000", api)
+    assert len(started) == 1, "a running monitor given the same API is left alone"
+    moved = ray_autoscaler.ApiAccess("http://127.0.0.1:9999", "api-token")
+    ray_autoscaler.keep_running(record, tmp_path, "127.0.0.2:20000", moved)
+    assert len(started) == 2, "Ray builds its node provider once: a new API needs a new monitor"
+
+
+def test_a_request_naming_some_groups_keeps_the_others_counts(
+    api: tuple[TestClient, World],
+) -> None:
+    client, world = api
+    cluster, path = autoscaling_path(world)
+    client.put(path, json={"replicas": {GROUP: 0, "gpu-group": 2}})
+
+    answer = client.put(path, json={"replicas": {GROUP: 1}, "workersToDelete": ["w"]})
+
+    # Ray names only the groups it has nodes of: the others keep what it asked before
+    assert answer.json() == {"replicas": {GROUP: 1, "gpu-group": 2}, "workersToDelete": ["w"]}
+    assert world.store.scale_requests(OWNER)[cluster] == answer.json()
+
+
+def test_removed_workers_leave_the_request_and_a_named_one_goes_even_at_the_same_count(
+    tmp_path: Path,
+) -> None:
+    world = world_around(SqliteStore(tmp_path / "store.db"))
+    world.apply(autoscaled_manifest())
+    world.reconcile()
+    [cluster] = world.provider.clusters(owner=OWNER)
+    world.store.put_scale_request(cluster, OWNER, {"replicas": {GROUP: 1}})
+    world.reconcile()
+    world.provider.make_ready(cluster)
+    [worker] = [n.name for n in world.cluster().workers]
+    # Ray ended one worker and asked for another in the same round: the count stays 1
+    world.store.put_scale_request(
+        cluster, OWNER, {"replicas": {GROUP: 1}, "workersToDelete": [worker]}
+    )
+
+    plan = world.reconcile()
+
+    [ensure] = [a for a in plan.actions if isinstance(a, EnsureCluster)]
+    assert ensure.reason == f"removing {worker} as Ray's autoscaler asks"
+    world.reconcile()
+    assert [n.name for n in world.cluster().workers] != [worker]
+    assert world.store.scale_requests(OWNER)[cluster]["workersToDelete"] == []
+
+
+def test_changed_bounds_reach_the_running_autoscaler() -> None:
+    request = cluster_request("c1", OWNER, spec_of(autoscaled_manifest()), "h", annotations={})
+    running = ObservedCluster(
+        "c1", OWNER, "h", 0.0, (node("h", NodeRole.HEAD, True),), "http://127.0.0.1:1", True,
+        "t", autoscaler_running=True, autoscaler_bounds=((GROUP, 0, 5),),
+    )  # fmt: skip
+
+    assert cluster_drift(request, running) == (
+        "the worker bounds of cluster c1 changed; Ray's autoscaler takes them"
+    )

@@ -3,9 +3,9 @@
 ``GET .../rayclusters/{cluster}/autoscaling`` answers the cluster's nodes as the provider sees
 them now (pod name, group, head or not, Ray node id once registered, phase) and the last scale
 request; ``PUT`` stores a new request (``{"replicas": {group: n}, "workersToDelete": [pod]}``,
-KubeRay's field names) and wakes the control loop, which starts or removes the nodes. The
-cluster is any cluster the controller runs, a RayService's or a standalone RayCluster's, found
-by its name in its owner's namespace.
+KubeRay's field names; groups it leaves out keep their earlier count) and wakes the control
+loop, which starts or removes the nodes. The cluster is any cluster the controller runs, a
+RayService's or a standalone RayCluster's, found by its name in its owner's namespace.
 """
 
 from __future__ import annotations
@@ -75,7 +75,11 @@ def add_autoscaling_routes(
             scale = ScaleRequest.model_validate(body)
         except ValidationError as e:
             raise HTTPException(422, f"not a scale request: {e.errors()[0]['msg']}") from e
-        stored = scale.model_dump(mode="json", by_alias=True)
+        # Ray's autoscaler names only the groups it has nodes of (or starts some of): the
+        # others keep what it asked before, as KubeRay's provider patches only what it names
+        earlier = ScaleRequest.model_validate(store.scale_requests(found.owner).get(cluster, {}))
+        merged = scale.model_copy(update={"replicas": {**earlier.replicas, **scale.replicas}})
+        stored = merged.model_dump(mode="json", by_alias=True)
         store.put_scale_request(cluster, found.owner, stored)
         wake()
         return stored

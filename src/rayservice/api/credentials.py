@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rayservice.host.addresses import AccessSettingsError, refuse_exposed_without_token
+from rayservice.spec.vocabulary import API_TOKEN_ENV
 
-TOKEN_ENV = "RAYSERVICE_TOKEN"
+TOKEN_ENV = API_TOKEN_ENV
 TOKEN_FILE_ENV = "RAYSERVICE_TOKEN_FILE"
 BEARER = "Bearer"  # the Authorization scheme the command line sends
 _PRIVATE_BITS = stat.S_IRWXG | stat.S_IRWXO  # nothing for group and others, as ssh asks of keys

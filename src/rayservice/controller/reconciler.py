@@ -144,7 +144,7 @@ class Reconciler:
             values = referenced(self.store, namespace, cluster.spec)
             resolution = resolve_manifest(cluster, values.found)
             observed = self._observe(resource.key, record)
-            asked = self.store.scale_requests(resource.key)
+            asked = self._scale_requests(resource.key, observed)
             scale = _scale_of(asked)
             result = plan_cluster(
                 DesiredCluster(
@@ -173,7 +173,7 @@ class Reconciler:
                 cluster=resolve_manifest(service, values.found),
             )
             observed = self._observe(resource.key, record)
-            asked = self.store.scale_requests(resource.key)
+            asked = self._scale_requests(resource.key, observed)
             desired = replace(desired, scale=_scale_of(asked))
             previous = RayServiceStatus.model_validate(resource.status)
             result = plan(desired, observed, record, previous, self.clock())
@@ -221,6 +221,15 @@ class Reconciler:
         return result
 
     # -- observe ---------------------------------------------------------------------------
+
+    def _scale_requests(self, key: str, observed: Observed) -> dict[str, dict[str, Any]]:
+        """What the autoscalers of ``key``'s clusters asked, without the workers to delete
+        that are gone already (so an autoscaler waiting for them goes on)."""
+        for cluster, request in self.store.scale_requests(key).items():
+            found = observed.clusters.get(cluster)
+            if found is not None and request.get("workersToDelete"):
+                self.store.forget_removed_workers(cluster, {n.name for n in found.nodes})
+        return self.store.scale_requests(key)
 
     def _with_fronts(self, key: str, owner: Manifest, record: ServiceRecord) -> ServiceRecord:
         """The record with its fronts' ports and addresses: the head Service's, and the serve

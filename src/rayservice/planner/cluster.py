@@ -12,7 +12,12 @@ from typing import Any
 
 from rayservice.spec import fault_tolerance
 from rayservice.spec.autoscaling import ScaleRequest, autoscaling_of, scaled_replicas
-from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
+from rayservice.spec.cluster_request import (
+    ClusterRequest,
+    FaultTolerance,
+    NodeGroupRequest,
+    bounds_of,
+)
 from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential
@@ -146,6 +151,7 @@ def cluster_request(
         + (asked.workers_to_delete if asked is not None else ()),
         fault_tolerance=_fault_tolerance(spec, name, annotations),
         autoscaling=autoscaling,
+        autoscaled_groups=tuple(sorted(asked.replicas)) if asked is not None else (),
     )
 
 
@@ -187,8 +193,17 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
     ft = request.fault_tolerance
     if active.storage_problem is not None and ft is not None and ft.managed_redis:
         return f"{active.storage_problem}; starting it again"
-    if request.autoscaling is not None and active.autoscaler_running is False and active.head_ready:
-        return f"starting Ray's autoscaler of cluster {request.name} (not running)"
+    if request.autoscaling is not None and active.head_ready:
+        if active.autoscaler_running is False:
+            return f"starting Ray's autoscaler of cluster {request.name} (not running)"
+        if active.autoscaler_running and active.autoscaler_bounds != bounds_of(request):
+            return (
+                f"the worker bounds of cluster {request.name} changed; Ray's autoscaler takes them"
+            )
+    named = [n.name for n in active.workers if n.name in request.workers_to_delete]
+    if named:
+        asker = "Ray's autoscaler" if request.autoscaling is not None else "workersToDelete"
+        return f"removing {', '.join(named)} as {asker} asks"
     counts: dict[str, int] = {}
     for node in active.workers:
         counts[node.group] = counts.get(node.group, 0) + 1
@@ -196,19 +211,10 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
     for group in sorted(set(wanted) | set(counts)):
         have, want = counts.get(group, 0), wanted.get(group, 0)
         if have != want and group != HEAD_GROUP:
-            if request.autoscaling is None:
-                return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
-            return _autoscaled(group, have, want, active, request.workers_to_delete)
+            if group in request.autoscaled_groups:
+                return f"Ray's autoscaler asks for {want} worker(s) of group {group} (has {have})"
+            return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
     return None
-
-
-def _autoscaled(
-    group: str, have: int, want: int, active: ObservedCluster, to_delete: tuple[str, ...]
-) -> str:
-    """A scale Ray's autoscaler asked for, in words (it removes only workers it found idle)."""
-    asked = f"Ray's autoscaler asks for {want} worker(s) of group {group} (has {have})"
-    leaving = [n.name for n in active.workers if n.group == group and n.name in to_delete]
-    return f"{asked}; removing idle {', '.join(leaving)}" if leaving else asked
 
 
 def lost_nodes(cluster: ObservedCluster | None) -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from rayservice.spec.cluster_request import ClusterRequest
+from rayservice.spec.cluster_request import ClusterRequest, leaving_workers
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
 
@@ -106,15 +106,11 @@ class FakeProvider:
         cluster.nodes = [n for n in cluster.nodes if n.role is NodeRole.HEAD or n.group in wanted]
         for group, replicas in wanted.items():
             members = [n for n in cluster.nodes if n.role is NodeRole.WORKER and n.group == group]
-            surplus = len(members) - replicas
-            if surplus > 0:
-                # the nodes the user named go first, then the newest, like the real provider
-                ordered = sorted(
-                    members,
-                    key=lambda n: (n.name not in request.workers_to_delete, -n.started_at),
-                )
-                for node in ordered[:surplus]:
-                    cluster.nodes.remove(node)
+            going = leaving_workers(
+                [(n.name, n.started_at) for n in members], replicas, request.workers_to_delete
+            )  # as the real provider chooses
+            cluster.nodes = [n for n in cluster.nodes if n.name not in going]
+            members = [n for n in members if n.name not in going]
             for _ in range(replicas - len(members)):
                 self._add_node(cluster, NodeRole.WORKER, group)
 

@@ -44,7 +44,13 @@ from rayservice.providers.local_state import (
 )
 from rayservice.providers.ray_autoscaler import ApiAccess
 from rayservice.providers.redis import ManagedRedis, RedisEndpoint, delete_namespace, reachable
-from rayservice.spec.cluster_request import ClusterRequest, FaultTolerance, NodeGroupRequest
+from rayservice.spec.cluster_request import (
+    ClusterRequest,
+    FaultTolerance,
+    NodeGroupRequest,
+    bounds_of,
+    leaving_workers,
+)
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.fault_tolerance import (
     REDIS_ADDRESS_ENV,
@@ -286,6 +292,7 @@ class LocalProvider:
             fault_tolerant=record.request.fault_tolerance is not None,
             storage_problem=self._storage_problem(record.request.fault_tolerance),
             autoscaler_running=ray_autoscaler.running(record) if self._api else None,
+            autoscaler_bounds=bounds_of(record.request) if record.autoscaler else (),
         )
 
     def delete(self, name: str) -> None:
@@ -368,12 +375,11 @@ class LocalProvider:
         self, record: ClusterRecord, group: NodeGroupRequest, to_delete: tuple[str, ...]
     ) -> None:
         members = [n for n in record.nodes if n.role == "worker" and n.group == group.group]
-        surplus = len(members) - group.replicas
-        if surplus > 0:
-            # the nodes the user named go first, then the newest
-            ordered = sorted(members, key=lambda n: (n.name not in to_delete, -n.started_at))
-            self._remove(record, ordered[:surplus])
-            members = ordered[surplus:]
+        going = leaving_workers(
+            [(n.name, n.started_at) for n in members], group.replicas, to_delete
+        )
+        self._remove(record, [n for n in members if n.name in going])
+        members = [n for n in members if n.name not in going]
         for _ in range(group.replicas - len(members)):
             members.append(self._new_node(record, NodeRole.WORKER, group.group))
         for node in members:

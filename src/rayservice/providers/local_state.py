@@ -59,6 +59,7 @@ class AutoscalerRecord(BaseModel):
     ticks: int | None = None
     started_at: float = 0.0
     restarts: int = 0
+    api_digest: str = ""  # of the API address and token it was started with
 
 
 class ClusterRecord(BaseModel):

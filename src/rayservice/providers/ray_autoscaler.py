@@ -5,12 +5,14 @@ start takes the whole head down. So a cluster with ``enableInTreeAutoscaling`` s
 with ``--no-monitor`` and runs Ray's monitor (autoscaler v1) as a process of its own, as KubeRay
 runs it in a container of its own: restarted with back-off when it dies, stopped with the
 cluster. It reads ``autoscaling.json`` (:mod:`rayservice.providers.autoscaling_config`) anew on
-every round, so a changed config needs no restart. Its node provider calls the controller's API
-(``api``: address and token); it serves no metrics endpoint (no port is opened).
+every round, so changed bounds need no restart; but Ray builds its node provider once, so a new
+address or token of the controller's API (``api``) starts a new monitor. It serves no metrics
+endpoint (no port is opened).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -23,11 +25,11 @@ from rayservice.host.processes import stop_sessions as stop_process_sessions
 from rayservice.providers.autoscaling_config import autoscaling_config
 from rayservice.providers.local_state import AutoscalerRecord, ClusterRecord
 from rayservice.spec.errors import TemporaryError
+from rayservice.spec.vocabulary import API_TOKEN_ENV
 
 CONFIG_FILE = "autoscaling.json"
 LOG_FILE = "autoscaler.log"
 RESTART_BACKOFF_MAX = 60.0
-TOKEN_ENV = "RAYSERVICE_TOKEN"  # what the node provider sends the controller's API
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,19 @@ def keep_running(
     _write(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
     current = record.autoscaler or AutoscalerRecord(log_file=str(folder / "logs" / LOG_FILE))
     record.autoscaler = current
+    access = _digest(api)
     if is_alive(current.pid, current.ticks):
-        return
-    if current.pid:
-        backoff = min(2.0 ** min(current.restarts, 6), RESTART_BACKOFF_MAX)
-        if time.time() - current.started_at < backoff:
+        if current.api_digest == access:
+            return
+        # Ray builds the node provider once: a new API address or token needs a new monitor
+        stop_process_sessions([current.pid])
+        current.restarts = 0
+    elif current.pid:
+        if _backing_off(current):
             return
         current.restarts += 1
         exit_status(current.pid)  # reaps it
+    current.api_digest = access
     _start(record, current, folder, gcs_address, api)
 
 
@@ -72,11 +79,27 @@ def stop(record: ClusterRecord) -> None:
 
 
 def running(record: ClusterRecord) -> bool | None:
-    """Whether the cluster's autoscaler runs; None when its request asks for none."""
+    """Whether the cluster's autoscaler runs; None when its request asks for none, or while
+    it waits out the back-off after a crash (nothing to do before it ends)."""
     if record.request.autoscaling is None:
         return None
     current = record.autoscaler
-    return current is not None and is_alive(current.pid, current.ticks)
+    if current is None:
+        return False
+    if is_alive(current.pid, current.ticks):
+        return True
+    return None if current.pid and _backing_off(current) else False
+
+
+def _backing_off(current: AutoscalerRecord) -> bool:
+    """Whether a monitor that died is still in its back-off (1, 2, 4 ... 60 s)."""
+    backoff = min(2.0 ** min(current.restarts, 6), RESTART_BACKOFF_MAX)
+    return time.time() - current.started_at < backoff
+
+
+def _digest(api: ApiAccess) -> str:
+    """What a running monitor was given of the API (its token never stored as such)."""
+    return hashlib.sha256(f"{api.url}\n{api.token or ''}".encode()).hexdigest()[:16]
 
 
 def _start(
@@ -102,7 +125,7 @@ def _start(
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     if api.token is not None:
-        env[TOKEN_ENV] = api.token
+        env[API_TOKEN_ENV] = api.token
     try:
         with log.with_suffix(".out").open("ab") as out:
             pid = start_session(command, out, env=env)

@@ -28,6 +28,9 @@ from rayservice.spec.paths import field_path
 DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0  # KubeRay's default: a minute
 # KubeRay's mapping of upscalingMode to Ray's upscaling_speed (Default and Aggressive: unlimited)
 UPSCALING_SPEED = {"Default": 1000.0, "Aggressive": 1000.0, "Conservative": 1.0}
+MAX_WORKERS_ASKED = 1000  # more than one machine runs, less than an accident
+AUTOSCALER_SETTINGS = frozenset({"idleTimeoutSeconds", "upscalingMode", "version"})
+"""The fields of ``autoscalerOptions`` that set the autoscaler (the rest are its container's)."""
 V2_ENV = "RAY_enable_autoscaler_v2"
 """The variable that switches Ray's autoscaler to v2, which is not supported here yet."""
 
@@ -52,7 +55,9 @@ class ScaleRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    replicas: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    replicas: dict[str, Annotated[int, Field(ge=0, le=MAX_WORKERS_ASKED)]] = Field(
+        default_factory=dict
+    )
     workers_to_delete: tuple[str, ...] = Field(default=(), alias="workersToDelete")
 
 
@@ -84,9 +89,20 @@ def scaled_replicas(group: WorkerGroupSpec, asked: ScaleRequest | None) -> int:
 
 
 def problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
-    """What Ray's autoscaler cannot run with here: an unknown ``upscalingMode``, a negative
-    idle timeout, and autoscaler v2 (``version: v2``, or ``RAY_enable_autoscaler_v2`` set in
-    a container's or the autoscaler's environment), which is not supported yet."""
+    """What Ray's autoscaler cannot run with here: a worker group without ``maxReplicas``, an
+    unknown ``upscalingMode``, a negative idle timeout, and autoscaler v2 (``version: v2``, or
+    ``RAY_enable_autoscaler_v2`` set in a container's or the autoscaler's environment), which
+    is not supported yet."""
+    if spec.enableInTreeAutoscaling:
+        for index, workers in enumerate(spec.workerGroupSpecs):
+            if "maxReplicas" not in workers.model_fields_set:
+                yield SpecProblem(
+                    source,
+                    field_path(prefix, "workerGroupSpecs", index, "maxReplicas"),
+                    "is required with enableInTreeAutoscaling: without it Ray's autoscaler may"
+                    " start nodes without bound on this machine",
+                    "the most workers the group may have",
+                )
     options = spec.autoscalerOptions
     options_path = f"{prefix}.autoscalerOptions"
     if options is not None:

@@ -7,6 +7,8 @@ backend turns it into process trees; a Kubernetes backend would turn it into a R
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from rayservice.spec.vocabulary import GcsBackend
@@ -66,3 +68,21 @@ class ClusterRequest(BaseModel):
     workers_to_delete: tuple[str, ...] = ()
     fault_tolerance: FaultTolerance | None = None
     autoscaling: Autoscaling | None = None
+    autoscaled_groups: tuple[str, ...] = ()  # groups whose count Ray's autoscaler asked for
+
+
+def bounds_of(request: ClusterRequest) -> tuple[tuple[str, int, int], ...]:
+    """Each worker group's (name, min, max): what Ray's autoscaler keeps the groups in."""
+    return tuple((g.group, g.min_replicas, g.max_replicas) for g in request.workers)
+
+
+def leaving_workers(
+    members: Sequence[tuple[str, float]], replicas: int, to_delete: Collection[str]
+) -> set[str]:
+    """Which of a group's workers ``(name, started_at)`` go: the named ones (as KubeRay's
+    ``workersToDelete``, whatever the count), then the newest of any surplus over
+    ``replicas``; the provider starts new ones for what is missing after that."""
+    named = {name for name, _ in members if name in to_delete}
+    rest = sorted((m for m in members if m[0] not in to_delete), key=lambda m: m[1])
+    surplus = max(0, len(rest) - replicas)
+    return named | {name for name, _ in rest[len(rest) - surplus :]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from rayservice.spec.autoscaling import AUTOSCALER_SETTINGS
 from rayservice.spec.manifest import (
     HeadGroupSpec,
     Manifest,
@@ -181,9 +182,6 @@ def _cluster_fields(
         yield from _template_fields(group.template, field_path(group_path, "template"), used_ports)
 
 
-_USED_AUTOSCALER_OPTIONS = frozenset({"idleTimeoutSeconds", "upscalingMode", "version"})
-
-
 def _autoscaler_fields(spec: RayClusterSpec, options_path: str) -> Iterator[str]:
     """Ray's autoscaler runs as a process of the cluster: of ``autoscalerOptions`` only its
     settings count, not its container's fields (and nothing without
@@ -195,7 +193,7 @@ def _autoscaler_fields(spec: RayClusterSpec, options_path: str) -> Iterator[str]
         yield options_path
         return
     for name in options.model_dump(exclude_none=True):
-        if name not in _USED_AUTOSCALER_OPTIONS:
+        if name not in AUTOSCALER_SETTINGS:
             yield field_path(options_path, name)
 
 

@@ -373,7 +373,9 @@ def _embedded_kubernetes_problems(
         containers.append(("historyServerOptions.collectorOptions", collector))
     for relative_path, options in containers:
         if options is not None:
-            fields = options.model_dump(exclude_none=True, exclude=set(_NOT_CONTAINER_FIELDS))
+            fields = options.model_dump(
+                exclude_none=True, exclude=set(autoscaling.AUTOSCALER_SETTINGS)
+            )
             yield from container_problems(fields, source, f"{prefix}.{relative_path}")
     policy = spec.networkPolicy
     if policy is None:
@@ -395,10 +397,6 @@ def _embedded_kubernetes_problems(
                 yield from network_rule_problems(
                     found, direction, source, f"{path}.{direction}Rules"
                 )
-
-
-# the fields of autoscalerOptions that are not a container's
-_NOT_CONTAINER_FIELDS = frozenset({"idleTimeoutSeconds", "upscalingMode", "version"})
 
 
 def _group_name_problems(

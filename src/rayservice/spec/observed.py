@@ -71,8 +71,11 @@ class ObservedCluster:
     client_port: int = 0
     fault_tolerant: bool = False  # its GCS state outlives the head (workers keep serving)
     storage_problem: str | None = None  # why the Redis keeping its GCS state is out of reach
-    # Ray's autoscaler beside the head: running or not; None when the cluster has none
+    # Ray's autoscaler beside the head: running or not; None when the cluster has none (or
+    # while it waits out a restart's back-off)
     autoscaler_running: bool | None = None
+    # the (group, min, max) bounds the autoscaler's config holds
+    autoscaler_bounds: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def head(self) -> ObservedNode | None:

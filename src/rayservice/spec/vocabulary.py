@@ -17,6 +17,7 @@ HEAD_GROUP = "headgroup"  # the group name of head nodes, as KubeRay labels them
 LOCALHOST = "127.0.0.1"  # nodes, proxies and dashboards listen on loopback only
 ALL_INTERFACES = "0.0.0.0"  # where a Service asking to be reachable from other hosts listens
 FULL_CAPACITY = 100  # Serve target_capacity and traffic share, in percent
+API_TOKEN_ENV = "RAYSERVICE_TOKEN"  # the controller's API token, for its clients
 
 
 class ConditionType(StrEnum):

@@ -175,6 +175,11 @@ class Store(Protocol):
         """Drop the requests of ``owner``'s clusters other than ``keep`` (gone clusters)."""
         ...
 
+    def forget_removed_workers(self, cluster: str, present: Collection[str]) -> None:
+        """Drop from ``cluster``'s request the workers to delete that are no longer
+        ``present`` (removed, so done), in one transaction with any concurrent request."""
+        ...
+
     def port_is_held(self, port: int) -> bool:
         """Whether some owner holds ``port``."""
         ...

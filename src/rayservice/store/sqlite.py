@@ -600,6 +600,23 @@ class SqliteStore:
         with self._tx() as db:
             db.executemany("DELETE FROM scale_requests WHERE cluster=?", [(c,) for c in gone])
 
+    def forget_removed_workers(self, cluster: str, present: Collection[str]) -> None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT request FROM scale_requests WHERE cluster=?", (cluster,)
+            ).fetchone()
+            if row is None:
+                return
+            request = json.loads(row["request"])
+            leaving = request.get("workersToDelete", [])
+            kept = [name for name in leaving if name in present]
+            if kept != leaving:
+                request["workersToDelete"] = kept
+                db.execute(
+                    "UPDATE scale_requests SET request=? WHERE cluster=?",
+                    (json.dumps(request, sort_keys=True), cluster),
+                )
+
     def port_is_held(self, port: int) -> bool:
         found = self._connection().execute("SELECT 1 FROM ports WHERE port=?", (port,))
         return found.fetchone() is not None
