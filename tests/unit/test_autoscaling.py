@@ -167,12 +167,16 @@ def test_the_last_serve_endpoint_is_never_removed() -> None:
         nodes = (node("h", NodeRole.HEAD, head_serves), *workers)
         return ObservedCluster("c1", OWNER, "h", 0.0, nodes, "http://127.0.0.1:1", True, "t")
 
-    alone = keeping_an_endpoint(request, cluster(False, node("w-1", NodeRole.WORKER, True)))
+    only_worker = node("w-1", NodeRole.WORKER, True)
+    alone = keeping_an_endpoint(request, cluster(False, only_worker), exclude_head=False)
     assert alone.workers_to_delete == () and [g.replicas for g in alone.workers] == [1]
-    with_head = keeping_an_endpoint(request, cluster(True, node("w-1", NodeRole.WORKER, True)))
+    with_head = keeping_an_endpoint(request, cluster(True, only_worker), exclude_head=False)
     assert with_head == request
-    others = cluster(False, node("w-1", NodeRole.WORKER, True), node("w-2", NodeRole.WORKER, True))
-    assert keeping_an_endpoint(request, others) == request
+    # a head the serve Service leaves out (excludeHeadPodFromServeSvc) serves nobody
+    excluded = keeping_an_endpoint(request, cluster(True, only_worker), exclude_head=True)
+    assert excluded == alone
+    others = cluster(False, only_worker, node("w-2", NodeRole.WORKER, True))
+    assert keeping_an_endpoint(request, others, exclude_head=False) == request
 
 
 def test_the_controller_makes_the_scale_the_autoscaler_asks_for(tmp_path: Path) -> None:

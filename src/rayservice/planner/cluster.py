@@ -155,16 +155,19 @@ def cluster_request(
     )
 
 
-def keeping_an_endpoint(request: ClusterRequest, cluster: ObservedCluster | None) -> ClusterRequest:
+def keeping_an_endpoint(
+    request: ClusterRequest, cluster: ObservedCluster | None, exclude_head: bool
+) -> ClusterRequest:
     """``request`` without removing the last serve endpoint of ``cluster``: when every node
     that serves is among the workers to remove, one of them stays (its group keeps a worker
     more) until another serves. Ray's autoscaler removes idle workers, and a worker whose
-    proxy is all it runs is idle to Ray."""
+    proxy is all it runs is idle to Ray. The head counts unless ``exclude_head``
+    (``excludeHeadPodFromServeSvc``: the serve Service never sends it traffic)."""
     if cluster is None or not request.workers_to_delete:
         return request
     serving = [n for n in cluster.serve_endpoints if n.role is NodeRole.WORKER]
     leaving = [n for n in serving if n.name in request.workers_to_delete]
-    head_serves = any(n.role is NodeRole.HEAD for n in cluster.serve_endpoints)
+    head_serves = not exclude_head and any(n.role is NodeRole.HEAD for n in cluster.serve_endpoints)
     if not leaving or len(leaving) < len(serving) or head_serves:
         return request
     kept = leaving[0]

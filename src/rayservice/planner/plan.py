@@ -401,7 +401,7 @@ class _Planner:
             annotations=self.desired.service.metadata.annotations,
             scale=self.desired.scale.get(slot.name),
         )
-        request = keeping_an_endpoint(request, cluster)
+        request = keeping_an_endpoint(request, cluster, self.spec.excludeHeadPodFromServeSvc)
         reason = cluster_drift(request, cluster)
         if reason is not None:
             event = EventReason.CLUSTER_CREATED if cluster is None else EventReason.CLUSTER_UPDATED
