@@ -294,6 +294,9 @@ def test_the_api_refuses_an_unknown_cluster_and_a_bad_request(
 
     assert (unknown.status_code, elsewhere.status_code) == (404, 404)
     assert (negative.status_code, huge.status_code, misspelt.status_code) == (422, 422, 422)
+    assert negative.json()["detail"].startswith(f"replicas.{GROUP}: Input should be greater")
+    assert misspelt.json()["detail"].startswith("replica: Extra inputs are not permitted")
+    assert '"workersToDelete": [pod names]' in misspelt.json()["detail"]
     assert state.status_code == 200
     nodes = [AutoscaledNode.model_validate(n) for n in state.json()["nodes"]]
     assert any(n.head for n in nodes)

@@ -74,7 +74,13 @@ def add_autoscaling_routes(
         try:
             scale = ScaleRequest.model_validate(body)
         except ValidationError as e:
-            raise HTTPException(422, f"not a scale request: {e.errors()[0]['msg']}") from e
+            first = e.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the body"
+            raise HTTPException(
+                422,
+                f'{where}: {first["msg"]} (valid: {{"replicas": {{group: 0..1000}},'
+                ' "workersToDelete": [pod names]})',
+            ) from e
         # Ray's autoscaler names only the groups it has nodes of (or starts some of): the
         # others keep what it asked before, as KubeRay's provider patches only what it names
         earlier = ScaleRequest.model_validate(store.scale_requests(found.owner).get(cluster, {}))

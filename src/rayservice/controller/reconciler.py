@@ -177,7 +177,6 @@ class Reconciler:
             desired = replace(desired, scale=_scale_of(asked))
             previous = RayServiceStatus.model_validate(resource.status)
             result = plan(desired, observed, record, previous, self.clock())
-        self.store.forget_scale_requests(resource.key, keep=observed.clusters)
         return self._carry_out(resource, values.versions, observed, result, asked)
 
     def _carry_out(
@@ -205,7 +204,7 @@ class Reconciler:
             if isinstance(result.status, RayServiceStatus):
                 previous = RayServiceStatus.model_validate(resource.status)
                 self.metrics.status_written(resource, previous, result.status, self.clock())
-            self._write_views(resource, observed, result)
+            self._write_views(resource, observed, result, _scale_of(scale))
             if not (result.actions or result.events):
                 # the version this pass leaves behind, counted from the one it read: anything
                 # written by others meanwhile (an apply) moves it further, and the next pass
@@ -223,13 +222,21 @@ class Reconciler:
     # -- observe ---------------------------------------------------------------------------
 
     def _scale_requests(self, key: str, observed: Observed) -> dict[str, dict[str, Any]]:
-        """What the autoscalers of ``key``'s clusters asked, without the workers to delete
-        that are gone already (so an autoscaler waiting for them goes on)."""
-        for cluster, request in self.store.scale_requests(key).items():
+        """What the autoscalers of ``key``'s clusters asked, without the requests of clusters
+        that are gone and the workers to delete that are gone already (so an autoscaler
+        waiting for them goes on). One read when nothing is to drop, as on most passes."""
+        asked = self.store.scale_requests(key)
+        gone = [cluster for cluster in asked if cluster not in observed.clusters]
+        if gone:
+            self.store.forget_scale_requests(gone)
+        pruned = False
+        for cluster, request in asked.items():
             found = observed.clusters.get(cluster)
-            if found is not None and request.get("workersToDelete"):
-                self.store.forget_removed_workers(cluster, {n.name for n in found.nodes})
-        return self.store.scale_requests(key)
+            present = {n.name for n in found.nodes} if found is not None else set()
+            if found is not None and set(request.get("workersToDelete", [])) - present:
+                self.store.forget_removed_workers(cluster, present)
+                pruned = True
+        return self.store.scale_requests(key) if gone or pruned else asked
 
     def _with_fronts(self, key: str, owner: Manifest, record: ServiceRecord) -> ServiceRecord:
         """The record with its fronts' ports and addresses: the head Service's, and the serve
@@ -389,7 +396,13 @@ class Reconciler:
             resource.namespace, resource.name, type_, reason, message, self.clock(), involved
         )
 
-    def _write_views(self, resource: StoredResource, observed: Observed, result: AnyPlan) -> None:
+    def _write_views(
+        self,
+        resource: StoredResource,
+        observed: Observed,
+        result: AnyPlan,
+        scale: dict[str, ScaleRequest],
+    ) -> None:
         views: list[View] = []
         status = result.status
         owner: RayService | RayCluster
@@ -399,7 +412,6 @@ class Reconciler:
         else:
             owner = RayService.model_validate(resource.manifest)
             cluster_spec = owner.spec.rayClusterConfig
-        scale = _scale_of(self.store.scale_requests(resource.key))
         standalone = isinstance(status, RayClusterStatus)
         roles = cluster_roles(result.record, observed.clusters, standalone)
         for cluster in observed.clusters.values():

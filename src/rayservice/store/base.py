@@ -171,8 +171,8 @@ class Store(Protocol):
         """What the autoscalers of ``owner``'s clusters last asked for, by cluster."""
         ...
 
-    def forget_scale_requests(self, owner: str, keep: Collection[str]) -> None:
-        """Drop the requests of ``owner``'s clusters other than ``keep`` (gone clusters)."""
+    def forget_scale_requests(self, clusters: Collection[str]) -> None:
+        """Drop the requests of ``clusters`` (gone)."""
         ...
 
     def forget_removed_workers(self, cluster: str, present: Collection[str]) -> None:

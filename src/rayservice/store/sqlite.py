@@ -592,13 +592,9 @@ class SqliteStore:
         )
         return {str(row["cluster"]): json.loads(row["request"]) for row in rows.fetchall()}
 
-    def forget_scale_requests(self, owner: str, keep: Collection[str]) -> None:
-        held = self.scale_requests(owner)
-        gone = [cluster for cluster in held if cluster not in keep]
-        if not gone:
-            return
+    def forget_scale_requests(self, clusters: Collection[str]) -> None:
         with self._tx() as db:
-            db.executemany("DELETE FROM scale_requests WHERE cluster=?", [(c,) for c in gone])
+            db.executemany("DELETE FROM scale_requests WHERE cluster=?", [(c,) for c in clusters])
 
     def forget_removed_workers(self, cluster: str, present: Collection[str]) -> None:
         with self._tx() as db:
