@@ -1026,3 +1026,17 @@ def test_a_redis_out_of_reach_is_a_warning_on_the_cluster() -> None:
     [warning] = [e for e in result.events if e.reason == "RedisUnreachable"]
     assert warning.type == "Warning" and warning.message == problem
     assert warning.involved is not None and warning.involved.name == FIRST
+
+
+def test_a_cluster_name_fits_kuberays_53_characters_however_long_the_service_name() -> None:
+    # scenario: a 47-character service (the longest KubeRay takes) loses the -raycluster infix
+    longest = service()
+    longest.metadata.name = "s" * 47
+    short = cluster_name(service(), UID, 1)
+
+    name = cluster_name(longest, UID, 1)
+
+    assert short.startswith(f"{service().metadata.name}-raycluster-")
+    assert len(name) == 53
+    assert name.startswith("s" * 47 + "-")
+    assert name[-5:] == short[-5:]

@@ -226,9 +226,9 @@ def test_a_service_name_of_48_characters_is_too_long() -> None:
     assert "48 characters" in problem.message
 
 
-def test_a_cluster_name_may_have_63_characters_but_not_64() -> None:
-    assert load_manifest(cluster(name="c" * 63), "manifest.yaml").metadata.name == "c" * 63
-    assert the_problem(cluster(name="c" * 64)).field == "metadata.name"
+def test_a_cluster_name_may_have_53_characters_but_not_54_as_on_kuberay() -> None:
+    assert load_manifest(cluster(name="c" * 53), "manifest.yaml").metadata.name == "c" * 53
+    assert the_problem(cluster(name="c" * 54)).field == "metadata.name"
 
 
 def test_a_namespace_must_be_a_dns_1123_label() -> None:

@@ -24,7 +24,7 @@ from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
 from rayservice.spec.text import headline
-from rayservice.spec.vocabulary import HEAD_GROUP, GcsBackend
+from rayservice.spec.vocabulary import HEAD_GROUP, MAX_RAYCLUSTER_NAME, GcsBackend
 
 # carried by the request's own fields (resources, fault tolerance), not passed through
 _REQUEST_PARAMS = frozenset(
@@ -44,13 +44,19 @@ def cluster_name(
     same values ``taken`` from Secrets and ConfigMaps (a digest of them; '' when the spec
     takes none), so re-planning after a crash asks for the same cluster. A changed value
     keeps the generation, and a value can come back while the cluster that had it is still
-    retiring: a name ``in_use`` (a cluster the service has or had) is never given again."""
+    retiring: a name ``in_use`` (a cluster the service has or had) is never given again.
+
+    A name must fit KubeRay's limit for a RayCluster (53 characters, so that the names it
+    derives from it fit Kubernetes' 63), on every backend: a service whose name is too long
+    for the ``-raycluster`` infix gets ``<name>-<5 chars>``, as KubeRay names its own."""
     attempt = 0
     while True:
         seed = f"{uid}/{generation}" + "".join(f"/{part}" for part in (taken, attempt) if part)
         digest = hashlib.sha256(seed.encode()).digest()
         suffix = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
         name = f"{service.metadata.name}-raycluster-{suffix}"
+        if len(name) > MAX_RAYCLUSTER_NAME:
+            name = f"{service.metadata.name}-{suffix}"
         if name not in in_use:
             return name
         attempt += 1

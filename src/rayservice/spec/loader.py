@@ -60,13 +60,17 @@ from rayservice.spec.serve_config import (
     validation_problems,
     without_explained,
 )
-from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey
+from rayservice.spec.vocabulary import HEAD_GROUP, MAX_RAYCLUSTER_NAME, AnnotationKey
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     ObjectKind.RAY_SERVICE: RayService,
     ObjectKind.RAY_CLUSTER: RayCluster,
 }
-MAX_NAME_LENGTH = {ObjectKind.RAY_SERVICE: 47, ObjectKind.RAY_CLUSTER: 63}
+# KubeRay's limits: a RayService's clusters are named <name>-<5 characters>
+MAX_NAME_LENGTH = {
+    ObjectKind.RAY_SERVICE: MAX_RAYCLUSTER_NAME - 6,
+    ObjectKind.RAY_CLUSTER: MAX_RAYCLUSTER_NAME,
+}
 _MAX_NAMESPACE_LENGTH = 63
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

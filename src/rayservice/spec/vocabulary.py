@@ -18,6 +18,9 @@ LOCALHOST = "127.0.0.1"  # nodes, proxies and dashboards listen on loopback only
 ALL_INTERFACES = "0.0.0.0"  # where a Service asking to be reachable from other hosts listens
 FULL_CAPACITY = 100  # Serve target_capacity and traffic share, in percent
 API_TOKEN_ENV = "RAYSERVICE_TOKEN"  # the controller's API token, for its clients
+# KubeRay's longest RayCluster name: the names it derives from it (<name>-head-svc, pods) fit
+# the 63 characters of a Kubernetes label value or Service name
+MAX_RAYCLUSTER_NAME = 53
 
 
 class ConditionType(StrEnum):
