@@ -47,7 +47,7 @@ from rayservice.store.base import Store, StoredResource, generation_after_apply
 from rayservice.store.referenced import referenced
 
 
-def _packaged(
+def with_packaged_working_dirs(
     document: dict[str, Any],
     base_dir: Path,
     packages: Path,
@@ -141,7 +141,7 @@ def admitted_manifest(
 
     Stores nothing: packaging only adds zips to the content-addressed package cache.
     """
-    packaged = _packaged(
+    packaged = with_packaged_working_dirs(
         document, base_dir, packages, source, may_read_local_paths=may_read_local_paths
     )
     manifest = load_manifest(packaged, source)

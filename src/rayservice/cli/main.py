@@ -3,6 +3,7 @@
 rayservice start | controller [--host HOST] [--token-file PATH] | stop
 rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
 rayservice diff -f FILE
+rayservice render -f FILE [--backend kubernetes]
 rayservice get rayservice|raycluster|pods|services|secrets|configmaps [NAME] [-o wide|json|yaml]
 rayservice describe rayservice|secret|configmap NAME
 rayservice delete -f FILE | delete rayservice|raycluster|secret|configmap NAME
@@ -31,7 +32,7 @@ import yaml
 
 from rayservice.api.credentials import client_token, listen_token
 from rayservice.api.settings import API_HOST, api_port, api_url, home_dir, local_api_url, pid_file
-from rayservice.cli import config_tables, daemon, describe_pages, rollout, tables, workloads
+from rayservice.cli import config_tables, daemon, describe_pages, render, rollout, tables, workloads
 from rayservice.cli.change_report import change_report
 from rayservice.cli.waiting import summarize, summarize_cluster, wait_for
 from rayservice.client import NotFound, RayServiceClient
@@ -564,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--namespace", default="default")
     logs.set_defaults(func=cmd_logs)
     workloads.add_verbs(verbs, _client, DEFAULT_TIMEOUT)
+    render.add_verb(verbs)
     return parser
 
 

@@ -89,10 +89,33 @@ def scaled_replicas(group: WorkerGroupSpec, asked: ScaleRequest | None) -> int:
 
 
 def problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
-    """What Ray's autoscaler cannot run with here: a worker group without ``maxReplicas``, an
-    unknown ``upscalingMode``, a negative idle timeout, and autoscaler v2 (``version: v2``, or
+    """What Ray's autoscaler refuses on any backend: an unknown ``upscalingMode`` or a
+    negative idle timeout."""
+    options = spec.autoscalerOptions
+    if options is None:
+        return
+    options_path = f"{prefix}.autoscalerOptions"
+    if options.upscalingMode is not None and options.upscalingMode not in UPSCALING_SPEED:
+        yield SpecProblem(
+            source,
+            f"{options_path}.upscalingMode",
+            f"unknown mode {options.upscalingMode!r}",
+            ", ".join(UPSCALING_SPEED),
+        )
+    if options.idleTimeoutSeconds is not None and options.idleTimeoutSeconds < 0:
+        yield SpecProblem(
+            source,
+            f"{options_path}.idleTimeoutSeconds",
+            f"must not be negative (got {options.idleTimeoutSeconds})",
+            "seconds, 0 or more",
+        )
+
+
+def local_problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecProblem]:
+    """What Ray's autoscaler cannot run with on this machine (KubeRay's operator runs both on
+    Kubernetes): a worker group without ``maxReplicas``, and autoscaler v2 (``version: v2``, or
     ``RAY_enable_autoscaler_v2`` set in a container's or the autoscaler's environment), which
-    is not supported yet."""
+    is not supported here yet."""
     if spec.enableInTreeAutoscaling:
         for index, workers in enumerate(spec.workerGroupSpecs):
             if "maxReplicas" not in workers.model_fields_set:
@@ -106,20 +129,6 @@ def problems(spec: RayClusterSpec, source: str, prefix: str) -> Iterator[SpecPro
     options = spec.autoscalerOptions
     options_path = f"{prefix}.autoscalerOptions"
     if options is not None:
-        if options.upscalingMode is not None and options.upscalingMode not in UPSCALING_SPEED:
-            yield SpecProblem(
-                source,
-                f"{options_path}.upscalingMode",
-                f"unknown mode {options.upscalingMode!r}",
-                ", ".join(UPSCALING_SPEED),
-            )
-        if options.idleTimeoutSeconds is not None and options.idleTimeoutSeconds < 0:
-            yield SpecProblem(
-                source,
-                f"{options_path}.idleTimeoutSeconds",
-                f"must not be negative (got {options.idleTimeoutSeconds})",
-                "seconds, 0 or more",
-            )
         if options.version is not None and options.version != "v1":
             yield SpecProblem(
                 source,

@@ -60,7 +60,7 @@ from rayservice.spec.serve_config import (
     validation_problems,
     without_explained,
 )
-from rayservice.spec.vocabulary import HEAD_GROUP, MAX_RAYCLUSTER_NAME, AnnotationKey
+from rayservice.spec.vocabulary import HEAD_GROUP, MAX_RAYCLUSTER_NAME, AnnotationKey, Backend
 
 _MODELS: dict[str, type[RayService] | type[RayCluster]] = {
     ObjectKind.RAY_SERVICE: RayService,
@@ -122,8 +122,9 @@ def load_manifests(text: str, source: str) -> list[Manifest]:
     return [manifest for _, manifest in loaded]
 
 
-def load_manifest(document: object, source: str) -> Manifest:
-    """Validate one already-parsed document (e.g. a decoded JSON request body)."""
+def load_manifest(document: object, source: str, backend: Backend = Backend.LOCAL) -> Manifest:
+    """Validate one already-parsed document (e.g. a decoded JSON request body) for the
+    ``backend`` that is to run it (a few rules hold on one backend only)."""
     if not isinstance(document, dict):
         found = type(document).__name__
         hint = "a mapping with apiVersion, kind, metadata and spec"
@@ -147,7 +148,7 @@ def load_manifest(document: object, source: str) -> Manifest:
             *validation_problems(others, document, source, "", _MISSING_HINTS),
         ]
         raise InvalidSpec(problems + without_explained(shape_problems, problems)) from error
-    problems += _content_problems(manifest, source)
+    problems += _content_problems(manifest, source, backend)
     if problems:
         raise InvalidSpec(problems)
     return manifest
@@ -248,11 +249,13 @@ def _repeated_objects(loaded: list[tuple[str, Manifest]]) -> Iterator[SpecProble
             first_source[identity] = source
 
 
-def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
+def _content_problems(manifest: Manifest, source: str, backend: Backend) -> list[SpecProblem]:
     problems = list(_metadata_problems(manifest, source))
     if isinstance(manifest, RayCluster):
         annotations = manifest.metadata.annotations
-        return problems + list(_cluster_problems(manifest.spec, annotations, source, "spec"))
+        return problems + list(
+            _cluster_problems(manifest.spec, annotations, source, "spec", backend)
+        )
     problems += _initializing_timeout_problems(manifest, source)
     problems += _serve_config_problems(manifest.spec.serveConfigV2, source)
     problems += _cluster_problems(
@@ -260,6 +263,7 @@ def _content_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
         manifest.metadata.annotations,
         source,
         "spec.rayClusterConfig",
+        backend,
     )
     problems += _service_setting_problems(manifest.spec, source)
     if manifest.spec.serveService is not None:
@@ -338,10 +342,16 @@ def _out_of_bounds(
 
 
 def _cluster_problems(
-    spec: RayClusterSpec, annotations: Mapping[str, str], source: str, prefix: str
+    spec: RayClusterSpec,
+    annotations: Mapping[str, str],
+    source: str,
+    prefix: str,
+    backend: Backend,
 ) -> Iterator[SpecProblem]:
     yield from fault_tolerance.problems(spec, annotations, source, prefix)
     yield from autoscaling.problems(spec, source, prefix)
+    if backend is Backend.LOCAL:
+        yield from autoscaling.local_problems(spec, source, prefix)
     yield from reference_problems(spec, source, prefix)
     for relative_path, group in node_groups(spec):
         group_path = f"{prefix}.{relative_path}"

@@ -274,6 +274,13 @@ class ServiceType(StrEnum):
         return self in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER)
 
 
+class Backend(StrEnum):
+    """Where clusters run: processes on this machine, or pods KubeRay's operator runs."""
+
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
 STANDALONE_ROLE = "standalone"
 """What a standalone RayCluster's cluster is to its owner (itself), in its view: the other roles
 are a RayService's (active, pending, retiring ...)."""

@@ -1,0 +1,146 @@
+"""``rayservice render -f FILE``: the Kubernetes objects applying FILE would create, as a
+multi-document YAML stream, for review and GitOps; nothing is applied and no controller is
+asked.
+
+Every object of the file is admitted as ``apply`` admits it (the same field checks, all problems
+at once), plus what only Kubernetes refuses (an incremental upgrade with no Gateway class, fault
+tolerance with no Redis to reach). A RayService's RayCluster is named as the controller names it,
+from the service's uid and generation: an applied service's are in ``get rayservice NAME -o
+yaml``, which render reads back; for a file without them the name's suffix is only an example.
+Notes go to stderr, so that stdout is the YAML alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rayservice.api.admission import with_packaged_working_dirs
+from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
+from rayservice.planner.cluster import cluster_name
+from rayservice.spec.config_objects import is_config_object, load_config_object
+from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
+from rayservice.spec.foreign_objects import not_run_here, object_label
+from rayservice.spec.loader import load_manifest
+from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
+from rayservice.spec.serve_config import load_yaml_documents
+from rayservice.spec.vocabulary import Backend
+
+
+class NothingToRender(RayServiceError):
+    """The file holds no object to render, or cannot be read."""
+
+
+def add_verb(verbs: Any) -> None:
+    render = verbs.add_parser(
+        "render",
+        help="print the Kubernetes objects applying a manifest would create (nothing is applied)",
+    )
+    render.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    render.add_argument(
+        "--backend",
+        choices=[b.value for b in Backend],
+        default=Backend.KUBERNETES.value,
+        help="the backend whose objects to print (default kubernetes, the only one with any)",
+    )
+    render.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    if args.backend != Backend.KUBERNETES:
+        raise NothingToRender(
+            "the local backend creates no Kubernetes objects: its clusters are processes on this"
+            " machine (`rayservice apply -f FILE --dry-run` says what applying would change)"
+        )
+    objects = rendered(_read(args.filename), args.filename)
+    # through JSON, as a Kubernetes API server would take them: label keys are plain text then
+    yaml.safe_dump_all(json.loads(json.dumps(objects)), sys.stdout, sort_keys=False)
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise NothingToRender(f"cannot read {path}: {e.strerror}") from e
+
+
+def rendered(text: str, path: str) -> list[KubernetesObject]:
+    """The objects of the manifests in ``text``: Secrets and ConfigMaps first (the clusters
+    take values from them), then each object's in the file's order. Raises InvalidSpec with
+    every problem of every document, before anything is built."""
+    documents = [d for d in load_yaml_documents(text, path, "<yaml>") if d is not None]
+    base_dir = Path(path).resolve().parent if path != "-" else Path.cwd()
+    config: list[KubernetesObject] = []
+    manifests: list[tuple[str, Manifest]] = []
+    problems: list[SpecProblem] = []
+    for number, document in enumerate(documents, start=1):
+        source = path if len(documents) == 1 else f"{path} (document {number})"
+        skipped = not_run_here(document)
+        if skipped is not None:
+            print(f"{object_label(document)} skipped: {skipped}", file=sys.stderr)
+            continue
+        try:
+            if is_config_object(document):
+                config.append(load_config_object(document, source))
+            else:
+                checked = _checked_folders(document, base_dir, source)
+                manifest = load_manifest(checked, source, Backend.KUBERNETES)
+                problems += kubernetes_problems(manifest, source)
+                manifests.append((source, manifest))
+        except InvalidSpec as error:
+            problems += error.problems
+    if problems:
+        raise InvalidSpec(problems)
+    objects = config + [built for _, m in manifests for built in _objects_of(m)]
+    if not objects:
+        raise NothingToRender(f"nothing to render in {path}: no ray.io object, Secret or ConfigMap")
+    _refuse_repeated(objects, path)
+    return objects
+
+
+def _checked_folders(document: Any, base_dir: Path, source: str) -> Any:
+    """The document with its Serve config's local folders packaged, as ``apply`` packages them
+    (into a folder thrown away after: no Kubernetes object holds the Serve config), so that a
+    missing folder is refused and a present one passes the Serve config's check."""
+    if not isinstance(document, dict):
+        return document
+    with tempfile.TemporaryDirectory(prefix="rayservice-render-") as packages:
+        return with_packaged_working_dirs(
+            document, base_dir, Path(packages), source, may_read_local_paths=True
+        )
+
+
+def _objects_of(manifest: Manifest) -> list[KubernetesObject]:
+    if not isinstance(manifest, RayService):
+        return cluster_objects(manifest)
+    uid, generation = manifest.metadata.uid, manifest.metadata.generation
+    if uid is None:
+        print(
+            f"note: rayservice/{manifest.metadata.name}: its RayCluster's name ends in a suffix"
+            " drawn from the service's uid when it is first applied; the one here is an example"
+            " (render `rayservice get rayservice NAME -o yaml` for an applied service's)",
+            file=sys.stderr,
+        )
+    return service_objects(manifest, cluster_name(manifest, uid or "", generation or 1))
+
+
+def _refuse_repeated(objects: list[KubernetesObject], path: str) -> None:
+    """Two objects of one kind and name (a Service named like another's) cannot both exist."""
+    seen: set[tuple[str, str, str]] = set()
+    problems = []
+    for built in objects:
+        metadata = built["metadata"]
+        identity = (built["kind"], metadata["namespace"], metadata["name"])
+        if identity in seen:
+            message = f"{identity[0]} {identity[1]}/{identity[2]} would be made twice"
+            problems.append(SpecProblem(path, "metadata.name", message, "names of their own"))
+        seen.add(identity)
+    if problems:
+        raise InvalidSpec(problems)

@@ -1,0 +1,76 @@
+"""Every Kubernetes object an admitted manifest becomes, and what only Kubernetes refuses.
+
+A RayService becomes its cluster's RayCluster, ``<name>-head-svc`` and ``<name>-serve-svc``,
+and, when its upgrades are incremental, the cluster's own serve Service, a Gateway and an
+HTTPRoute giving that cluster all the traffic. A standalone RayCluster becomes itself (KubeRay's
+operator makes its Services). Secrets and ConfigMaps are applied as they are. The cluster's name
+is the caller's: the controller derives it from the service's uid and generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rayservice.kubernetes.gateway import gateway, gateway_class, gateway_problem, http_route
+from rayservice.kubernetes.raycluster import ray_cluster
+from rayservice.kubernetes.services import cluster_serve_service, head_service, serve_service
+from rayservice.spec import fault_tolerance
+from rayservice.spec.errors import SpecProblem
+from rayservice.spec.hashing import cluster_spec_hash
+from rayservice.spec.manifest import KubernetesObject, Manifest, RayCluster, RayService
+from rayservice.spec.vocabulary import FULL_CAPACITY, GcsBackend
+
+
+def service_objects(service: RayService, cluster: str) -> list[KubernetesObject]:
+    """What a RayService whose only cluster is ``cluster`` has on Kubernetes."""
+    spec_hash = cluster_spec_hash(service.spec.rayClusterConfig)
+    objects = [
+        ray_cluster(service, cluster, spec_hash),
+        head_service(service, cluster),
+        serve_service(service, cluster),
+    ]
+    if gateway_class(service) is not None:
+        objects += [
+            cluster_serve_service(service, cluster),
+            gateway(service),
+            http_route(service, [(cluster, FULL_CAPACITY)]),
+        ]
+    return objects
+
+
+def cluster_objects(cluster: RayCluster) -> list[KubernetesObject]:
+    """What a standalone RayCluster has on Kubernetes: itself."""
+    return [ray_cluster(cluster, cluster.metadata.name, cluster_spec_hash(cluster.spec))]
+
+
+def kubernetes_problems(manifest: Manifest, source: str) -> list[SpecProblem]:
+    """What a manifest the local backend runs cannot do on Kubernetes."""
+    return list(_kubernetes_problems(manifest, source))
+
+
+def _kubernetes_problems(manifest: Manifest, source: str) -> Iterator[SpecProblem]:
+    if isinstance(manifest, RayService):
+        problem = gateway_problem(manifest, source)
+        if problem is not None:
+            yield problem
+        spec, path = manifest.spec.rayClusterConfig, "spec.rayClusterConfig"
+    else:
+        spec, path = manifest.spec, "spec"
+    if not fault_tolerance.is_enabled(spec, manifest.metadata.annotations):
+        return
+    options = spec.gcsFaultToleranceOptions
+    if options is not None and options.backend is not GcsBackend.REDIS:
+        return
+    if not fault_tolerance.redis_address(spec):
+        field = (
+            f"{path}.gcsFaultToleranceOptions.redisAddress"
+            if options is not None
+            else f"{path}.headGroupSpec.template.spec.containers[0].env"
+        )
+        yield SpecProblem(
+            source,
+            field,
+            "names no Redis: on Kubernetes the GCS state needs a Redis the cluster reaches"
+            " (rayservice runs one of its own only on the local backend)",
+            "a Redis address such as redis:6379 (a Kubernetes Service) or host:port",
+        )
