@@ -58,6 +58,30 @@ def test_an_applied_services_uid_and_generation_give_its_clusters_real_name(
     assert err == ""
 
 
+def test_the_cluster_the_status_names_runs_the_spec_of_an_applied_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # scenario: `get -o yaml` of a service upgraded once and updated in place since
+    doc = document()
+    doc["metadata"].update(uid="5f1c", generation=7)
+    doc["status"] = {
+        "activeServiceStatus": {"rayClusterName": "svc-raycluster-old11"},
+        "pendingServiceStatus": {"rayClusterName": "svc-raycluster-new22"},
+    }
+
+    assert main(["render", "-f", write(tmp_path, doc)]) == 0
+
+    cluster, _head, serve = yaml.safe_load_all(capsys.readouterr().out)
+    assert cluster["metadata"]["name"] == "svc-raycluster-new22"
+    assert serve["spec"]["selector"]["ray.io/cluster"] == "svc-raycluster-new22"
+
+    del doc["status"]["pendingServiceStatus"]
+    assert main(["render", "-f", write(tmp_path, doc)]) == 0
+    assert next(yaml.safe_load_all(capsys.readouterr().out))["metadata"]["name"] == (
+        "svc-raycluster-old11"
+    )
+
+
 def test_every_problem_is_refused_at_once_with_nothing_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,9 +4,10 @@ asked.
 
 Every object of the file is admitted as ``apply`` admits it (the same field checks, all problems
 at once), plus what only Kubernetes refuses (an incremental upgrade with no Gateway class, fault
-tolerance with no Redis to reach). A RayService's RayCluster is named as the controller names it,
-from the service's uid and generation: an applied service's are in ``get rayservice NAME -o
-yaml``, which render reads back; for a file without them the name's suffix is only an example.
+tolerance with no Redis to reach). A RayService's RayCluster is the one its status names when the
+file carries one (``get rayservice NAME -o yaml`` of an applied service), else named as a first
+apply would name it, from the service's uid and generation (for a file without a uid the name's
+suffix is only an example).
 Notes go to stderr, so that stdout is the YAML alone.
 """
 
@@ -120,15 +121,27 @@ def _checked_folders(document: Any, base_dir: Path, source: str) -> Any:
 def _objects_of(manifest: Manifest) -> list[KubernetesObject]:
     if not isinstance(manifest, RayService):
         return cluster_objects(manifest)
-    uid, generation = manifest.metadata.uid, manifest.metadata.generation
+    return service_objects(manifest, _cluster_of(manifest))
+
+
+def _cluster_of(service: RayService) -> str:
+    """The name of the cluster that runs the service's spec: the one its status names (what
+    ``get -o yaml`` prints: the pending cluster during an upgrade, else the active one), else
+    the one a first apply would name from its uid and generation."""
+    status = service.status if isinstance(service.status, dict) else {}
+    for slot in ("pendingServiceStatus", "activeServiceStatus"):
+        named = (status.get(slot) or {}).get("rayClusterName")
+        if isinstance(named, str) and named:
+            return named
+    uid, generation = service.metadata.uid, service.metadata.generation
     if uid is None:
         print(
-            f"note: rayservice/{manifest.metadata.name}: its RayCluster's name ends in a suffix"
+            f"note: rayservice/{service.metadata.name}: its RayCluster's name ends in a suffix"
             " drawn from the service's uid when it is first applied; the one here is an example"
             " (render `rayservice get rayservice NAME -o yaml` for an applied service's)",
             file=sys.stderr,
         )
-    return service_objects(manifest, cluster_name(manifest, uid or "", generation or 1))
+    return cluster_name(service, uid or "", generation or 1)
 
 
 def _refuse_repeated(objects: list[KubernetesObject], path: str) -> None:
