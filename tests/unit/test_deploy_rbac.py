@@ -1,22 +1,21 @@
 """``deploy/rbac.yaml``: a valid ClusterRole that lets the controller make, change and delete
 every kind of object ``render`` builds (for every sample, and for an incremental upgrade), and
-read what it watches."""
+grants all the start-up check asks for (``rayservice.kubernetes.access.NEEDED``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from rayservice.cli.render import rendered
+from rayservice.kubernetes.access import MANAGE, NEEDED
 from rayservice.kubernetes.objects import service_objects
 from tests.unit.kube_schemas import problems
 from tests.unit.test_kubernetes_objects import CLUSTER, incremental, loaded
 
 REPO = Path(__file__).resolve().parents[2]
-MANAGE = {"get", "list", "watch", "create", "update", "patch", "delete"}
 
 
 def role() -> dict[str, Any]:
@@ -53,18 +52,22 @@ def test_every_kind_render_builds_can_be_managed() -> None:
     assert {"rayclusters", "services", "secrets", "gateways", "httproutes"} <= {
         resource for _, resource in kinds
     }
-    assert {kind: MANAGE - granted(*kind) for kind in kinds} == {kind: set() for kind in kinds}
+    assert {kind: set(MANAGE) - granted(*kind) for kind in kinds} == {kind: set() for kind in kinds}
 
 
-@pytest.mark.parametrize(
-    ("resource", "verbs"),
-    [
-        ("pods", {"get", "list", "watch", "patch"}),
-        ("pods/log", {"get"}),
-        ("services/proxy", {"get", "create"}),
-    ],
-)
-def test_pods_their_logs_and_the_dashboard_proxy_are_reachable(
-    resource: str, verbs: set[str]
-) -> None:
-    assert verbs <= granted("", resource)
+def test_the_role_grants_everything_the_start_up_check_asks_for() -> None:
+    lacking = {
+        (permission.group, permission.resource): set(permission.verbs)
+        - granted(permission.group, permission.resource)
+        for permission in NEEDED
+    }
+
+    assert lacking == {key: set() for key in lacking}
+
+
+def test_the_start_up_check_asks_for_every_kind_render_builds() -> None:
+    asked = {(p.group, p.resource): set(p.verbs) for p in NEEDED}
+
+    assert {kind: set(MANAGE) <= asked.get(kind, set()) for kind in built_kinds()} == {
+        kind: True for kind in built_kinds()
+    }

@@ -1,0 +1,64 @@
+"""The KubernetesApi protocol: the few calls the Kubernetes backend makes, on plain objects.
+
+Objects go in and come out as JSON-like dicts (what the builders make and ``get -o json``
+shows), so that nothing above this layer depends on a client library. Every call is
+idempotent: ``apply`` is server-side apply (rayservice's fields, forced, so a manual edit of
+them is put back), ``delete`` of an object already gone succeeds.
+
+Failures are typed by what the caller should do: :class:`KubernetesUnavailable` (the API server
+cannot be reached or answered 5xx, 409 or 429: try again later), :class:`KubernetesRefused` (it
+refused the request as it is: 4xx, with its message; trying again changes nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from rayservice.kubernetes.kinds import Kind
+from rayservice.spec.errors import PermanentError, TemporaryError
+
+FIELD_MANAGER = "rayservice"  # who owns the fields rayservice applies (server-side apply)
+
+
+class KubernetesUnavailable(TemporaryError):
+    """The API server cannot be reached now, or asks to be tried again."""
+
+
+class KubernetesRefused(PermanentError):
+    """The API server refused the request (invalid, forbidden, unknown kind)."""
+
+
+class KubernetesApi(Protocol):
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none."""
+        ...
+
+    def select(
+        self, kind: Kind, namespace: str, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects of ``kind`` in ``namespace`` that carry every one of ``labels``."""
+        ...
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj``, or make the fields it sets what it says; returns the object as the
+        server has it then (with its uid, resourceVersion and the like)."""
+        ...
+
+    def set_labels(self, kind: Kind, namespace: str, name: str, labels: Mapping[str, str]) -> None:
+        """Set ``labels`` on an object made by someone else (a pod of KubeRay's), keeping the
+        rest of its labels."""
+        ...
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        """Delete the object; nothing when it is gone already."""
+        ...
+
+    def missing_permissions(self, namespace: str) -> list[str]:
+        """What the controller's identity may not do in ``namespace`` of what it needs
+        (:data:`rayservice.kubernetes.access.NEEDED`), one line each: "verb resource (why)"."""
+        ...
+
+    def crd_installed(self, name: str) -> bool:
+        """Whether the CustomResourceDefinition ``name`` (e.g. rayclusters.ray.io) exists."""
+        ...

@@ -1,0 +1,190 @@
+"""The KubernetesApi on lightkube: a typed, sync Kubernetes client with server-side apply.
+
+The controller runs where the user is, so it reads the user's kubeconfig (``--kubeconfig``, else
+``$KUBECONFIG``, else ``~/.kube/config``; ``--context``, else the current one), as kubectl does.
+Every kind is used as a generic resource: objects stay the plain dicts the builders make, with
+no field dropped on the way. Errors are interpreted here, once (:func:`_interpreted`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from lightkube import Client, KubeConfig
+from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG
+from lightkube.core.exceptions import ConfigError
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.types import PatchType
+
+from rayservice.kubeapi.base import FIELD_MANAGER, KubernetesRefused, KubernetesUnavailable
+from rayservice.kubernetes.access import NEEDED
+from rayservice.kubernetes.kinds import Kind, kind_of
+
+_T = TypeVar("_T")
+_TRY_AGAIN = frozenset({409, 429})  # a conflict, too many requests: the next pass may pass
+_NOT_FOUND = 404
+
+
+@functools.cache
+def _resource(kind: Kind) -> Any:
+    return create_namespaced_resource(kind.group, kind.version, kind.kind, kind.plural)
+
+
+_ACCESS_REVIEW = create_global_resource(
+    "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews"
+)
+_CRD = create_global_resource(
+    "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions"
+)
+
+
+def _interpreted(doing: str, call: Callable[[], _T]) -> _T:
+    """Run ``call``; a failure becomes KubernetesUnavailable (try again) or KubernetesRefused
+    (this request will not pass), saying what was being done."""
+    try:
+        return call()
+    except httpx.HTTPStatusError as error:
+        code = error.response.status_code
+        message = _status_message(error.response)
+        if code >= 500 or code in _TRY_AGAIN:
+            raise KubernetesUnavailable(
+                f"{doing}: the API server answered {code}: {message}"
+            ) from error
+        raise KubernetesRefused(
+            f"{doing}: the API server refused it ({code}): {message}"
+        ) from error
+    except httpx.TransportError as error:
+        raise KubernetesUnavailable(
+            f"{doing}: the API server cannot be reached: {error}"
+        ) from error
+
+
+def _status_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message") or body) if isinstance(body, dict) else str(body)[:200]
+
+
+class LightkubeApi:
+    """The Kubernetes API server of a kubeconfig's context."""
+
+    def __init__(
+        self,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        *,
+        client: Client | None = None,
+    ) -> None:
+        if client is None:
+            client = Client(config=load_config(kubeconfig, context), field_manager=FIELD_MANAGER)
+        self._client = client
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        def fetch() -> dict[str, Any] | None:
+            try:
+                found = self._client.get(_resource(kind), name, namespace=namespace)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == _NOT_FOUND:
+                    return None
+                raise
+            return dict(found.to_dict())
+
+        return _interpreted(f"reading {kind.kind} {namespace}/{name}", fetch)
+
+    def select(
+        self, kind: Kind, namespace: str, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        def fetch() -> list[dict[str, Any]]:
+            found = self._client.list(
+                _resource(kind), namespace=namespace, labels=dict(labels or {})
+            )
+            return [dict(item.to_dict()) for item in found]
+
+        return _interpreted(f"listing {kind.plural} in {namespace}", fetch)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = kind_of(obj)
+        metadata = obj["metadata"]
+
+        def send() -> dict[str, Any]:
+            applied = self._client.apply(_resource(kind).from_dict(obj), force=True)
+            return dict(applied.to_dict())
+
+        return _interpreted(
+            f"applying {kind.kind} {metadata['namespace']}/{metadata['name']}", send
+        )
+
+    def set_labels(self, kind: Kind, namespace: str, name: str, labels: Mapping[str, str]) -> None:
+        patch = {"metadata": {"labels": dict(labels)}}
+        _interpreted(
+            f"labelling {kind.kind} {namespace}/{name}",
+            lambda: self._client.patch(
+                _resource(kind), name, patch, namespace=namespace, patch_type=PatchType.MERGE
+            ),
+        )
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        def send() -> None:
+            try:
+                self._client.delete(_resource(kind), name, namespace=namespace)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != _NOT_FOUND:
+                    raise
+
+        _interpreted(f"deleting {kind.kind} {namespace}/{name}", send)
+
+    def missing_permissions(self, namespace: str) -> list[str]:
+        missing = []
+        for permission in NEEDED:
+            resource, _, subresource = permission.resource.partition("/")
+            for verb in permission.verbs:
+                attributes = {"group": permission.group, "resource": resource, "verb": verb}
+                if subresource:
+                    attributes["subresource"] = subresource
+                if permission.resource != "customresourcedefinitions":
+                    attributes["namespace"] = namespace
+                if not self._allowed(attributes):
+                    missing.append(f"{verb} {permission.resource} ({permission.why})")
+        return missing
+
+    def _allowed(self, attributes: dict[str, str]) -> bool:
+        review = _ACCESS_REVIEW.from_dict(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes},
+            }
+        )
+        doing = f"asking whether it may {attributes['verb']} {attributes['resource']}"
+        answer = _interpreted(doing, lambda: dict(self._client.create(review).to_dict()))
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    def crd_installed(self, name: str) -> bool:
+        def fetch() -> bool:
+            try:
+                self._client.get(_CRD, name)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == _NOT_FOUND:
+                    return False
+                raise
+            return True
+
+        return _interpreted(f"looking for the CustomResourceDefinition {name}", fetch)
+
+
+def load_config(kubeconfig: Path | None, context: str | None) -> Any:
+    """The kubeconfig's context as lightkube takes it; a missing file or context is refused
+    with what was looked for."""
+    from_env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    path = kubeconfig or Path(from_env or DEFAULT_KUBECONFIG).expanduser()
+    try:
+        return KubeConfig.from_file(str(path)).get(context_name=context)
+    except (ConfigError, OSError) as error:
+        raise KubernetesRefused(f"cannot use the kubeconfig {path}: {error}") from error

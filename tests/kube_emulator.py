@@ -1,0 +1,135 @@
+"""A Kubernetes API server for tests, on loopback: kmock's emulator (objects kept in memory,
+served over real HTTP) with what a real API server adds and kmock leaves out:
+
+- the metadata a server sets: uid, creationTimestamp, a resourceVersion that moves on every write;
+- server-side apply (``PATCH`` as ``application/apply-patch+yaml``) of an object that does not
+  exist yet creates it;
+- ``labelSelector`` on lists (``k=v`` terms, comma-separated);
+- SelfSubjectAccessReviews, answered from ``denied``;
+- CustomResourceDefinitions by name, from ``crds``.
+
+Apply merges what is sent into what is stored, as kmock does with every patch (a real server
+also drops the fields its field manager stopped sending). The server runs on its own event loop
+in a thread, so sync clients (lightkube's) can talk to it; ``stop`` ends both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import uuid
+from typing import Any, cast
+
+import aiohttp.web
+import kmock
+from kmock._internal import rendering
+
+APPLY = "application/apply-patch+yaml"
+ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
+CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+class ApiServer(kmock.KubernetesEmulator):
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.denied: set[tuple[str, str]] = set()  # (verb, resource) answered "not allowed"
+        self.crds: set[str] = set()
+        self._versions = itertools.count(1)
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource == ACCESS_REVIEWS:
+            return aiohttp.web.json_response(self._reviewed(request.data))
+        if request.resource == CRDS and request.name is not None:
+            if request.name not in self.crds:
+                return await self._render_error(kmock.KubernetesObjectNotFoundError())
+            return aiohttp.web.json_response({"metadata": {"name": request.name}})
+        if isinstance(request.data, dict) and request.resource is not None:
+            metadata = request.data.setdefault("metadata", {})
+            metadata["resourceVersion"] = str(next(self._versions))
+            key = (request.resource, request.namespace, request.name)
+            creates = request.action == kmock.action.CREATE or (
+                request.headers.get("Content-Type") == APPLY and not self._exists(key)
+            )
+            if creates:
+                metadata.setdefault("uid", str(uuid.uuid4()))
+                metadata.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+            if creates and request.action != kmock.action.CREATE:
+                async with self._lock:
+                    self._objects[cast(Any, key)] = request.data
+        response: aiohttp.web.StreamResponse = await super()._handle(request)
+        return response
+
+    def _exists(self, key: Any) -> bool:
+        return key in self._objects and not self._objects[key].deleted
+
+    def _reviewed(self, review: dict[str, Any]) -> dict[str, Any]:
+        attributes = review["spec"]["resourceAttributes"]
+        resource = attributes["resource"]
+        if attributes.get("subresource"):
+            resource = f"{resource}/{attributes['subresource']}"
+        allowed = (attributes["verb"], resource) not in self.denied
+        return {**review, "status": {"allowed": allowed}}
+
+    async def _serve_list(self, request: rendering.Request) -> Any:
+        listed: Any = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector:
+            terms = dict(term.split("=", 1) for term in selector.split(","))
+            listed["items"] = [
+                item
+                for item in listed["items"]
+                if terms.items() <= (item.get("metadata", {}).get("labels") or {}).items()
+            ]
+        return listed
+
+    def stored(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as kept (None: none), for assertions."""
+        for (resource, ns, object_name), obj in self._objects.items():
+            if (resource.plural, ns, object_name) == (plural, namespace, name):
+                return None if obj.deleted else dict(obj.raw)
+        return None
+
+
+class RunningApiServer:
+    """An ApiServer listening on 127.0.0.1 in a thread of its own."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stopping: asyncio.Event | None = None
+        self.server: ApiServer | None = None
+        self.url = ""
+        self._thread = threading.Thread(target=self._run, name="kube-api", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=30):
+            raise RuntimeError("the emulated API server did not start")
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            async with ApiServer() as handler, kmock.Server(handler, host="127.0.0.1") as server:
+                self.server, self.url = handler, str(server.url).rstrip("/")
+                self._stopping = asyncio.Event()
+                self._ready.set()
+                await self._stopping.wait()
+
+        self._loop.run_until_complete(serve())
+        self._loop.close()
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(timeout=30)
+
+    def kubeconfig(self) -> dict[str, Any]:
+        """A kubeconfig whose current context is this server (with a token nobody checks)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "unchecked"}}],
+            "contexts": [
+                {"name": "emulated", "context": {"cluster": "emulated", "user": "tester"}}
+            ],
+            "current-context": "emulated",
+        }

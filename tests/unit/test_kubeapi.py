@@ -1,0 +1,170 @@
+"""The KubernetesApi, the same contract for the lightkube client (against an emulated API server
+on loopback, see tests/kube_emulator.py) and for the fake the unit tests use."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused, KubernetesUnavailable
+from rayservice.kubeapi.fake import FakeKubernetesApi
+from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, RAY_CLUSTER_CRD, SERVICE
+from tests.kube_emulator import RunningApiServer
+
+
+@dataclass
+class Cluster:
+    """An API to test, and the knobs of the cluster behind it."""
+
+    api: KubernetesApi
+    deny: Any  # (verb, resource) -> None
+    add_crd: Any  # name -> None
+
+
+@pytest.fixture(scope="module")
+def emulated() -> Iterator[RunningApiServer]:
+    running = RunningApiServer()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["fake", "lightkube"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, emulated: RunningApiServer
+) -> Iterator[Cluster]:
+    if request.param == "fake":
+        fake = FakeKubernetesApi()
+        fake.crds.clear()
+        yield Cluster(fake, fake.denied.add, fake.crds.add)
+        return
+    server = emulated.server
+    assert server is not None
+    server.denied.clear()
+    server.crds.clear()
+    server.objects.clear()
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    yield Cluster(LightkubeApi(config), server.denied.add, server.crds.add)
+
+
+def ray_cluster(name: str, replicas: int = 1, **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "namespace": "team", "labels": {"owner": "svc", **labels}},
+        "spec": {"workerGroupSpecs": [{"groupName": "small", "replicas": replicas}]},
+    }
+
+
+def test_apply_creates_with_server_set_metadata_then_changes_in_place(cluster: Cluster) -> None:
+    created = cluster.api.apply(ray_cluster("a"))
+    changed = cluster.api.apply(ray_cluster("a", replicas=3))
+
+    assert created["metadata"]["uid"] == changed["metadata"]["uid"]
+    assert created["metadata"]["resourceVersion"] != changed["metadata"]["resourceVersion"]
+    found = cluster.api.get(RAY_CLUSTER, "team", "a")
+    assert found is not None
+    assert found["spec"]["workerGroupSpecs"][0]["replicas"] == 3
+
+
+def test_get_of_a_missing_object_is_none_and_delete_is_idempotent(cluster: Cluster) -> None:
+    cluster.api.apply(ray_cluster("a"))
+
+    cluster.api.delete(RAY_CLUSTER, "team", "a")
+    cluster.api.delete(RAY_CLUSTER, "team", "a")
+
+    assert cluster.api.get(RAY_CLUSTER, "team", "a") is None
+
+
+def test_list_selects_by_every_label_given_within_the_namespace(cluster: Cluster) -> None:
+    cluster.api.apply(ray_cluster("a", role="active"))
+    cluster.api.apply(ray_cluster("b", role="pending"))
+    elsewhere = ray_cluster("c", role="active")
+    elsewhere["metadata"]["namespace"] = "other"
+    cluster.api.apply(elsewhere)
+
+    def names(**labels: str) -> list[str]:
+        return sorted(
+            o["metadata"]["name"] for o in cluster.api.select(RAY_CLUSTER, "team", labels)
+        )
+
+    assert names() == ["a", "b"]
+    assert names(owner="svc", role="active") == ["a"]
+    assert names(owner="nobody") == []
+
+
+def test_labels_set_on_a_pod_keep_its_other_labels(cluster: Cluster) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "head", "namespace": "team", "labels": {"ray.io/cluster": "a"}},
+    }
+    cluster.api.apply(pod)  # as KubeRay would create it
+
+    cluster.api.set_labels(POD, "team", "head", {"ray.io/serve": "true"})
+
+    found = cluster.api.get(POD, "team", "head")
+    assert found is not None
+    assert found["metadata"]["labels"] == {"ray.io/cluster": "a", "ray.io/serve": "true"}
+
+
+def test_missing_permissions_name_the_verb_the_resource_and_why(cluster: Cluster) -> None:
+    assert cluster.api.missing_permissions("team") == []
+
+    cluster.deny(("patch", "pods"))
+    cluster.deny(("get", "services/proxy"))
+
+    assert cluster.api.missing_permissions("team") == [
+        "patch pods (pods and their labels)",
+        "get services/proxy (Ray's dashboard through the API server)",
+    ]
+
+
+def test_a_crd_is_installed_or_not(cluster: Cluster) -> None:
+    assert not cluster.api.crd_installed(RAY_CLUSTER_CRD)
+
+    cluster.add_crd(RAY_CLUSTER_CRD)
+
+    assert cluster.api.crd_installed(RAY_CLUSTER_CRD)
+
+
+def test_an_object_of_an_unknown_kind_is_refused_before_anything_is_sent(cluster: Cluster) -> None:
+    with pytest.raises(ValueError, match="not a kind rayservice makes"):
+        cluster.api.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {}})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_an_unreachable_api_server_is_worth_trying_again(
+    tmp_path: Path, emulated: RunningApiServer
+) -> None:
+    config = emulated.kubeconfig()
+    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{free_port()}"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+
+    with pytest.raises(KubernetesUnavailable, match="cannot be reached"):
+        LightkubeApi(path).get(SERVICE, "team", "svc-serve-svc")
+
+
+def test_a_missing_kubeconfig_or_context_is_refused_saying_which(
+    tmp_path: Path, emulated: RunningApiServer
+) -> None:
+    with pytest.raises(KubernetesRefused, match="nowhere"):
+        LightkubeApi(tmp_path / "nowhere")
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    with pytest.raises(KubernetesRefused, match="'staging' not found"):
+        LightkubeApi(path, context="staging")
