@@ -15,6 +15,7 @@ import yaml
 from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused, KubernetesUnavailable
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubeapi.preflight import cluster_problems
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, RAY_CLUSTER_CRD, SERVICE
 from tests.kube_emulator import RunningApiServer
 
@@ -168,3 +169,19 @@ def test_a_missing_kubeconfig_or_context_is_refused_saying_which(
     path.write_text(yaml.safe_dump(emulated.kubeconfig()))
     with pytest.raises(KubernetesRefused, match="'staging' not found"):
         LightkubeApi(path, context="staging")
+
+
+def test_a_cluster_ready_for_rayservice_has_no_problems(cluster: Cluster) -> None:
+    cluster.add_crd(RAY_CLUSTER_CRD)
+
+    assert cluster_problems(cluster.api, "team") == []
+
+
+def test_a_missing_crd_and_permissions_say_what_to_install_and_grant(cluster: Cluster) -> None:
+    cluster.deny(("create", "rayclusters"))
+
+    crd, permissions = cluster_problems(cluster.api, "team")
+
+    assert "rayclusters.ray.io" in crd and "helm install kuberay-operator" in crd
+    assert "create rayclusters (one RayCluster per cluster)" in permissions
+    assert "deploy/rbac.yaml" in permissions
