@@ -13,7 +13,7 @@ from rayservice.cli.render import rendered
 from rayservice.kubernetes.access import MANAGE, NEEDED
 from rayservice.kubernetes.objects import service_objects
 from tests.unit.kube_schemas import problems
-from tests.unit.test_kubernetes_objects import CLUSTER, incremental, loaded
+from tests.unit.test_kubernetes_objects import incremental, loaded, request_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,10 +34,11 @@ def granted(group: str, resource: str) -> set[str]:
 
 
 def built_kinds() -> set[tuple[str, str]]:
+    service = loaded(incremental(gatewayClassName="istio"))
     objects = [
         o for path in sorted((REPO / "samples").glob("*.yaml"))
         for o in rendered(path.read_text(), str(path))
-    ] + service_objects(loaded(incremental(gatewayClassName="istio")), CLUSTER)  # fmt: skip
+    ] + service_objects(service, request_of(service))  # fmt: skip
     return {(o["apiVersion"].rpartition("/")[0], o["kind"].lower() + "s") for o in objects}
 
 

@@ -16,9 +16,11 @@ from rayservice.kubernetes.labels import Label
 from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
 from rayservice.kubernetes.raycluster import ray_cluster
 from rayservice.kubernetes.services import head_service, serve_service
-from rayservice.planner.cluster import cluster_name
+from rayservice.planner.cluster import cluster_name, cluster_request
+from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import RayCluster, RayService
+from rayservice.spec.serve_config import proxy_port
 from rayservice.spec.vocabulary import Backend
 from tests.unit.kube_schemas import problems
 
@@ -68,6 +70,19 @@ def loaded(doc: dict[str, Any]) -> RayService:
     return manifest
 
 
+def request_of(service: RayService, name: str = CLUSTER) -> ClusterRequest:
+    """The planner's request for a cluster ``name`` of ``service``."""
+    spec = service.spec.rayClusterConfig
+    return cluster_request(
+        name,
+        service.key,
+        spec,
+        "hash1",
+        annotations=service.metadata.annotations,
+        serve_proxy_port=proxy_port(service.spec.serve_config()),
+    )
+
+
 def plain(obj: Any) -> Any:
     """As an API server receives it (JSON)."""
     return json.loads(json.dumps(obj))
@@ -78,7 +93,7 @@ def all_valid(objects: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def test_a_rayservice_becomes_a_raycluster_and_its_two_services_all_valid() -> None:
-    objects = service_objects(loaded(document()), CLUSTER)
+    objects = service_objects(loaded(document()), request_of(loaded(document())))
 
     assert [o["kind"] for o in objects] == ["RayCluster", "Service", "Service"]
     assert [o["metadata"]["name"] for o in objects] == [CLUSTER, "svc-head-svc", "svc-serve-svc"]
@@ -86,7 +101,7 @@ def test_a_rayservice_becomes_a_raycluster_and_its_two_services_all_valid() -> N
 
 
 def test_the_raycluster_is_labelled_ours_and_never_like_a_kuberay_rayservices() -> None:
-    built = ray_cluster(loaded(document()), CLUSTER, "hash1")
+    built = ray_cluster(request_of(loaded(document())))
 
     labels = built["metadata"]["labels"]
     assert labels == {
@@ -99,7 +114,7 @@ def test_the_raycluster_is_labelled_ours_and_never_like_a_kuberay_rayservices() 
 
 
 def test_workers_get_a_serve_readiness_probe_and_the_head_waits_for_the_controller() -> None:
-    spec = ray_cluster(loaded(document()), CLUSTER, "h")["spec"]
+    spec = ray_cluster(request_of(loaded(document())))["spec"]
 
     head, worker = spec["headGroupSpec"]["template"], spec["workerGroupSpecs"][0]["template"]
     assert head["metadata"]["labels"] == {Label.SERVE: "false"}
@@ -120,7 +135,7 @@ def test_the_probe_asks_the_port_the_serve_config_gives_and_a_users_probe_stays(
     second["template"]["spec"]["containers"][0]["readinessProbe"] = own_probe
     doc["spec"]["rayClusterConfig"]["workerGroupSpecs"].append(second)
 
-    groups = ray_cluster(loaded(doc), CLUSTER, "h")["spec"]["workerGroupSpecs"]
+    groups = ray_cluster(request_of(loaded(doc)))["spec"]["workerGroupSpecs"]
 
     command = groups[0]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
     assert ":9000/-/healthz" in command[-1] and ":52400/api/" in command[-1]
@@ -128,12 +143,12 @@ def test_the_probe_asks_the_port_the_serve_config_gives_and_a_users_probe_stays(
 
 
 def test_worker_counts_and_workers_to_delete_are_the_controllers_decision() -> None:
-    service = loaded(document())
+    request = request_of(loaded(document()))
+    [workers] = request.workers
+    fewer = request.model_copy(update={"workers": (workers.model_copy(update={"replicas": 1}),)})
 
-    asked = ray_cluster(service, CLUSTER, "h")["spec"]["workerGroupSpecs"][0]
-    decided = ray_cluster(
-        service, CLUSTER, "h", replicas={"small": 1}, workers_to_delete={"small": ["pod-1"]}
-    )["spec"]["workerGroupSpecs"][0]
+    asked = ray_cluster(request)["spec"]["workerGroupSpecs"][0]
+    decided = ray_cluster(fewer, {"small": ["pod-1"]})["spec"]["workerGroupSpecs"][0]
 
     assert (asked["replicas"], asked["minReplicas"], asked["maxReplicas"]) == (2, 0, 4)
     assert "scaleStrategy" not in asked
@@ -146,7 +161,7 @@ def test_the_per_cluster_head_service_is_left_to_kuberay_to_name() -> None:
     head = doc["spec"]["rayClusterConfig"]["headGroupSpec"]
     head["headService"] = {"metadata": {"name": "fixed", "annotations": {"a": "b"}}}
 
-    built = ray_cluster(loaded(doc), CLUSTER, "h")["spec"]["headGroupSpec"]["headService"]
+    built = ray_cluster(request_of(loaded(doc)))["spec"]["headGroupSpec"]["headService"]
 
     assert built == {"metadata": {"annotations": {"a": "b"}}}
 
@@ -161,8 +176,8 @@ def test_each_fault_tolerant_cluster_keeps_its_gcs_state_in_a_namespace_of_its_o
     cluster_config["gcsFaultToleranceOptions"] = options
     service = loaded(document(rayClusterConfig=cluster_config))
 
-    first = ray_cluster(service, "svc-raycluster-aaaaa", "h")
-    second = ray_cluster(service, "svc-raycluster-bbbbb", "h")
+    first = ray_cluster(request_of(service, "svc-raycluster-aaaaa"))
+    second = ray_cluster(request_of(service, "svc-raycluster-bbbbb"))
 
     built = first["spec"]["gcsFaultToleranceOptions"]
     assert built["externalStorageNamespace"] == "team-svc-raycluster-aaaaa"
@@ -179,7 +194,7 @@ def test_fault_tolerance_by_annotation_is_passed_on_as_kuberays_annotations() ->
     head["metadata"] = {"annotations": {"ray.io/ft-enabled": "true"}}
     head["spec"]["containers"][0]["env"] = [{"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}]
 
-    annotations = ray_cluster(loaded(doc), CLUSTER, "h")["metadata"]["annotations"]
+    annotations = ray_cluster(request_of(loaded(doc)))["metadata"]["annotations"]
 
     assert annotations["ray.io/ft-enabled"] == "true"
     assert annotations["ray.io/external-storage-namespace"] == CLUSTER
@@ -243,7 +258,7 @@ def incremental(**options: Any) -> dict[str, Any]:
 def test_an_incremental_service_is_reached_through_a_gateway_with_weighted_routes() -> None:
     service = loaded(incremental(gatewayClassName="istio"))
 
-    objects = service_objects(service, CLUSTER)
+    objects = service_objects(service, request_of(service))
     route = http_route(service, [(CLUSTER, 70), ("svc-raycluster-bbbbb", 30)])
 
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
@@ -292,8 +307,16 @@ def test_a_standalone_raycluster_is_itself_with_our_labels_added() -> None:
     }
     manifest = load_manifest(doc, "m.yaml", Backend.KUBERNETES)
     assert isinstance(manifest, RayCluster)
+    request = cluster_request(
+        "c",
+        manifest.key,
+        manifest.spec,
+        "hash1",
+        annotations=manifest.metadata.annotations,
+        standalone_labels=manifest.metadata.labels,
+    )
 
-    [built] = cluster_objects(manifest)
+    [built] = cluster_objects(request)
 
     assert built["metadata"]["labels"]["team"] == "a"
     assert built["metadata"]["labels"][Label.OWNER_KIND] == "RayCluster"
@@ -308,7 +331,7 @@ def test_the_longest_service_name_gives_a_raycluster_name_kuberay_takes() -> Non
     doc["metadata"]["name"] = "s" * 47
     service = loaded(doc)
 
-    objects = service_objects(service, cluster_name(service, "uid", 1))
+    objects = service_objects(service, request_of(service, cluster_name(service, "uid", 1)))
 
     assert len(objects[0]["metadata"]["name"]) == 53
     assert all_valid(objects) == {name: [] for name in all_valid(objects)}

@@ -24,13 +24,14 @@ import yaml
 
 from rayservice.api.admission import with_packaged_working_dirs
 from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
-from rayservice.planner.cluster import cluster_name
+from rayservice.planner.cluster import cluster_name, cluster_request
 from rayservice.spec.config_objects import is_config_object, load_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import not_run_here, object_label
+from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
-from rayservice.spec.serve_config import load_yaml_documents
+from rayservice.spec.serve_config import load_yaml_documents, proxy_port
 from rayservice.spec.vocabulary import Backend
 
 
@@ -119,9 +120,28 @@ def _checked_folders(document: Any, base_dir: Path, source: str) -> Any:
 
 
 def _objects_of(manifest: Manifest) -> list[KubernetesObject]:
-    if not isinstance(manifest, RayService):
-        return cluster_objects(manifest)
-    return service_objects(manifest, _cluster_of(manifest))
+    """The objects of ``manifest``, its cluster asked for as the controller asks (the planner's
+    ClusterRequest: the spec as written, the counts it asks for)."""
+    if isinstance(manifest, RayService):
+        spec = manifest.spec.rayClusterConfig
+        request = cluster_request(
+            _cluster_of(manifest),
+            manifest.key,
+            spec,
+            cluster_spec_hash(spec),
+            annotations=manifest.metadata.annotations,
+            serve_proxy_port=proxy_port(manifest.spec.serve_config()),
+        )
+        return service_objects(manifest, request)
+    request = cluster_request(
+        manifest.metadata.name,
+        manifest.key,
+        manifest.spec,
+        cluster_spec_hash(manifest.spec),
+        annotations=manifest.metadata.annotations,
+        standalone_labels=manifest.metadata.labels,
+    )
+    return cluster_objects(request)
 
 
 def _cluster_of(service: RayService) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rayservice.kubernetes.raycluster import owner_labels
+from rayservice.kubernetes.raycluster import labels_of
 from rayservice.kubernetes.services import cluster_serve_service_name, serve_port
 from rayservice.spec.errors import SpecProblem
 from rayservice.spec.manifest import KubernetesObject, RayService
@@ -99,4 +99,4 @@ def http_route(service: RayService, shares: Sequence[tuple[str, int]]) -> Kubern
 
 
 def _metadata(service: RayService, name: str) -> dict[str, object]:
-    return {"name": name, "namespace": service.metadata.namespace, "labels": owner_labels(service)}
+    return {"name": name, "namespace": service.metadata.namespace, "labels": labels_of(service)}

@@ -3,8 +3,8 @@
 A RayService becomes its cluster's RayCluster, ``<name>-head-svc`` and ``<name>-serve-svc``,
 and, when its upgrades are incremental, the cluster's own serve Service, a Gateway and an
 HTTPRoute giving that cluster all the traffic. A standalone RayCluster becomes itself (KubeRay's
-operator makes its Services). Secrets and ConfigMaps are applied as they are. The cluster's name
-is the caller's: the controller derives it from the service's uid and generation.
+operator makes its Services). Secrets and ConfigMaps are applied as they are. The cluster is the
+caller's ClusterRequest, as the planner makes it: its name, worker counts and the rest.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from rayservice.kubernetes.gateway import gateway, gateway_class, gateway_proble
 from rayservice.kubernetes.raycluster import ray_cluster
 from rayservice.kubernetes.services import cluster_serve_service, head_service, serve_service
 from rayservice.spec import fault_tolerance
+from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import SpecProblem
-from rayservice.spec.hashing import cluster_spec_hash
-from rayservice.spec.manifest import KubernetesObject, Manifest, RayCluster, RayService
+from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
 from rayservice.spec.vocabulary import FULL_CAPACITY, GcsBackend
 
 
-def service_objects(service: RayService, cluster: str) -> list[KubernetesObject]:
-    """What a RayService whose only cluster is ``cluster`` has on Kubernetes."""
-    spec_hash = cluster_spec_hash(service.spec.rayClusterConfig)
+def service_objects(service: RayService, request: ClusterRequest) -> list[KubernetesObject]:
+    """What a RayService whose only cluster is the one of ``request`` has on Kubernetes."""
+    cluster = request.name
     objects = [
-        ray_cluster(service, cluster, spec_hash),
+        ray_cluster(request),
         head_service(service, cluster),
         serve_service(service, cluster),
     ]
@@ -38,9 +38,9 @@ def service_objects(service: RayService, cluster: str) -> list[KubernetesObject]
     return objects
 
 
-def cluster_objects(cluster: RayCluster) -> list[KubernetesObject]:
+def cluster_objects(request: ClusterRequest) -> list[KubernetesObject]:
     """What a standalone RayCluster has on Kubernetes: itself."""
-    return [ray_cluster(cluster, cluster.metadata.name, cluster_spec_hash(cluster.spec))]
+    return [ray_cluster(request)]
 
 
 def kubernetes_problems(manifest: Manifest, source: str) -> list[SpecProblem]:

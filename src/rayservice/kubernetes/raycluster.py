@@ -9,83 +9,62 @@ and what makes it ours rather than a KubeRay RayService's:
   decides whether they get traffic (a Ray container without a probe of its own gets one that asks
   the raylet and the node's Serve proxy), and "false" on the head until the controller sees its
   proxy answer ``/-/healthz`` (KubeRay gives a RayService's clusters the same, not other ones);
-- worker counts and ``workersToDelete`` as the controller decides them now;
+- worker counts and ``workersToDelete`` as the controller decides them now (a ClusterRequest);
 - no name for the per-cluster head Service (KubeRay names it after the RayCluster, so that the
   two clusters of an upgrade do not fight over one name);
 - where the GCS state lives in Redis: a namespace per cluster, as on the local backend.
 
-A standalone RayCluster is the user's object as given, with our labels added.
+A standalone RayCluster is the user's object as given (its labels and annotations too), with
+our labels added.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, Serving
-from rayservice.spec import fault_tolerance
-from rayservice.spec.manifest import (
-    API_VERSION,
-    KubernetesObject,
-    Manifest,
-    RayClusterSpec,
-    RayService,
-    replicas_of,
-)
+from rayservice.spec.cluster_request import ClusterRequest
+from rayservice.spec.events import ObjectKind
+from rayservice.spec.manifest import API_VERSION, INT32_MAX, KubernetesObject, Manifest
 from rayservice.spec.vocabulary import AnnotationKey, GcsBackend
 
-DEFAULT_PROXY_PORT = 8000  # where a node's Serve proxy listens unless http_options says
 DEFAULT_AGENT_PORT = 52365  # the dashboard agent, which answers for the raylet's health
 _AGENT_PORT_PARAM = "dashboard-agent-listen-port"
 _PROBE_TIMEOUT_SECONDS = 2
 
 
-def owner_labels(owner: Manifest) -> dict[str, str]:
-    """The labels of every object made for ``owner``."""
-    return {
-        Label.MANAGED_BY: MANAGER,
-        Label.OWNER_KIND: owner.kind,
-        Label.OWNER_NAME: owner.metadata.name,
-    }
+def owner_labels(kind: ObjectKind, name: str) -> dict[str, str]:
+    """The labels of every object made for the ``kind`` object ``name``."""
+    return {Label.MANAGED_BY: MANAGER, Label.OWNER_KIND: kind, Label.OWNER_NAME: name}
 
 
-def proxy_port(service: RayService) -> int:
-    """Where each node's Serve proxy listens: the Serve config's ``http_options.port``, else
-    Serve's default. On Kubernetes every pod has its own address, so all share it."""
-    options = service.spec.serve_config().get("http_options")
-    port = options.get("port") if isinstance(options, dict) else None
-    return port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_PROXY_PORT
+def labels_of(owner: Manifest) -> dict[str, str]:
+    return owner_labels(ObjectKind(owner.kind), owner.metadata.name)
 
 
 def ray_cluster(
-    owner: Manifest,
-    name: str,
-    spec_hash: str,
-    replicas: Mapping[str, int] | None = None,
-    workers_to_delete: Mapping[str, Sequence[str]] | None = None,
+    request: ClusterRequest, leaving: Mapping[str, Sequence[str]] | None = None
 ) -> KubernetesObject:
-    """The RayCluster ``name`` of ``owner``. ``replicas`` and ``workers_to_delete`` (by worker
-    group) are the controller's decision; a group not in ``replicas`` gets the count its spec
-    asks for."""
-    if isinstance(owner, RayService):
-        spec_model, annotations = owner.spec.rayClusterConfig, {}
-        labels = owner_labels(owner)
-    else:
-        spec_model = owner.spec
-        labels = {**owner.metadata.labels, **owner_labels(owner)}
-        annotations = dict(owner.metadata.annotations)
-    spec = _as_given(spec_model)
-    _set_worker_counts(spec, spec_model, replicas or {}, workers_to_delete or {})
-    annotations.update(_storage_annotations(spec, spec_model, owner, name))
-    if isinstance(owner, RayService):
-        _prepare_for_serving(spec, proxy_port(owner))
-    annotations[Annotation.SPEC_HASH] = spec_hash
+    """The RayCluster of ``request``: its cluster spec with the worker counts it decides and
+    ``leaving``, the workers to delete by group."""
+    spec = _with_worker_counts(request, leaving or {})
+    labels = owner_labels(request.owner_kind, request.owner_name)
+    annotations: dict[str, str] = {}
+    if request.owner_kind is ObjectKind.RAY_CLUSTER:
+        labels = {**request.owner_labels, **labels}
+        annotations = dict(request.owner_annotations)
+    annotations.update(_storage(request, spec))
+    if request.serve_proxy_port is not None:
+        _prepare_for_serving(spec, request.serve_proxy_port)
+    annotations[Annotation.SPEC_HASH] = request.spec_hash
     return {
         "apiVersion": API_VERSION,
         "kind": "RayCluster",
         "metadata": {
-            "name": name,
-            "namespace": owner.metadata.namespace,
+            "name": request.name,
+            "namespace": request.namespace,
             "labels": labels,
             "annotations": annotations,
         },
@@ -93,52 +72,46 @@ def ray_cluster(
     }
 
 
-def _as_given(spec: RayClusterSpec) -> dict[str, Any]:
-    """The cluster spec with the fields the manifest sets, in KubeRay's form (a Redis credential
-    given as plain text, a local convenience, becomes ``{value: ...}``)."""
-    dumped: dict[str, Any] = spec.model_dump(mode="json", exclude_unset=True)
-    options = dumped.get("gcsFaultToleranceOptions") or {}
+def _with_worker_counts(
+    request: ClusterRequest, leaving: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """The request's cluster spec (a copy) in KubeRay's form (a Redis credential given as plain
+    text, a local convenience, becomes ``{value: ...}``), its worker groups with the counts
+    the request decides and the bounds' defaults written out (KubeRay's CRD requires both)."""
+    spec: dict[str, Any] = copy.deepcopy(request.cluster_spec)
+    options = spec.get("gcsFaultToleranceOptions") or {}
     for field in ("redisPassword", "redisUsername"):
         if isinstance(options.get(field), str):
             options[field] = {"value": options[field]}
-    return dumped
-
-
-def _set_worker_counts(
-    spec: dict[str, Any],
-    model: RayClusterSpec,
-    replicas: Mapping[str, int],
-    to_delete: Mapping[str, Sequence[str]],
-) -> None:
-    for group, given in zip(
-        spec.get("workerGroupSpecs") or [], model.workerGroupSpecs, strict=True
-    ):
-        # the bounds' defaults written out: KubeRay's CRD requires both
-        group["minReplicas"], group["maxReplicas"] = given.minReplicas, given.maxReplicas
-        group["replicas"] = replicas.get(given.groupName, replicas_of(given))
-        leaving = list(to_delete.get(given.groupName, given.scaleStrategy.workersToDelete))
-        if leaving:
-            group["scaleStrategy"] = {"workersToDelete": leaving}
+    counts = {group.group: group.replicas for group in request.workers}
+    for group in spec.get("workerGroupSpecs") or []:
+        name = group["groupName"]
+        group.setdefault("minReplicas", 0)
+        group.setdefault("maxReplicas", INT32_MAX)
+        if name in counts:  # a suspended group is left as it is
+            group["replicas"] = counts[name]
+        named = list(leaving.get(name, ()))
+        if named:
+            group["scaleStrategy"] = {"workersToDelete": named}
         else:
             group.pop("scaleStrategy", None)
+    return spec
 
 
-def _storage_annotations(
-    spec: dict[str, Any], model: RayClusterSpec, owner: Manifest, name: str
-) -> dict[str, str]:
+def _storage(request: ClusterRequest, spec: dict[str, Any]) -> dict[str, str]:
     """Give a fault-tolerant cluster its own place in Redis, as the local backend does: in the
-    options when the manifest uses them, else in KubeRay's annotations."""
-    if not fault_tolerance.is_enabled(model, owner.metadata.annotations):
+    options when the spec uses them, else in KubeRay's annotations."""
+    tolerance = request.fault_tolerance
+    if tolerance is None:
         return {}
-    namespace = fault_tolerance.storage_namespace(model, owner.metadata.annotations, name)
     options = spec.get("gcsFaultToleranceOptions")
     if isinstance(options, dict):
         if options.get("backend", GcsBackend.REDIS) == GcsBackend.REDIS:
-            options["externalStorageNamespace"] = namespace
+            options["externalStorageNamespace"] = tolerance.storage_namespace
         return {}
     return {
         AnnotationKey.FT_ENABLED: "true",
-        AnnotationKey.EXTERNAL_STORAGE_NAMESPACE: namespace,
+        AnnotationKey.EXTERNAL_STORAGE_NAMESPACE: tolerance.storage_namespace,
     }
 
 

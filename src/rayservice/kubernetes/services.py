@@ -19,8 +19,9 @@ import copy
 from typing import Any
 
 from rayservice.kubernetes.labels import Label, NodeType, Serving
-from rayservice.kubernetes.raycluster import owner_labels, proxy_port
+from rayservice.kubernetes.raycluster import labels_of
 from rayservice.spec.manifest import KubernetesObject, RayService, head_container_ports
+from rayservice.spec.serve_config import proxy_port
 from rayservice.spec.service_exposure import (
     FIRST_DASHBOARD_PORT,
     FIRST_SERVE_PORT,
@@ -53,10 +54,14 @@ def _service(
         "metadata": {
             "name": name,
             "namespace": owner.metadata.namespace,
-            "labels": owner_labels(owner),
+            "labels": labels_of(owner),
         },
         "spec": {"type": service_type(owner, kind)[0].value, "selector": selector, "ports": ports},
     }
+
+
+def _proxy_port(service: RayService) -> int:
+    return proxy_port(service.spec.serve_config())
 
 
 def head_ports(service: RayService) -> list[dict[str, Any]]:
@@ -91,7 +96,7 @@ def _serve_ports(service: RayService) -> list[dict[str, Any]]:
         {
             "name": ServicePort.SERVE.value,
             "port": serve_port(service),
-            "targetPort": proxy_port(service),
+            "targetPort": _proxy_port(service),
             "protocol": "TCP",
         }
     ]
@@ -120,7 +125,7 @@ def serve_service(service: RayService, cluster: str) -> KubernetesObject:
     built["spec"] = {**spec, **{k: v for k, v in built["spec"].items() if k not in spec}}
     built["spec"]["selector"] = selector
     for port in built["spec"]["ports"]:
-        port.setdefault("targetPort", proxy_port(service))
+        port.setdefault("targetPort", _proxy_port(service))
     return built
 
 

@@ -18,6 +18,7 @@ from rayservice.spec.cluster_request import (
     NodeGroupRequest,
     bounds_of,
 )
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.fault_tolerance import container_env
 from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT_PARAMS
 from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential
@@ -117,18 +118,22 @@ def cluster_request(
     spec_hash: str,
     *,
     annotations: Mapping[str, str],
-    fixed_head_ports: bool = False,
+    standalone_labels: Mapping[str, str] | None = None,
+    serve_proxy_port: int | None = None,
     scale: ScaleRequest | None = None,
 ) -> ClusterRequest:
-    """What the provider is to make of ``spec`` (``annotations``: the owning object's); with
-    ``fixed_head_ports`` (a standalone RayCluster) the head keeps the ports its rayStartParams
-    fix. With Ray's autoscaler on, ``scale`` (what it last asked for this cluster) sets the
-    worker counts and the workers to remove (:mod:`rayservice.spec.autoscaling`)."""
+    """What the provider is to make of ``spec`` (``annotations``: the owning object's). A
+    standalone RayCluster gives its ``standalone_labels`` (it keeps them, and its annotations,
+    on Kubernetes) and its head keeps the ports its rayStartParams fix; a RayService's cluster
+    gives where its nodes' Serve proxies listen. With Ray's autoscaler on, ``scale`` (what it
+    last asked for this cluster) sets the worker counts and the workers to remove
+    (:mod:`rayservice.spec.autoscaling`)."""
+    standalone = standalone_labels is not None
     autoscaling = autoscaling_of(spec)
     asked = scale if autoscaling is not None else None
     head = spec.headGroupSpec
     head_request = _group_request(HEAD_GROUP, head.rayStartParams, head.template, 1)
-    if fixed_head_ports:
+    if standalone:
         fixed = {
             option: int(value)
             for option, value in head.rayStartParams.items()
@@ -158,6 +163,11 @@ def cluster_request(
         fault_tolerance=_fault_tolerance(spec, name, annotations),
         autoscaling=autoscaling,
         autoscaled_groups=tuple(sorted(asked.replicas)) if asked is not None else (),
+        cluster_spec=spec.model_dump(mode="json", exclude_unset=True, exclude_none=True),
+        owner_kind=ObjectKind.RAY_CLUSTER if standalone else ObjectKind.RAY_SERVICE,
+        owner_labels=dict(standalone_labels or {}),
+        owner_annotations=dict(annotations) if standalone else {},
+        serve_proxy_port=serve_proxy_port,
     )
 
 

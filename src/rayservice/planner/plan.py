@@ -46,6 +46,7 @@ from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Resolution
+from rayservice.spec.serve_config import proxy_port
 from rayservice.spec.status import (
     Condition,
     Fact,
@@ -399,6 +400,7 @@ class _Planner:
             RayClusterSpec.model_validate(slot.cluster_spec),
             slot.spec_hash,
             annotations=self.desired.service.metadata.annotations,
+            serve_proxy_port=proxy_port(slot.serve_config or self.desired.serve_config),
             scale=self.desired.scale.get(slot.name),
         )
         request = keeping_an_endpoint(request, cluster, self.spec.excludeHeadPodFromServeSvc)

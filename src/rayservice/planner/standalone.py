@@ -120,7 +120,7 @@ def plan_cluster(
         spec,
         cluster_spec_hash(spec),
         annotations=desired.cluster.metadata.annotations,
-        fixed_head_ports=True,
+        standalone_labels=desired.cluster.metadata.labels,
         scale=desired.scale,
     )
     actions: list[Action] = []

@@ -2,15 +2,19 @@
 
 It is the RayCluster spec reduced to what a backend needs (node groups, their counts, resources,
 extra ``ray start`` parameters and environment), computed purely by the planner. The local
-backend turns it into process trees; a Kubernetes backend would turn it into a RayCluster object.
+backend turns it into process trees; the Kubernetes backend turns it into a RayCluster object,
+for which it also carries the cluster spec itself (pod templates intact), who owns it, and where
+the nodes' Serve proxies listen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.vocabulary import GcsBackend
 
 
@@ -69,6 +73,22 @@ class ClusterRequest(BaseModel):
     fault_tolerance: FaultTolerance | None = None
     autoscaling: Autoscaling | None = None
     autoscaled_groups: tuple[str, ...] = ()  # groups whose count Ray's autoscaler asked for
+    # for a backend that makes an object of its own of the cluster (Kubernetes): the spec as
+    # JSON, the owner's kind, the labels and annotations a standalone RayCluster keeps, and
+    # where the nodes' Serve proxies listen (None: a standalone RayCluster's Serve is the user's)
+    cluster_spec: dict[str, Any] = Field(default_factory=dict)
+    owner_kind: ObjectKind = ObjectKind.RAY_SERVICE
+    owner_labels: dict[str, str] = Field(default_factory=dict)
+    owner_annotations: dict[str, str] = Field(default_factory=dict)
+    serve_proxy_port: int | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.owner.partition("/")[0]
+
+    @property
+    def owner_name(self) -> str:
+        return self.owner.partition("/")[2]
 
 
 def bounds_of(request: ClusterRequest) -> tuple[tuple[str, int, int], ...]:
