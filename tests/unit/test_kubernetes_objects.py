@@ -20,7 +20,7 @@ from rayservice.planner.cluster import cluster_name, cluster_request
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import RayCluster, RayService
-from rayservice.spec.serve_config import proxy_port
+from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.vocabulary import Backend
 from tests.unit.kube_schemas import problems
 

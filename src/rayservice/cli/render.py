@@ -31,7 +31,8 @@ from rayservice.spec.foreign_objects import not_run_here, object_label
 from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
-from rayservice.spec.serve_config import load_yaml_documents, proxy_port
+from rayservice.spec.serve_config import load_yaml_documents
+from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.vocabulary import Backend
 
 

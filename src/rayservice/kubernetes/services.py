@@ -21,11 +21,11 @@ from typing import Any
 from rayservice.kubernetes.labels import Label, NodeType, Serving
 from rayservice.kubernetes.raycluster import labels_of
 from rayservice.spec.manifest import KubernetesObject, RayService, head_container_ports
-from rayservice.spec.serve_config import proxy_port
 from rayservice.spec.service_exposure import (
     FIRST_DASHBOARD_PORT,
     FIRST_SERVE_PORT,
     port_ask,
+    proxy_port,
     service_type,
 )
 from rayservice.spec.vocabulary import ServicePort

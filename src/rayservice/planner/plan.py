@@ -46,7 +46,7 @@ from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Resolution
-from rayservice.spec.serve_config import proxy_port
+from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.status import (
     Condition,
     Fact,

@@ -374,14 +374,3 @@ def health_check_lines(config: Mapping[str, Any]) -> list[str]:
                 f"timeout {SERVE_HEALTH_CHECK_TIMEOUT_S if timeout is None else timeout:g}s"
             )
     return lines
-
-
-DEFAULT_PROXY_PORT = 8000  # where a node's Serve proxy listens unless http_options says
-
-
-def proxy_port(config: Mapping[str, Any]) -> int:
-    """Where the nodes' Serve proxies listen by the Serve config: ``http_options.port``, else
-    Serve's default (on Kubernetes every pod has its own address, so all nodes share it)."""
-    options = config.get("http_options")
-    port = options.get("port") if isinstance(options, Mapping) else None
-    return port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_PROXY_PORT

@@ -17,6 +17,7 @@ only when the controller's settings name an address for head Services.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,3 +179,14 @@ def serve_service_exists(manifest: Manifest) -> bool:
     return isinstance(manifest, RayService) or (
         isinstance(manifest, RayCluster) and manifest.serve_service_enabled
     )
+
+
+DEFAULT_PROXY_PORT = 8000  # where a node's Serve proxy listens unless http_options says
+
+
+def proxy_port(config: Mapping[str, Any]) -> int:
+    """Where the nodes' Serve proxies listen by the Serve config: ``http_options.port``, else
+    Serve's default (on Kubernetes every pod has its own address, so all nodes share it)."""
+    options = config.get("http_options")
+    port = options.get("port") if isinstance(options, Mapping) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_PROXY_PORT
