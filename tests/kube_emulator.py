@@ -6,7 +6,8 @@ served over real HTTP) with what a real API server adds and kmock leaves out:
   exist yet creates it;
 - ``labelSelector`` on lists (``k=v`` terms, comma-separated);
 - SelfSubjectAccessReviews, answered from ``denied``;
-- CustomResourceDefinitions by name, from ``crds``.
+- CustomResourceDefinitions by name, from ``crds``;
+- pods' logs (from ``logs``) and what pods answer through the API server's proxy (``answers``).
 
 Apply merges what is sent into what is stored, as kmock does with every patch (a real server
 also drops the fields its field manager stopped sending). The server runs on its own event loop
@@ -28,6 +29,7 @@ from kmock._internal import rendering
 APPLY = "application/apply-patch+yaml"
 ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+PODS = kmock.resource("", "v1", "pods")
 
 
 class ApiServer(kmock.KubernetesEmulator):
@@ -35,11 +37,15 @@ class ApiServer(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.denied: set[tuple[str, str]] = set()  # (verb, resource) answered "not allowed"
         self.crds: set[str] = set()
+        self.logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> text
+        self.answers: dict[tuple[str, str, int, str], str] = {}  # what pods answer on a port
         self._versions = itertools.count(1)
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource == ACCESS_REVIEWS:
             return aiohttp.web.json_response(self._reviewed(request.data))
+        if request.resource == PODS and request.subresource:
+            return self._pod_subresource(request)
         if request.resource == CRDS and request.name is not None:
             if request.name not in self.crds:
                 return await self._render_error(kmock.KubernetesObjectNotFoundError())
@@ -59,6 +65,22 @@ class ApiServer(kmock.KubernetesEmulator):
                     self._objects[cast(Any, key)] = request.data
         response: aiohttp.web.StreamResponse = await super()._handle(request)
         return response
+
+    def _pod_subresource(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """A pod's logs (``log``, honouring ``tailLines``) or what it answers on a port
+        (``proxy``, through ``<pod>:<port>``)."""
+        namespace, name, sub = str(request.namespace), str(request.name), str(request.subresource)
+        if sub == "log":
+            text = self.logs.get((namespace, name, request.params.get("container", "")), "")
+            tail = int(request.params.get("tailLines", "0") or 0)
+            lines = text.splitlines(keepends=True)
+            return aiohttp.web.Response(text="".join(lines[-tail:] if tail else lines))
+        pod, _, port = name.partition(":")
+        path = "/" + sub.removeprefix("proxy/")
+        answer = self.answers.get((namespace, pod, int(port or 0), path))
+        if answer is None:
+            return aiohttp.web.Response(status=503, text="no endpoint")
+        return aiohttp.web.Response(text=answer)
 
     def _exists(self, key: Any) -> bool:
         return key in self._objects and not self._objects[key].deleted

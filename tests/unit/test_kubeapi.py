@@ -185,3 +185,50 @@ def test_a_missing_crd_and_permissions_say_what_to_install_and_grant(cluster: Cl
     assert "rayclusters.ray.io" in crd and "helm install kuberay-operator" in crd
     assert "create rayclusters (one RayCluster per cluster)" in permissions
     assert "deploy/rbac.yaml" in permissions
+
+
+def pod(name: str, namespace: str = "team") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}}
+
+
+@pytest.fixture
+def logs_and_answers(cluster: Cluster, emulated: RunningApiServer) -> tuple[Any, Any]:
+    """Where the test writes pods' logs and proxy answers, for the API under test."""
+    if isinstance(cluster.api, FakeKubernetesApi):
+        return cluster.api.logs, cluster.api.answers
+    assert emulated.server is not None
+    return emulated.server.logs, emulated.server.answers
+
+
+def test_a_pods_last_lines_of_one_container(
+    cluster: Cluster, logs_and_answers: tuple[Any, Any]
+) -> None:
+    logs, _ = logs_and_answers
+    cluster.api.apply(pod("head"))
+    logs["team", "head", "ray-head"] = "one\ntwo\nthree\n"
+
+    assert cluster.api.pod_logs("team", "head", "ray-head", 2) == "two\nthree\n"
+
+
+def test_what_a_pod_answers_through_the_api_server(
+    cluster: Cluster, logs_and_answers: tuple[Any, Any]
+) -> None:
+    _, answers = logs_and_answers
+    answers["team", "head", 8000, "/-/healthz"] = "success"
+
+    assert cluster.api.proxy_get("team", "head", 8000, "/-/healthz") == "success"
+    assert cluster.api.proxy_get("team", "head", 8001, "/-/healthz") is None
+
+
+def test_selecting_across_namespaces(cluster: Cluster) -> None:
+    cluster.api.apply(ray_cluster("a"))
+    elsewhere = ray_cluster("b")
+    elsewhere["metadata"]["namespace"] = "other"
+    cluster.api.apply(elsewhere)
+
+    found = cluster.api.select(RAY_CLUSTER, None, {"owner": "svc"})
+
+    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in found) == [
+        ("other", "b"),
+        ("team", "a"),
+    ]

@@ -35,9 +35,10 @@ class KubernetesApi(Protocol):
         ...
 
     def select(
-        self, kind: Kind, namespace: str, labels: Mapping[str, str] | None = None
+        self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        """The objects of ``kind`` in ``namespace`` that carry every one of ``labels``."""
+        """The objects of ``kind`` in ``namespace`` (None: in every namespace) that carry every
+        one of ``labels``."""
         ...
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +53,19 @@ class KubernetesApi(Protocol):
 
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         """Delete the object; nothing when it is gone already."""
+        ...
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail: int) -> str:
+        """The last ``tail`` lines ``container`` of ``pod`` wrote."""
+        ...
+
+    def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
+        """What ``pod`` answers to GET ``path`` on ``port``, asked through the API server (no
+        route into the cluster needed); None when it does not answer with 200."""
+        ...
+
+    def service_url(self, namespace: str, service: str, port: str) -> str:
+        """Where the API server proxies to the port named ``port`` of ``service``."""
         ...
 
     def missing_permissions(self, namespace: str) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rayservice.kubeapi.base import KubernetesRefused, KubernetesUnavailable
 from rayservice.kubernetes.access import NEEDED
-from rayservice.kubernetes.kinds import RAY_CLUSTER_CRD, Kind, kind_of
+from rayservice.kubernetes.kinds import POD, RAY_CLUSTER_CRD, Kind, kind_of
 
 _Key = tuple[Kind, str, str]
 
@@ -34,6 +34,8 @@ class FakeKubernetesApi:
         self.denied: set[tuple[str, str]] = set()  # (verb, resource) the identity may not do
         self.reachable = True
         self.refuse: dict[_Key, str] = {}  # objects whose apply the server refuses, and why
+        self.logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> text
+        self.answers: dict[tuple[str, str, int, str], str] = {}  # what pods answer on a port
         self._versions = itertools.count(1)
 
     def _check_reachable(self) -> None:
@@ -46,14 +48,14 @@ class FakeKubernetesApi:
         return copy.deepcopy(found) if found is not None else None
 
     def select(
-        self, kind: Kind, namespace: str, labels: Mapping[str, str] | None = None
+        self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         self._check_reachable()
         wanted = dict(labels or {}).items()
         return [
             copy.deepcopy(obj)
             for (k, ns, _), obj in sorted(self.objects.items(), key=lambda item: item[0][2])
-            if k == kind and ns == namespace
+            if k == kind and namespace in (None, ns)
             and wanted <= (obj["metadata"].get("labels") or {}).items()
         ]  # fmt: skip
 
@@ -84,6 +86,23 @@ class FakeKubernetesApi:
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self._check_reachable()
         self.objects.pop((kind, namespace, name), None)
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail: int) -> str:
+        self._check_reachable()
+        if (POD, namespace, pod) not in self.objects:
+            raise KubernetesRefused(f"reading the logs of pod {namespace}/{pod}: not found")
+        lines = self.logs.get((namespace, pod, container), "").splitlines(keepends=True)
+        return "".join(lines[-tail:] if tail > 0 else [])
+
+    def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
+        if not self.reachable:
+            return None
+        return self.answers.get((namespace, pod, port, path))
+
+    def service_url(self, namespace: str, service: str, port: str) -> str:
+        return (
+            f"https://kubernetes.test/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
+        )
 
     def missing_permissions(self, namespace: str) -> list[str]:
         self._check_reachable()

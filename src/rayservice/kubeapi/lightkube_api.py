@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 from lightkube import Client, KubeConfig
+from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG
 from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
@@ -26,6 +27,8 @@ from rayservice.kubernetes.access import NEEDED
 from rayservice.kubernetes.kinds import Kind, kind_of
 
 _T = TypeVar("_T")
+ALL_NAMESPACES = "*"  # lightkube's word for a list across namespaces
+_PROXY_TIMEOUT_SECONDS = 3.0
 _TRY_AGAIN = frozenset({409, 429})  # a conflict, too many requests: the next pass may pass
 _NOT_FOUND = 404
 
@@ -75,16 +78,12 @@ def _status_message(response: httpx.Response) -> str:
 class LightkubeApi:
     """The Kubernetes API server of a kubeconfig's context."""
 
-    def __init__(
-        self,
-        kubeconfig: Path | None = None,
-        context: str | None = None,
-        *,
-        client: Client | None = None,
-    ) -> None:
-        if client is None:
-            client = Client(config=load_config(kubeconfig, context), field_manager=FIELD_MANAGER)
-        self._client = client
+    def __init__(self, kubeconfig: Path | None = None, context: str | None = None) -> None:
+        config = load_config(kubeconfig, context)
+        self._client = Client(config=config, field_manager=FIELD_MANAGER)
+        # the same server, credentials and TLS, for the paths lightkube has no call for
+        self._http = client_adapter.Client(config, client_adapter.ConnectionParams())
+        self._server = str(config.cluster.server).rstrip("/")
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         def fetch() -> dict[str, Any] | None:
@@ -99,15 +98,15 @@ class LightkubeApi:
         return _interpreted(f"reading {kind.kind} {namespace}/{name}", fetch)
 
     def select(
-        self, kind: Kind, namespace: str, labels: Mapping[str, str] | None = None
+        self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         def fetch() -> list[dict[str, Any]]:
             found = self._client.list(
-                _resource(kind), namespace=namespace, labels=dict(labels or {})
+                _resource(kind), namespace=namespace or ALL_NAMESPACES, labels=dict(labels or {})
             )
             return [dict(item.to_dict()) for item in found]
 
-        return _interpreted(f"listing {kind.plural} in {namespace}", fetch)
+        return _interpreted(f"listing {kind.plural} in {namespace or 'every namespace'}", fetch)
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = kind_of(obj)
@@ -139,6 +138,24 @@ class LightkubeApi:
                     raise
 
         _interpreted(f"deleting {kind.kind} {namespace}/{name}", send)
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail: int) -> str:
+        def fetch() -> str:
+            lines = self._client.log(pod, namespace=namespace, container=container, tail_lines=tail)
+            return "".join(lines)
+
+        return _interpreted(f"reading the logs of pod {namespace}/{pod}", fetch)
+
+    def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
+        url = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
+        try:
+            response = self._http.get(url, timeout=_PROXY_TIMEOUT_SECONDS)
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == httpx.codes.OK else None
+
+    def service_url(self, namespace: str, service: str, port: str) -> str:
+        return f"{self._server}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
 
     def missing_permissions(self, namespace: str) -> list[str]:
         missing = []

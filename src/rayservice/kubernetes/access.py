@@ -37,6 +37,7 @@ NEEDED = (
     Permission(CONFIG_MAP.group, CONFIG_MAP.plural, MANAGE, "ConfigMaps a manifest brings"),
     Permission(POD.group, POD.plural, ("get", "list", "watch", "patch"), "pods and their labels"),
     Permission(POD.group, f"{POD.plural}/log", ("get",), "pod logs"),
+    Permission(POD.group, f"{POD.plural}/proxy", ("get",), "the head's Serve proxy health"),
     Permission(
         SERVICE.group,
         f"{SERVICE.plural}/proxy",
