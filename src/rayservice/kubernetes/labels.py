@@ -17,6 +17,7 @@ class Label(StrEnum):
     # KubeRay's, on the pods its RayCluster controller creates
     CLUSTER = "ray.io/cluster"  # the RayCluster's name
     NODE_TYPE = "ray.io/node-type"  # head or worker
+    GROUP = "ray.io/group"  # the node group's name ("headgroup" for the head)
     # "true" on a pod whose Serve proxy may take traffic: the serve Services select it
     SERVE = "ray.io/serve"
     # ours
@@ -27,6 +28,8 @@ class Label(StrEnum):
 
 class Annotation(StrEnum):
     SPEC_HASH = "rayservice.io/spec-hash"  # the cluster spec's hash the RayCluster was made from
+    # where the nodes' Serve proxies listen (a RayService's cluster only)
+    SERVE_PROXY_PORT = "rayservice.io/serve-proxy-port"
 
 
 class NodeType(StrEnum):

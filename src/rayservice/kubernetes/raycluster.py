@@ -58,6 +58,7 @@ def ray_cluster(
     annotations.update(_storage(request, spec))
     if request.serve_proxy_port is not None:
         _prepare_for_serving(spec, request.serve_proxy_port)
+        annotations[Annotation.SERVE_PROXY_PORT] = str(request.serve_proxy_port)
     annotations[Annotation.SPEC_HASH] = request.spec_hash
     return {
         "apiVersion": API_VERSION,

@@ -1,0 +1,271 @@
+"""The ClusterProvider on Kubernetes, with the test acting as KubeRay's operator and the kubelet:
+it makes the pods a RayCluster asks for, labelled as KubeRay labels them, and marks them ready.
+Against the fake API (every scenario), and once end to end through lightkube and the emulated
+API server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rayservice.kubeapi.base import KubernetesApi
+from rayservice.kubeapi.fake import FakeKubernetesApi
+from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubernetes.kinds import POD, RAY_CLUSTER
+from rayservice.providers.kubernetes import KubernetesProvider
+from rayservice.spec.cluster_request import ClusterRequest
+from rayservice.spec.errors import TemporaryError
+from rayservice.spec.observed import NodePhase, NodeRole
+from tests.kube_emulator import RunningApiServer
+from tests.unit.test_kubernetes_objects import CLUSTER, document, loaded, request_of
+
+NAMESPACE = "default"
+
+
+def request(**spec_changes: Any) -> ClusterRequest:
+    return request_of(loaded(document(**spec_changes)))
+
+
+def run_pod(
+    api: KubernetesApi, name: str, group: str, *, ready: bool = True, **status: Any
+) -> None:
+    """A pod of CLUSTER as KubeRay makes it and the kubelet reports it."""
+    head = group == "headgroup"
+    api.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {
+                    "ray.io/cluster": CLUSTER,
+                    "ray.io/node-type": "head" if head else "worker",
+                    "ray.io/group": group,
+                },
+            },
+            "spec": {"containers": [{"name": "ray-head" if head else "ray-worker"}]},
+            "status": {
+                "phase": "Running",
+                "startTime": "2026-01-01T00:00:05Z",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                **status,
+            },
+        }
+    )
+
+
+def bring_up(api: KubernetesApi, fake: FakeKubernetesApi | None = None) -> None:
+    run_pod(api, f"{CLUSTER}-head-aaaaa", "headgroup")
+    run_pod(api, f"{CLUSTER}-small-worker-bbbbb", "small")
+    run_pod(api, f"{CLUSTER}-small-worker-ccccc", "small", ready=False)
+    if fake is not None:
+        fake.answers[NAMESPACE, f"{CLUSTER}-head-aaaaa", 8000, "/-/healthz"] = "success"
+
+
+@pytest.fixture
+def api() -> FakeKubernetesApi:
+    return FakeKubernetesApi()
+
+
+def test_ensure_applies_the_raycluster_of_the_request(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api)
+
+    provider.ensure(request())
+
+    applied = api.get(RAY_CLUSTER, NAMESPACE, CLUSTER)
+    assert applied is not None
+    assert applied["metadata"]["labels"]["rayservice.io/owner-name"] == "svc"
+    assert applied["spec"]["workerGroupSpecs"][0]["replicas"] == 2
+    assert provider.clusters(owner=f"{NAMESPACE}/svc") == [CLUSTER]
+    assert provider.clusters(owner=f"{NAMESPACE}/other") == []
+
+
+def test_a_cluster_without_pods_yet_has_no_ready_head(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None
+    assert (observed.nodes, observed.head_ready, observed.spec_hash) == ((), False, "hash1")
+    assert observed.owner == f"{NAMESPACE}/svc"
+    assert observed.dashboard_url.endswith(
+        f"/namespaces/{NAMESPACE}/services/{CLUSTER}-head-svc:dashboard/proxy"
+    )
+
+
+def test_pods_become_nodes_and_proxies_that_answer_become_endpoints(
+    api: FakeKubernetesApi,
+) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+    bring_up(api, api)
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None and observed.head is not None
+    assert observed.head_ready
+    assert [(n.role, n.group, n.phase) for n in observed.nodes] == [
+        (NodeRole.HEAD, "headgroup", NodePhase.RUNNING),
+        (NodeRole.WORKER, "small", NodePhase.RUNNING),
+        (NodeRole.WORKER, "small", NodePhase.RUNNING),
+    ]
+    # the head: its proxy asked through the API server; workers: their readiness probe
+    assert [n.name for n in observed.serve_endpoints] == [
+        f"{CLUSTER}-head-aaaaa",
+        f"{CLUSTER}-small-worker-bbbbb",
+    ]
+    assert observed.head.proxy_answer == "success"
+    assert observed.head.started_at == pytest.approx(1767225605.0)
+
+
+def test_a_head_whose_proxy_does_not_answer_is_no_endpoint(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+    bring_up(api)  # no answer on the head's proxy
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None and observed.head is not None
+    assert not observed.head.proxy_ready
+
+
+def test_a_restarted_or_deleted_pod_says_how_its_ray_container_ended(
+    api: FakeKubernetesApi,
+) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+    crashed = {
+        "name": "ray-worker",
+        "restartCount": 2,
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+    }
+    run_pod(api, f"{CLUSTER}-small-worker-bbbbb", "small", containerStatuses=[crashed])
+    run_pod(api, f"{CLUSTER}-small-worker-ccccc", "small")
+    api.objects[POD, NAMESPACE, f"{CLUSTER}-small-worker-ccccc"]["metadata"][
+        "deletionTimestamp"
+    ] = "2026-01-01T00:01:00Z"
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None
+    restarted, going = observed.workers
+    assert (restarted.restarts, restarted.last_exit_code, restarted.last_words) == (
+        2,
+        137,
+        "OOMKilled",
+    )
+    assert going.phase is NodePhase.FAILED
+
+
+def test_workers_to_delete_are_named_in_their_groups(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+    bring_up(api)
+    first = request()
+    [workers] = first.workers
+    fewer = first.model_copy(
+        update={
+            "workers": (workers.model_copy(update={"replicas": 1}),),
+            "workers_to_delete": (f"{CLUSTER}-small-worker-ccccc",),
+        }
+    )
+
+    provider.ensure(fewer)
+
+    applied = api.get(RAY_CLUSTER, NAMESPACE, CLUSTER)
+    assert applied is not None
+    group = applied["spec"]["workerGroupSpecs"][0]
+    assert group["replicas"] == 1
+    assert group["scaleStrategy"] == {"workersToDelete": [f"{CLUSTER}-small-worker-ccccc"]}
+
+
+def test_an_autoscaled_clusters_worker_counts_are_left_to_kuberays_autoscaler(
+    api: FakeKubernetesApi,
+) -> None:
+    doc_request = request_of(loaded(autoscaled()))
+    provider = KubernetesProvider(api)
+    provider.ensure(doc_request)
+    api.objects[RAY_CLUSTER, NAMESPACE, CLUSTER]["spec"]["workerGroupSpecs"][0]["replicas"] = 4
+
+    provider.ensure(doc_request)
+
+    applied = api.get(RAY_CLUSTER, NAMESPACE, CLUSTER)
+    assert applied is not None
+    assert applied["spec"]["workerGroupSpecs"][0]["replicas"] == 4
+
+
+def autoscaled() -> dict[str, Any]:
+    doc = document()
+    doc["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
+    return doc
+
+
+def test_a_restarted_controller_finds_its_clusters_again(api: FakeKubernetesApi) -> None:
+    KubernetesProvider(api).ensure(request())
+    restarted = KubernetesProvider(api)
+
+    observed = restarted.observe(CLUSTER)
+
+    assert observed is not None and observed.name == CLUSTER
+    assert restarted.clusters() == [CLUSTER]
+
+
+def test_delete_removes_the_raycluster_and_an_unknown_cluster_is_none(
+    api: FakeKubernetesApi,
+) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+
+    provider.delete(CLUSTER)
+    provider.delete(CLUSTER)
+
+    assert provider.observe(CLUSTER) is None
+    assert api.get(RAY_CLUSTER, NAMESPACE, CLUSTER) is None
+
+
+def test_logs_of_the_head_or_a_named_node(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api)
+    provider.ensure(request())
+    bring_up(api)
+    api.logs[NAMESPACE, f"{CLUSTER}-head-aaaaa", "ray-head"] = "head up\n"
+    api.logs[NAMESPACE, f"{CLUSTER}-small-worker-bbbbb", "ray-worker"] = "a\nb\nc\n"
+
+    assert provider.logs(CLUSTER) == "head up\n"
+    assert provider.logs(CLUSTER, f"{CLUSTER}-small-worker-bbbbb", tail=1) == "c\n"
+    with pytest.raises(TemporaryError, match="has no node 'nope'"):
+        provider.logs(CLUSTER, "nope")
+
+
+@pytest.fixture
+def emulated() -> Iterator[RunningApiServer]:
+    running = RunningApiServer()
+    yield running
+    running.stop()
+
+
+def test_through_lightkube_and_an_api_server(emulated: RunningApiServer, tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    api = LightkubeApi(config)
+    server = emulated.server
+    assert server is not None
+    provider = KubernetesProvider(api)
+
+    provider.ensure(request())
+    bring_up(api)
+    server.answers[NAMESPACE, f"{CLUSTER}-head-aaaaa", 8000, "/-/healthz"] = "success"
+    server.logs[NAMESPACE, f"{CLUSTER}-head-aaaaa", "ray-head"] = "head up\n"
+
+    observed = KubernetesProvider(api).observe(CLUSTER)  # a new controller, too
+    assert observed is not None
+    assert len(observed.serve_endpoints) == 2
+    assert observed.dashboard_url.startswith(emulated.url)
+    assert provider.logs(CLUSTER) == "head up\n"
+    stored = server.stored("rayclusters", NAMESPACE, CLUSTER)
+    assert stored is not None and stored["metadata"]["uid"]
