@@ -206,11 +206,11 @@ def front_for(cluster: ObservedCluster | None, exclude_head: bool = False) -> Fr
     if cluster is None or cluster.head is None:
         return FrontState(FrontSpec(SERVE_PORT, DASHBOARD_PORT), pid=1)
     backends = tuple(
-        Backend(n.name, "127.0.0.1", n.proxy_port)
+        Backend(n.name, "127.0.0.1", n.proxy_port, cluster=cluster.name)
         for n in cluster.nodes
         if not (exclude_head and n.role is NodeRole.HEAD)
     )
-    dashboard = Backend(cluster.head.name, "127.0.0.1", HEAD_BASE_PORT + 1)
+    dashboard = Backend(cluster.head.name, "127.0.0.1", HEAD_BASE_PORT + 1, cluster=cluster.name)
     return FrontState(FrontSpec(SERVE_PORT, DASHBOARD_PORT, backends, dashboard), pid=1)
 
 

@@ -128,7 +128,12 @@ def _backends(
         weight = server_weight(traffic_percent, len(endpoints(cluster, exclude_head, restarting)))
     return [
         Backend(
-            n.name, LOCALHOST, n.proxy_port, weight, drained=not _can_serve(cluster, n, restarting)
+            n.name,
+            LOCALHOST,
+            n.proxy_port,
+            weight,
+            drained=not _can_serve(cluster, n, restarting),
+            cluster=cluster.name,
         )
         for n in nodes
     ]
@@ -195,4 +200,5 @@ def _dashboard(cluster: ObservedCluster | None) -> Backend | None:
     head = cluster.head if cluster is not None else None
     if cluster is None or head is None:
         return None
-    return Backend(head.name, LOCALHOST, urlsplit(cluster.dashboard_url).port or 0)
+    port = urlsplit(cluster.dashboard_url).port or 0
+    return Backend(head.name, LOCALHOST, port, cluster=cluster.name)

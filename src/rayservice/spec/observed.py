@@ -146,6 +146,7 @@ class Backend:
     # a node that cannot serve now (its process or its head is gone): kept in the front but
     # sent nothing, so its leaving and coming back change the front without a reload
     drained: bool = False
+    cluster: str = ""  # the cluster the node is of (a Kubernetes front selects clusters)
 
 
 @dataclass(frozen=True)
