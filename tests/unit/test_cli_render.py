@@ -58,28 +58,64 @@ def test_an_applied_services_uid_and_generation_give_its_clusters_real_name(
     assert err == ""
 
 
-def test_the_cluster_the_status_names_runs_the_spec_of_an_applied_service(
+def test_mid_upgrade_the_pending_cluster_runs_the_spec_and_the_services_keep_the_active(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # scenario: `get -o yaml` of a service upgraded once and updated in place since
-    doc = document()
+    # scenario: `get -o yaml` of a service in an incremental upgrade, 30% on the new cluster
+    doc = document(
+        upgradeStrategy={
+            "type": "NewClusterWithIncrementalUpgrade",
+            "clusterUpgradeOptions": {"gatewayClassName": "istio", "stepSizePercent": 10,
+                                      "intervalSeconds": 5, "maxSurgePercent": 100},
+        }
+    )  # fmt: skip
     doc["metadata"].update(uid="5f1c", generation=7)
     doc["status"] = {
         "activeServiceStatus": {"rayClusterName": "svc-raycluster-old11"},
-        "pendingServiceStatus": {"rayClusterName": "svc-raycluster-new22"},
+        "pendingServiceStatus": {
+            "rayClusterName": "svc-raycluster-new22",
+            "trafficRoutedPercent": 30,
+        },
     }
 
     assert main(["render", "-f", write(tmp_path, doc)]) == 0
 
-    cluster, _head, serve = yaml.safe_load_all(capsys.readouterr().out)
-    assert cluster["metadata"]["name"] == "svc-raycluster-new22"
-    assert serve["spec"]["selector"]["ray.io/cluster"] == "svc-raycluster-new22"
+    objects = {
+        (o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(capsys.readouterr().out)
+    }
+    assert ("RayCluster", "svc-raycluster-new22") in objects
+    serve = objects["Service", "svc-serve-svc"]
+    assert serve["spec"]["selector"]["ray.io/cluster"] == "svc-raycluster-old11"
+    route = objects["HTTPRoute", "svc-httproute"]
+    backends = route["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in backends] == [
+        ("svc-raycluster-old11-serve-svc", 70),
+        ("svc-raycluster-new22-serve-svc", 30),
+    ]
 
-    del doc["status"]["pendingServiceStatus"]
+
+def test_steady_the_active_cluster_runs_the_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = document()
+    doc["metadata"].update(uid="5f1c", generation=7)  # updated in place since its cluster came
+    doc["status"] = {"activeServiceStatus": {"rayClusterName": "svc-raycluster-old11"}}
+
     assert main(["render", "-f", write(tmp_path, doc)]) == 0
-    assert next(yaml.safe_load_all(capsys.readouterr().out))["metadata"]["name"] == (
-        "svc-raycluster-old11"
-    )
+
+    cluster, _head, serve = yaml.safe_load_all(capsys.readouterr().out)
+    assert cluster["metadata"]["name"] == "svc-raycluster-old11"
+    assert serve["spec"]["selector"]["ray.io/cluster"] == "svc-raycluster-old11"
+
+
+def test_a_status_naming_what_no_raycluster_can_be_called_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = document()
+    doc["status"] = {"activeServiceStatus": {"rayClusterName": "Not A Name"}}
+
+    assert main(["render", "-f", write(tmp_path, doc)]) == 2
+    assert "status.activeServiceStatus.rayClusterName" in capsys.readouterr().err
 
 
 def test_every_problem_is_refused_at_once_with_nothing_printed(

@@ -349,3 +349,23 @@ def test_every_sample_of_the_repository_renders_to_valid_objects(path: Path) -> 
 
     assert any(o["kind"] == "RayCluster" for o in objects)
     assert all_valid(objects) == {name: [] for name in all_valid(objects)}
+
+
+def test_a_head_port_is_never_listed_twice_under_two_names() -> None:
+    doc = document()
+    head = doc["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    head["containers"][0] = container("ray-head", ("dash", 8265), ("prom", 8080))
+
+    ports = head_service(loaded(doc), CLUSTER)["spec"]["ports"]
+
+    assert sorted((p["name"], p["port"]) for p in ports) == [("dash", 8265), ("prom", 8080)]
+
+
+def test_a_redis_address_kubernetes_resolves_from_a_secret_is_one() -> None:
+    doc = document()
+    head = doc["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]
+    head["metadata"] = {"annotations": {"ray.io/ft-enabled": "true"}}
+    reference = {"secretKeyRef": {"name": "redis", "key": "address"}}
+    head["spec"]["containers"][0]["env"] = [{"name": "RAY_REDIS_ADDRESS", "valueFrom": reference}]
+
+    assert kubernetes_problems(loaded(doc), "m.yaml") == []

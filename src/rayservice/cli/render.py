@@ -4,10 +4,11 @@ asked.
 
 Every object of the file is admitted as ``apply`` admits it (the same field checks, all problems
 at once), plus what only Kubernetes refuses (an incremental upgrade with no Gateway class, fault
-tolerance with no Redis to reach). A RayService's RayCluster is the one its status names when the
-file carries one (``get rayservice NAME -o yaml`` of an applied service), else named as a first
-apply would name it, from the service's uid and generation (for a file without a uid the name's
-suffix is only an example).
+tolerance with no Redis to reach). A RayService's clusters are the ones its status names when the
+file carries one (``get rayservice NAME -o yaml`` of an applied service: during an upgrade the
+pending cluster runs the file's spec while the Services still select the active one), else the
+one a first apply would make, named from the service's uid and generation (for a file without a
+uid the name's suffix is only an example).
 Notes go to stderr, so that stdout is the YAML alone.
 """
 
@@ -17,9 +18,11 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 
 from rayservice.api.admission import with_packaged_working_dirs
@@ -29,11 +32,12 @@ from rayservice.spec.config_objects import is_config_object, load_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import not_run_here, object_label
 from rayservice.spec.hashing import cluster_spec_hash
-from rayservice.spec.loader import load_manifest
+from rayservice.spec.loader import is_dns_1035_label, load_manifest
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
 from rayservice.spec.serve_config import load_yaml_documents
 from rayservice.spec.service_exposure import proxy_port
-from rayservice.spec.vocabulary import Backend
+from rayservice.spec.status import RayServiceStatus
+from rayservice.spec.vocabulary import FULL_CAPACITY, MAX_RAYCLUSTER_NAME, Backend
 
 
 class NothingToRender(RayServiceError):
@@ -101,7 +105,7 @@ def rendered(text: str, path: str) -> list[KubernetesObject]:
             problems += error.problems
     if problems:
         raise InvalidSpec(problems)
-    objects = config + [built for _, m in manifests for built in _objects_of(m)]
+    objects = config + [built for source, m in manifests for built in _objects_of(m, source)]
     if not objects:
         raise NothingToRender(f"nothing to render in {path}: no ray.io object, Secret or ConfigMap")
     _refuse_repeated(objects, path)
@@ -120,20 +124,21 @@ def _checked_folders(document: Any, base_dir: Path, source: str) -> Any:
         )
 
 
-def _objects_of(manifest: Manifest) -> list[KubernetesObject]:
+def _objects_of(manifest: Manifest, source: str) -> list[KubernetesObject]:
     """The objects of ``manifest``, its cluster asked for as the controller asks (the planner's
     ClusterRequest: the spec as written, the counts it asks for)."""
     if isinstance(manifest, RayService):
         spec = manifest.spec.rayClusterConfig
+        slots = _slots(manifest, source)
         request = cluster_request(
-            _cluster_of(manifest),
+            slots.cluster,
             manifest.key,
             spec,
             cluster_spec_hash(spec),
             annotations=manifest.metadata.annotations,
             serve_proxy_port=proxy_port(manifest.spec.serve_config()),
         )
-        return service_objects(manifest, request)
+        return service_objects(manifest, request, slots.serving, slots.shares)
     request = cluster_request(
         manifest.metadata.name,
         manifest.key,
@@ -145,24 +150,65 @@ def _objects_of(manifest: Manifest) -> list[KubernetesObject]:
     return cluster_objects(request)
 
 
-def _cluster_of(service: RayService) -> str:
-    """The name of the cluster that runs the service's spec: the one its status names (what
-    ``get -o yaml`` prints: the pending cluster during an upgrade, else the active one), else
-    the one a first apply would name from its uid and generation."""
-    status = service.status if isinstance(service.status, dict) else {}
-    for slot in ("pendingServiceStatus", "activeServiceStatus"):
-        named = (status.get(slot) or {}).get("rayClusterName")
-        if isinstance(named, str) and named:
-            return named
+@dataclass(frozen=True)
+class _Slots:
+    cluster: str  # the cluster that runs the file's spec
+    serving: str  # the one the Services select
+    shares: tuple[tuple[str, int], ...]  # each cluster's share of an incremental upgrade
+
+
+def _slots(service: RayService, source: str) -> _Slots:
+    """Where the service stands, by the status a file carries (what ``get -o yaml`` prints):
+    during an upgrade the pending cluster runs the spec while the Services still select the
+    active one and the traffic is split as the status says; without status, the cluster a
+    first apply would make, named from the service's uid and generation."""
+    status = _status(service, source)
+    active, pending = status.activeServiceStatus, status.pendingServiceStatus
+    if active.rayClusterName and pending.rayClusterName:
+        to_pending = pending.trafficRoutedPercent or 0
+        shares = (
+            (active.rayClusterName, FULL_CAPACITY - to_pending),
+            (pending.rayClusterName, to_pending),
+        )
+        return _Slots(pending.rayClusterName, active.rayClusterName, shares)
+    if active.rayClusterName:
+        return _Slots(active.rayClusterName, active.rayClusterName, ())
     uid, generation = service.metadata.uid, service.metadata.generation
     if uid is None:
         print(
             f"note: rayservice/{service.metadata.name}: its RayCluster's name ends in a suffix"
-            " drawn from the service's uid when it is first applied; the one here is an example"
-            " (render `rayservice get rayservice NAME -o yaml` for an applied service's)",
+            " drawn from the service's uid when it is first applied (and from the values it"
+            " takes from Secrets and ConfigMaps); the one here is an example (render `rayservice"
+            " get rayservice NAME -o yaml` for an applied service's)",
             file=sys.stderr,
         )
-    return cluster_name(service, uid or "", generation or 1)
+    name = cluster_name(service, uid or "", generation or 1)
+    return _Slots(name, name, ())
+
+
+def _status(service: RayService, source: str) -> RayServiceStatus:
+    """The status the file carries (none: an empty one); cluster names in it must be ones a
+    RayCluster can have."""
+    try:
+        status = RayServiceStatus.model_validate(service.status or {})
+    except pydantic.ValidationError as error:
+        raise InvalidSpec(
+            [SpecProblem("<file>", "status", f"is not a RayService status: {error}")]
+        ) from error
+    for slot in ("activeServiceStatus", "pendingServiceStatus"):
+        name = getattr(status, slot).rayClusterName
+        if name and not is_dns_1035_label(name, MAX_RAYCLUSTER_NAME):
+            raise InvalidSpec(
+                [
+                    SpecProblem(
+                        source,
+                        f"status.{slot}.rayClusterName",
+                        f"{name!r} cannot name a RayCluster",
+                        f"a DNS-1035 label of at most {MAX_RAYCLUSTER_NAME} characters",
+                    )
+                ]
+            )
+    return status
 
 
 def _refuse_repeated(objects: list[KubernetesObject], path: str) -> None:

@@ -9,7 +9,7 @@ caller's ClusterRequest, as the planner makes it: its name, worker counts and th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from rayservice.kubernetes.gateway import gateway, gateway_class, gateway_problem, http_route
 from rayservice.kubernetes.raycluster import ray_cluster
@@ -21,20 +21,26 @@ from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
 from rayservice.spec.vocabulary import FULL_CAPACITY, GcsBackend
 
 
-def service_objects(service: RayService, request: ClusterRequest) -> list[KubernetesObject]:
-    """What a RayService whose only cluster is the one of ``request`` has on Kubernetes."""
-    cluster = request.name
+def service_objects(
+    service: RayService,
+    request: ClusterRequest,
+    serving: str | None = None,
+    shares: Sequence[tuple[str, int]] = (),
+) -> list[KubernetesObject]:
+    """What a RayService has on Kubernetes: the RayCluster of ``request``, and Services that
+    select the cluster ``serving`` (by default the request's); when its upgrades are
+    incremental, traffic weighed by ``shares`` (cluster, percent; by default all to
+    ``serving``) through each cluster's own serve Service."""
+    active = serving or request.name
+    weights = list(shares) or [(active, FULL_CAPACITY)]
     objects = [
         ray_cluster(request),
-        head_service(service, cluster),
-        serve_service(service, cluster),
+        head_service(service, active),
+        serve_service(service, active),
     ]
     if gateway_class(service) is not None:
-        objects += [
-            cluster_serve_service(service, cluster),
-            gateway(service),
-            http_route(service, [(cluster, FULL_CAPACITY)]),
-        ]
+        objects += [cluster_serve_service(service, cluster) for cluster, _ in weights]
+        objects += [gateway(service), http_route(service, weights)]
     return objects
 
 
@@ -61,7 +67,7 @@ def _kubernetes_problems(manifest: Manifest, source: str) -> Iterator[SpecProble
     options = spec.gcsFaultToleranceOptions
     if options is not None and options.backend is not GcsBackend.REDIS:
         return
-    if not fault_tolerance.redis_address(spec):
+    if not fault_tolerance.may_name_redis(spec):
         field = (
             f"{path}.gcsFaultToleranceOptions.redisAddress"
             if options is not None

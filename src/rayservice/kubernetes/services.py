@@ -9,8 +9,8 @@ Service of its own, ``<cluster>-serve-svc``, for the weighted route to point at.
 Names, ports and types follow the same rules as on the local backend
 (:mod:`rayservice.spec.service_exposure`): the serve Service's port is the one
 ``spec.serveService`` asks for, else the head container's port named ``serve``, else 8000; the
-head Service keeps the head container's named ports as KubeRay's does (its defaults when the
-container names none), with the dashboard's always among them.
+head Service has the head container's ports as KubeRay's has (its defaults when the container
+names none), and the metrics and dashboard ports unless the container has them already.
 """
 
 from __future__ import annotations
@@ -66,11 +66,17 @@ def _proxy_port(service: RayService) -> int:
 
 def head_ports(service: RayService) -> list[dict[str, Any]]:
     """The head Service's ports: the head container's (an unnamed one as ``<port>-port``, as
-    KubeRay names it), else KubeRay's defaults; the metrics and dashboard ports always."""
+    KubeRay names it), else KubeRay's defaults; the metrics and dashboard ports are added
+    when the container has neither their name nor their number (a Service takes each port
+    once)."""
     given = head_container_ports(service.spec.rayClusterConfig)
     named = {(name or f"{port}-port"): port for name, port in given} or dict(DEFAULT_HEAD_PORTS)
-    named.setdefault(_METRICS, DEFAULT_HEAD_PORTS[_METRICS])
-    named.setdefault(ServicePort.DASHBOARD, FIRST_DASHBOARD_PORT)
+    for name, port in (
+        (_METRICS, DEFAULT_HEAD_PORTS[_METRICS]),
+        (ServicePort.DASHBOARD.value, FIRST_DASHBOARD_PORT),
+    ):
+        if name not in named and port not in named.values():
+            named[name] = port
     return [
         {"name": name, "port": port, "targetPort": port, "protocol": "TCP"}
         for name, port in named.items()

@@ -57,6 +57,20 @@ def _env_names(template: Mapping[str, Any]) -> set[str]:
     return {str(item.get("name")) for item in _env_items(template)}
 
 
+def may_name_redis(spec: RayClusterSpec) -> bool:
+    """Whether the spec names a Redis, or may through what Kubernetes resolves: the options'
+    address, or a ``RAY_REDIS_ADDRESS`` of the head's (a value or a ``valueFrom``), or an
+    ``envFrom`` that may hold one."""
+    if redis_address(spec) or REDIS_ADDRESS_ENV in _env_names(spec.headGroupSpec.template):
+        return True
+    pod = spec.headGroupSpec.template.get("spec")
+    containers = pod.get("containers") if isinstance(pod, Mapping) else None
+    head = containers[0] if isinstance(containers, list) and containers else None
+    return spec.gcsFaultToleranceOptions is None and bool(
+        isinstance(head, Mapping) and head.get("envFrom")
+    )
+
+
 def _template_annotations(template: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = template.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
