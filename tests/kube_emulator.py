@@ -9,8 +9,9 @@ served over real HTTP) with what a real API server adds and kmock leaves out:
 - CustomResourceDefinitions by name, from ``crds``;
 - pods' logs (from ``logs``) and what pods answer through the API server's proxy (``answers``).
 
-Apply merges what is sent into what is stored, as kmock does with every patch (a real server
-also drops the fields its field manager stopped sending). The server runs on its own event loop
+Apply replaces what is stored outside the metadata, as server-side apply does for the only
+manager of the fields (what it stops sending goes), and merges labels and annotations; other
+patches merge, as kmock does. The server runs on its own event loop
 in a thread, so sync clients (lightkube's) can talk to it; ``stop`` ends both.
 """
 
@@ -63,6 +64,16 @@ class ApiServer(kmock.KubernetesEmulator):
             if creates and request.action != kmock.action.CREATE:
                 async with self._lock:
                     self._objects[cast(Any, key)] = request.data
+            elif request.headers.get("Content-Type") == APPLY:
+                async with self._lock:  # what the applier stopped sending goes
+                    stored = self._objects[cast(Any, key)]
+                    kept = dict(stored.raw["metadata"])
+                    for part in ("labels", "annotations"):
+                        kept[part] = {**(kept.get(part) or {}), **(metadata.get(part) or {})}
+                    given = {
+                        k: v for k, v in metadata.items() if k not in kept or k == "resourceVersion"
+                    }
+                    stored.create({**request.data, "metadata": {**kept, **given}})
         response: aiohttp.web.StreamResponse = await super()._handle(request)
         return response
 

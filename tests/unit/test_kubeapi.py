@@ -232,3 +232,17 @@ def test_selecting_across_namespaces(cluster: Cluster) -> None:
         ("other", "b"),
         ("team", "a"),
     ]
+
+
+def test_apply_drops_what_it_stopped_sending_and_keeps_others_labels(cluster: Cluster) -> None:
+    first = ray_cluster("a")
+    first["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = {"workersToDelete": ["pod-1"]}
+    cluster.api.apply(first)
+    cluster.api.set_labels(RAY_CLUSTER, "team", "a", {"someone-else": "x"})
+
+    cluster.api.apply(ray_cluster("a"))
+
+    found = cluster.api.get(RAY_CLUSTER, "team", "a")
+    assert found is not None
+    assert "scaleStrategy" not in found["spec"]["workerGroupSpecs"][0]
+    assert found["metadata"]["labels"] == {"owner": "svc", "someone-else": "x"}

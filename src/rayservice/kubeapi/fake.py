@@ -1,6 +1,7 @@
 """An in-memory KubernetesApi for unit tests: objects with the metadata a server sets (uid,
-resourceVersion, creationTimestamp), label selectors, apply as create-or-merge, and knobs for
-what a test makes the cluster lack (a CRD, permissions) or refuse."""
+resourceVersion, creationTimestamp), label selectors, apply as server-side apply by the only
+manager of the fields it sends (what it stops sending goes; labels and annotations are merged),
+and knobs for what a test makes the cluster lack (a CRD, permissions) or refuse."""
 
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ class FakeKubernetesApi:
         if current is None:
             server_set = {"uid": str(uuid.uuid4()), "creationTimestamp": "2026-01-01T00:00:00Z"}
             current = {"metadata": server_set}
-        updated = merged(current, obj)
+        # server-side apply by the only manager of the object's fields: what it stops sending
+        # goes; its labels and annotations join the ones others set
+        updated = {**copy.deepcopy(obj), "metadata": merged(current["metadata"], obj["metadata"])}
         updated["metadata"]["resourceVersion"] = str(next(self._versions))
         self.objects[key] = updated
         return copy.deepcopy(updated)
