@@ -16,11 +16,10 @@ from rayservice.kubernetes.labels import Label
 from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
 from rayservice.kubernetes.raycluster import ray_cluster
 from rayservice.kubernetes.services import head_service, serve_service
-from rayservice.planner.cluster import cluster_name, cluster_request
+from rayservice.planner.cluster import cluster_name, cluster_request, service_cluster_request
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import RayCluster, RayService
-from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.vocabulary import Backend
 from tests.unit.kube_schemas import problems
 
@@ -73,14 +72,7 @@ def loaded(doc: dict[str, Any]) -> RayService:
 def request_of(service: RayService, name: str = CLUSTER) -> ClusterRequest:
     """The planner's request for a cluster ``name`` of ``service``."""
     spec = service.spec.rayClusterConfig
-    return cluster_request(
-        name,
-        service.key,
-        spec,
-        "hash1",
-        annotations=service.metadata.annotations,
-        serve_proxy_port=proxy_port(service.spec.serve_config()),
-    )
+    return service_cluster_request(service, name, spec, "hash1", service.spec.serve_config())
 
 
 def plain(obj: Any) -> Any:

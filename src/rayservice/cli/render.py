@@ -27,7 +27,7 @@ import yaml
 
 from rayservice.api.admission import with_packaged_working_dirs
 from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
-from rayservice.planner.cluster import cluster_name, cluster_request
+from rayservice.planner.cluster import cluster_name, cluster_request, service_cluster_request
 from rayservice.spec.config_objects import is_config_object, load_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import not_run_here, object_label
@@ -35,7 +35,6 @@ from rayservice.spec.hashing import cluster_spec_hash
 from rayservice.spec.loader import is_dns_1035_label, load_manifest
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
 from rayservice.spec.serve_config import load_yaml_documents
-from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import FULL_CAPACITY, MAX_RAYCLUSTER_NAME, Backend
 
@@ -130,13 +129,8 @@ def _objects_of(manifest: Manifest, source: str) -> list[KubernetesObject]:
     if isinstance(manifest, RayService):
         spec = manifest.spec.rayClusterConfig
         slots = _slots(manifest, source)
-        request = cluster_request(
-            slots.cluster,
-            manifest.key,
-            spec,
-            cluster_spec_hash(spec),
-            annotations=manifest.metadata.annotations,
-            serve_proxy_port=proxy_port(manifest.spec.serve_config()),
+        request = service_cluster_request(
+            manifest, slots.cluster, spec, cluster_spec_hash(spec), manifest.spec.serve_config()
         )
         return service_objects(manifest, request, slots.serving, slots.shares)
     request = cluster_request(

@@ -24,12 +24,16 @@ class Label(StrEnum):
     MANAGED_BY = "app.kubernetes.io/managed-by"
     OWNER_KIND = "rayservice.io/owner-kind"  # RayService or RayCluster
     OWNER_NAME = "rayservice.io/owner-name"  # its name (the namespace is the object's own)
+    # the controller that made it: controllers of several users share a Kubernetes cluster,
+    # and each removes only the clusters it made and no longer wants
+    CONTROLLER = "rayservice.io/controller"
 
 
 class Annotation(StrEnum):
     SPEC_HASH = "rayservice.io/spec-hash"  # the cluster spec's hash the RayCluster was made from
     # where the nodes' Serve proxies listen (a RayService's cluster only)
     SERVE_PROXY_PORT = "rayservice.io/serve-proxy-port"
+    HEAD_SERVES = "rayservice.io/head-serves"  # "false": excludeHeadPodFromServeSvc
 
 
 class NodeType(StrEnum):

@@ -59,6 +59,7 @@ def ray_cluster(
     if request.serve_proxy_port is not None:
         _prepare_for_serving(spec, request.serve_proxy_port)
         annotations[Annotation.SERVE_PROXY_PORT] = str(request.serve_proxy_port)
+        annotations[Annotation.HEAD_SERVES] = "true" if request.head_serves else "false"
     annotations[Annotation.SPEC_HASH] = request.spec_hash
     return {
         "apiVersion": API_VERSION,

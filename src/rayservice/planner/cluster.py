@@ -24,6 +24,7 @@ from rayservice.spec.ignored import BACKEND_MANAGED_RAY_START_PARAMS, FIXED_PORT
 from rayservice.spec.manifest import RayClusterSpec, RayService, RedisCredential
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster
 from rayservice.spec.resources import node_resources
+from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.text import headline
 from rayservice.spec.vocabulary import HEAD_GROUP, MAX_RAYCLUSTER_NAME, GcsBackend
 
@@ -120,12 +121,14 @@ def cluster_request(
     annotations: Mapping[str, str],
     standalone_labels: Mapping[str, str] | None = None,
     serve_proxy_port: int | None = None,
+    head_serves: bool = True,
     scale: ScaleRequest | None = None,
 ) -> ClusterRequest:
     """What the provider is to make of ``spec`` (``annotations``: the owning object's). A
     standalone RayCluster gives its ``standalone_labels`` (it keeps them, and its annotations,
     on Kubernetes) and its head keeps the ports its rayStartParams fix; a RayService's cluster
-    gives where its nodes' Serve proxies listen. With Ray's autoscaler on, ``scale`` (what it
+    gives where its nodes' Serve proxies listen, and whether its head serves too
+    (``excludeHeadPodFromServeSvc``). With Ray's autoscaler on, ``scale`` (what it
     last asked for this cluster) sets the worker counts and the workers to remove
     (:mod:`rayservice.spec.autoscaling`)."""
     standalone = standalone_labels is not None
@@ -168,6 +171,29 @@ def cluster_request(
         owner_labels=dict(standalone_labels or {}),
         owner_annotations=dict(annotations) if standalone else {},
         serve_proxy_port=serve_proxy_port,
+        head_serves=head_serves,
+    )
+
+
+def service_cluster_request(
+    service: RayService,
+    name: str,
+    spec: RayClusterSpec,
+    spec_hash: str,
+    serve_config: Mapping[str, Any],
+    scale: ScaleRequest | None = None,
+) -> ClusterRequest:
+    """The request for the cluster ``name`` of a RayService, running ``spec`` and
+    ``serve_config`` (its slot's: a retiring cluster keeps the ones it was made with)."""
+    return cluster_request(
+        name,
+        service.key,
+        spec,
+        spec_hash,
+        annotations=service.metadata.annotations,
+        serve_proxy_port=proxy_port(serve_config),
+        head_serves=not service.spec.excludeHeadPodFromServeSvc,
+        scale=scale,
     )
 
 

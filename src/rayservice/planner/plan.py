@@ -32,9 +32,9 @@ from rayservice.planner.actions import (
 from rayservice.planner.cluster import (
     cluster_drift,
     cluster_name,
-    cluster_request,
     keeping_an_endpoint,
     lost_nodes,
+    service_cluster_request,
 )
 from rayservice.planner.readiness import slot_config
 from rayservice.planner.record import ActionFailure, ClusterSlot, ServiceRecord, failure_key
@@ -46,7 +46,6 @@ from rayservice.spec.hashing import cluster_spec_hash, serve_config_hash
 from rayservice.spec.manifest import RayClusterSpec, RayService
 from rayservice.spec.observed import NodePhase, Observed, ObservedCluster, ServeState
 from rayservice.spec.references import Resolution
-from rayservice.spec.service_exposure import proxy_port
 from rayservice.spec.status import (
     Condition,
     Fact,
@@ -394,14 +393,13 @@ class _Planner:
 
     def _keep_cluster(self, slot: ClusterSlot) -> None:
         cluster = self._cluster(slot)
-        request = cluster_request(
+        request = service_cluster_request(
+            self.desired.service,
             slot.name,
-            self.desired.key,
             RayClusterSpec.model_validate(slot.cluster_spec),
             slot.spec_hash,
-            annotations=self.desired.service.metadata.annotations,
-            serve_proxy_port=proxy_port(slot.serve_config or self.desired.serve_config),
-            scale=self.desired.scale.get(slot.name),
+            slot.serve_config or self.desired.serve_config,
+            self.desired.scale.get(slot.name),
         )
         request = keeping_an_endpoint(request, cluster, self.spec.excludeHeadPodFromServeSvc)
         reason = cluster_drift(request, cluster)

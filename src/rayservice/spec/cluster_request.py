@@ -81,6 +81,7 @@ class ClusterRequest(BaseModel):
     owner_labels: dict[str, str] = Field(default_factory=dict)
     owner_annotations: dict[str, str] = Field(default_factory=dict)
     serve_proxy_port: int | None = None
+    head_serves: bool = True  # False: excludeHeadPodFromServeSvc keeps the head out of serving
 
     @property
     def namespace(self) -> str:
