@@ -123,7 +123,7 @@ def test_missing_permissions_name_the_verb_the_resource_and_why(cluster: Cluster
     cluster.deny(("get", "services/proxy"))
 
     assert cluster.api.missing_permissions("team") == [
-        "patch pods (pods and their labels)",
+        "patch pods (pods and the head's serve label)",
         "get services/proxy (Ray's dashboard through the API server)",
     ]
 

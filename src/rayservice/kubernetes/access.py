@@ -19,7 +19,7 @@ from rayservice.kubernetes.kinds import (
     SERVICE,
 )
 
-MANAGE = ("get", "list", "watch", "create", "update", "patch", "delete")
+MANAGE = ("get", "list", "create", "update", "patch", "delete")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ NEEDED = (
     Permission(SERVICE.group, SERVICE.plural, MANAGE, "the head and serve Services"),
     Permission(SECRET.group, SECRET.plural, MANAGE, "Secrets a manifest brings"),
     Permission(CONFIG_MAP.group, CONFIG_MAP.plural, MANAGE, "ConfigMaps a manifest brings"),
-    Permission(POD.group, POD.plural, ("get", "list", "watch", "patch"), "pods and their labels"),
+    Permission(POD.group, POD.plural, ("get", "list", "patch"), "pods and the head's serve label"),
     Permission(POD.group, f"{POD.plural}/log", ("get",), "pod logs"),
     Permission(POD.group, f"{POD.plural}/proxy", ("get",), "the head's Serve proxy health"),
     Permission(
