@@ -189,4 +189,5 @@ def proxy_port(config: Mapping[str, Any]) -> int:
     Serve's default (on Kubernetes every pod has its own address, so all nodes share it)."""
     options = config.get("http_options")
     port = options.get("port") if isinstance(options, Mapping) else None
-    return port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_PROXY_PORT
+    usable = isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536
+    return port if usable and isinstance(port, int) else DEFAULT_PROXY_PORT
