@@ -33,9 +33,15 @@ def request(**spec_changes: Any) -> ClusterRequest:
 
 
 def run_pod(
-    api: KubernetesApi, name: str, group: str, *, ready: bool = True, **status: Any
+    api: KubernetesApi,
+    name: str,
+    group: str,
+    *,
+    ready: bool = True,
+    cluster: str = CLUSTER,
+    **status: Any,
 ) -> None:
-    """A pod of CLUSTER as KubeRay makes it and the kubelet reports it."""
+    """A pod of ``cluster`` as KubeRay makes it and the kubelet reports it."""
     head = group == "headgroup"
     api.apply(
         {
@@ -45,7 +51,7 @@ def run_pod(
                 "name": name,
                 "namespace": NAMESPACE,
                 "labels": {
-                    "ray.io/cluster": CLUSTER,
+                    "ray.io/cluster": cluster,
                     "ray.io/node-type": "head" if head else "worker",
                     "ray.io/group": group,
                 },

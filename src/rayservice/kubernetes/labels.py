@@ -34,6 +34,9 @@ class Annotation(StrEnum):
     # where the nodes' Serve proxies listen (a RayService's cluster only)
     SERVE_PROXY_PORT = "rayservice.io/serve-proxy-port"
     HEAD_SERVES = "rayservice.io/head-serves"  # "false": excludeHeadPodFromServeSvc
+    # on a head Service: what the controller last asked its front to be (JSON), read back
+    # after a restart
+    FRONT_SPEC = "rayservice.io/front-spec"
 
 
 class NodeType(StrEnum):

@@ -30,6 +30,7 @@ from typing import Any
 from rayservice.kubeapi.base import KubernetesApi
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
+from rayservice.kubernetes.pods import is_ready, labels_on
 from rayservice.kubernetes.raycluster import ray_cluster
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
@@ -86,18 +87,18 @@ class KubernetesProvider:
             key=lambda pod: str(pod["metadata"]["name"]),
         )
         nodes = tuple(self._node(pod, namespace, serving) for pod in pods)
-        heads = [pod for pod in pods if _labels(pod).get(Label.NODE_TYPE) == NodeType.HEAD]
+        heads = [pod for pod in pods if labels_on(pod).get(Label.NODE_TYPE) == NodeType.HEAD]
         head_pod = heads[0] if heads else None
         spec = found.get("spec") or {}
         autoscaled = bool(spec.get("enableInTreeAutoscaling"))
         return ObservedCluster(
             name=name,
-            owner=f"{namespace}/{_labels(found).get(Label.OWNER_NAME, name)}",
+            owner=f"{namespace}/{labels_on(found).get(Label.OWNER_NAME, name)}",
             spec_hash=annotations.get(Annotation.SPEC_HASH, ""),
             created_at=_seconds(metadata.get("creationTimestamp")),
             nodes=nodes,
             dashboard_url=self._dashboard_url(namespace, name),
-            head_ready=head_pod is not None and _ready(head_pod),
+            head_ready=head_pod is not None and is_ready(head_pod),
             auth_token="",
             fault_tolerant="gcsFaultToleranceOptions" in spec
             or annotations.get(AnnotationKey.FT_ENABLED, "").lower() == "true",
@@ -152,12 +153,12 @@ class KubernetesProvider:
         for pod in self.api.select(POD, request.namespace, {Label.CLUSTER: request.name}):
             name = pod["metadata"]["name"]
             if name in request.workers_to_delete:
-                leaving.setdefault(_labels(pod).get(Label.GROUP, ""), []).append(name)
+                leaving.setdefault(labels_on(pod).get(Label.GROUP, ""), []).append(name)
         return leaving
 
     def _node(self, pod: dict[str, Any], namespace: str, serving: _Serving) -> ObservedNode:
         metadata = pod["metadata"]
-        labels = _labels(pod)
+        labels = labels_on(pod)
         head = labels.get(Label.NODE_TYPE) == NodeType.HEAD
         phase = _phase(pod)
         container = _ray_container_status(pod)
@@ -175,7 +176,7 @@ class KubernetesProvider:
             phase=phase,
             proxy_port=serving.port,
             # the head's proxy is asked here; a worker's readiness probe asks its own
-            proxy_ready=answer == HEALTHY_PROXY if head else _ready(pod) and bool(serving.port),
+            proxy_ready=answer == HEALTHY_PROXY if head else is_ready(pod) and bool(serving.port),
             restarts=int(container.get("restartCount") or 0),
             started_at=_seconds((pod.get("status") or {}).get("startTime")),
             last_words=str(ended.get("message") or ended.get("reason") or ""),
@@ -187,7 +188,7 @@ class KubernetesProvider:
         """Put the head in its cluster's serve Services while its proxy serves, and out while
         it does not."""
         wanted = Serving.YES if serves else Serving.NO
-        if _labels(pod).get(Label.SERVE) != wanted:
+        if labels_on(pod).get(Label.SERVE) != wanted:
             self.api.set_labels(POD, namespace, pod["metadata"]["name"], {Label.SERVE: wanted})
 
     def _dashboard_url(self, namespace: str, cluster: str) -> str:
@@ -205,21 +206,11 @@ class KubernetesProvider:
         return self.api.service_url(namespace, service["metadata"]["name"], port)
 
 
-def _labels(obj: dict[str, Any]) -> dict[str, str]:
-    labels: dict[str, str] = obj["metadata"].get("labels") or {}
-    return labels
-
-
 def _seconds(timestamp: object) -> float:
     """Unix seconds of an RFC 3339 timestamp (0 when there is none)."""
     if not isinstance(timestamp, str) or not timestamp:
         return 0.0
     return datetime.fromisoformat(timestamp).timestamp()
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _ray_container_status(pod: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +230,7 @@ def _is(pod: dict[str, Any], node: str | None) -> bool:
     """Whether ``pod`` is the node named ``node`` (None: the head)."""
     if node is not None:
         return bool(pod["metadata"]["name"] == node)
-    return _labels(pod).get(Label.NODE_TYPE) == NodeType.HEAD
+    return labels_on(pod).get(Label.NODE_TYPE) == NodeType.HEAD
 
 
 def _port(text: str | None) -> int:

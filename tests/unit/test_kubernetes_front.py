@@ -1,0 +1,214 @@
+"""The TrafficFront on Kubernetes: Services that select the active cluster (moved once, when the
+controller asks), routes that weigh clusters in an incremental upgrade, and nothing left behind.
+Against the fake API; the test plays KubeRay where pods are needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rayservice.kubeapi.fake import FakeKubernetesApi
+from rayservice.kubernetes.kinds import GATEWAY, HTTP_ROUTE, SERVICE
+from rayservice.spec.errors import TemporaryError
+from rayservice.spec.manifest import Manifest, RayCluster
+from rayservice.spec.observed import Backend, FrontSpec
+from rayservice.traffic.kubernetes import KubernetesFront, shares
+from tests.unit.test_kubernetes_objects import document, incremental, loaded
+from tests.unit.test_kubernetes_provider import run_pod
+
+KEY = "default.svc"
+OLD, NEW = "svc-raycluster-old11", "svc-raycluster-new22"
+
+
+def spec_on(*clusters: tuple[str, int], drained: str = "") -> FrontSpec:
+    """A front whose first cluster is the active one; each cluster's nodes share its weight."""
+    backends = tuple(
+        Backend(f"{cluster}-{node}", "127.0.0.1", 8000, weight // 2, cluster == drained, cluster)
+        for cluster, weight in clusters
+        for node in ("head", "worker")
+    )
+    head = Backend(f"{clusters[0][0]}-head", "127.0.0.1", 8265, cluster=clusters[0][0])
+    return FrontSpec(8000, 8265, backends, head)
+
+
+class Owners:
+    def __init__(self, owner: Manifest | None) -> None:
+        self.owner = owner
+
+    def __call__(self, key: str) -> Manifest | None:
+        return self.owner if key == KEY else None
+
+
+@pytest.fixture
+def api() -> FakeKubernetesApi:
+    return FakeKubernetesApi()
+
+
+def front(api: FakeKubernetesApi, doc: dict[str, Any] | None = None) -> KubernetesFront:
+    return KubernetesFront(api, Owners(loaded(doc or document())), "alice-laptop")
+
+
+def selector(api: FakeKubernetesApi, name: str) -> dict[str, str]:
+    found = api.get(SERVICE, "default", name)
+    assert found is not None
+    selected: dict[str, str] = found["spec"]["selector"]
+    return selected
+
+
+def names(api: FakeKubernetesApi) -> list[tuple[str, str]]:
+    return sorted((kind.kind, name) for kind, _, name in api.objects)
+
+
+def test_the_services_select_the_active_cluster(api: FakeKubernetesApi) -> None:
+    state = front(api).ensure(KEY, spec_on((OLD, 100)))
+
+    assert selector(api, "svc-serve-svc") == {"ray.io/cluster": OLD, "ray.io/serve": "true"}
+    assert selector(api, "svc-head-svc") == {"ray.io/cluster": OLD, "ray.io/node-type": "head"}
+    assert state.spec == spec_on((OLD, 100))
+    head = api.get(SERVICE, "default", "svc-head-svc")
+    assert head is not None
+    assert head["metadata"]["labels"]["rayservice.io/controller"] == "alice-laptop"
+
+
+class Recording(FakeKubernetesApi):
+    """Keeps the selector of every serve Service applied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.serve_selectors: list[str] = []
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == "svc-serve-svc":
+            self.serve_selectors.append(obj["spec"]["selector"]["ray.io/cluster"])
+        return super().apply(obj)
+
+
+def test_the_services_move_to_the_new_cluster_once_when_it_becomes_active() -> None:
+    api = Recording()
+    kept = front(api)
+
+    for active in (OLD, OLD, NEW, NEW):
+        kept.ensure(KEY, spec_on((active, 100)))
+
+    assert api.serve_selectors == [OLD, OLD, NEW, NEW]  # one move, and only to NEW
+    assert selector(api, "svc-serve-svc")["ray.io/cluster"] == NEW
+
+
+def test_a_restarted_controller_reads_the_front_back(api: FakeKubernetesApi) -> None:
+    front(api).ensure(KEY, spec_on((OLD, 100)))
+
+    found = front(api).observe(KEY)
+
+    assert found is not None and found.spec == spec_on((OLD, 100))
+    assert front(api).observe("default.other") is None
+    assert front(api).keys() == [KEY]
+
+
+def test_an_incremental_upgrade_weighs_the_clusters_through_a_gateway(
+    api: FakeKubernetesApi,
+) -> None:
+    doc = incremental(gatewayClassName="istio")
+    stepping = front(api, doc)
+
+    stepping.ensure(KEY, spec_on((OLD, 140), (NEW, 60)))
+    route = api.get(HTTP_ROUTE, "default", "svc-httproute")
+
+    assert route is not None
+    weights = [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]]
+    assert weights == [(f"{OLD}-serve-svc", 70), (f"{NEW}-serve-svc", 30)]
+    assert selector(api, "svc-serve-svc")["ray.io/cluster"] == OLD  # not moved while stepping
+
+    stepping.ensure(KEY, spec_on((NEW, 200)))  # done: the old cluster retires
+
+    assert ("Service", f"{OLD}-serve-svc") not in names(api)
+    assert ("Service", f"{NEW}-serve-svc") in names(api)
+    assert selector(api, "svc-serve-svc")["ray.io/cluster"] == NEW
+
+
+def test_a_gateway_no_longer_asked_for_goes(api: FakeKubernetesApi) -> None:
+    front(api, incremental(gatewayClassName="istio")).ensure(KEY, spec_on((OLD, 100)))
+
+    front(api).ensure(KEY, spec_on((OLD, 100)))
+
+    assert api.get(GATEWAY, "default", "svc-gateway") is None
+    assert api.get(HTTP_ROUTE, "default", "svc-httproute") is None
+    assert ("Service", f"{OLD}-serve-svc") not in names(api)
+
+
+def test_delete_removes_only_this_controllers_objects_of_the_service(
+    api: FakeKubernetesApi,
+) -> None:
+    front(api, incremental(gatewayClassName="istio")).ensure(KEY, spec_on((OLD, 100)))
+    theirs = KubernetesFront(api, Owners(loaded(document())), "bob-laptop")
+    other_doc = document()
+    other_doc["metadata"]["name"] = "other"
+
+    front(api).delete(KEY)
+    KubernetesFront(api, Owners(loaded(other_doc)), "alice-laptop").delete("default.other")
+
+    assert names(api) == []
+    assert theirs.keys() == []
+
+
+def test_a_standalone_rayclusters_services_are_kuberays(api: FakeKubernetesApi) -> None:
+    cluster = RayCluster.model_validate(
+        {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "svc"},
+         "spec": document()["spec"]["rayClusterConfig"]}
+    )  # fmt: skip
+    standalone = KubernetesFront(api, Owners(cluster), "alice-laptop")
+
+    state = standalone.ensure(KEY, spec_on((OLD, 100)))
+
+    assert names(api) == []
+    assert standalone.observe(KEY) == state
+
+
+def test_a_front_without_its_owner_waits(api: FakeKubernetesApi) -> None:
+    with pytest.raises(TemporaryError, match="no RayService or RayCluster"):
+        KubernetesFront(api, Owners(None), "alice-laptop").ensure(KEY, spec_on((OLD, 100)))
+
+
+def test_the_backends_in_the_serve_services_are_ready_workers_and_serving_heads(
+    api: FakeKubernetesApi,
+) -> None:
+    kept = front(api)
+    backends = (
+        Backend("h", "127.0.0.1", 8000, 100, cluster=OLD),
+        Backend("w1", "127.0.0.1", 8000, 100, cluster=OLD),
+        Backend("w2", "127.0.0.1", 8000, 100, cluster=OLD),
+    )
+    kept.ensure(KEY, FrontSpec(8000, 8265, backends, Backend("h", "127.0.0.1", 8265, cluster=OLD)))
+    for name, group, ready in (
+        ("h", "headgroup", True),
+        ("w1", "small", True),
+        ("w2", "small", False),
+    ):
+        run_pod(api, name, group, ready=ready)
+        pod = api.objects[next(k for k in api.objects if k[2] == name)]
+        pod["metadata"]["labels"]["ray.io/cluster"] = OLD
+
+    before = kept.observe(KEY)
+    api.set_labels(
+        next(k for k in api.objects if k[2] == "h")[0], "default", "h", {"ray.io/serve": "true"}
+    )
+    after = kept.observe(KEY)
+
+    assert before is not None and before.healthy_backends == ("w1",)
+    assert after is not None and after.healthy_backends == ("h", "w1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "split"),
+    [
+        (spec_on((OLD, 200)), [(OLD, 100)]),
+        (spec_on((OLD, 140), (NEW, 60)), [(OLD, 70), (NEW, 30)]),
+        (spec_on((OLD, 100), (NEW, 100), drained=OLD), [(OLD, 0), (NEW, 100)]),
+        (spec_on((OLD, 0), (NEW, 0)), [(OLD, 100)]),  # nothing serves: all to the active one
+        (spec_on((OLD, 100), (NEW, 200)), [(OLD, 34), (NEW, 66)]),  # rounded, summing to 100
+    ],
+)
+def test_each_clusters_share_is_its_backends_weight(
+    spec: FrontSpec, split: list[tuple[str, int]]
+) -> None:
+    assert shares(spec) == split
