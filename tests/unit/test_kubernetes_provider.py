@@ -344,3 +344,12 @@ def test_through_lightkube_and_an_api_server(emulated: RunningApiServer, tmp_pat
     assert provider.logs(CLUSTER) == "head up\n"
     stored = server.stored("rayclusters", NAMESPACE, CLUSTER)
     assert stored is not None and stored["metadata"]["uid"]
+
+
+def test_serve_proxies_in_pods_listen_on_every_interface(api: FakeKubernetesApi) -> None:
+    provider = KubernetesProvider(api, CONTROLLER)
+    provider.ensure(request())
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None and observed.proxy_host == "0.0.0.0"

@@ -19,12 +19,14 @@ from rayservice.spec.observed import ObservedCluster, ServeState
 from rayservice.spec.vocabulary import FULL_CAPACITY, LOCALHOST, ApplicationStatus
 
 
-def deployable_config(config: Mapping[str, Any], proxy_port: int) -> dict[str, Any]:
-    """The user's Serve config with what the local backend must own: the proxies listen on
-    loopback, the head's on its own port, one per node."""
+def deployable_config(
+    config: Mapping[str, Any], proxy_port: int, proxy_host: str = LOCALHOST
+) -> dict[str, Any]:
+    """The user's Serve config with what the backend must own: where the proxies listen
+    (``proxy_host``: loopback on this machine) and the head's port (here one per node)."""
     result = dict(config)
     http_options = dict(result.get("http_options") or {})
-    http_options.update(host=LOCALHOST, port=proxy_port)
+    http_options.update(host=proxy_host, port=proxy_port)
     result["http_options"] = http_options
     result.setdefault("proxy_location", "EveryNode")
     return result
@@ -37,7 +39,7 @@ def slot_config(
     head = cluster.head
     assert head is not None
     base = wanted_config if slot.serve_config is None else slot.serve_config
-    config = deployable_config(base, head.proxy_port)
+    config = deployable_config(base, head.proxy_port, cluster.proxy_host)
     if slot.capacity < FULL_CAPACITY:
         config["target_capacity"] = slot.capacity  # 100 is Serve's default: left out
     return config

@@ -36,7 +36,7 @@ from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
 from rayservice.spec.service_exposure import FIRST_DASHBOARD_PORT
-from rayservice.spec.vocabulary import HEAD_GROUP, AnnotationKey, ServicePort
+from rayservice.spec.vocabulary import ALL_INTERFACES, HEAD_GROUP, AnnotationKey, ServicePort
 
 AUTOSCALER_CONTAINER = "autoscaler"  # the name of KubeRay's autoscaler sidecar in the head pod
 HEALTHY_PROXY = "success"  # what a Serve proxy answers to /-/healthz while it serves
@@ -104,6 +104,7 @@ class KubernetesProvider:
             or annotations.get(AnnotationKey.FT_ENABLED, "").lower() == "true",
             autoscaler_running=_autoscaler_running(head_pod) if autoscaled else None,
             autoscaler_bounds=_bounds(spec) if autoscaled else (),
+            proxy_host=ALL_INTERFACES,  # reached through Services and the API server's proxy
         )
 
     def delete(self, name: str) -> None:

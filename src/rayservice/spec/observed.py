@@ -76,6 +76,9 @@ class ObservedCluster:
     autoscaler_running: bool | None = None
     # the (group, min, max) bounds the autoscaler's config holds
     autoscaler_bounds: tuple[tuple[str, int, int], ...] = ()
+    # where its nodes' Serve proxies must listen to be reached: loopback here, every
+    # interface in a pod (Services and the API server's proxy come from outside it)
+    proxy_host: str = LOCALHOST
 
     @property
     def head(self) -> ObservedNode | None:

@@ -82,7 +82,9 @@ def router(ctx: V1Context) -> APIRouter:
         head = target.head
         assert head is not None  # a ready cluster has its head
         ctx.serve.deploy(
-            target.dashboard_url, target.auth_token, deployable_config(config, head.proxy_port)
+            target.dashboard_url,
+            target.auth_token,
+            deployable_config(config, head.proxy_port, target.proxy_host),
         )
         return {}
 
