@@ -45,7 +45,7 @@ from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind, ObjectRef
 from rayservice.spec.manifest import Manifest, RayCluster, RayService
 from rayservice.spec.observed import Observed, ObservedCluster, ServeState
-from rayservice.spec.references import Source, resolve_manifest
+from rayservice.spec.references import Resolve, Source, resolve_manifest
 from rayservice.spec.service_exposure import (
     DEFAULT_EXPOSURE,
     ExposureSettings,
@@ -96,6 +96,7 @@ class Reconciler:
         jitter: Callable[[], float] = random.random,
         metrics: ControllerMetrics | None = None,
         exposure: ExposureSettings = DEFAULT_EXPOSURE,
+        resolve: Resolve = resolve_manifest,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -103,6 +104,7 @@ class Reconciler:
         self.front = front
         self.port_usable = port_usable  # (port, address): could a front bind it now
         self.exposure = exposure
+        self.resolve = resolve  # the backend's way to the cluster spec (Secret values in or not)
         self.clock = clock
         self.jitter = jitter  # spreads retry back-offs: a number in [0, 1)
         self._quiet: dict[str, _Quiet] = {}
@@ -142,7 +144,7 @@ class Reconciler:
             if not resource.deleting:
                 record = self._with_fronts(resource.key, cluster, record)
             values = referenced(self.store, namespace, cluster.spec)
-            resolution = resolve_manifest(cluster, values.found)
+            resolution = self.resolve(cluster, values.found)
             observed = self._observe(resource.key, record)
             asked = self._scale_requests(resource.key, observed)
             scale = _scale_of(asked)
@@ -170,7 +172,7 @@ class Reconciler:
                 generation=resource.generation,
                 deleting=resource.deleting,
                 serve_config=service.spec.serve_config(),
-                cluster=resolve_manifest(service, values.found),
+                cluster=self.resolve(service, values.found),
             )
             observed = self._observe(resource.key, record)
             asked = self._scale_requests(resource.key, observed)

@@ -20,7 +20,7 @@ left as written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -181,6 +181,17 @@ def resolve_manifest(manifest: RayService | RayCluster, found: Found) -> Resolut
     its fields named from where they sit in the manifest."""
     spec, prefix = cluster_spec_of(manifest)
     return resolve(spec, found, manifest.metadata.namespace, prefix)
+
+
+def as_written(manifest: RayService | RayCluster, found: Found) -> Resolution:
+    """The cluster spec of ``manifest`` with its references left as they are, for a backend
+    whose pods resolve them (Kubernetes): the values never enter the cluster's object, and a
+    changed value reaches a pod when it starts, as on KubeRay."""
+    return Resolution(cluster_spec_of(manifest)[0].model_copy(deep=True))
+
+
+Resolve = Callable[[RayService | RayCluster, Found], Resolution]
+"""How a backend gets a manifest's cluster spec: :func:`resolve_manifest` or :func:`as_written`."""
 
 
 def _ray_container(template: Mapping[str, Any]) -> dict[str, Any] | None:
