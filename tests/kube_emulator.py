@@ -7,7 +7,8 @@ served over real HTTP) with what a real API server adds and kmock leaves out:
 - ``labelSelector`` on lists (``k=v`` terms, comma-separated);
 - SelfSubjectAccessReviews, answered from ``denied``;
 - CustomResourceDefinitions by name, from ``crds``;
-- pods' logs (from ``logs``) and what pods answer through the API server's proxy (``answers``).
+- pods' logs (from ``logs``) and what pods and Services answer through the API server's proxy
+  (``answers``, ``service_answers``; requests sent to Services are kept in ``proxied``).
 
 Apply replaces what is stored outside the metadata, as server-side apply does for the only
 manager of the fields (what it stops sending goes), and merges labels and annotations; other
@@ -31,6 +32,7 @@ APPLY = "application/apply-patch+yaml"
 ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 PODS = kmock.resource("", "v1", "pods")
+SERVICES = kmock.resource("", "v1", "services")
 
 
 class ApiServer(kmock.KubernetesEmulator):
@@ -40,6 +42,10 @@ class ApiServer(kmock.KubernetesEmulator):
         self.crds: set[str] = set()
         self.logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> text
         self.answers: dict[tuple[str, str, int, str], str] = {}  # what pods answer on a port
+        # what Services answer through the proxy, by (namespace, service, port, method, path),
+        # and every request sent that way: (method, path, headers, body)
+        self.service_answers: dict[tuple[str, str, str, str, str], Any] = {}
+        self.proxied: list[tuple[str, str, dict[str, str], Any]] = []
         self._versions = itertools.count(1)
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -47,6 +53,8 @@ class ApiServer(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(self._reviewed(request.data))
         if request.resource == PODS and request.subresource:
             return self._pod_subresource(request)
+        if request.resource == SERVICES and str(request.subresource).startswith("proxy"):
+            return self._service_proxy(request)
         if request.resource == CRDS and request.name is not None:
             if request.name not in self.crds:
                 return await self._render_error(kmock.KubernetesObjectNotFoundError())
@@ -92,6 +100,16 @@ class ApiServer(kmock.KubernetesEmulator):
         if answer is None:
             return aiohttp.web.Response(status=503, text="no endpoint")
         return aiohttp.web.Response(text=answer)
+
+    def _service_proxy(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        service, _, port = str(request.name).partition(":")
+        path = request.url.path.partition("/proxy")[2] or "/"  # as sent, trailing slash kept
+        method = str(request.method.value).upper()
+        self.proxied.append((method, path, dict(request.headers), request.data))
+        answer = self.service_answers.get((str(request.namespace), service, port, method, path))
+        if answer is None:
+            return aiohttp.web.Response(status=503, text="no endpoints available for service")
+        return aiohttp.web.json_response(answer)
 
     def _exists(self, key: Any) -> bool:
         return key in self._objects and not self._objects[key].deleted

@@ -17,6 +17,7 @@ from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubeapi.preflight import cluster_problems
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, RAY_CLUSTER_CRD, SERVICE
+from rayservice.serve_client.dashboard import DashboardServeClient
 from tests.kube_emulator import RunningApiServer
 
 
@@ -246,3 +247,29 @@ def test_apply_drops_what_it_stopped_sending_and_keeps_others_labels(cluster: Cl
     assert found is not None
     assert "scaleStrategy" not in found["spec"]["workerGroupSpecs"][0]
     assert found["metadata"]["labels"] == {"owner": "svc", "someone-else": "x"}
+
+
+def test_rays_dashboard_is_reached_through_the_api_servers_service_proxy(
+    emulated: RunningApiServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    api = LightkubeApi(config)
+    server = emulated.server
+    assert server is not None
+    server.proxied.clear()
+    url = api.service_url("team", "c-head-svc", "8265")
+    applications = ("team", "c-head-svc", "8265", "GET", "/api/serve/applications/")
+    server.service_answers[applications] = {"applications": {}, "proxies": {}}
+    server.service_answers[(*applications[:3], "PUT", applications[4])] = {}
+    serve = DashboardServeClient(http=api.http)
+
+    serve.deploy(url, "ray-token", {"applications": []})
+    state = serve.status(url, "ray-token")
+
+    method, path, sent_headers, body = server.proxied[0]
+    headers = {key.lower(): value for key, value in sent_headers.items()}
+    assert (method, path, body) == ("PUT", "/api/serve/applications/", {"applications": []})
+    assert headers["x-ray-authorization"] == "Bearer ray-token"
+    assert headers["authorization"] == "Bearer unchecked"  # the kubeconfig's, for the API server
+    assert state.apps == ()

@@ -154,6 +154,12 @@ class LightkubeApi:
             return None
         return response.text if response.status_code == httpx.codes.OK else None
 
+    @property
+    def http(self) -> httpx.Client:
+        """An HTTP client with the API server's address, credentials and TLS: for what its
+        proxy leads to (Ray's dashboards)."""
+        return self._http
+
     def service_url(self, namespace: str, service: str, port: str) -> str:
         return f"{self._server}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
 

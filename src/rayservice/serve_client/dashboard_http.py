@@ -39,11 +39,20 @@ class DashboardClient:
     """The base of the dashboard clients: one connection pool for requests to any number
     of dashboards, each with its token.
 
-    ``transport`` replaces the network, for tests (``httpx.MockTransport``).
+    ``transport`` replaces the network, for tests (``httpx.MockTransport``); ``http`` is a
+    client of the caller's to send through, e.g. one with the credentials of a Kubernetes API
+    server whose proxy leads to the dashboards.
     """
 
-    def __init__(self, timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self._http = (
+            http if http is not None else httpx.Client(timeout=timeout, transport=transport)
+        )
 
     def close(self) -> None:
         self._http.close()
