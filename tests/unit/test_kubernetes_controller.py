@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rayservice.controller.process import owners_in
 from rayservice.controller.reconciler import Reconciler
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubernetes.kinds import HTTP_ROUTE, POD, RAY_CLUSTER, SERVICE
@@ -18,7 +19,6 @@ from rayservice.planner.actions import Plan
 from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.events import ObjectKind
-from rayservice.spec.manifest import Manifest, RayCluster, RayService
 from rayservice.spec.references import as_written
 from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, ConditionStatus, ConditionType
@@ -100,19 +100,11 @@ class Controller:
     ) -> None:
         self.store, self.api, self.serve, self.clock = store, api, serve, clock
         self.provider = KubernetesProvider(api, CONTROLLER)
-        front = KubernetesFront(api, self.owner, CONTROLLER)
+        front = KubernetesFront(api, owners_in(store), CONTROLLER)
         self.reconciler = Reconciler(
             store, self.provider, serve, front, lambda port, address: True, clock,
             jitter=lambda: 0.0, resolve=as_written,
         )  # fmt: skip
-
-    def owner(self, key: str) -> Manifest | None:
-        namespace, _, name = key.partition(".")
-        stored = self.store.get(KIND, namespace, name)
-        if stored is not None:
-            return RayService.model_validate(stored.manifest)
-        cluster = self.store.get(ObjectKind.RAY_CLUSTER, namespace, name)
-        return RayCluster.model_validate(cluster.manifest) if cluster is not None else None
 
     def reconcile(self) -> Plan[RayServiceStatus]:
         self.clock.now += 1

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from rayservice.api.packaging import resolve_working_dirs
+from rayservice.api.packaging import folders_on_this_machine, resolve_working_dirs
 from rayservice.host.ports import port_is_free
+from rayservice.kubernetes.objects import kubernetes_problems
 from rayservice.planner.change import (
     Change,
     ChangeKind,
@@ -79,6 +80,18 @@ def with_packaged_working_dirs(
     return result
 
 
+def _refuse_folders_of_this_machine(document: dict[str, Any], source: str) -> None:
+    spec = document.get("spec")
+    text = spec.get("serveConfigV2") if isinstance(spec, dict) else None
+    try:
+        config = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError:
+        return  # validation reports it precisely
+    problems = folders_on_this_machine(config, source) if isinstance(config, dict) else []
+    if problems:
+        raise InvalidSpec(problems)
+
+
 def _port_problems(
     service: RayService, store: Store, source: str, exposure: ExposureSettings
 ) -> list[SpecProblem]:
@@ -138,15 +151,21 @@ def admitted_manifest(
     exposure: ExposureSettings,
 ) -> Manifest:
     """The validated RayService or RayCluster, local working_dirs packaged; raises InvalidSpec.
+    On the Kubernetes backend (``exposure.backend``) its rules apply: no folder of this
+    machine in the Serve config, what KubeRay's operator refuses, no port of this machine.
 
     Stores nothing: packaging only adds zips to the content-addressed package cache.
     """
+    if not exposure.on_this_machine:
+        _refuse_folders_of_this_machine(document, source)
     packaged = with_packaged_working_dirs(
         document, base_dir, packages, source, may_read_local_paths=may_read_local_paths
     )
-    manifest = load_manifest(packaged, source)
+    manifest = load_manifest(packaged, source, exposure.backend)
     problems = _name_problems(manifest, store, source)
-    if isinstance(manifest, RayService):
+    if not exposure.on_this_machine:
+        problems += kubernetes_problems(manifest, source)
+    elif isinstance(manifest, RayService):
         problems += _port_problems(manifest, store, source, exposure)
     else:
         problems += _fixed_port_problems(manifest, store, source)
@@ -339,9 +358,10 @@ def apply_warnings(
         f"{stored.source}: {what} (no cluster starts for it until then)"
         for what in resolve_manifest(new, found).missing
     ]
-    warnings += _preferred_port_warnings(new, previous, stored.source, exposure)
-    has_serve = serve_service_exists(new)
-    warnings += [f"{stored.source}: {w}" for w in exposure_warnings(new, has_serve, exposure)]
+    if exposure.on_this_machine:
+        warnings += _preferred_port_warnings(new, previous, stored.source, exposure)
+        has_serve = serve_service_exists(new)
+        warnings += [f"{stored.source}: {w}" for w in exposure_warnings(new, has_serve, exposure)]
     if previous is None or previous.generation == stored.generation:
         return warnings
     if _change(store, previous, new).kind is not ChangeKind.HELD:

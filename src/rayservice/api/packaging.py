@@ -29,7 +29,7 @@ import hashlib
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,34 @@ def resolve_working_dirs(
     if problems:
         raise InvalidSpec(problems)
     return resolved
+
+
+def folders_on_this_machine(config: Mapping[str, Any], source: str) -> list[SpecProblem]:
+    """Each ``working_dir`` or ``py_modules`` entry of the Serve config ``config`` that names
+    something on this machine (a path or a ``file://`` URI), which pods on Kubernetes cannot
+    read."""
+    problems = []
+    for app_index, app in enumerate(config.get("applications") or ()):
+        runtime_env = app.get("runtime_env") if isinstance(app, Mapping) else None
+        if not isinstance(runtime_env, Mapping):
+            continue
+        field_prefix = f"spec.serveConfigV2.applications[{app_index}].runtime_env"
+        entries = [("working_dir", runtime_env.get("working_dir"))]
+        modules = runtime_env.get("py_modules")
+        if isinstance(modules, list):
+            entries += [(f"py_modules[{i}]", module) for i, module in enumerate(modules)]
+        for field, location in entries:
+            if isinstance(location, str) and urlparse(location).scheme in ("", "file"):
+                problems.append(
+                    SpecProblem(
+                        source,
+                        f"{field_prefix}.{field}",
+                        f"{location!r} is on this machine, which the cluster's pods on"
+                        " Kubernetes cannot read",
+                        "a remote URI the pods can fetch (https://.../apps.zip, s3://, gs://)",
+                    )
+                )
+    return problems
 
 
 def _local_directory(location: str, base_dir: Path) -> Path | None:

@@ -1,6 +1,7 @@
 """The ``rayservice`` command line: kubectl-like verbs over the controller's REST API.
 
-rayservice start | controller [--host HOST] [--token-file PATH] | stop
+rayservice start | controller [--host HOST] [--token-file PATH] [--backend local|kubernetes
+    [--kubeconfig FILE] [--context NAME]] | stop
 rayservice apply -f FILE [--wait] [--timeout S] | apply -f FILE --dry-run
 rayservice diff -f FILE
 rayservice render -f FILE [--backend kubernetes]
@@ -45,7 +46,7 @@ from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.foreign_objects import RAY_API_GROUP, not_run_here, object_label
 from rayservice.spec.serve_config import load_yaml_documents
 from rayservice.spec.service_exposure import ExposureSettings
-from rayservice.spec.vocabulary import ALL_INTERFACES, STANDALONE_ROLE
+from rayservice.spec.vocabulary import ALL_INTERFACES, STANDALONE_ROLE, Backend
 
 Rows = Callable[[list[dict[str, Any]], bool], tuple[list[str], list[list[str]]]]
 KINDS: dict[str, tuple[str, Rows]] = {}
@@ -70,6 +71,8 @@ DESCRIBE_PAGES = {
     "rayclusters": describe_pages.describe_raycluster,
 }
 DESCRIBABLE = ("rayservices", *DESCRIBE_PAGES, *CONFIG_PLURALS.values())
+BACKEND_ENV = "RAYSERVICE_BACKEND"
+CONTEXT_ENV = "RAYSERVICE_KUBE_CONTEXT"
 # Like `kubectl diff`: 1 means "there are differences", so diff reports its errors with 2.
 ERROR_EXIT_CODES = {"diff": 2}
 
@@ -404,6 +407,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         listen_args += ["--token-file", str(args.token_file.resolve())]
     if args.head_service_address is not None:
         listen_args += ["--head-service-address", args.head_service_address]
+    listen_args += ["--backend", args.backend]
+    if args.kubeconfig is not None:
+        listen_args += ["--kubeconfig", str(args.kubeconfig.resolve())]
+    if args.context is not None:
+        listen_args += ["--context", args.context]
     print(daemon.start(home_dir(), RayServiceClient(local_api_url(args.host)), listen_args))
     return 0
 
@@ -429,7 +437,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     token = listen_token(args.host, args.token_file)  # before the heavy imports and any bind
     # heavy: only the controller needs them
     from rayservice.api.app import create_app
-    from rayservice.controller.process import serve_forever
+    from rayservice.controller.process import KubernetesAccess, serve_forever
 
     home = home_dir()
     serve_forever(
@@ -439,7 +447,10 @@ def cmd_controller(args: argparse.Namespace) -> int:
         port=api_port(),
         pid_file=pid_file(home),
         token=token,
-        exposure=ExposureSettings(args.service_address, args.head_service_address),
+        exposure=ExposureSettings(
+            args.service_address, args.head_service_address, Backend(args.backend)
+        ),
+        kubernetes=KubernetesAccess(args.kubeconfig, args.context),
     )
     return 0
 
@@ -484,6 +495,23 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
         type=_ip_address,
         help="address head Services (Ray's dashboard) of type NodePort or LoadBalancer listen"
         " on; without it every head Service stays on 127.0.0.1",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=[b.value for b in Backend],
+        default=os.environ.get(BACKEND_ENV, Backend.LOCAL.value),
+        help="where clusters run: processes on this machine (local, the default), or pods of"
+        f" KubeRay's operator on a Kubernetes cluster (kubernetes); also ${BACKEND_ENV}",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="the Kubernetes backend's kubeconfig (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    parser.add_argument(
+        "--context",
+        default=os.environ.get(CONTEXT_ENV),
+        help=f"the kubeconfig's context to use (default: its current one); also ${CONTEXT_ENV}",
     )
 
 

@@ -1,8 +1,10 @@
 """The controller process: the control loop in a thread and the REST API in front of it.
 
-This is where the real adapters are chosen and wired together (SQLite store, local provider,
-dashboard Serve client, HAProxy front), so it belongs to the control layer, which may import
-all of them. The web app is the API layer's, above this one: the caller passes its factory in.
+This is where the real adapters are chosen and wired together (SQLite store; on this machine
+the local provider, the dashboard Serve client and HAProxy fronts; on Kubernetes the RayCluster
+provider, Services as fronts and the dashboards through the API server), so it belongs to the
+control layer, which may import all of them. The web app is the API layer's, above this one:
+the caller passes its factory in.
 
 ``rayservice controller`` runs this in the foreground. It writes its pid to ``pid_file`` so
 ``rayservice stop`` can find it; stopping it leaves every cluster and endpoint running, and
@@ -13,13 +15,17 @@ cleanly is copied to its backup first.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
+import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -32,7 +38,10 @@ from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.reconciler import Reconciler
 from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
+from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubeapi.preflight import cluster_problems
 from rayservice.providers.base import ClusterProvider
+from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.providers.local import LocalProvider, runtime_root
 from rayservice.providers.ray_autoscaler import ApiAccess
 from rayservice.serve_client.base import ServeClient
@@ -40,10 +49,16 @@ from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.errors import RayServiceError
+from rayservice.spec.events import ObjectKind
+from rayservice.spec.manifest import Manifest, RayCluster, RayService
+from rayservice.spec.references import Resolve, as_written, resolve_manifest
 from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
+from rayservice.spec.vocabulary import KIND
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
+from rayservice.traffic.base import TrafficFront
 from rayservice.traffic.haproxy import HaproxyFront
+from rayservice.traffic.kubernetes import KubernetesFront, Owners
 
 log = logging.getLogger("rayservice.controller")
 
@@ -69,6 +84,86 @@ class AppFactory(Protocol):
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
+@dataclass(frozen=True)
+class KubernetesAccess:
+    """Which Kubernetes cluster: a kubeconfig file (None: $KUBECONFIG, else ~/.kube/config)
+    and a context of it (None: its current one)."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+
+
+class KubernetesNotReady(RayServiceError):
+    """The Kubernetes cluster cannot run rayservice's clusters (a CRD or permissions lack)."""
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The outside world of one backend, as the reconciler and the API take it."""
+
+    provider: ClusterProvider
+    front: TrafficFront
+    serve: ServeClient
+    jobs: JobClient
+    port_usable: Callable[[int, str], bool]  # could a front listen on it
+    resolve: Resolve  # how a cluster spec gets the values it refers to
+
+
+def _local_adapters(home: Path, autoscaler_api: ApiAccess) -> Adapters:
+    return Adapters(
+        provider=LocalProvider(home, autoscaler_api=autoscaler_api),
+        front=HaproxyFront(home / "fronts", socket_dir=runtime_root(home)),
+        serve=DashboardServeClient(),
+        jobs=DashboardJobClient(),
+        port_usable=port_is_free,
+        resolve=resolve_manifest,
+    )
+
+
+def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> Adapters:
+    """Adapters over the Kubernetes cluster of ``access``, checked first. Services there have
+    addresses of their own: any port is usable; pods resolve Secret references themselves."""
+    api = LightkubeApi(access.kubeconfig, access.context)
+    problems = cluster_problems(api, "default")
+    if problems:
+        raise KubernetesNotReady(
+            "the Kubernetes cluster cannot run rayservice's clusters:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
+    name = controller_name(home)
+    return Adapters(
+        provider=KubernetesProvider(api, name),
+        front=KubernetesFront(api, owners_in(store), name),
+        serve=DashboardServeClient(http=api.http),
+        jobs=DashboardJobClient(http=api.http),
+        port_usable=lambda port, address: True,
+        resolve=as_written,
+    )
+
+
+def controller_name(home: Path) -> str:
+    """This controller's name on a Kubernetes cluster (a label value): this host's name and a
+    digest of its home, so that two controllers never take each other's objects."""
+    host = re.sub(r"[^A-Za-z0-9.-]+", "-", socket.gethostname())[:40].strip("-.") or "host"
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]
+    return f"{host}-{digest}"
+
+
+def owners_in(store: Store) -> Owners:
+    """What a front key (``<namespace>.<name>``) names in ``store``: a RayService, else a
+    standalone RayCluster, else None."""
+
+    def owner(key: str) -> Manifest | None:
+        namespace, _, name = key.partition(".")
+        service = store.get(KIND, namespace, name)
+        if service is not None:
+            return RayService.model_validate(service.manifest)
+        cluster = store.get(ObjectKind.RAY_CLUSTER, namespace, name)
+        return RayCluster.model_validate(cluster.manifest) if cluster is not None else None
+
+    return owner
+
+
 def _preload_validators() -> None:
     """Admission checks manifests with Ray's own Serve schema and ``ray start`` options, which
     take most of a second to import; importing them at start keeps the first apply fast."""
@@ -92,12 +187,15 @@ def serve_forever(
     pid_file: Path,
     token: str | None = None,
     exposure: ExposureSettings = DEFAULT_EXPOSURE,
+    kubernetes: KubernetesAccess | None = None,
 ) -> None:
     """Run the control loop and serve the REST API on ``host:port`` until SIGINT or SIGTERM.
 
     With ``token`` every request but the health check must carry it; without one, a ``host``
     beyond loopback raises :class:`ExposedWithoutToken` before anything starts. ``exposure``
-    says where Services asking to be reachable from other hosts listen.
+    says where Services asking to be reachable from other hosts listen, and on which backend
+    (on Kubernetes, ``kubernetes`` says which cluster: a kubeconfig and a context; one that
+    cannot run rayservice's clusters stops the start with what to install or grant).
     """
     refuse_exposed_without_token(host, token)
     logging.basicConfig(
@@ -111,17 +209,22 @@ def serve_forever(
         log.warning("the store was not backed up: %s", e)
     local = reachable_from_here(host)
     api_url = f"http://{f'[{local}]' if ':' in local else local}:{port}"
-    provider = LocalProvider(home, autoscaler_api=ApiAccess(api_url, token))
+    if exposure.on_this_machine:
+        adapters = _local_adapters(home, ApiAccess(api_url, token))
+    else:
+        adapters = _kubernetes_adapters(store, home, kubernetes or KubernetesAccess())
+    provider = adapters.provider
     metrics = ControllerMetrics(store)
     reconciler = Reconciler(
         store=store,
         provider=provider,
-        serve=DashboardServeClient(),
-        front=HaproxyFront(home / "fronts", socket_dir=runtime_root(home)),
-        port_usable=port_is_free,
+        serve=adapters.serve,
+        front=adapters.front,
+        port_usable=adapters.port_usable,
         clock=time.time,
         metrics=metrics,
         exposure=exposure,
+        resolve=adapters.resolve,
     )
     loop = ControlLoop(reconciler)
     app = create_app(
@@ -131,8 +234,8 @@ def serve_forever(
         loop.wake,
         metrics_registry=metrics.registry,
         token=token,
-        serve=DashboardServeClient(),
-        jobs=DashboardJobClient(),
+        serve=adapters.serve,
+        jobs=adapters.jobs,
         exposure=exposure,
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)

@@ -30,7 +30,7 @@ from rayservice.spec.manifest import (
     preferred_serve_port,
     requested_serve_port,
 )
-from rayservice.spec.vocabulary import ALL_INTERFACES, LOCALHOST, ServicePort, ServiceType
+from rayservice.spec.vocabulary import ALL_INTERFACES, LOCALHOST, Backend, ServicePort, ServiceType
 
 FIRST_SERVE_PORT = 8000
 FIRST_DASHBOARD_PORT = 8265
@@ -41,10 +41,18 @@ class ExposureSettings:
     """The controller's word on Services that ask to be reachable from other hosts:
     ``service_address`` is where serve Services of type NodePort or LoadBalancer listen
     (127.0.0.1 keeps every Service on this machine); ``head_service_address`` is where head
-    Services of such a type listen, None (the default) keeping them on loopback."""
+    Services of such a type listen, None (the default) keeping them on loopback. On the
+    Kubernetes backend neither applies: Kubernetes exposes its Services by their type."""
 
     service_address: str = ALL_INTERFACES
     head_service_address: str | None = None
+    # where the Services are: listeners on this machine, or Kubernetes Services (whose
+    # addresses are the cluster's and whose ports are only the manifest's)
+    backend: Backend = Backend.LOCAL
+
+    @property
+    def on_this_machine(self) -> bool:
+        return self.backend is Backend.LOCAL
 
 
 DEFAULT_EXPOSURE = ExposureSettings()

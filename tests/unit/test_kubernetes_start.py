@@ -1,0 +1,152 @@
+"""Starting the controller on the Kubernetes backend: the cluster is checked first (what lacks
+is said, with what to install or grant), the adapters are the Kubernetes ones, and admission
+holds Kubernetes' rules (no folder of this machine, KubeRay's refusals, no port of this
+machine)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rayservice.api.admission import admitted_manifest
+from rayservice.controller.process import (
+    KubernetesAccess,
+    KubernetesNotReady,
+    _kubernetes_adapters,
+    controller_name,
+)
+from rayservice.kubeapi.base import KubernetesRefused, KubernetesUnavailable
+from rayservice.kubernetes.kinds import RAY_CLUSTER_CRD
+from rayservice.providers.kubernetes import KubernetesProvider
+from rayservice.spec.errors import InvalidSpec
+from rayservice.spec.service_exposure import ExposureSettings
+from rayservice.spec.vocabulary import Backend
+from rayservice.store.sqlite import SqliteStore
+from rayservice.traffic.kubernetes import KubernetesFront
+from tests.kube_emulator import RunningApiServer
+from tests.unit.test_kubernetes_objects import document, incremental
+
+ON_KUBERNETES = ExposureSettings(backend=Backend.KUBERNETES)
+
+
+@pytest.fixture(scope="module")
+def emulated() -> Iterator[RunningApiServer]:
+    running = RunningApiServer()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def access(emulated: RunningApiServer, tmp_path: Path) -> KubernetesAccess:
+    server = emulated.server
+    assert server is not None
+    server.crds.clear()
+    server.denied.clear()
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    return KubernetesAccess(path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "state.db")
+
+
+def test_a_ready_cluster_gets_the_kubernetes_adapters(
+    access: KubernetesAccess, emulated: RunningApiServer, store: SqliteStore, tmp_path: Path
+) -> None:
+    assert emulated.server is not None
+    emulated.server.crds.add(RAY_CLUSTER_CRD)
+
+    adapters = _kubernetes_adapters(store, tmp_path, access)
+
+    assert isinstance(adapters.provider, KubernetesProvider)
+    assert isinstance(adapters.front, KubernetesFront)
+    assert adapters.port_usable(8000, "127.0.0.1")
+
+
+def test_without_kuberay_and_permissions_the_start_says_what_to_install_and_grant(
+    access: KubernetesAccess, emulated: RunningApiServer, store: SqliteStore, tmp_path: Path
+) -> None:
+    assert emulated.server is not None
+    emulated.server.denied.add(("create", "rayclusters"))
+
+    with pytest.raises(KubernetesNotReady) as refused:
+        _kubernetes_adapters(store, tmp_path, access)
+
+    assert "helm install kuberay-operator" in str(refused.value)
+    assert "create rayclusters" in str(refused.value)
+    assert "deploy/rbac.yaml" in str(refused.value)
+
+
+def test_an_unreachable_api_server_or_a_missing_context_stops_the_start(
+    access: KubernetesAccess, emulated: RunningApiServer, store: SqliteStore, tmp_path: Path
+) -> None:
+    assert access.kubeconfig is not None
+    config = yaml.safe_load(access.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:9"  # discard: nothing listens
+    access.kubeconfig.write_text(yaml.safe_dump(config))
+
+    with pytest.raises(KubernetesUnavailable, match="cannot be reached"):
+        _kubernetes_adapters(store, tmp_path, access)
+    with pytest.raises(KubernetesRefused, match="'staging' not found"):
+        _kubernetes_adapters(store, tmp_path, KubernetesAccess(access.kubeconfig, "staging"))
+
+
+def test_the_controllers_name_is_a_label_value_of_its_host_and_home(tmp_path: Path) -> None:
+    name = controller_name(tmp_path)
+
+    assert len(name) <= 63
+    assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name)
+    assert controller_name(tmp_path / "other") != name
+    assert controller_name(tmp_path) == name
+
+
+def admit_on_kubernetes(store: SqliteStore, doc: dict[str, Any], tmp_path: Path) -> None:
+    admitted_manifest(
+        store,
+        doc,
+        "manifest.yaml",
+        tmp_path,
+        tmp_path / "packages",
+        may_read_local_paths=True,
+        exposure=ON_KUBERNETES,
+    )
+
+
+def test_a_folder_of_this_machine_is_refused_on_kubernetes(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    (tmp_path / "apps").mkdir()
+    config = (
+        "applications:\n  - {name: app, import_path: a:b, runtime_env: {working_dir: ./apps}}\n"
+    )
+
+    with pytest.raises(InvalidSpec) as refused:
+        admit_on_kubernetes(store, document(serveConfigV2=config), tmp_path)
+
+    [problem] = refused.value.problems
+    assert problem.field == "spec.serveConfigV2.applications[0].runtime_env.working_dir"
+    assert "https://" in problem.valid
+
+
+def test_kuberays_rules_hold_and_this_machines_ports_do_not(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidSpec) as refused:
+        admit_on_kubernetes(store, incremental(), tmp_path)
+    with socket.socket() as listener:  # a port in use on this machine
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        taken = document(serveService={"spec": {"ports": [{"name": "serve", "port": port}]}})
+
+        admit_on_kubernetes(store, taken, tmp_path)  # nobody's business there
+
+    assert refused.value.problems[0].field.endswith("gatewayClassName")
