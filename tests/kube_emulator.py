@@ -6,7 +6,8 @@ served over real HTTP) with what a real API server adds and kmock leaves out:
   exist yet creates it;
 - ``labelSelector`` on lists (``k=v`` terms, comma-separated);
 - SelfSubjectAccessReviews, answered from ``denied``;
-- CustomResourceDefinitions by name, from ``crds``;
+- CustomResourceDefinitions by name, from ``crds``, and every kind rayservice makes served
+  (listed empty) before any object of it exists;
 - pods' logs (from ``logs``) and what pods and Services answer through the API server's proxy
   (``answers``, ``service_answers``; requests sent to Services are kept in ``proxied``).
 
@@ -28,6 +29,8 @@ import aiohttp.web
 import kmock
 from kmock._internal import rendering
 
+from rayservice.kubernetes.kinds import KINDS
+
 APPLY = "application/apply-patch+yaml"
 ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -47,6 +50,8 @@ class ApiServer(kmock.KubernetesEmulator):
         self.service_answers: dict[tuple[str, str, str, str, str], Any] = {}
         self.proxied: list[tuple[str, str, dict[str, str], Any]] = []
         self._versions = itertools.count(1)
+        for kind in KINDS:  # served (listed empty) before any object of theirs exists
+            self.resources[f"{kind.group}/{kind.version}/{kind.plural}"] = kmock.ResourceInfo()
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource == ACCESS_REVIEWS:

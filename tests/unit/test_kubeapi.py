@@ -273,3 +273,27 @@ def test_rays_dashboard_is_reached_through_the_api_servers_service_proxy(
     assert headers["x-ray-authorization"] == "Bearer ray-token"
     assert headers["authorization"] == "Bearer unchecked"  # the kubeconfig's, for the API server
     assert state.apps == ()
+
+
+def test_a_kind_with_no_object_yet_lists_empty(cluster: Cluster) -> None:
+    assert cluster.api.select(RAY_CLUSTER, "team") == []
+    assert cluster.api.select(RAY_CLUSTER, None) == []
+
+
+def test_a_dashboard_without_ray_token_auth_gets_no_token(
+    emulated: RunningApiServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    api = LightkubeApi(config)
+    server = emulated.server
+    assert server is not None
+    server.proxied.clear()
+    server.service_answers["team", "c-head-svc", "8265", "PUT", "/api/serve/applications/"] = {}
+
+    DashboardServeClient(http=api.http).deploy(
+        api.service_url("team", "c-head-svc", "8265"), "", {"applications": []}
+    )
+
+    [(_, _, headers, _)] = server.proxied
+    assert "x-ray-authorization" not in {key.lower() for key in headers}

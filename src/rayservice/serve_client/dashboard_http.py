@@ -60,12 +60,12 @@ class DashboardClient:
     def _call_dashboard(
         self, method: str, dashboard_url: str, token: str, path: str, **kwargs: Any
     ) -> httpx.Response:
-        """Send ``method path`` to the dashboard; any answer is returned, none is temporary."""
+        """Send ``method path`` to the dashboard; any answer is returned, none is temporary. A
+        cluster without Ray's token authentication (``token`` empty) gets no token."""
         url = dashboard_url.rstrip("/") + path
+        headers = {AUTH_HEADER: f"Bearer {token}"} if token else {}
         try:
-            return self._http.request(
-                method, url, headers={AUTH_HEADER: f"Bearer {token}"}, **kwargs
-            )
+            return self._http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as e:
             raise TemporaryError(f"{method} {url} got no answer: {e!r}") from e
 
