@@ -52,7 +52,8 @@ class Cluster(FakeKubernetesApi):
                 self.delete(kind, namespace, name)
         for name, cluster in clusters.items():
             self._head_service(name)
-            self._pod(name, "headgroup", 0, cluster["spec"]["headGroupSpec"])
+            autoscaled = bool(cluster["spec"].get("enableInTreeAutoscaling"))
+            self._pod(name, "headgroup", 0, cluster["spec"]["headGroupSpec"], autoscaled)
             for group in cluster["spec"].get("workerGroupSpecs") or []:
                 for index in range(group.get("replicas", 0)):
                     self._pod(name, group["groupName"], index, group)
@@ -65,7 +66,10 @@ class Cluster(FakeKubernetesApi):
             {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": {"ports": ports}}
         )
 
-    def _pod(self, cluster: str, group: str, index: int, spec: dict[str, Any]) -> None:
+    def _pod(
+        self, cluster: str, group: str, index: int, spec: dict[str, Any], autoscaled: bool = False
+    ) -> None:
+        """A ready pod; a head with KubeRay's autoscaler beside it when the cluster asks."""
         head = group == "headgroup"
         name = f"{cluster}-head" if head else f"{cluster}-{group}-worker-{index}"
         if self.get(POD, NAMESPACE, name) is not None:
@@ -87,6 +91,9 @@ class Cluster(FakeKubernetesApi):
                 "status": {
                     "phase": "Running",
                     "conditions": [{"type": "Ready", "status": "True"}],
+                    "containerStatuses": [{"name": "autoscaler", "state": {"running": {}}}]
+                    if autoscaled
+                    else [],
                 },
             }
         )
@@ -346,3 +353,27 @@ def test_a_pending_cluster_that_never_serves_is_given_up(world: Controller) -> N
     )
     assert upgrading.reason == "PendingClusterTimedOut"
     assert new not in ray_clusters(world.api) or world.reconcile() is not None
+
+
+def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
+    world: Controller,
+) -> None:
+    document = sample_manifest()
+    cluster_config = document["spec"]["rayClusterConfig"]
+    cluster_config["enableInTreeAutoscaling"] = True
+    world.store.apply(KIND, document, "sample", world.clock())
+    world.settle()
+    [cluster] = ray_clusters(world.api)
+    group = world.api.objects[RAY_CLUSTER, NAMESPACE, cluster]["spec"]["workerGroupSpecs"][0]
+    wanted = group["replicas"] + 1  # KubeRay's autoscaler asks for one more worker
+    group["replicas"] = wanted
+
+    world.settle(passes=3)
+    plan = world.reconcile()
+
+    applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
+    assert applied is not None
+    assert applied["spec"]["workerGroupSpecs"][0]["replicas"] == wanted  # kept
+    workers = world.provider.observe(cluster).workers  # type: ignore[union-attr]
+    assert len(workers) == wanted  # KubeRay made them
+    assert not plan.actions  # nothing left to do: the controller wants what it asked

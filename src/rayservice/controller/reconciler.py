@@ -226,7 +226,8 @@ class Reconciler:
     def _scale_requests(self, key: str, observed: Observed) -> dict[str, dict[str, Any]]:
         """What the autoscalers of ``key``'s clusters asked, without the requests of clusters
         that are gone and the workers to delete that are gone already (so an autoscaler
-        waiting for them goes on). One read when nothing is to drop, as on most passes."""
+        waiting for them goes on). One read when nothing is to drop, as on most passes. A
+        cluster that holds its autoscaler's asks itself says them instead."""
         asked = self.store.scale_requests(key)
         gone = [cluster for cluster in asked if cluster not in observed.clusters]
         if gone:
@@ -238,7 +239,13 @@ class Reconciler:
             if found is not None and set(request.get("workersToDelete", [])) - present:
                 self.store.forget_removed_workers(cluster, present)
                 pruned = True
-        return self.store.scale_requests(key) if gone or pruned else asked
+        stored = self.store.scale_requests(key) if gone or pruned else asked
+        held = {  # a cluster that holds its autoscaler's asks itself (KubeRay's RayCluster)
+            name: dict(cluster.autoscaler_request)
+            for name, cluster in observed.clusters.items()
+            if cluster.autoscaler_request is not None
+        }
+        return {**stored, **held}
 
     def _with_fronts(self, key: str, owner: Manifest, record: ServiceRecord) -> ServiceRecord:
         """The record with its fronts' ports and addresses: the head Service's, and the serve

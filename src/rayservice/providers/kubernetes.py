@@ -4,7 +4,8 @@
 server-side apply: worker counts and ``workersToDelete`` follow the request, and an edit of a
 field rayservice sets lasts until the next ensure). A cluster whose worker counts Ray's
 autoscaler decides (``enableInTreeAutoscaling``) is created once and then left to it: KubeRay's
-autoscaler patches those fields itself, and two writers would fight.
+autoscaler patches those fields itself, and two writers would fight; ``observe`` reports what it
+asked (``autoscaler_request``), so the controller wants the same.
 
 Pods are KubeRay's; this provider reads them (phase, readiness, restarts, how the Ray container
 last ended; a pod being deleted is gone already) and keeps one label of theirs: the head pod's
@@ -104,6 +105,7 @@ class KubernetesProvider:
             or annotations.get(AnnotationKey.FT_ENABLED, "").lower() == "true",
             autoscaler_running=_autoscaler_running(head_pod) if autoscaled else None,
             autoscaler_bounds=_bounds(spec) if autoscaled else (),
+            autoscaler_request=_asked(spec) if autoscaled else None,
             proxy_host=ALL_INTERFACES,  # reached through Services and the API server's proxy
         )
 
@@ -246,6 +248,20 @@ def _bounds(spec: dict[str, Any]) -> tuple[tuple[str, int, int], ...]:
         for g in spec.get("workerGroupSpecs") or []
         if not g.get("suspend")
     )
+
+
+def _asked(spec: dict[str, Any]) -> dict[str, Any]:
+    """What KubeRay's autoscaler asks by the RayCluster it patches: each group's count and the
+    workers to delete (a ScaleRequest's JSON)."""
+    groups = [g for g in spec.get("workerGroupSpecs") or [] if not g.get("suspend")]
+    return {
+        "replicas": {str(g.get("groupName", "")): int(g.get("replicas", 0)) for g in groups},
+        "workersToDelete": [
+            str(name)
+            for g in groups
+            for name in (g.get("scaleStrategy") or {}).get("workersToDelete") or []
+        ],
+    }
 
 
 def _autoscaler_running(head_pod: dict[str, Any] | None) -> bool:

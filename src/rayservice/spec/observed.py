@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from rayservice.spec.vocabulary import LOCALHOST
 
@@ -76,6 +77,9 @@ class ObservedCluster:
     autoscaler_running: bool | None = None
     # the (group, min, max) bounds the autoscaler's config holds
     autoscaler_bounds: tuple[tuple[str, int, int], ...] = ()
+    # what its autoscaler last asked, as the cluster itself holds it (a ScaleRequest's JSON;
+    # None where the asks reach the controller's API instead, as here)
+    autoscaler_request: Mapping[str, Any] | None = None
     # where its nodes' Serve proxies must listen to be reached: loopback here, every
     # interface in a pod (Services and the API server's proxy come from outside it)
     proxy_host: str = LOCALHOST
