@@ -36,6 +36,7 @@ from rayservice.api.objects import (
     view_object,
 )
 from rayservice.api.v1 import V1Context, add_v1_api
+from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.providers.base import ClusterProvider
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
@@ -74,11 +75,13 @@ def create_app(
     jobs: JobClient | None = None,
     exposure: ExposureSettings = DEFAULT_EXPOSURE,
     ray_status: RayStatusReader | None = None,
+    mirror: ConfigMirror | None = None,
 ) -> FastAPI:
     """The API over ``store``; with ``token``, every request but ``GET /healthz`` needs it.
     ``serve`` and ``jobs`` reach Ray on the clusters (Ray's dashboard when not given);
     ``exposure``: the controller's settings for Services reachable from other hosts;
-    ``ray_status`` reads what ``ray status`` prints (the dashboard when not given)."""
+    ``ray_status`` reads what ``ray status`` prints (the dashboard when not given); ``mirror``
+    puts Secrets and ConfigMaps in the Kubernetes cluster (the Kubernetes backend)."""
     app = FastAPI(
         title="rayservice",
         version=__version__,
@@ -256,7 +259,7 @@ def create_app(
     for plural, kind in VIEW_KINDS.items():
         prefix = RAY if plural == "rayclusters" else CORE
         _add_view_routes(app, store, prefix, plural, kind)
-    add_config_object_routes(app, store, wake)
+    add_config_object_routes(app, store, wake, mirror)
     add_autoscaling_routes(
         app, store, provider, wake, ray_status if ray_status is not None else DashboardRayStatus()
     )

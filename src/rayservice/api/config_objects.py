@@ -25,6 +25,7 @@ from rayservice.api.objects import (
     config_object,
     list_object,
 )
+from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.planner.record import load_record
 from rayservice.planner.value_change import Referrer, classify_config_change, referrer_effects
 from rayservice.spec.config_objects import (
@@ -46,13 +47,22 @@ from rayservice.store.referenced import namespace_values
 CORE = "/api/v1"
 
 
-def add_config_object_routes(app: FastAPI, store: Store, wake: Callable[[], None]) -> None:
+def add_config_object_routes(
+    app: FastAPI, store: Store, wake: Callable[[], None], mirror: ConfigMirror | None = None
+) -> None:
+    """The routes; with ``mirror`` (the Kubernetes backend) every change is made in the
+    Kubernetes cluster first, so the pods find what they refer to."""
     for kind, plural in CONFIG_PLURALS.items():
-        _add_routes(app, store, wake, plural, kind)
+        _add_routes(app, store, wake, plural, kind, mirror)
 
 
 def _add_routes(
-    app: FastAPI, store: Store, wake: Callable[[], None], plural: str, kind: ObjectKind
+    app: FastAPI,
+    store: Store,
+    wake: Callable[[], None],
+    plural: str,
+    kind: ObjectKind,
+    mirror: ConfigMirror | None,
 ) -> None:
     one = f"{CORE}/namespaces/{{namespace}}/{plural}/{{name}}"
 
@@ -96,6 +106,8 @@ def _add_routes(
                 f"{namespace}/{name}", kind, before, values(stored_form), others, effects
             )
             return change_object(change, 1)
+        if mirror is not None:
+            mirror.put(stored_form)
         stored = store.apply(kind, stored_form, source, time.time())
         wake()
         for effect in effects:
@@ -118,6 +130,8 @@ def _add_routes(
         if store.get(kind, namespace, name) is None:
             raise missing(namespace, name)
         effects = _effects(store, kind, namespace, name, None)
+        if mirror is not None:
+            mirror.remove(kind, namespace, name)
         store.remove(kind, namespace, name)
         wake()
         for effect in effects:

@@ -39,6 +39,7 @@ from rayservice.controller.reconciler import Reconciler
 from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
 from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.kubeapi.preflight import cluster_problems
 from rayservice.providers.base import ClusterProvider
 from rayservice.providers.kubernetes import KubernetesProvider
@@ -65,8 +66,8 @@ log = logging.getLogger("rayservice.controller")
 
 class AppFactory(Protocol):
     """(store, provider, package cache folder, wake the loop; the registry ``GET /metrics``
-    serves, the API token, Ray's Serve and job APIs, where exposed Services listen) -> the
-    ASGI app of the REST API"""
+    serves, the API token, Ray's Serve and job APIs, where exposed Services listen, where
+    Secrets and ConfigMaps go too) -> the ASGI app of the REST API"""
 
     def __call__(
         self,
@@ -81,6 +82,7 @@ class AppFactory(Protocol):
         serve: ServeClient | None = None,
         jobs: JobClient | None = None,
         exposure: ExposureSettings = DEFAULT_EXPOSURE,
+        mirror: ConfigMirror | None = None,
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
@@ -107,6 +109,7 @@ class Adapters:
     jobs: JobClient
     port_usable: Callable[[int, str], bool]  # could a front listen on it
     resolve: Resolve  # how a cluster spec gets the values it refers to
+    mirror: ConfigMirror | None = None  # where Secrets and ConfigMaps go too
 
 
 def _local_adapters(home: Path, autoscaler_api: ApiAccess) -> Adapters:
@@ -122,7 +125,8 @@ def _local_adapters(home: Path, autoscaler_api: ApiAccess) -> Adapters:
 
 def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> Adapters:
     """Adapters over the Kubernetes cluster of ``access``, checked first. Services there have
-    addresses of their own: any port is usable; pods resolve Secret references themselves."""
+    addresses of their own: any port is usable; pods resolve Secret references themselves, so
+    Secrets and ConfigMaps go to the cluster too."""
     api = LightkubeApi(access.kubeconfig, access.context)
     problems = cluster_problems(api, "default")
     if problems:
@@ -138,6 +142,7 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
         jobs=DashboardJobClient(http=api.http),
         port_usable=lambda port, address: True,
         resolve=as_written,
+        mirror=ConfigMirror(api, name),
     )
 
 
@@ -237,6 +242,7 @@ def serve_forever(
         serve=adapters.serve,
         jobs=adapters.jobs,
         exposure=exposure,
+        mirror=adapters.mirror,
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))

@@ -1,0 +1,88 @@
+"""Secrets and ConfigMaps on the Kubernetes backend: applied to the cluster as they are (before
+they are stored, so a cluster that refuses one or cannot be reached stores nothing), and deleted
+from it with them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rayservice.api.app import create_app
+from rayservice.kubeapi.fake import FakeKubernetesApi
+from rayservice.kubeapi.mirror import ConfigMirror
+from rayservice.kubernetes.kinds import CONFIG_MAP, SECRET
+from rayservice.providers.fake import FakeProvider
+from rayservice.spec.events import ObjectKind
+from rayservice.store.sqlite import SqliteStore
+from tests.unit.test_config_objects import CORE, LOCAL_CALLER, b64, config_map, put, secret
+
+
+@pytest.fixture
+def cluster() -> FakeKubernetesApi:
+    return FakeKubernetesApi()
+
+
+@pytest.fixture
+def client(tmp_path: Path, cluster: FakeKubernetesApi) -> Iterator[tuple[TestClient, SqliteStore]]:
+    store = SqliteStore(tmp_path / "store.db")
+    app = create_app(
+        store,
+        FakeProvider(clock=lambda: 0.0),
+        tmp_path / "p",
+        lambda: None,
+        mirror=ConfigMirror(cluster, "alice-laptop"),
+    )
+    with TestClient(app, client=LOCAL_CALLER) as test_client:
+        yield test_client, store
+
+
+def test_a_secret_and_a_config_map_go_to_the_cluster_as_they_are(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, _ = client
+    document = secret(stringData={"password": "hunter2"})
+    document["metadata"]["labels"] = {"team": "a"}
+
+    assert put(api, document, f"{CORE}/secrets/redis-pw").status_code == 200
+    assert (
+        put(api, config_map(data={"mode": "fast"}), f"{CORE}/configmaps/settings").status_code
+        == 200
+    )
+
+    applied = cluster.get(SECRET, "default", "redis-pw")
+    assert applied is not None
+    assert applied["data"] == {"password": b64("hunter2")}
+    assert applied["metadata"]["labels"] == {
+        "team": "a",
+        "app.kubernetes.io/managed-by": "rayservice",
+        "rayservice.io/controller": "alice-laptop",
+    }
+    settings = cluster.get(CONFIG_MAP, "default", "settings")
+    assert settings is not None and settings["data"] == {"mode": "fast"}
+
+
+def test_a_deleted_secret_leaves_the_cluster_too(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, _ = client
+    put(api, secret(stringData={"password": "hunter2"}), f"{CORE}/secrets/redis-pw")
+
+    assert api.delete(f"{CORE}/secrets/redis-pw").status_code == 200
+
+    assert cluster.get(SECRET, "default", "redis-pw") is None
+
+
+def test_an_unreachable_cluster_stores_nothing(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, store = client
+    cluster.reachable = False
+
+    answer = put(api, secret(stringData={"password": "hunter2"}), f"{CORE}/secrets/redis-pw")
+
+    assert answer.status_code == 503
+    assert "cannot be reached" in answer.text
+    assert store.get(ObjectKind.SECRET, "default", "redis-pw") is None
