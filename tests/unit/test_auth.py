@@ -274,17 +274,20 @@ def test_start_hands_the_listen_options_to_the_background_controller(
     assert cli_main.main(["start", "--head-service-address", "127.0.0.3"]) == 0
 
     token_path = str(tmp_path.resolve() / "token")
+    local = ["--backend", "local"]  # always said: the environment may say another
     assert started == [
         (
             "http://127.0.0.1:9999",
-            ["--host", "0.0.0.0", "--service-address", "0.0.0.0", "--token-file", token_path],
+            ["--host", "0.0.0.0", "--service-address", "0.0.0.0", "--token-file", token_path,
+             *local],
         ),
-        ("http://127.0.0.1:9999", ["--host", "127.0.0.1", "--service-address", "127.0.0.1"]),
+        ("http://127.0.0.1:9999",
+         ["--host", "127.0.0.1", "--service-address", "127.0.0.1", *local]),
         (
             "http://127.0.0.1:9999",
             [
                 "--host", "127.0.0.1", "--service-address", "0.0.0.0",
-                "--head-service-address", "127.0.0.3",
+                "--head-service-address", "127.0.0.3", *local,
             ],
         ),
     ]  # fmt: skip

@@ -57,13 +57,15 @@ def test_a_record_written_by_the_released_version_is_read_and_written_alike(
     assert record == FrontRecord(spec=SPEC, pid=4242, start_time=123456)
     save_record(files(tmp_path), record)
     # the same, with each backend's drained mark (0.3.0), the fronts' listen addresses
-    # (after 0.3.0) and the cluster of each backend (later) that older releases read past
+    # (after 0.3.0), the cluster of each backend and the clusters' shares (later) that older
+    # releases read past
     written = json.loads(files(tmp_path).record.read_text())
     for backend in [*written["spec"]["serve_backends"], written["spec"]["dashboard_backend"]]:
         assert backend.pop("drained") is False
         assert backend.pop("cluster") == ""
     assert written["spec"].pop("serve_address") == "127.0.0.1"
     assert written["spec"].pop("dashboard_address") == "127.0.0.1"
+    assert written["spec"].pop("shares") == []
     assert written == RELEASED_RECORD
 
 

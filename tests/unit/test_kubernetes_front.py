@@ -13,7 +13,7 @@ from rayservice.kubernetes.kinds import GATEWAY, HTTP_ROUTE, SERVICE
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.manifest import Manifest, RayCluster
 from rayservice.spec.observed import Backend, FrontSpec
-from rayservice.traffic.kubernetes import KubernetesFront, shares
+from rayservice.traffic.kubernetes import KubernetesFront
 from tests.unit.test_kubernetes_objects import document, incremental, loaded
 from tests.unit.test_kubernetes_provider import run_pod
 
@@ -21,23 +21,25 @@ KEY = "default.svc"
 OLD, NEW = "svc-raycluster-old11", "svc-raycluster-new22"
 
 
-def spec_on(*clusters: tuple[str, int], drained: str = "") -> FrontSpec:
-    """A front whose first cluster is the active one; each cluster's nodes share its weight."""
+def spec_on(*clusters: tuple[str, int], head: bool = True) -> FrontSpec:
+    """A front whose first cluster is the active one, each cluster with its percent of the
+    traffic and two nodes (``head``: the active cluster's head is there)."""
     backends = tuple(
-        Backend(f"{cluster}-{node}", "127.0.0.1", 8000, weight // 2, cluster == drained, cluster)
-        for cluster, weight in clusters
+        Backend(f"{cluster}-{node}", "127.0.0.1", 8000, 100, cluster=cluster)
+        for cluster, _ in clusters
         for node in ("head", "worker")
     )
-    head = Backend(f"{clusters[0][0]}-head", "127.0.0.1", 8265, cluster=clusters[0][0])
-    return FrontSpec(8000, 8265, backends, head)
+    active = clusters[0][0]
+    dashboard = Backend(f"{active}-head", "127.0.0.1", 8265, cluster=active) if head else None
+    return FrontSpec(8000, 8265, backends, dashboard, shares=tuple(clusters))
 
 
 class Owners:
-    def __init__(self, owner: Manifest | None) -> None:
-        self.owner = owner
+    def __init__(self, owner: Manifest | None, key: str = KEY) -> None:
+        self.owner, self.key = owner, key
 
     def __call__(self, key: str) -> Manifest | None:
-        return self.owner if key == KEY else None
+        return self.owner if key == self.key else None
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_an_incremental_upgrade_weighs_the_clusters_through_a_gateway(
     doc = incremental(gatewayClassName="istio")
     stepping = front(api, doc)
 
-    stepping.ensure(KEY, spec_on((OLD, 140), (NEW, 60)))
+    stepping.ensure(KEY, spec_on((OLD, 70), (NEW, 30)))
     route = api.get(HTTP_ROUTE, "default", "svc-httproute")
 
     assert route is not None
@@ -119,7 +121,7 @@ def test_an_incremental_upgrade_weighs_the_clusters_through_a_gateway(
     assert weights == [(f"{OLD}-serve-svc", 70), (f"{NEW}-serve-svc", 30)]
     assert selector(api, "svc-serve-svc")["ray.io/cluster"] == OLD  # not moved while stepping
 
-    stepping.ensure(KEY, spec_on((NEW, 200)))  # done: the old cluster retires
+    stepping.ensure(KEY, spec_on((NEW, 100)))  # done: the old cluster retires
 
     assert ("Service", f"{OLD}-serve-svc") not in names(api)
     assert ("Service", f"{NEW}-serve-svc") in names(api)
@@ -140,15 +142,66 @@ def test_delete_removes_only_this_controllers_objects_of_the_service(
     api: FakeKubernetesApi,
 ) -> None:
     front(api, incremental(gatewayClassName="istio")).ensure(KEY, spec_on((OLD, 100)))
-    theirs = KubernetesFront(api, Owners(loaded(document())), "bob-laptop")
     other_doc = document()
     other_doc["metadata"]["name"] = "other"
+    others = KubernetesFront(api, Owners(loaded(other_doc), "default.other"), "alice-laptop")
+    others.ensure("default.other", spec_on((NEW, 100)))
+    kept = names(api)
 
     front(api).delete(KEY)
-    KubernetesFront(api, Owners(loaded(other_doc)), "alice-laptop").delete("default.other")
+
+    assert names(api) == [("Service", "other-head-svc"), ("Service", "other-serve-svc")]
+    assert len(kept) == 7  # 5 of svc's (two Services, its cluster's, a Gateway, a route)
+
+
+def test_another_controllers_objects_are_left_alone(api: FakeKubernetesApi) -> None:
+    bobs = KubernetesFront(api, Owners(loaded(document())), "bob-laptop")
+    bobs.ensure(KEY, spec_on((OLD, 100)))  # bob's own service of the same name, elsewhere
+    api.objects = {  # bob's namespace, as far as this test goes
+        (kind, "bobs", name): {**obj, "metadata": {**obj["metadata"], "namespace": "bobs"}}
+        for (kind, _, name), obj in api.objects.items()
+    }
+
+    front(api).ensure(KEY, spec_on((NEW, 100)))
+    front(api).delete(KEY)
+
+    assert sorted(ns for _, ns, _ in api.objects) == ["bobs", "bobs"]
+    assert bobs.keys() == ["bobs.svc"]
+
+
+def test_without_the_gateway_apis_crds_a_plain_service_still_gets_its_services(
+    api: FakeKubernetesApi,
+) -> None:
+    api.unserved = {GATEWAY, HTTP_ROUTE}
+
+    front(api).ensure(KEY, spec_on((OLD, 100)))
+    front(api).delete(KEY)
 
     assert names(api) == []
-    assert theirs.keys() == []
+
+
+def test_while_the_active_clusters_head_is_gone_the_services_stay_on_it(
+    api: FakeKubernetesApi,
+) -> None:
+    front(api).ensure(KEY, spec_on((OLD, 100), head=False))
+
+    assert selector(api, "svc-serve-svc")["ray.io/cluster"] == OLD
+
+
+def test_a_front_with_no_cluster_keeps_the_selector_it_finds(api: FakeKubernetesApi) -> None:
+    front(api).ensure(KEY, spec_on((OLD, 100)))
+
+    front(api).ensure(KEY, FrontSpec(8000, 8265))  # a controller that lost its record
+
+    assert selector(api, "svc-serve-svc")["ray.io/cluster"] == OLD
+
+
+def test_a_front_spec_edited_past_reading_is_written_again(api: FakeKubernetesApi) -> None:
+    front(api).ensure(KEY, spec_on((OLD, 100)))
+    head = api.objects[SERVICE, "default", "svc-head-svc"]
+    head["metadata"]["annotations"]["rayservice.io/front-spec"] = "{not json"
+
+    assert front(api).observe(KEY) is None
 
 
 def test_a_standalone_rayclusters_services_are_kuberays(api: FakeKubernetesApi) -> None:
@@ -196,19 +249,3 @@ def test_the_backends_in_the_serve_services_are_ready_workers_and_serving_heads(
 
     assert before is not None and before.healthy_backends == ("w1",)
     assert after is not None and after.healthy_backends == ("h", "w1")
-
-
-@pytest.mark.parametrize(
-    ("spec", "split"),
-    [
-        (spec_on((OLD, 200)), [(OLD, 100)]),
-        (spec_on((OLD, 140), (NEW, 60)), [(OLD, 70), (NEW, 30)]),
-        (spec_on((OLD, 100), (NEW, 100), drained=OLD), [(OLD, 0), (NEW, 100)]),
-        (spec_on((OLD, 0), (NEW, 0)), [(OLD, 100)]),  # nothing serves: all to the active one
-        (spec_on((OLD, 100), (NEW, 200)), [(OLD, 34), (NEW, 66)]),  # rounded, summing to 100
-    ],
-)
-def test_each_clusters_share_is_its_backends_weight(
-    spec: FrontSpec, split: list[tuple[str, int]]
-) -> None:
-    assert shares(spec) == split

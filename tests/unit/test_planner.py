@@ -203,15 +203,18 @@ DEPLOYED = serve_config_hash(deployable_config(APP_CONFIG, HEAD_PROXY_PORT))
 def front_for(cluster: ObservedCluster | None, exclude_head: bool = False) -> FrontState:
     """The front the service's endpoints should have: every node of the cluster (but the head
     when excluded) as a serve backend, the head's dashboard behind the head service."""
+    shares = ((cluster.name if cluster is not None else FIRST, 100),)  # the active cluster's
     if cluster is None or cluster.head is None:
-        return FrontState(FrontSpec(SERVE_PORT, DASHBOARD_PORT), pid=1)
+        return FrontState(FrontSpec(SERVE_PORT, DASHBOARD_PORT, shares=shares), pid=1)
     backends = tuple(
         Backend(n.name, "127.0.0.1", n.proxy_port, cluster=cluster.name)
         for n in cluster.nodes
         if not (exclude_head and n.role is NodeRole.HEAD)
     )
     dashboard = Backend(cluster.head.name, "127.0.0.1", HEAD_BASE_PORT + 1, cluster=cluster.name)
-    return FrontState(FrontSpec(SERVE_PORT, DASHBOARD_PORT, backends, dashboard), pid=1)
+    return FrontState(
+        FrontSpec(SERVE_PORT, DASHBOARD_PORT, backends, dashboard, shares=shares), pid=1
+    )
 
 
 def observed(
@@ -333,7 +336,7 @@ def first_apply(result: Plan[RayServiceStatus]) -> None:
     assert "a head and 2 worker(s)" in ensure.reason
     front = action(result, EnsureFront)
     assert front.front == "default.demo"
-    assert front.spec == FrontSpec(SERVE_PORT, DASHBOARD_PORT)
+    assert front.spec == FrontSpec(SERVE_PORT, DASHBOARD_PORT, shares=((FIRST, 100),))
     assert result.record.active is not None and result.record.active.name == FIRST
 
 

@@ -140,7 +140,7 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
         front=KubernetesFront(api, owners_in(store), name),
         serve=DashboardServeClient(http=api.http),
         jobs=DashboardJobClient(http=api.http),
-        port_usable=lambda port, address: True,
+        port_usable=lambda port, address: True,  # not asked: ports are the manifest's
         resolve=as_written,
         mirror=ConfigMirror(api, name),
     )

@@ -288,7 +288,10 @@ class Reconciler:
         else ``ask.preferred`` when it is free, else the next free one. A port held moves only
         when what is asked changes, and to a preferred port only when no one holds it (never to
         a preferred port that became free later); a port held since a record of an earlier
-        release (``held_asked`` None) never moves."""
+        release (``held_asked`` None) never moves. Off this machine (Kubernetes) each Service has
+        an address of its own: the port is what the manifest asks, whoever else asks it too."""
+        if not self.exposure.on_this_machine:
+            return ask.start, ask.asked
         if held:
             if ask.hard is not None:
                 moves = held != ask.hard

@@ -29,6 +29,10 @@ class KubernetesRefused(PermanentError):
     """The API server refused the request (invalid, forbidden, unknown kind)."""
 
 
+class KindNotServed(KubernetesRefused):
+    """The API server serves no objects of this kind (its CRD is not installed)."""
+
+
 class KubernetesApi(Protocol):
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none."""
@@ -38,7 +42,7 @@ class KubernetesApi(Protocol):
         self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         """The objects of ``kind`` in ``namespace`` (None: in every namespace) that carry every
-        one of ``labels``."""
+        one of ``labels``; :class:`KindNotServed` when the cluster has no such kind."""
         ...
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:

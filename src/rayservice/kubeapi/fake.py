@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from rayservice.kubeapi.base import KubernetesRefused, KubernetesUnavailable
+from rayservice.kubeapi.base import KindNotServed, KubernetesRefused, KubernetesUnavailable
 from rayservice.kubernetes.access import NEEDED
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER_CRD, Kind, kind_of
 
@@ -37,6 +37,7 @@ class FakeKubernetesApi:
         self.refuse: dict[_Key, str] = {}  # objects whose apply the server refuses, and why
         self.logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> text
         self.answers: dict[tuple[str, str, int, str], str] = {}  # what pods answer on a port
+        self.unserved: set[Kind] = set()  # kinds whose CRD the cluster lacks
         self._versions = itertools.count(1)
 
     def _check_reachable(self) -> None:
@@ -52,6 +53,8 @@ class FakeKubernetesApi:
         self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         self._check_reachable()
+        if kind in self.unserved:
+            raise KindNotServed(f"{kind.api_version} {kind.kind} is not served by the cluster")
         wanted = dict(labels or {}).items()
         return [
             copy.deepcopy(obj)

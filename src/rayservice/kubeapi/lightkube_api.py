@@ -22,7 +22,12 @@ from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
-from rayservice.kubeapi.base import FIELD_MANAGER, KubernetesRefused, KubernetesUnavailable
+from rayservice.kubeapi.base import (
+    FIELD_MANAGER,
+    KindNotServed,
+    KubernetesRefused,
+    KubernetesUnavailable,
+)
 from rayservice.kubernetes.access import NEEDED
 from rayservice.kubernetes.kinds import Kind, kind_of
 
@@ -100,13 +105,23 @@ class LightkubeApi:
     def select(
         self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        def fetch() -> list[dict[str, Any]]:
-            found = self._client.list(
-                _resource(kind), namespace=namespace or ALL_NAMESPACES, labels=dict(labels or {})
-            )
-            return [dict(item.to_dict()) for item in found]
+        doing = f"listing {kind.plural} in {namespace or 'every namespace'}"
 
-        return _interpreted(f"listing {kind.plural} in {namespace or 'every namespace'}", fetch)
+        def fetch() -> list[dict[str, Any]]:
+            try:
+                found = self._client.list(
+                    _resource(kind),
+                    namespace=namespace or ALL_NAMESPACES,
+                    labels=dict(labels or {}),
+                )
+                return [dict(item.to_dict()) for item in found]
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == _NOT_FOUND:
+                    served = f"{kind.api_version} {kind.kind} is not served by the cluster"
+                    raise KindNotServed(f"{doing}: {served}") from error
+                raise
+
+        return _interpreted(doing, fetch)
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = kind_of(obj)

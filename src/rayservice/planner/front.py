@@ -32,7 +32,7 @@ from rayservice.spec.observed import (
     ObservedCluster,
     ObservedNode,
 )
-from rayservice.spec.vocabulary import LOCALHOST, EventReason, EventType
+from rayservice.spec.vocabulary import FULL_CAPACITY, LOCALHOST, EventReason, EventType
 
 
 def _front_nodes(cluster: ObservedCluster, exclude_head: bool) -> list[ObservedNode]:
@@ -148,22 +148,29 @@ def front_spec(
     slot, pending_slot = record.active, record.pending
     if slot is None:
         return _listening(record)
+    shares: tuple[tuple[str, int], ...]
     if pending_slot is not None and record.stepping:
         # traffic moves in steps (the pending cluster keeps its share even while the active
         # one is missing)
         restarting = record.serve_restarting
         backends = _backends(active, restarting, exclude_head, slot.traffic_percent)
         backends += _backends(pending, restarting, exclude_head, pending_slot.traffic_percent)
+        shares = (
+            (slot.name, slot.traffic_percent),
+            (pending_slot.name, pending_slot.traffic_percent),
+        )
     else:
         backends = _backends(active, record.serve_restarting, exclude_head)
-    return _listening(record, tuple(backends), _dashboard(active))
+        shares = ((slot.name, FULL_CAPACITY),)
+    return _listening(record, tuple(backends), _dashboard(active), shares)
 
 
 def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
     """The fronts of a standalone RayCluster: its dashboard, and its nodes' Serve proxies when
     the record holds a serve port. Its Serve apps are the user's own (not followed here)."""
     serve = _backends(cluster, (), exclude_head=False) if record.serve_port else []
-    return _listening(record, tuple(serve), _dashboard(cluster))
+    shares = ((cluster.name, FULL_CAPACITY),) if cluster is not None else ()
+    return _listening(record, tuple(serve), _dashboard(cluster), shares)
 
 
 def listening_words(spec: FrontSpec, serve_service: str, head_service: str) -> str:
@@ -184,8 +191,10 @@ def _listening(
     record: ServiceRecord,
     serve_backends: tuple[Backend, ...] = (),
     dashboard_backend: Backend | None = None,
+    shares: tuple[tuple[str, int], ...] = (),
 ) -> FrontSpec:
-    """The fronts on the ports and addresses the record holds, sending to these backends."""
+    """The fronts on the ports and addresses the record holds, sending to these backends,
+    each cluster taking its share."""
     return FrontSpec(
         serve_port=record.serve_port,
         dashboard_port=record.dashboard_port,
@@ -193,6 +202,7 @@ def _listening(
         dashboard_backend=dashboard_backend,
         serve_address=record.serve_address,
         dashboard_address=record.dashboard_address,
+        shares=shares,
     )
 
 

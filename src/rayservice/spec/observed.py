@@ -171,6 +171,14 @@ class FrontSpec:
     dashboard_backend: Backend | None = None
     serve_address: str = LOCALHOST
     dashboard_address: str = LOCALHOST
+    # each cluster's percent of the serve traffic, the active one first (a Kubernetes front
+    # selects and weighs clusters; HAProxy has its servers' weights)
+    shares: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def active_cluster(self) -> str:
+        """The cluster the Services select ('' before there is one)."""
+        return self.shares[0][0] if self.shares else ""
 
     @property
     def has_serve(self) -> bool:

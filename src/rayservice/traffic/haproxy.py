@@ -276,8 +276,9 @@ def _claim_ports(listeners: list[tuple[str, int]], ours: set[int]) -> None:
 
 def _only_runtime_state_differs(old: FrontSpec, new: FrontSpec) -> bool:
     """Whether the servers are the same and only their weights or drained marks changed,
-    which the runtime API sets without a reload (the cluster a server is of is not in
-    HAProxy's config: a front recorded before it was known needs no reload for it)."""
+    which the runtime API sets without a reload (the cluster a server is of and the clusters'
+    shares are not in HAProxy's config: a front recorded before they were known needs no
+    reload for them)."""
 
     def servers(spec: FrontSpec) -> FrontSpec:
         plain = tuple(replace(b, weight=0, drained=False, cluster="") for b in spec.serve_backends)
@@ -286,6 +287,7 @@ def _only_runtime_state_differs(old: FrontSpec, new: FrontSpec) -> bool:
             spec,
             serve_backends=plain,
             dashboard_backend=replace(head, cluster="") if head is not None else None,
+            shares=(),
         )
 
     return servers(old) == servers(new)

@@ -1,15 +1,16 @@
 """The TrafficFront on Kubernetes: the Services (and routes) in front of a RayService's clusters.
 
-``ensure`` applies ``<name>-head-svc`` and ``<name>-serve-svc`` selecting the cluster of the
-front's dashboard backend, the active one: moving a service to another cluster changes their
-``ray.io/cluster``, once, when the controller asks for the new front. A service whose upgrades are
-incremental (and name a Gateway class) is also reached through a Gateway whose HTTPRoute weighs
-the clusters as the front's serve backends do, each cluster through a serve Service of its own;
-objects the front no longer needs (a retired cluster's Service, a route after the Gateway class
-went) are deleted. The Services stand for HAProxy's listeners: Kubernetes gives each its own
-address, so the ports are the ones the manifest asks for (:mod:`rayservice.kubernetes.services`),
-not the ones the front's spec found free on this machine. The head pod's ``ray.io/serve`` label,
-which puts it in the serve Services, is the cluster provider's to keep.
+``ensure`` applies ``<name>-head-svc`` and ``<name>-serve-svc`` selecting the front's active
+cluster (the first of its shares, which the planner gives even while that cluster's head is
+gone): moving a service to another cluster changes their ``ray.io/cluster`` once, when the
+controller asks for the new front, and a front with no cluster yet leaves a selector already
+applied as it is. A service whose upgrades are incremental (and name a Gateway class) is also
+reached through a Gateway whose HTTPRoute sends each cluster its share, through a serve Service
+of its own; objects the front no longer needs (a retired cluster's Service, a route after the
+Gateway class went) are deleted, and a cluster without the Gateway API's CRDs simply has none.
+The Services stand for HAProxy's listeners: Kubernetes gives each an address of its own, so the
+ports are the ones the manifest asks for (:mod:`rayservice.kubernetes.services`). The head pod's
+``ray.io/serve`` label, which puts it in the serve Services, is the cluster provider's to keep.
 
 A standalone RayCluster's Services are KubeRay's own: its front applies nothing. What each front
 was last asked to be is kept on its head Service (``rayservice.io/front-spec``), so a restarted
@@ -23,12 +24,11 @@ from typing import Any
 
 import pydantic
 
-from rayservice.kubeapi.base import KubernetesApi
+from rayservice.kubeapi.base import KindNotServed, KubernetesApi
 from rayservice.kubernetes.gateway import gateway, gateway_class, http_route
 from rayservice.kubernetes.kinds import GATEWAY, HTTP_ROUTE, POD, SERVICE, Kind
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
 from rayservice.kubernetes.pods import is_ready, labels_on
-from rayservice.kubernetes.raycluster import labels_of
 from rayservice.kubernetes.services import cluster_serve_service, head_service, serve_service
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
@@ -37,32 +37,10 @@ from rayservice.spec.vocabulary import FULL_CAPACITY
 
 _SPEC = pydantic.TypeAdapter(FrontSpec)
 _KINDS: tuple[Kind, ...] = (SERVICE, GATEWAY, HTTP_ROUTE)
+_NO_PROCESS = 0  # a front here is objects in the cluster, not a process of this machine
 
 Owners = Callable[[str], Manifest | None]
-"""The RayService or RayCluster whose front a key names (None: there is none)."""
-
-
-def shares(spec: FrontSpec) -> list[tuple[str, int]]:
-    """Each cluster's percent of the serve traffic, in the order the front lists them: its
-    serve backends' weights summed (a drained backend takes nothing); all to the active
-    cluster when none takes any."""
-    weights: dict[str, int] = {}
-    for backend in spec.serve_backends:
-        weights[backend.cluster] = weights.get(backend.cluster, 0) + (
-            0 if backend.drained else backend.weight
-        )
-    total = sum(weights.values())
-    active = spec.dashboard_backend.cluster if spec.dashboard_backend is not None else ""
-    if total == 0:
-        return [(active, FULL_CAPACITY)] if active else []
-    percents = [(cluster, FULL_CAPACITY * weight // total) for cluster, weight in weights.items()]
-    short = FULL_CAPACITY - sum(percent for _, percent in percents)
-    return [(c, p + (short if i == 0 else 0)) for i, (c, p) in enumerate(percents)]
-
-
-def _owner_key(key: str) -> tuple[str, str]:
-    namespace, _, name = key.partition(".")
-    return namespace, name
+"""The RayService or RayCluster whose front a key (``<namespace>.<name>``) names (None: none)."""
 
 
 class KubernetesFront:
@@ -76,7 +54,7 @@ class KubernetesFront:
         owner = self.owners(key)
         if owner is None:
             raise TemporaryError(f"front {key}: no RayService or RayCluster of that name")
-        state = FrontState(spec, pid=0)
+        state = FrontState(spec, pid=_NO_PROCESS)
         if not isinstance(owner, RayService):
             self._standalone[key] = state  # KubeRay makes a RayCluster's Services
             return state
@@ -85,7 +63,7 @@ class KubernetesFront:
             self.api.apply(obj)
         kept = {(obj["kind"], obj["metadata"]["name"]) for obj in wanted}
         for kind in _KINDS:
-            for found in self._ours(kind, owner):
+            for found in self._ours(kind, owner.metadata.namespace, owner.metadata.name):
                 if (kind.kind, found["metadata"]["name"]) not in kept:
                     self.api.delete(kind, owner.metadata.namespace, found["metadata"]["name"])
         return state
@@ -95,20 +73,18 @@ class KubernetesFront:
         if owner is None or not isinstance(owner, RayService):
             return self._standalone.get(key)
         namespace = owner.metadata.namespace
-        head = self.api.get(SERVICE, namespace, owner.head_service_name)
-        recorded = ((head or {}).get("metadata", {}).get("annotations") or {}).get(
-            Annotation.FRONT_SPEC
-        )
-        if recorded is None:
-            return None
-        spec = _SPEC.validate_json(recorded)
-        return FrontState(spec, pid=0, healthy_backends=self._serving(namespace, spec))
+        recorded = _annotations(self.api.get(SERVICE, namespace, owner.head_service_name))
+        try:
+            spec = _SPEC.validate_json(recorded[Annotation.FRONT_SPEC])
+        except (KeyError, pydantic.ValidationError):
+            return None  # none yet, or edited past reading: the next ensure writes it again
+        return FrontState(spec, pid=_NO_PROCESS, healthy_backends=self._serving(namespace, spec))
 
     def delete(self, key: str) -> None:
         self._standalone.pop(key, None)
-        namespace, name = _owner_key(key)
+        namespace, _, name = key.partition(".")
         for kind in _KINDS:
-            for found in self.api.select(kind, namespace, self._labels(name)):
+            for found in self._ours(kind, namespace, name):
                 self.api.delete(kind, namespace, found["metadata"]["name"])
 
     def keys(self) -> list[str]:
@@ -122,7 +98,7 @@ class KubernetesFront:
     # -- building -------------------------------------------------------------------------------
 
     def _objects(self, owner: RayService, spec: FrontSpec) -> list[KubernetesObject]:
-        active = spec.dashboard_backend.cluster if spec.dashboard_backend is not None else ""
+        active = spec.active_cluster or self._selected(owner)
         head = head_service(owner, active)
         head["metadata"].setdefault("annotations", {})[Annotation.FRONT_SPEC] = _SPEC.dump_json(
             spec
@@ -131,23 +107,32 @@ class KubernetesFront:
         if spec.has_serve:
             objects.append(serve_service(owner, active))
         if gateway_class(owner) is not None:
-            split = shares(spec)
-            objects += [cluster_serve_service(owner, cluster) for cluster, _ in split]
-            objects += [gateway(owner), http_route(owner, split)]
+            shares = list(spec.shares) or ([(active, FULL_CAPACITY)] if active else [])
+            objects += [cluster_serve_service(owner, cluster) for cluster, _ in shares]
+            objects += [gateway(owner), http_route(owner, shares)]
         for obj in objects:
             obj["metadata"]["labels"][Label.CONTROLLER] = self.controller
         return objects
 
-    def _labels(self, owner_name: str) -> dict[str, str]:
-        return {
+    def _selected(self, owner: RayService) -> str:
+        """The cluster the head Service selects now ('' for none): kept while a front names
+        none (a controller that lost its record must not empty a Service that serves)."""
+        found = self.api.get(SERVICE, owner.metadata.namespace, owner.head_service_name)
+        selector = ((found or {}).get("spec") or {}).get("selector") or {}
+        return str(selector.get(Label.CLUSTER, ""))
+
+    def _ours(self, kind: Kind, namespace: str, owner_name: str) -> list[dict[str, Any]]:
+        """This controller's objects of ``kind`` for the RayService ``owner_name`` (none where
+        the cluster has no such kind: the Gateway API's CRDs are optional)."""
+        labels: dict[str, str] = {
             Label.MANAGED_BY: MANAGER,
             Label.CONTROLLER: self.controller,
             Label.OWNER_NAME: owner_name,
         }
-
-    def _ours(self, kind: Kind, owner: RayService) -> list[dict[str, Any]]:
-        labels = {**labels_of(owner), Label.CONTROLLER: self.controller}
-        return self.api.select(kind, owner.metadata.namespace, labels)
+        try:
+            return self.api.select(kind, namespace, labels)
+        except KindNotServed:
+            return []
 
     def _serving(self, namespace: str, spec: FrontSpec) -> tuple[str, ...]:
         """The serve backends whose pods are in the serve Services now: ready workers, and
@@ -157,12 +142,16 @@ class KubernetesFront:
         for cluster in sorted({b.cluster for b in spec.serve_backends}):
             for pod in self.api.select(POD, namespace, {Label.CLUSTER: cluster}):
                 labels = labels_on(pod)
-                name = pod["metadata"]["name"]
-                if name not in names:
+                if pod["metadata"]["name"] not in names:
                     continue
                 if labels.get(Label.NODE_TYPE) == NodeType.HEAD:
                     if labels.get(Label.SERVE) == Serving.YES:
-                        serving.append(name)
+                        serving.append(pod["metadata"]["name"])
                 elif is_ready(pod):
-                    serving.append(name)
+                    serving.append(pod["metadata"]["name"])
         return tuple(sorted(serving))
+
+
+def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
+    annotations: dict[str, str] = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations
