@@ -86,3 +86,24 @@ def test_an_unreachable_cluster_stores_nothing(
     assert answer.status_code == 503
     assert "cannot be reached" in answer.text
     assert store.get(ObjectKind.SECRET, "default", "redis-pw") is None
+
+
+def test_a_secret_someone_else_made_there_is_neither_taken_nor_deleted(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, store = client
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "redis-pw", "namespace": "default"},
+        "data": {"k": b64("x")},
+    }
+    cluster.apply(theirs)
+
+    answer = put(api, secret(stringData={"password": "hunter2"}), f"{CORE}/secrets/redis-pw")
+
+    assert answer.status_code == 400
+    assert "not this controller's" in answer.text
+    assert store.get(ObjectKind.SECRET, "default", "redis-pw") is None
+    kept = cluster.get(SECRET, "default", "redis-pw")
+    assert kept is not None and kept["data"] == {"k": b64("x")}

@@ -99,13 +99,17 @@ def test_an_unreachable_api_server_or_a_missing_context_stops_the_start(
         _kubernetes_adapters(store, tmp_path, KubernetesAccess(access.kubeconfig, "staging"))
 
 
-def test_the_controllers_name_is_a_label_value_of_its_host_and_home(tmp_path: Path) -> None:
+def test_the_controllers_name_is_a_label_value_kept_in_its_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = controller_name(tmp_path)
+    monkeypatch.setattr(socket, "gethostname", lambda: "renamed.example")
 
     assert len(name) <= 63
     assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name)
-    assert controller_name(tmp_path / "other") != name
-    assert controller_name(tmp_path) == name
+    assert controller_name(tmp_path) == name  # a restart, even on a renamed host
+    assert controller_name(tmp_path / "other").startswith("renamed.example-")
+    assert controller_name(tmp_path / "other") != controller_name(tmp_path / "third")
 
 
 def admit_on_kubernetes(store: SqliteStore, doc: dict[str, Any], tmp_path: Path) -> None:

@@ -15,11 +15,11 @@ cleanly is copied to its backup first.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import threading
@@ -86,6 +86,9 @@ class AppFactory(Protocol):
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
+CONTROLLER_ID_FILE = "controller-id"
+
+
 @dataclass(frozen=True)
 class KubernetesAccess:
     """Which Kubernetes cluster: a kubeconfig file (None: $KUBECONFIG, else ~/.kube/config)
@@ -147,11 +150,21 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
 
 
 def controller_name(home: Path) -> str:
-    """This controller's name on a Kubernetes cluster (a label value): this host's name and a
-    digest of its home, so that two controllers never take each other's objects."""
+    """This controller's name on a Kubernetes cluster (a label value): the host's name when it
+    was first given, for people to read, and a random id, kept in the home (``controller-id``)
+    so that it outlives restarts and renamed hosts, and two homes never share it."""
+    path = home / CONTROLLER_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
     host = re.sub(r"[^A-Za-z0-9.-]+", "-", socket.gethostname())[:40].strip("-.") or "host"
-    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]
-    return f"{host}-{digest}"
+    name = f"{host}-{secrets.token_hex(5)}"
+    home.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(name + "\n")
+    os.replace(partial, path)
+    return name
 
 
 def owners_in(store: Store) -> Owners:

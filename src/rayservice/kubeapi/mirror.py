@@ -3,14 +3,16 @@
 On the Kubernetes backend the pods resolve the references of a cluster spec themselves, so the
 objects they name must be in their namespace: each one applied to rayservice is applied to the
 cluster first (nothing is stored when the cluster refuses it or cannot be reached), with the
-labels that say whose it is, and deleted from it when deleted from rayservice.
+labels that say whose it is, and deleted from it when deleted from rayservice. One made there
+by someone else (another tool, another controller) is theirs: it is neither overwritten nor
+deleted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rayservice.kubeapi.base import KubernetesApi
+from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused
 from rayservice.kubernetes.kinds import CONFIG_MAP, SECRET
 from rayservice.kubernetes.labels import MANAGER, Label
 
@@ -24,8 +26,17 @@ class ConfigMirror:
         self.controller = controller
 
     def put(self, stored: dict[str, Any]) -> None:
-        """Apply a Secret or ConfigMap in the form rayservice stores it (values in ``data``)."""
-        metadata = {k: v for k, v in stored["metadata"].items() if k not in _SERVER_SET}
+        """Apply a Secret or ConfigMap in the form rayservice stores it (values in ``data``);
+        refused when the cluster has one of that name that is not this controller's."""
+        kind, metadata = _KINDS[stored["kind"]], stored["metadata"]
+        found = self.api.get(kind, metadata["namespace"], metadata["name"])
+        if found is not None and not self._ours(found):
+            raise KubernetesRefused(
+                f"{kind.kind} {metadata['namespace']}/{metadata['name']} exists in the"
+                " Kubernetes cluster and is not this controller's: delete it there, or give"
+                " this one another name"
+            )
+        metadata = {k: v for k, v in metadata.items() if k not in _SERVER_SET}
         labels = {
             **(metadata.get("labels") or {}),
             Label.MANAGED_BY: MANAGER,
@@ -34,4 +45,11 @@ class ConfigMirror:
         self.api.apply({**stored, "apiVersion": "v1", "metadata": {**metadata, "labels": labels}})
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
-        self.api.delete(_KINDS[kind], namespace, name)
+        """Delete the cluster's object of that name, if it is this controller's."""
+        found = self.api.get(_KINDS[kind], namespace, name)
+        if found is not None and self._ours(found):
+            self.api.delete(_KINDS[kind], namespace, name)
+
+    def _ours(self, found: dict[str, Any]) -> bool:
+        labels = found["metadata"].get("labels") or {}
+        return bool(labels.get(Label.CONTROLLER) == self.controller)
