@@ -2,8 +2,10 @@
 # The Kubernetes backend on a throw-away kind cluster: KubeRay's operator from its Helm chart, the
 # sample's apps served inside the cluster, then `pytest -m k8s_e2e` (apply, in-place update,
 # NewCluster upgrade, rollback, delete) while a load Job inside the cluster keeps asking the serve
-# Service; prints "N passed, N failed" for the tests and the Job's requests. Needs docker, kind,
-# kubectl and helm, and the network to pull images; it never runs in CI (no cluster there).
+# Service; prints "N passed, N failed" for the tests and for the Job's requests (counted from its
+# first answer until the tests end, the service's deletion included). Needs docker, kind,
+# kubectl and helm, the network to pull images, and a node with about 4 CPUs and 8 GiB free (two
+# clusters of the sample during the upgrade); it never runs in CI (no cluster there).
 #
 #   scripts/e2e-kind.sh               # creates, tests and deletes the kind cluster "rayservice-e2e"
 #   KEEP_CLUSTER=1 scripts/e2e-kind.sh
@@ -28,6 +30,7 @@ echo "--- kind cluster $CLUSTER and KubeRay $KUBERAY_VERSION"
 kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 120s
 kind get kubeconfig --name "$CLUSTER" > "$KUBECONFIG"
 helm repo add kuberay https://ray-project.github.io/kuberay-helm/ >/dev/null
+helm repo update kuberay >/dev/null
 helm upgrade --install kuberay-operator kuberay/kuberay-operator --version "$KUBERAY_VERSION" --wait
 kubectl apply -f deploy/rbac.yaml
 
@@ -76,7 +79,7 @@ spec:
               ok=0; failed=0; end=$(( $(date +%s) + 3600 ))
               until [ -f /tmp/stop ] || [ "$(date +%s)" -ge "$end" ]; do
                 if curl -sf -m 10 -X POST -H 'Content-Type: application/json' \
-                    -d '["MANGO", 2]' http://rayservice-sample-serve-svc/fruit >/dev/null; then
+                    -d '["MANGO", 2]' http://rayservice-sample-serve-svc:8000/fruit >/dev/null; then
                   ok=$((ok + 1)); else
                   if [ "$ok" -gt 0 ]; then failed=$((failed + 1)); fi; fi
                 echo "$ok passed, $failed failed" > /tmp/count; sleep 0.2
@@ -89,7 +92,7 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 load=$(kubectl exec job/rayservice-load -- cat /tmp/count 2>/dev/null || echo "0 passed, 0 failed")
-summary=$(grep -Eo '[0-9]+ (passed|failed)' "$workdir/pytest.log" | tr '\n' ' ')
+summary=$(grep -Eo '[0-9]+ (passed|failed|errors?|skipped)' "$workdir/pytest.log" | tr '\n' ' ' || true)
 echo "tests: ${summary:-0 passed, 0 failed}"
 echo "requests during the tests (from the first answer on): $load"
 exit "$status"

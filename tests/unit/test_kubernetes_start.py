@@ -154,3 +154,27 @@ def test_kuberays_rules_hold_and_this_machines_ports_do_not(
         admit_on_kubernetes(store, taken, tmp_path)  # nobody's business there
 
     assert refused.value.problems[0].field.endswith("gatewayClassName")
+
+
+def test_a_backend_nobody_knows_is_a_usage_error_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rayservice.cli.main import main
+
+    monkeypatch.setenv("RAYSERVICE_BACKEND", "k8s")
+    with pytest.raises(SystemExit) as stopped:
+        main(["controller"])
+
+    assert stopped.value.code == 2
+    assert "'k8s' is not a backend (valid: local, kubernetes)" in capsys.readouterr().err
+
+
+def test_a_kubeconfig_with_the_local_backend_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from rayservice.cli.main import main
+
+    monkeypatch.delenv("RAYSERVICE_BACKEND", raising=False)
+
+    assert main(["start", "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+    assert "--kubeconfig is for --backend kubernetes" in capsys.readouterr().err

@@ -402,6 +402,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     listen_token(args.host, args.token_file)  # refuse here, not in the background process
+    _kubernetes_options_fit(args)
     listen_args = ["--host", args.host, "--service-address", args.service_address]
     if args.token_file is not None:
         listen_args += ["--token-file", str(args.token_file.resolve())]
@@ -435,6 +436,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def cmd_controller(args: argparse.Namespace) -> int:
     token = listen_token(args.host, args.token_file)  # before the heavy imports and any bind
+    _kubernetes_options_fit(args)
     # heavy: only the controller needs them
     from rayservice.api.app import create_app
     from rayservice.controller.process import KubernetesAccess, serve_forever
@@ -469,6 +471,21 @@ def _ip_address(text: str) -> str:
     return str(address)
 
 
+def _backend(text: str) -> str:
+    """A backend's name (also when it comes from the environment), else argparse's usage
+    error."""
+    if text not in {b.value for b in Backend}:
+        valid = ", ".join(b.value for b in Backend)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a backend (valid: {valid})")
+    return text
+
+
+def _kubernetes_options_fit(args: argparse.Namespace) -> None:
+    """--kubeconfig names a Kubernetes cluster: with the local backend it would go unused."""
+    if args.backend != Backend.KUBERNETES and args.kubeconfig is not None:
+        raise AccessSettingsError("--kubeconfig is for --backend kubernetes")
+
+
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host",
@@ -498,7 +515,7 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=[b.value for b in Backend],
+        type=_backend,
         default=os.environ.get(BACKEND_ENV, Backend.LOCAL.value),
         help="where clusters run: processes on this machine (local, the default), or pods of"
         f" KubeRay's operator on a Kubernetes cluster (kubernetes); also ${BACKEND_ENV}",
