@@ -379,3 +379,4 @@ def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
     workers = world.provider.observe(cluster).workers  # type: ignore[union-attr]
     assert len(workers) == wanted  # KubeRay made them
     assert not plan.actions  # nothing left to do: the controller wants what it asked
+    assert world.reconciler.settled(KIND, NAMESPACE, NAME) is not None  # a quiet pass, too

@@ -78,9 +78,20 @@ AnyPlan = Plan[RayServiceStatus] | Plan[RayClusterStatus]
 log = logging.getLogger("rayservice.controller")
 
 
+def _with_held(stored: dict[str, dict[str, Any]], observed: Observed) -> dict[str, dict[str, Any]]:
+    """The stored scale requests, and the asks of the clusters that hold their autoscaler's
+    asks themselves (KubeRay's RayCluster), which win."""
+    held = {
+        name: dict(cluster.autoscaler_request)
+        for name, cluster in observed.clusters.items()
+        if cluster.autoscaler_request is not None
+    }
+    return {**stored, **held}
+
+
 def _scale_of(asked: dict[str, dict[str, Any]]) -> dict[str, ScaleRequest]:
-    """The stored scale requests of an owner's autoscalers, by cluster (the API checked each
-    before storing it)."""
+    """The scale requests of an owner's autoscalers, by cluster (the API checked each stored
+    one before storing it; a provider reports a cluster's own within the same bounds)."""
     return {cluster: ScaleRequest.model_validate(body) for cluster, body in asked.items()}
 
 
@@ -125,7 +136,7 @@ class Reconciler:
         wake_at, now = quiet.plan.wake_at, self.clock()
         if wake_at is not None and now >= wake_at:
             return None
-        if self.store.scale_requests(key) != quiet.scale:
+        if _with_held(self.store.scale_requests(key), quiet.observed) != quiet.scale:
             return None
         if self._observe(key, quiet.plan.record) != quiet.observed:
             return None
@@ -240,12 +251,7 @@ class Reconciler:
                 self.store.forget_removed_workers(cluster, present)
                 pruned = True
         stored = self.store.scale_requests(key) if gone or pruned else asked
-        held = {  # a cluster that holds its autoscaler's asks itself (KubeRay's RayCluster)
-            name: dict(cluster.autoscaler_request)
-            for name, cluster in observed.clusters.items()
-            if cluster.autoscaler_request is not None
-        }
-        return {**stored, **held}
+        return _with_held(stored, observed)
 
     def _with_fronts(self, key: str, owner: Manifest, record: ServiceRecord) -> ServiceRecord:
         """The record with its fronts' ports and addresses: the head Service's, and the serve

@@ -33,6 +33,7 @@ from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
 from rayservice.kubernetes.pods import is_ready, labels_on
 from rayservice.kubernetes.raycluster import ray_cluster
+from rayservice.spec.autoscaling import MAX_WORKERS_ASKED
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole, ObservedCluster, ObservedNode
@@ -251,11 +252,14 @@ def _bounds(spec: dict[str, Any]) -> tuple[tuple[str, int, int], ...]:
 
 
 def _asked(spec: dict[str, Any]) -> dict[str, Any]:
-    """What KubeRay's autoscaler asks by the RayCluster it patches: each group's count and the
-    workers to delete (a ScaleRequest's JSON)."""
+    """What KubeRay's autoscaler asks by the RayCluster it patches: each group's count (within
+    the bounds a scale request has) and the workers to delete (a ScaleRequest's JSON)."""
     groups = [g for g in spec.get("workerGroupSpecs") or [] if not g.get("suspend")]
     return {
-        "replicas": {str(g.get("groupName", "")): int(g.get("replicas", 0)) for g in groups},
+        "replicas": {
+            str(g.get("groupName", "")): max(0, min(int(g.get("replicas", 0)), MAX_WORKERS_ASKED))
+            for g in groups
+        },
         "workersToDelete": [
             str(name)
             for g in groups
