@@ -48,6 +48,7 @@ from rayservice.providers.ray_autoscaler import ApiAccess
 from rayservice.serve_client.base import ServeClient
 from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
+from rayservice.serve_client.ray_status import DashboardRayStatus, RayStatusReader
 from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
@@ -83,6 +84,7 @@ class AppFactory(Protocol):
         jobs: JobClient | None = None,
         exposure: ExposureSettings = DEFAULT_EXPOSURE,
         mirror: ConfigMirror | None = None,
+        ray_status: RayStatusReader | None = None,
     ) -> Callable[..., Awaitable[Any]]: ...
 
 
@@ -112,6 +114,7 @@ class Adapters:
     jobs: JobClient
     port_usable: Callable[[int, str], bool]  # could a front listen on it
     resolve: Resolve  # how a cluster spec gets the values it refers to
+    ray_status: RayStatusReader  # what `ray status` says of a cluster
     mirror: ConfigMirror | None = None  # where Secrets and ConfigMaps go too
 
 
@@ -121,6 +124,7 @@ def _local_adapters(home: Path, autoscaler_api: ApiAccess) -> Adapters:
         front=HaproxyFront(home / "fronts", socket_dir=runtime_root(home)),
         serve=DashboardServeClient(),
         jobs=DashboardJobClient(),
+        ray_status=DashboardRayStatus(),
         port_usable=port_is_free,
         resolve=resolve_manifest,
     )
@@ -143,6 +147,7 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
         front=KubernetesFront(api, owners_in(store), name),
         serve=DashboardServeClient(http=api.http),
         jobs=DashboardJobClient(http=api.http),
+        ray_status=DashboardRayStatus(http=api.http),
         port_usable=lambda port, address: True,  # not asked: ports are the manifest's
         resolve=as_written,
         mirror=ConfigMirror(api, name),
@@ -256,6 +261,7 @@ def serve_forever(
         jobs=adapters.jobs,
         exposure=exposure,
         mirror=adapters.mirror,
+        ray_status=adapters.ray_status,
     )
     worker = threading.Thread(target=loop.run, name="control-loop", daemon=True)
     pid_file.write_text(str(os.getpid()))
