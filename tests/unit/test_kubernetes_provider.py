@@ -5,6 +5,7 @@ API server."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from rayservice.kubeapi.base import KubernetesApi
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER
-from rayservice.providers.kubernetes import KubernetesProvider
+from rayservice.providers.kubernetes import KubernetesProvider, kuberay_short_name
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.observed import NodePhase, NodeRole
@@ -353,3 +354,50 @@ def test_serve_proxies_in_pods_listen_on_every_interface(api: FakeKubernetesApi)
     observed = provider.observe(CLUSTER)
 
     assert observed is not None and observed.proxy_host == "0.0.0.0"
+
+
+def token_secret(api: FakeKubernetesApi, name: str, token: str) -> None:
+    encoded = base64.b64encode(token.encode()).decode()
+    api.apply(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
+         "data": {"auth_token": encoded}}
+    )  # fmt: skip
+
+
+def with_token_auth(**options: str) -> ClusterRequest:
+    document_ = document()
+    document_["spec"]["rayClusterConfig"]["authOptions"] = {"mode": "token", **options}
+    return request_of(loaded(document_))
+
+
+def test_with_rays_token_auth_the_token_is_the_one_kuberay_gives_the_pods(
+    api: FakeKubernetesApi,
+) -> None:
+    provider = KubernetesProvider(api, CONTROLLER)
+    provider.ensure(with_token_auth())
+    token_secret(api, CLUSTER, "from-kuberay")
+
+    observed = provider.observe(CLUSTER)
+
+    assert observed is not None and observed.auth_token == "from-kuberay"
+
+
+def test_a_token_secret_the_manifest_names_is_read_and_none_means_no_token(
+    api: FakeKubernetesApi,
+) -> None:
+    provider = KubernetesProvider(api, CONTROLLER)
+    provider.ensure(with_token_auth(secretName="ray-token"))
+    token_secret(api, "ray-token", "mine")
+
+    observed = provider.observe(CLUSTER)
+    provider.ensure(request())
+
+    assert observed is not None and observed.auth_token == "mine"
+    plain = provider.observe(CLUSTER)
+    assert plain is not None and plain.auth_token == ""
+
+
+def test_kuberay_shortens_long_names_from_the_front() -> None:
+    assert kuberay_short_name("short") == "short"
+    assert kuberay_short_name("a" * 10 + "b" * 50) == "b" * 50
+    assert kuberay_short_name("x" * 9 + "-" + "c" * 49) == "r" + "c" * 49

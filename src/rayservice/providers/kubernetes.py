@@ -14,7 +14,8 @@ server) unless ``excludeHeadPodFromServeSvc``, which puts the head in or out of 
 Services as KubeRay's RayService controller does for its own clusters. A worker's readiness probe
 asks its own proxy. Ray's dashboard is reached through the API server's proxy of KubeRay's head
 Service of the cluster (found by its labels: KubeRay shortens long names), so the controller
-needs no route into the cluster.
+needs no route into the cluster; with Ray's token authentication the token comes from the Secret
+KubeRay gives the pods.
 
 Every RayCluster carries its controller's name (``rayservice.io/controller``): controllers of
 several users may share a Kubernetes cluster, and each lists, and so removes, only its own. The
@@ -24,12 +25,13 @@ is, found again by listing its RayClusters after a restart.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rayservice.kubeapi.base import KubernetesApi
-from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SERVICE
+from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SECRET, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
 from rayservice.kubernetes.pods import is_ready, labels_on
 from rayservice.kubernetes.raycluster import ray_cluster
@@ -43,6 +45,9 @@ from rayservice.spec.vocabulary import ALL_INTERFACES, HEAD_GROUP, AnnotationKey
 AUTOSCALER_CONTAINER = "autoscaler"  # the name of KubeRay's autoscaler sidecar in the head pod
 HEALTHY_PROXY = "success"  # what a Serve proxy answers to /-/healthz while it serves
 HEALTH_PATH = "/-/healthz"
+TOKEN_MODE = "token"  # authOptions.mode of a cluster with Ray's token authentication
+TOKEN_KEY = "auth_token"  # the key of the token in KubeRay's Secret
+_KUBERAY_NAME_ROOM = 50
 _PHASES = {"Pending": NodePhase.PENDING, "Running": NodePhase.RUNNING}
 
 
@@ -101,7 +106,7 @@ class KubernetesProvider:
             nodes=nodes,
             dashboard_url=self._dashboard_url(namespace, name),
             head_ready=head_pod is not None and is_ready(head_pod),
-            auth_token="",
+            auth_token=self._auth_token(namespace, name, spec),
             fault_tolerant="gcsFaultToleranceOptions" in spec
             or annotations.get(AnnotationKey.FT_ENABLED, "").lower() == "true",
             autoscaler_running=_autoscaler_running(head_pod) if autoscaled else None,
@@ -195,6 +200,18 @@ class KubernetesProvider:
         if labels_on(pod).get(Label.SERVE) != wanted:
             self.api.set_labels(POD, namespace, pod["metadata"]["name"], {Label.SERVE: wanted})
 
+    def _auth_token(self, namespace: str, cluster: str, spec: dict[str, Any]) -> str:
+        """The token Ray's dashboard asks for when the cluster has Ray's token authentication
+        (``authOptions.mode: token``): the ``auth_token`` of the Secret KubeRay gives its pods
+        (``authOptions.secretName``, else one named after the cluster); '' without it."""
+        options = spec.get("authOptions") or {}
+        if options.get("mode") != TOKEN_MODE:
+            return ""
+        name = options.get("secretName") or kuberay_short_name(cluster)
+        secret = self.api.get(SECRET, namespace, name)
+        encoded = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
+        return base64.b64decode(encoded).decode() if isinstance(encoded, str) else ""
+
     def _dashboard_url(self, namespace: str, cluster: str) -> str:
         """The API server's proxy of the dashboard port of KubeRay's head Service of
         ``cluster`` ('' until KubeRay has made it)."""
@@ -208,6 +225,13 @@ class KubernetesProvider:
         named = [p for p in ports if p.get("name") == ServicePort.DASHBOARD]
         port = str(named[0]["port"] if named else FIRST_DASHBOARD_PORT)
         return self.api.service_url(namespace, service["metadata"]["name"], port)
+
+
+def kuberay_short_name(name: str) -> str:
+    """A name as KubeRay shortens it for what it derives from it (its last 50 characters,
+    starting with a letter)."""
+    short = name[-_KUBERAY_NAME_ROOM:]
+    return short if short[:1].isalpha() else f"r{short[1:]}"
 
 
 def _seconds(timestamp: object) -> float:
