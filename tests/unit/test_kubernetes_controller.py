@@ -1,20 +1,25 @@
 """The controller on the Kubernetes backend: the real reconciler and planner with the Kubernetes
-provider and front over the fake API, the test acting as KubeRay's operator and the kubelet
-(pods for each RayCluster's groups, labelled and ready; its head Service; proxies that answer)
-and as Ray Serve (apps RUNNING once a config is deployed)."""
+provider and front, over the fake API and over lightkube against the emulated API server (every
+scenario on both), the test acting as KubeRay's operator and the kubelet (pods for each
+RayCluster's groups, labelled and ready; its head Service; proxies that answer) and as Ray Serve
+(apps RUNNING once a config is deployed)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rayservice.controller.process import owners_in
 from rayservice.controller.reconciler import Reconciler
+from rayservice.kubeapi.base import KubernetesApi
 from rayservice.kubeapi.fake import FakeKubernetesApi
-from rayservice.kubernetes.kinds import HTTP_ROUTE, POD, RAY_CLUSTER, SERVICE
+from rayservice.kubeapi.lightkube_api import LightkubeApi
+from rayservice.kubernetes.kinds import HTTP_ROUTE, POD, RAY_CLUSTER, SERVICE, Kind
 from rayservice.planner.actions import Plan
 from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
@@ -24,32 +29,72 @@ from rayservice.spec.status import RayServiceStatus
 from rayservice.spec.vocabulary import KIND, ConditionStatus, ConditionType
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.kubernetes import KubernetesFront
+from tests.kube_emulator import RunningApiServer
 from tests.unit.world import NAME, NAMESPACE, FakeClock, sample_manifest
 
 CONTROLLER = "alice-laptop"
 
 
-class Cluster(FakeKubernetesApi):
-    """The fake API, the test as KubeRay, and a record of the serve Service's selectors."""
+class Cluster:
+    """A Kubernetes API (the fake, or lightkube's against the emulated API server), the test as
+    KubeRay's operator and the kubelet over it, and what was applied to the serve Service and
+    the route, in turn."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, api: KubernetesApi, answers: dict[tuple[str, str, int, str], str]) -> None:
+        self.api = api
+        self.answers = answers  # what pods answer through the API server's proxy
         self.serve_selectors: list[str] = []
+        self.weights: list[tuple[int, ...]] = []
+
+    # -- the KubernetesApi, recording --------------------------------------------------------
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         if obj["kind"] == "Service" and obj["metadata"]["name"] == f"{NAME}-serve-svc":
             self.serve_selectors.append(obj["spec"]["selector"]["ray.io/cluster"])
-        return super().apply(obj)
+        if obj["kind"] == "HTTPRoute":
+            refs = obj["spec"]["rules"][0]["backendRefs"]
+            self.weights.append(tuple(ref["weight"] for ref in refs))
+        return self.api.apply(obj)
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get(kind, namespace, name)
+
+    def select(
+        self, kind: Kind, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.api.select(kind, namespace, labels)
+
+    def set_labels(self, kind: Kind, namespace: str, name: str, labels: Mapping[str, str]) -> None:
+        self.api.set_labels(kind, namespace, name, labels)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self.api.delete(kind, namespace, name)
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail: int) -> str:
+        return self.api.pod_logs(namespace, pod, container, tail)
+
+    def proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
+        return self.api.proxy_get(namespace, pod, port, path)
+
+    def service_url(self, namespace: str, service: str, port: str) -> str:
+        return self.api.service_url(namespace, service, port)
+
+    def missing_permissions(self, namespace: str) -> list[str]:
+        return self.api.missing_permissions(namespace)
+
+    def crd_installed(self, name: str) -> bool:
+        return self.api.crd_installed(name)
+
+    # -- KubeRay -------------------------------------------------------------------------------
 
     def kuberay_acts(self) -> None:
         """Pods and a head Service for every RayCluster; none for one deleted."""
-        clusters = {
-            name: obj for (kind, _, name), obj in self.objects.items() if kind == RAY_CLUSTER
-        }
-        for (kind, namespace, name), obj in list(self.objects.items()):
-            owner = (obj["metadata"].get("labels") or {}).get("ray.io/cluster")
-            if kind in (POD, SERVICE) and owner is not None and owner not in clusters:
-                self.delete(kind, namespace, name)
+        clusters = {c["metadata"]["name"]: c for c in self.api.select(RAY_CLUSTER, NAMESPACE)}
+        for kind in (POD, SERVICE):
+            for obj in self.api.select(kind, NAMESPACE):
+                owner = (obj["metadata"].get("labels") or {}).get("ray.io/cluster")
+                if owner is not None and owner not in clusters:
+                    self.api.delete(kind, NAMESPACE, obj["metadata"]["name"])
         for name, cluster in clusters.items():
             self._head_service(name)
             autoscaled = bool(cluster["spec"].get("enableInTreeAutoscaling"))
@@ -58,11 +103,18 @@ class Cluster(FakeKubernetesApi):
                 for index in range(group.get("replicas", 0)):
                     self._pod(name, group["groupName"], index, group)
 
+    def autoscaler_asks(self, cluster: str, replicas: int) -> None:
+        """KubeRay's autoscaler patching the RayCluster's first worker group."""
+        found = self.api.get(RAY_CLUSTER, NAMESPACE, cluster)
+        assert found is not None
+        found["spec"]["workerGroupSpecs"][0]["replicas"] = replicas
+        self.api.apply({k: v for k, v in found.items() if k != "status"})
+
     def _head_service(self, cluster: str) -> None:
         labels = {"ray.io/cluster": cluster, "ray.io/node-type": "head"}
         metadata = {"name": f"{cluster}-head-svc", "namespace": NAMESPACE, "labels": labels}
         ports = [{"name": "dashboard", "port": 8265}]
-        super().apply(
+        self.api.apply(
             {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": {"ports": ports}}
         )
 
@@ -72,7 +124,7 @@ class Cluster(FakeKubernetesApi):
         """A ready pod; a head with KubeRay's autoscaler beside it when the cluster asks."""
         head = group == "headgroup"
         name = f"{cluster}-head" if head else f"{cluster}-{group}-worker-{index}"
-        if self.get(POD, NAMESPACE, name) is not None:
+        if self.api.get(POD, NAMESPACE, name) is not None:
             return
         labels = {
             **(spec["template"].get("metadata", {}).get("labels") or {}),
@@ -80,23 +132,22 @@ class Cluster(FakeKubernetesApi):
             "ray.io/node-type": "head" if head else "worker",
             "ray.io/group": group,
         }
-        super().apply(
+        container = spec["template"]["spec"]["containers"][0]["name"]
+        self.api.apply(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-                "spec": {
-                    "containers": [{"name": spec["template"]["spec"]["containers"][0]["name"]}]
-                },
+                "spec": {"containers": [{"name": container}]},
                 "status": {
                     "phase": "Running",
                     "conditions": [{"type": "Ready", "status": "True"}],
-                    "containerStatuses": [{"name": "autoscaler", "state": {"running": {}}}]
-                    if autoscaled
-                    else [],
+                    "containerStatuses": [
+                        {"name": "autoscaler", "state": {"running": {}}}
+                    ] if autoscaled else [],
                 },
             }
-        )
+        )  # fmt: skip
         if head:
             self.answers[NAMESPACE, name, 8000, "/-/healthz"] = "success"
 
@@ -138,9 +189,30 @@ class Controller:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Controller:
+def emulated() -> Iterator[RunningApiServer]:
+    """A fresh API server per test: kmock keeps every request and object version it saw."""
+    running = RunningApiServer()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["fake", "emulated"])
+def cluster(request: pytest.FixtureRequest, emulated: RunningApiServer, tmp_path: Path) -> Cluster:
+    """The test's Kubernetes: the fake API, or lightkube against the emulated API server."""
+    if request.param == "fake":
+        fake = FakeKubernetesApi()
+        return Cluster(fake, fake.answers)
+    server = emulated.server
+    assert server is not None
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    return Cluster(LightkubeApi(config), server.answers)
+
+
+@pytest.fixture
+def world(tmp_path: Path, cluster: Cluster) -> Controller:
     clock = FakeClock()
-    return Controller(SqliteStore(tmp_path / "state.db"), Cluster(), FakeServeClient(clock), clock)
+    return Controller(SqliteStore(tmp_path / "state.db"), cluster, FakeServeClient(clock), clock)
 
 
 def ready(plan: Plan[RayServiceStatus]) -> bool:
@@ -159,8 +231,8 @@ def clusters_selected(api: Cluster) -> list[str]:
     return turns
 
 
-def ray_clusters(api: FakeKubernetesApi) -> list[str]:
-    return sorted(name for kind, _, name in api.objects if kind == RAY_CLUSTER)
+def ray_clusters(api: Cluster) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in api.select(RAY_CLUSTER, NAMESPACE))
 
 
 def test_apply_brings_a_service_up_on_kuberays_pods(world: Controller) -> None:
@@ -266,20 +338,6 @@ def test_the_raycluster_carries_no_secret_value(world: Controller) -> None:
     assert env == [{"name": "HF_TOKEN", "valueFrom": reference}]
 
 
-class Routed(Cluster):
-    """Also keeps each HTTPRoute's weights as applied."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weights: list[tuple[int, ...]] = []
-
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if obj["kind"] == "HTTPRoute":
-            refs = obj["spec"]["rules"][0]["backendRefs"]
-            self.weights.append(tuple(ref["weight"] for ref in refs))
-        return super().apply(obj)
-
-
 def incremental(document: dict[str, Any]) -> dict[str, Any]:
     document["spec"]["upgradeStrategy"] = {
         "type": "NewClusterWithIncrementalUpgrade",
@@ -289,10 +347,8 @@ def incremental(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def test_an_incremental_upgrade_steps_the_routes_weights(tmp_path: Path) -> None:
-    clock = FakeClock()
-    api = Routed()
-    world = Controller(SqliteStore(tmp_path / "state.db"), api, FakeServeClient(clock), clock)
+def test_an_incremental_upgrade_steps_the_routes_weights(world: Controller) -> None:
+    clock, api = world.clock, world.api
     world.store.apply(KIND, incremental(sample_manifest()), "sample", clock())
     world.settle()
     [old] = ray_clusters(api)
@@ -366,9 +422,10 @@ def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
     world.store.apply(KIND, document, "sample", world.clock())
     world.settle()
     [cluster] = ray_clusters(world.api)
-    group = world.api.objects[RAY_CLUSTER, NAMESPACE, cluster]["spec"]["workerGroupSpecs"][0]
-    wanted = group["replicas"] + 1  # KubeRay's autoscaler asks for one more worker
-    group["replicas"] = wanted
+    applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
+    assert applied is not None
+    wanted = applied["spec"]["workerGroupSpecs"][0]["replicas"] + 1  # one more worker
+    world.api.autoscaler_asks(cluster, wanted)
 
     world.settle(passes=3)
     plan = world.reconcile()
