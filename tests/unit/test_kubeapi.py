@@ -18,7 +18,7 @@ from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubeapi.preflight import cluster_problems
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, RAY_CLUSTER_CRD, SERVICE
 from rayservice.serve_client.dashboard import DashboardServeClient
-from tests.kube_emulator import RunningApiServer
+from tests.kube_emulator import ApiServer, RunningApiServer
 
 
 @dataclass
@@ -249,14 +249,18 @@ def test_apply_drops_what_it_stopped_sending_and_keeps_others_labels(cluster: Cl
     assert found["metadata"]["labels"] == {"owner": "svc", "someone-else": "x"}
 
 
+def lightkube_on(emulated: RunningApiServer, tmp_path: Path) -> tuple[LightkubeApi, ApiServer]:
+    """lightkube with a kubeconfig of the emulated API server, and that server."""
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
+    assert emulated.server is not None
+    return LightkubeApi(config), emulated.server
+
+
 def test_rays_dashboard_is_reached_through_the_api_servers_service_proxy(
     emulated: RunningApiServer, tmp_path: Path
 ) -> None:
-    config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
-    api = LightkubeApi(config)
-    server = emulated.server
-    assert server is not None
+    api, server = lightkube_on(emulated, tmp_path)
     server.proxied.clear()
     url = api.service_url("team", "c-head-svc", "8265")
     applications = ("team", "c-head-svc", "8265", "GET", "/api/serve/applications/")
@@ -283,11 +287,7 @@ def test_a_kind_with_no_object_yet_lists_empty(cluster: Cluster) -> None:
 def test_a_dashboard_without_ray_token_auth_gets_no_token(
     emulated: RunningApiServer, tmp_path: Path
 ) -> None:
-    config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump(emulated.kubeconfig()))
-    api = LightkubeApi(config)
-    server = emulated.server
-    assert server is not None
+    api, server = lightkube_on(emulated, tmp_path)
     server.proxied.clear()
     server.service_answers["team", "c-head-svc", "8265", "PUT", "/api/serve/applications/"] = {}
 

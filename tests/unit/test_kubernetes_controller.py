@@ -275,14 +275,20 @@ def new_cluster_spec() -> dict[str, Any]:
     return document
 
 
-def test_a_cluster_change_moves_the_services_once_and_retires_the_old_cluster(
-    world: Controller,
-) -> None:
+def upgrade_asked(world: Controller) -> str:
+    """The sample up on its first cluster, then a cluster change applied; that cluster's name."""
     world.store.apply(KIND, sample_manifest(), "sample", world.clock())
     world.settle()
     [old] = ray_clusters(world.api)
-
     world.store.apply(KIND, new_cluster_spec(), "sample", world.clock())
+    return old
+
+
+def test_a_cluster_change_moves_the_services_once_and_retires_the_old_cluster(
+    world: Controller,
+) -> None:
+    old = upgrade_asked(world)
+
     plan = world.settle()
 
     [new] = [name for name in ray_clusters(world.api) if name != old]
@@ -301,10 +307,7 @@ def test_a_cluster_change_moves_the_services_once_and_retires_the_old_cluster(
 def test_a_restarted_controller_mid_upgrade_makes_no_second_cluster_nor_flip(
     world: Controller,
 ) -> None:
-    world.store.apply(KIND, sample_manifest(), "sample", world.clock())
-    world.settle()
-    [old] = ray_clusters(world.api)
-    world.store.apply(KIND, new_cluster_spec(), "sample", world.clock())
+    old = upgrade_asked(world)
     world.reconcile()  # the pending RayCluster is asked for
     pending = ray_clusters(world.api)
 
@@ -373,10 +376,7 @@ def test_an_incremental_upgrade_steps_the_routes_weights(world: Controller) -> N
 def test_going_back_to_the_running_spec_mid_upgrade_drops_the_pending_cluster(
     world: Controller,
 ) -> None:
-    world.store.apply(KIND, sample_manifest(), "sample", world.clock())
-    world.settle()
-    [old] = ray_clusters(world.api)
-    world.store.apply(KIND, new_cluster_spec(), "sample", world.clock())
+    old = upgrade_asked(world)
     world.reconcile()  # the pending RayCluster is asked for
     assert len(ray_clusters(world.api)) == 2
 
