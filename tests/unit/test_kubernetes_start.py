@@ -16,17 +16,20 @@ import yaml
 
 from rayservice.api.admission import admitted_manifest
 from rayservice.controller.process import (
+    BackendChanged,
     KubernetesAccess,
     KubernetesNotReady,
     _kubernetes_adapters,
     controller_name,
+    keep_to_one_backend,
 )
 from rayservice.kubeapi.base import KubernetesRefused, KubernetesUnavailable
 from rayservice.kubernetes.kinds import RAY_CLUSTER_CRD
 from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.spec.errors import InvalidSpec
+from rayservice.spec.events import ObjectKind
 from rayservice.spec.service_exposure import ExposureSettings
-from rayservice.spec.vocabulary import Backend
+from rayservice.spec.vocabulary import KIND, Backend
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.kubernetes import KubernetesFront
 from tests.kube_emulator import RunningApiServer
@@ -178,3 +181,48 @@ def test_a_kubeconfig_with_the_local_backend_is_refused(
 
     assert main(["start", "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
     assert "--kubeconfig is for --backend kubernetes" in capsys.readouterr().err
+
+
+def test_a_home_keeps_to_the_backend_its_services_run_on(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    keep_to_one_backend(tmp_path, store, Backend.LOCAL)  # nothing yet: any backend goes
+    keep_to_one_backend(tmp_path, store, Backend.KUBERNETES)
+    store.apply(KIND, document(), "s.yaml", 0.0)
+
+    keep_to_one_backend(tmp_path, store, Backend.KUBERNETES)
+    with pytest.raises(BackendChanged, match="run on the kubernetes backend") as refused:
+        keep_to_one_backend(tmp_path, store, Backend.LOCAL)
+
+    assert "default/svc" in str(refused.value)
+    assert (tmp_path / "backend").read_text().strip() == "kubernetes"
+
+
+def test_secrets_stored_before_a_kubernetes_start_go_to_the_cluster(
+    access: KubernetesAccess, emulated: RunningApiServer, store: SqliteStore, tmp_path: Path
+) -> None:
+    server = emulated.server
+    assert server is not None
+    server.crds.add(RAY_CLUSTER_CRD)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": "early", "namespace": "default"},
+        "data": {"k": "eA=="},
+    }
+    store.apply(ObjectKind.SECRET, secret, "s.yaml", 0.0)
+
+    _kubernetes_adapters(store, tmp_path, access)
+
+    found = server.stored("secrets", "default", "early")
+    assert found is not None and found["data"] == {"k": "eA=="}
+
+
+def test_a_home_from_before_backends_runs_on_this_machine(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    store.apply(KIND, document(), "s.yaml", 0.0)  # no record of a backend in the home
+
+    with pytest.raises(BackendChanged, match="run on the local backend"):
+        keep_to_one_backend(tmp_path, store, Backend.KUBERNETES)

@@ -38,6 +38,7 @@ from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.reconciler import Reconciler
 from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
+from rayservice.kubeapi.base import KubernetesRefused
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.kubeapi.preflight import cluster_problems
@@ -50,12 +51,13 @@ from rayservice.serve_client.dashboard import DashboardServeClient
 from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.serve_client.ray_status import DashboardRayStatus, RayStatusReader
 from rayservice.spec.addresses import reachable_from_here
+from rayservice.spec.config_objects import CONFIG_PLURALS
 from rayservice.spec.errors import RayServiceError
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import Manifest, RayCluster, RayService
 from rayservice.spec.references import Resolve, as_written, resolve_manifest
 from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
-from rayservice.spec.vocabulary import KIND
+from rayservice.spec.vocabulary import KIND, Backend
 from rayservice.store.base import Store
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.base import TrafficFront
@@ -89,6 +91,7 @@ class AppFactory(Protocol):
 
 
 CONTROLLER_ID_FILE = "controller-id"
+BACKEND_FILE = "backend"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,13 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
             + "\n".join(f"  {p}" for p in problems)
         )
     name = controller_name(home)
+    mirror = ConfigMirror(api, name)
+    for kind in CONFIG_PLURALS:  # those stored before this start, too
+        for stored in store.list_resources(kind):
+            try:
+                mirror.put(stored.manifest)
+            except KubernetesRefused as error:  # someone else's: the pods will find theirs
+                log.warning("%s %s not put in the cluster: %s", kind, stored.key, error)
     return Adapters(
         provider=KubernetesProvider(api, name),
         front=KubernetesFront(api, owners_in(store), name),
@@ -150,8 +160,34 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
         ray_status=DashboardRayStatus(http=api.http),
         port_usable=lambda port, address: True,  # not asked: ports are the manifest's
         resolve=as_written,
-        mirror=ConfigMirror(api, name),
+        mirror=mirror,
     )
+
+
+class BackendChanged(RayServiceError):
+    """The home's objects run on another backend than the one asked for."""
+
+
+def keep_to_one_backend(home: Path, store: Store, backend: Backend) -> None:
+    """A home's services run on one backend: the first start that has any names it (in
+    ``<home>/backend``), and a start on another refuses while the home has a RayService or a
+    RayCluster (their clusters would be left running, unmanaged, where they are)."""
+    path = home / BACKEND_FILE
+    owners = [*store.keys(KIND), *store.keys(ObjectKind.RAY_CLUSTER)]
+    try:
+        recorded = path.read_text().strip()
+    except FileNotFoundError:  # a home of a release that had only this machine's backend
+        recorded = Backend.LOCAL.value if owners else ""
+    if recorded and recorded != backend and owners:
+        raise BackendChanged(
+            f"the services of {home} run on the {recorded} backend ({len(owners)} object(s),"
+            f" e.g. {owners[0]}): start with --backend {recorded}, or delete them first, or"
+            " point RAYSERVICE_HOME at another home for the other backend"
+        )
+    if recorded != backend:
+        partial = path.with_name(f"{path.name}.partial")
+        partial.write_text(f"{backend}\n")
+        os.replace(partial, path)
 
 
 def controller_name(home: Path) -> str:
@@ -232,6 +268,7 @@ def serve_forever(
         log.warning("the store was not backed up: %s", e)
     local = reachable_from_here(host)
     api_url = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    keep_to_one_backend(home, store, exposure.backend)
     if exposure.on_this_machine:
         adapters = _local_adapters(home, ApiAccess(api_url, token))
     else:
