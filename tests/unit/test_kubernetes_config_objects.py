@@ -14,10 +14,24 @@ from rayservice.api.app import create_app
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.kubernetes.kinds import CONFIG_MAP, SECRET
+from rayservice.planner.change import running_alone
 from rayservice.providers.fake import FakeProvider
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.manifest import RayService
+from rayservice.spec.references import as_written
+from rayservice.spec.service_exposure import ExposureSettings
+from rayservice.spec.vocabulary import KIND, Backend
 from rayservice.store.sqlite import SqliteStore
-from tests.unit.test_config_objects import CORE, LOCAL_CALLER, b64, config_map, put, secret
+from tests.unit.test_config_objects import (
+    CORE,
+    LOCAL_CALLER,
+    SERVICE_PATH,
+    b64,
+    config_map,
+    put,
+    secret,
+    service_taking_password,
+)
 
 
 @pytest.fixture
@@ -33,6 +47,7 @@ def client(tmp_path: Path, cluster: FakeKubernetesApi) -> Iterator[tuple[TestCli
         FakeProvider(clock=lambda: 0.0),
         tmp_path / "p",
         lambda: None,
+        exposure=ExposureSettings(backend=Backend.KUBERNETES),
         mirror=ConfigMirror(cluster, "alice-laptop"),
     )
     with TestClient(app, client=LOCAL_CALLER) as test_client:
@@ -107,3 +122,26 @@ def test_a_secret_someone_else_made_there_is_neither_taken_nor_deleted(
     assert store.get(ObjectKind.SECRET, "default", "redis-pw") is None
     kept = cluster.get(SECRET, "default", "redis-pw")
     assert kept is not None and kept["data"] == {"k": b64("x")}
+
+
+def test_on_kubernetes_a_changed_secret_makes_no_new_cluster_and_says_nothing(
+    client: tuple[TestClient, SqliteStore],
+) -> None:
+    api, store = client
+    path = f"{CORE}/secrets/redis-pw"
+    put(api, secret(stringData={"password": "a"}), path)
+    service = service_taking_password()
+    assert put(api, service, SERVICE_PATH).status_code == 200
+    running = store.get(KIND, "default", "rayservice-sample")
+    assert running is not None
+    record = running_alone(
+        RayService.model_validate(running.manifest),
+        as_written(RayService.model_validate(running.manifest), {}),
+    )
+    store.write_record(KIND, "default", "rayservice-sample", record.model_dump(mode="json"))
+
+    rotated = put(api, secret(stringData={"password": "b"}), path)
+    preview = put(api, service, SERVICE_PATH, dryRun="All")
+
+    assert rotated.headers.get_list("warning") == []  # the pods read it when they start
+    assert preview.json()["kind"] == "no-op"  # the same spec: nothing to do there

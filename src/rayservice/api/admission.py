@@ -35,7 +35,14 @@ from rayservice.spec.manifest import (
     RayService,
     requested_serve_port,
 )
-from rayservice.spec.references import NOTHING_FOUND, Found, cluster_spec_of, resolve_manifest
+from rayservice.spec.references import (
+    NOTHING_FOUND,
+    Found,
+    Resolve,
+    as_written,
+    cluster_spec_of,
+    resolve_manifest,
+)
 from rayservice.spec.service_exposure import (
     ExposureSettings,
     exposure_warnings,
@@ -316,25 +323,36 @@ def dry_run(
     )
     stored = store.get(manifest.kind, manifest.metadata.namespace, manifest.metadata.name)
     generation = generation_after_apply(stored, _stored_form(manifest))
-    return DryRun(_change(store, stored, manifest, alongside), generation)
+    change = _change(store, stored, manifest, backend_resolve(exposure), alongside)
+    return DryRun(change, generation)
+
+
+def backend_resolve(exposure: ExposureSettings) -> Resolve:
+    """How the controller gets a cluster spec on the backend of ``exposure``: Secret values
+    written into it here, left to the pods on Kubernetes."""
+    return resolve_manifest if exposure.on_this_machine else as_written
 
 
 def _change(
-    store: Store, stored: StoredResource | None, new: Manifest, alongside: Found = NOTHING_FOUND
+    store: Store,
+    stored: StoredResource | None,
+    new: Manifest,
+    resolve: Resolve,
+    alongside: Found = NOTHING_FOUND,
 ) -> Change:
     """What storing ``new`` over ``stored`` makes the controller do: for a RayService the
     rollout's own answer for the controller's stored record, with the Secrets and ConfigMaps
-    stored now (and those ``alongside``)."""
+    stored now (and those ``alongside``), taken as the backend takes them (``resolve``)."""
     found = {**referenced(store, new.metadata.namespace, cluster_spec_of(new)[0]).found}
     found.update(alongside)
     if isinstance(new, RayCluster):
         current = RayCluster.model_validate(stored.manifest) if stored else None
-        return classify_cluster_change(current, new, found)
+        return classify_cluster_change(current, new, found, resolve)
     if stored is None:
-        return classify_change(None, new, found=found)
+        return classify_change(None, new, found=found, resolve=resolve)
     service = RayService.model_validate(stored.manifest)
     record: ServiceRecord | None = load_record(stored.record) if stored.record else None
-    return classify_change(service, new, record, found)
+    return classify_change(service, new, record, found, resolve)
 
 
 def _stored_form(manifest: Manifest) -> dict[str, Any]:
@@ -356,7 +374,7 @@ def apply_warnings(
     found = referenced(store, stored.namespace, cluster_spec_of(new)[0]).found
     warnings = [
         f"{stored.source}: {what} (no cluster starts for it until then)"
-        for what in resolve_manifest(new, found).missing
+        for what in backend_resolve(exposure)(new, found).missing
     ]
     if exposure.on_this_machine:
         warnings += _preferred_port_warnings(new, previous, stored.source, exposure)
@@ -364,7 +382,7 @@ def apply_warnings(
         warnings += [f"{stored.source}: {w}" for w in exposure_warnings(new, has_serve, exposure)]
     if previous is None or previous.generation == stored.generation:
         return warnings
-    if _change(store, previous, new).kind is not ChangeKind.HELD:
+    if _change(store, previous, new, backend_resolve(exposure)).kind is not ChangeKind.HELD:
         return warnings
     if isinstance(new, RayCluster):
         held = (

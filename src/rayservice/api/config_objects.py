@@ -40,7 +40,7 @@ from rayservice.spec.config_objects import (
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import RayCluster, RayService
-from rayservice.spec.references import Source
+from rayservice.spec.references import Resolve, Source, as_written, resolve_manifest
 from rayservice.store.base import Store
 from rayservice.store.referenced import namespace_values
 
@@ -65,6 +65,8 @@ def _add_routes(
     mirror: ConfigMirror | None,
 ) -> None:
     one = f"{CORE}/namespaces/{{namespace}}/{plural}/{{name}}"
+    # with a mirror the pods read the values (Kubernetes), else the controller writes them in
+    resolve = as_written if mirror is not None else resolve_manifest
 
     def missing(namespace: str, name: str) -> HTTPException:
         return HTTPException(404, f'{plural} "{name}" not found in namespace "{namespace}"')
@@ -97,7 +99,7 @@ def _add_routes(
             refused = immutability_problem(current.manifest, stored_form, source)
             if refused is not None:
                 raise InvalidSpec([refused])
-        effects = _effects(store, kind, namespace, name, stored_form)
+        effects = _effects(store, kind, namespace, name, stored_form, resolve)
         if dry_run is not None:
             check_dry_run_value(dry_run)
             before = values(current.manifest) if current is not None else None
@@ -129,7 +131,7 @@ def _add_routes(
     def delete(namespace: str, name: str, response: Response) -> dict[str, Any]:
         if store.get(kind, namespace, name) is None:
             raise missing(namespace, name)
-        effects = _effects(store, kind, namespace, name, None)
+        effects = _effects(store, kind, namespace, name, None, resolve)
         if mirror is not None:
             mirror.remove(kind, namespace, name)
         store.remove(kind, namespace, name)
@@ -164,10 +166,16 @@ def alongside_values(body: dict[str, Any], namespace: str) -> dict[Source, Mappi
 
 
 def _effects(
-    store: Store, kind: ObjectKind, namespace: str, name: str, new: dict[str, Any] | None
+    store: Store,
+    kind: ObjectKind,
+    namespace: str,
+    name: str,
+    new: dict[str, Any] | None,
+    resolve: Resolve,
 ) -> list[str]:
     """What storing ``new`` as the object (None: deleting it) does to the RayServices and
-    RayClusters of ``namespace`` that take values from it."""
+    RayClusters of ``namespace`` that take values from it, as the backend takes values
+    (``resolve``: on Kubernetes the pods read them, and a change makes no new cluster)."""
     source = Source(kind, name)
     before = namespace_values(store, namespace)
     after = {other: found for other, found in before.items() if other != source}
@@ -186,4 +194,4 @@ def _effects(
         for resource in store.list_resources(ObjectKind.RAY_CLUSTER, namespace)
         if not resource.deleting
     ]
-    return referrer_effects(source, namespace, before, after, referrers)
+    return referrer_effects(source, namespace, before, after, referrers, resolve)

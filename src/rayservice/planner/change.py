@@ -40,7 +40,7 @@ from rayservice.spec.manifest import (
     RayServiceSpec,
 )
 from rayservice.spec.paths import field_path
-from rayservice.spec.references import NOTHING_FOUND, Found, Resolution, resolve_manifest
+from rayservice.spec.references import NOTHING_FOUND, Found, Resolution, Resolve, resolve_manifest
 from rayservice.spec.vocabulary import ClusterUpgradeType, UpgradeType
 
 CLUSTER_CONFIG_FIELD = "spec.rayClusterConfig"
@@ -105,14 +105,16 @@ def classify_change(
     new: RayService,
     record: ServiceRecord | None = None,
     found: Found = NOTHING_FOUND,
+    resolve: Resolve = resolve_manifest,
 ) -> Change:
     """What applying ``new`` over ``current`` (None when not stored yet) would do, given the
     controller's stored ``record`` (None, or one without a cluster yet: as if ``current`` ran
-    alone on its cluster) and the Secrets and ConfigMaps ``found`` in its namespace.
+    alone on its cluster) and the Secrets and ConfigMaps ``found`` in its namespace, which
+    the backend's ``resolve`` writes into the cluster spec (or leaves to the pods).
 
     Both services are expected to have passed admission, so their Serve configs parse.
     """
-    resolution = resolve_manifest(new, found)
+    resolution = resolve(new, found)
     if current is None:
         summary = f"{new.key} is not stored yet: it is created, on a new cluster."
         if resolution.missing:
@@ -131,7 +133,7 @@ def classify_change(
     waiting = record is not None and record.active is None and bool(record.missing_references)
     runs = record is not None and record.active is not None
     if record is None or record.active is None:
-        record = running_alone(current, resolve_manifest(current, found))
+        record = running_alone(current, resolve(current, found))
     wanted = wanted_of(new, resolution, new.spec.serve_config(), new_cluster="")
     intent = intent_of(record, wanted)
     kind = _kind(intent, record, new.spec, resolution.spec, fields)
@@ -230,13 +232,16 @@ def _cluster_fields(
 
 
 def classify_cluster_change(
-    current: RayCluster | None, new: RayCluster, found: Found = NOTHING_FOUND
+    current: RayCluster | None,
+    new: RayCluster,
+    found: Found = NOTHING_FOUND,
+    resolve: Resolve = resolve_manifest,
 ) -> Change:
     """What applying the standalone RayCluster ``new`` over ``current`` would do, with the
     Secrets and ConfigMaps ``found`` in its namespace: it is what
     :mod:`rayservice.planner.standalone` does with a changed spec."""
     missing = (
-        () if new.spec.suspend else resolve_manifest(new, found).missing
+        () if new.spec.suspend else resolve(new, found).missing
     )  # a suspended cluster runs nothing
     unresolved = f"no node starts until the spec can be resolved: {'; '.join(missing)}."
     if current is None:

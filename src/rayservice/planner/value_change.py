@@ -22,6 +22,7 @@ from rayservice.spec.manifest import RayCluster, RayService
 from rayservice.spec.references import (
     Found,
     Resolution,
+    Resolve,
     Source,
     cluster_spec_of,
     resolve_manifest,
@@ -70,6 +71,7 @@ def referrer_effects(
     before: Found,
     after: Found,
     referrers: Sequence[Referrer],
+    resolve: Resolve = resolve_manifest,
 ) -> list[str]:
     """One sentence for each of ``referrers`` whose resolved cluster spec changes when the
     objects ``before`` become ``after`` (``source`` changed, or is gone from ``after``): what
@@ -79,7 +81,7 @@ def referrer_effects(
         manifest = referrer.manifest
         if source not in sources(cluster_spec_of(manifest)[0]):
             continue
-        old, new = resolve_manifest(manifest, before), resolve_manifest(manifest, after)
+        old, new = resolve(manifest, before), resolve(manifest, after)
         same_hash = cluster_spec_hash(old.spec) == cluster_spec_hash(new.spec)
         if old.missing == new.missing and same_hash:
             continue
