@@ -125,6 +125,9 @@ def test_the_sample_comes_up_on_kuberays_raycluster(
     eventually(lambda: serve_selects() == name, timeout=30, message="serve-svc on the cluster")
     deployed = [b for m, p, _, b in server.proxied if m == "PUT" and p == APPLICATIONS]
     assert deployed and deployed[-1]["http_options"]["host"] == "0.0.0.0"
+    dashboard = cli.run("dashboard", NAME).stdout
+    assert f"/api/v1/namespaces/default/services/{name}-head-svc:8265/proxy/" in dashboard
+    assert "kubectl proxy" in dashboard
     head = api.get(POD, NAMESPACE, f"{name}-head")
     assert head is not None and head["metadata"]["labels"]["ray.io/serve"] == "true"
     cli.run("delete", "-f", str(manifest))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -57,6 +58,9 @@ VIEW_KINDS = {
     "pods": ObjectKind.POD,
     "services": ObjectKind.SERVICE,
 }
+
+
+KUBECTL_PROXY_PORT = 8001  # where `kubectl proxy` listens by default
 
 
 def _not_found(namespace: str, name: str) -> HTTPException:
@@ -198,6 +202,16 @@ def create_app(
         the token Ray's login asks for. Never logged; the API's own token guards it."""
         cluster, address, port = _dashboard_target(store, namespace, name)
         observed = provider.observe(cluster) if cluster else None
+        if observed is not None and not exposure.on_this_machine and observed.dashboard_url:
+            # through the API server's proxy, which wants the kubeconfig's credentials:
+            # `kubectl proxy` lends them to a browser
+            path = urlsplit(observed.dashboard_url).path
+            return {
+                "url": f"http://127.0.0.1:{KUBECTL_PROXY_PORT}{path}/",
+                "cluster": cluster,
+                "token": observed.auth_token,
+                "via": "kubectl proxy",
+            }
         if observed is None or not port:
             raise HTTPException(404, f"{namespace}/{name} has no running cluster yet")
         host = reachable_from_here(address)

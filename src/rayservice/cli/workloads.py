@@ -214,8 +214,11 @@ def cmd_dashboard(args: argparse.Namespace, connect: Connect) -> int:
         print(json.dumps(access, indent=2))
         return 0
     print(f"Dashboard of {access['cluster']}: {access['url']}")
-    print("Ray's login asks for the cluster's authentication token; paste this one:")
-    print(access["token"])
+    if access.get("via"):
+        print(f"(run `{access['via']}` first: the Kubernetes API server's proxy leads there)")
+    if access["token"]:
+        print("Ray's login asks for the cluster's authentication token; paste this one:")
+        print(access["token"])
     return 0
 
 
