@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rayservice.controller.views import service_views
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubernetes.kinds import GATEWAY, HTTP_ROUTE, SERVICE
 from rayservice.spec.errors import TemporaryError
@@ -249,3 +250,24 @@ def test_the_backends_in_the_serve_services_are_ready_workers_and_serving_heads(
 
     assert before is not None and before.healthy_backends == ("w1",)
     assert after is not None and after.healthy_backends == ("h", "w1")
+
+
+def test_the_services_addresses_are_the_ones_kubernetes_gave_them(api: FakeKubernetesApi) -> None:
+    kept = front(api)
+    kept.ensure(KEY, spec_on((OLD, 100)))
+    for name, address in (("svc-head-svc", "10.96.0.10"), ("svc-serve-svc", "10.96.0.11")):
+        api.objects[SERVICE, "default", name]["spec"]["clusterIP"] = address  # the API server's
+
+    state = kept.observe(KEY)
+    assert state is not None
+    views = service_views("default", loaded(document()), state, 0.0, {OLD: "active"})
+
+    assert state.service_addresses == (
+        ("svc-head-svc", "10.96.0.10"),
+        ("svc-serve-svc", "10.96.0.11"),
+    )
+    assert {v.name: v.doc["spec"]["clusterIP"] for v in views} == {
+        "svc-serve-svc": "10.96.0.11",
+        "svc-head-svc": "10.96.0.10",
+    }
+    assert all("externalIPs" not in v.doc["spec"] for v in views)

@@ -245,6 +245,7 @@ def service_views(
         ServicePort.SERVE: spec.serve_address,
         ServicePort.DASHBOARD: spec.dashboard_address,
     }
+    own_addresses = dict(front.service_addresses)
     views = []
     for service, port_name, port, backends, extra in services:
         present = [b for b in backends if b is not None]
@@ -253,16 +254,21 @@ def service_views(
         if extra.get("annotations"):
             meta["annotations"] = extra["annotations"]
         address = addresses[port_name]
+        where: dict[str, Any] = {
+            # where a client on this machine reaches it, and (when it listens elsewhere than
+            # 127.0.0.1, as its type asked) the address it listens on
+            "clusterIP": reachable_from_here(address),
+            **({"externalIPs": [address]} if address != LOCALHOST else {}),
+        }
+        if service in own_addresses:  # a Service with an address of its own (Kubernetes)
+            where = {"clusterIP": own_addresses[service]}
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.SERVICE,
             "metadata": meta,
             "spec": {
                 "type": service_type(owner, port_name)[0],
-                # where a client on this machine reaches it, and (when it listens elsewhere
-                # than 127.0.0.1, as its type asked) the address it listens on
-                "clusterIP": reachable_from_here(address),
-                **({"externalIPs": [address]} if address != LOCALHOST else {}),
+                **where,
                 "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
                 "selector": _selector(port_name, present, roles),
             },

@@ -204,6 +204,9 @@ class FrontState:
     pid: int
     healthy_backends: tuple[str, ...] = field(default=())
     degraded: str | None = None  # why it serves with less than its full set of processes
+    # each Service's own address where Services have one (Kubernetes: its clusterIP); none
+    # here, where a Service is a listener of this machine
+    service_addresses: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -73,12 +73,25 @@ class KubernetesFront:
         if owner is None or not isinstance(owner, RayService):
             return self._standalone.get(key)
         namespace = owner.metadata.namespace
-        recorded = _annotations(self.api.get(SERVICE, namespace, owner.head_service_name))
+        head = self.api.get(SERVICE, namespace, owner.head_service_name)
         try:
-            spec = _SPEC.validate_json(recorded[Annotation.FRONT_SPEC])
+            spec = _SPEC.validate_json(_annotations(head)[Annotation.FRONT_SPEC])
         except (KeyError, pydantic.ValidationError):
             return None  # none yet, or edited past reading: the next ensure writes it again
-        return FrontState(spec, pid=_NO_PROCESS, healthy_backends=self._serving(namespace, spec))
+        serve = None
+        if spec.has_serve:
+            serve = self.api.get(SERVICE, namespace, owner.serve_service_name)
+        addresses = tuple(
+            (found["metadata"]["name"], str(found["spec"]["clusterIP"]))
+            for found in (head, serve)
+            if found is not None and (found.get("spec") or {}).get("clusterIP")
+        )
+        return FrontState(
+            spec,
+            pid=_NO_PROCESS,
+            healthy_backends=self._serving(namespace, spec),
+            service_addresses=addresses,
+        )
 
     def delete(self, key: str) -> None:
         self._standalone.pop(key, None)
