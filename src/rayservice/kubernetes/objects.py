@@ -1,10 +1,10 @@
 """Every Kubernetes object an admitted manifest becomes, and what only Kubernetes refuses.
 
 A RayService becomes its cluster's RayCluster, ``<name>-head-svc`` and ``<name>-serve-svc``,
-and, when its upgrades are incremental, the cluster's own serve Service, a Gateway and an
-HTTPRoute giving that cluster all the traffic. A standalone RayCluster becomes itself (KubeRay's
-operator makes its Services). Secrets and ConfigMaps are applied as they are. The cluster is the
-caller's ClusterRequest, as the planner makes it: its name, worker counts and the rest.
+and, when its upgrades are incremental, each cluster's own serve Service, a Gateway and an
+HTTPRoute sharing the traffic between them. A standalone RayCluster becomes itself (KubeRay's
+operator makes its Services). The cluster is the caller's ClusterRequest, as the planner makes
+it: its name, worker counts and the rest.
 """
 
 from __future__ import annotations
