@@ -155,14 +155,35 @@ def front_spec(
         restarting = record.serve_restarting
         backends = _backends(active, restarting, exclude_head, slot.traffic_percent)
         backends += _backends(pending, restarting, exclude_head, pending_slot.traffic_percent)
-        shares = (
-            (slot.name, slot.traffic_percent),
-            (pending_slot.name, pending_slot.traffic_percent),
-        )
+        shares = _serving_shares(
+            ((slot.name, slot.traffic_percent, active),
+             (pending_slot.name, pending_slot.traffic_percent, pending)),
+            restarting,
+        )  # fmt: skip
     else:
         backends = _backends(active, record.serve_restarting, exclude_head)
         shares = ((slot.name, FULL_CAPACITY),)
     return _listening(record, tuple(backends), _dashboard(active), shares)
+
+
+def _serving_shares(
+    slots: tuple[tuple[str, int, ObservedCluster | None], tuple[str, int, ObservedCluster | None]],
+    restarting: Collection[str],
+) -> tuple[tuple[str, int], ...]:
+    """Each cluster's share of a stepping front, the active one first: a cluster that cannot
+    serve as a whole (not there, its head gone without GCS fault tolerance, its Serve started
+    again from nothing) gives its share to the other while that one can; HAProxy does the same
+    by draining its servers."""
+
+    def serves(cluster: ObservedCluster | None) -> bool:
+        return cluster is not None and drain_reason(cluster, cluster.name in restarting) is None
+
+    (first, first_share, first_cluster), (second, second_share, second_cluster) = slots
+    if not serves(first_cluster) and serves(second_cluster):
+        first_share, second_share = 0, first_share + second_share
+    elif not serves(second_cluster) and serves(first_cluster):
+        first_share, second_share = first_share + second_share, 0
+    return ((first, first_share), (second, second_share))
 
 
 def cluster_front(record: ServiceRecord, cluster: ObservedCluster | None) -> FrontSpec:
