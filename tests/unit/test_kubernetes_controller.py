@@ -25,8 +25,9 @@ from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.references import as_written
+from rayservice.spec.service_exposure import ExposureSettings
 from rayservice.spec.status import RayServiceStatus
-from rayservice.spec.vocabulary import KIND, ConditionStatus, ConditionType
+from rayservice.spec.vocabulary import KIND, Backend, ConditionStatus, ConditionType
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.kubernetes import KubernetesFront
 from tests.kube_emulator import RunningApiServer
@@ -161,7 +162,8 @@ class Controller:
         front = KubernetesFront(api, owners_in(store), CONTROLLER)
         self.reconciler = Reconciler(
             store, self.provider, serve, front, lambda port, address: True, clock,
-            jitter=lambda: 0.0, resolve=as_written,
+            jitter=lambda: 0.0, exposure=ExposureSettings(backend=Backend.KUBERNETES),
+            resolve=as_written,
         )  # fmt: skip
 
     def reconcile(self) -> Plan[RayServiceStatus]:
@@ -409,8 +411,8 @@ def test_a_pending_cluster_that_never_serves_is_given_up(world: Controller) -> N
         c for c in plan.status.conditions if c.type == ConditionType.UPGRADE_IN_PROGRESS
     )
     assert upgrading.reason == "PendingClusterTimedOut"
-    assert ray_clusters(world.api) == [old]  # the pending one is deleted
-    assert new != old
+    assert new not in ray_clusters(world.api)  # the pending one is deleted
+    assert ray_clusters(world.api) == [old]
 
 
 def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(

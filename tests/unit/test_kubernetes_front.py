@@ -157,17 +157,15 @@ def test_delete_removes_only_this_controllers_objects_of_the_service(
 
 def test_another_controllers_objects_are_left_alone(api: FakeKubernetesApi) -> None:
     bobs = KubernetesFront(api, Owners(loaded(document())), "bob-laptop")
-    bobs.ensure(KEY, spec_on((OLD, 100)))  # bob's own service of the same name, elsewhere
-    api.objects = {  # bob's namespace, as far as this test goes
-        (kind, "bobs", name): {**obj, "metadata": {**obj["metadata"], "namespace": "bobs"}}
-        for (kind, _, name), obj in api.objects.items()
-    }
+    bobs.ensure(KEY, spec_on((OLD, 100)))  # bob's own service of the same name and namespace
+    theirs = names(api)
 
-    front(api).ensure(KEY, spec_on((NEW, 100)))
-    front(api).delete(KEY)
+    mine = front(api)
+    mine.delete(KEY)
 
-    assert sorted(ns for _, ns, _ in api.objects) == ["bobs", "bobs"]
-    assert bobs.keys() == ["bobs.svc"]
+    assert names(api) == theirs
+    assert mine.keys() == []
+    assert bobs.keys() == [KEY]
 
 
 def test_without_the_gateway_apis_crds_a_plain_service_still_gets_its_services(
@@ -271,3 +269,16 @@ def test_the_services_addresses_are_the_ones_kubernetes_gave_them(api: FakeKuber
         "svc-head-svc": "10.96.0.10",
     }
     assert all("externalIPs" not in v.doc["spec"] for v in views)
+
+
+def test_a_serve_service_deleted_by_hand_is_applied_again(api: FakeKubernetesApi) -> None:
+    kept = front(api)
+    kept.ensure(KEY, spec_on((OLD, 100)))
+    api.delete(SERVICE, "default", "svc-serve-svc")
+
+    state = kept.observe(KEY)
+
+    assert (
+        state is not None
+        and state.degraded == "Service svc-serve-svc is missing; it is applied again"
+    )

@@ -226,3 +226,13 @@ def test_a_home_from_before_backends_runs_on_this_machine(
 
     with pytest.raises(BackendChanged, match="run on the local backend"):
         keep_to_one_backend(tmp_path, store, Backend.KUBERNETES)
+
+
+def test_two_starts_on_a_fresh_home_share_one_controller_name(tmp_path: Path) -> None:
+    first = controller_name(tmp_path)
+    (tmp_path / "controller-id").write_text("")  # left empty by a crash
+
+    second = controller_name(tmp_path)
+
+    assert controller_name(tmp_path) == second != first
+    assert not list(tmp_path.glob("*.partial"))

@@ -202,7 +202,9 @@ def create_app(
         the token Ray's login asks for. Never logged; the API's own token guards it."""
         cluster, address, port = _dashboard_target(store, namespace, name)
         observed = provider.observe(cluster) if cluster else None
-        if observed is not None and not exposure.on_this_machine and observed.dashboard_url:
+        if not exposure.on_this_machine:
+            if observed is None or not observed.dashboard_url:
+                raise HTTPException(404, f"{namespace}/{name} has no head Service of KubeRay's yet")
             # through the API server's proxy, which wants the kubeconfig's credentials:
             # `kubectl proxy` lends them to a browser
             path = urlsplit(observed.dashboard_url).path

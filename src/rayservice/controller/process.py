@@ -38,7 +38,6 @@ from rayservice.controller.metrics import ControllerMetrics
 from rayservice.controller.reconciler import Reconciler
 from rayservice.host.addresses import refuse_exposed_without_token
 from rayservice.host.ports import port_is_free
-from rayservice.kubeapi.base import KubernetesRefused
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubeapi.mirror import ConfigMirror
 from rayservice.kubeapi.preflight import cluster_problems
@@ -52,7 +51,7 @@ from rayservice.serve_client.jobs import DashboardJobClient, JobClient
 from rayservice.serve_client.ray_status import DashboardRayStatus, RayStatusReader
 from rayservice.spec.addresses import reachable_from_here
 from rayservice.spec.config_objects import CONFIG_PLURALS
-from rayservice.spec.errors import RayServiceError
+from rayservice.spec.errors import PermanentError, RayServiceError
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.manifest import Manifest, RayCluster, RayService
 from rayservice.spec.references import Resolve, as_written, resolve_manifest
@@ -91,6 +90,7 @@ class AppFactory(Protocol):
 
 
 CONTROLLER_ID_FILE = "controller-id"
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 BACKEND_FILE = "backend"
 
 
@@ -150,7 +150,7 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
         for stored in store.list_resources(kind):
             try:
                 mirror.put(stored.manifest)
-            except KubernetesRefused as error:  # someone else's: the pods will find theirs
+            except RayServiceError as error:  # someone else's, or a moment's failure
                 log.warning("%s %s not put in the cluster: %s", kind, stored.key, error)
     return Adapters(
         provider=KubernetesProvider(api, name),
@@ -195,17 +195,29 @@ def controller_name(home: Path) -> str:
     was first given, for people to read, and a random id, kept in the home (``controller-id``)
     so that it outlives restarts and renamed hosts, and two homes never share it."""
     path = home / CONTROLLER_ID_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    host = re.sub(r"[^A-Za-z0-9.-]+", "-", socket.gethostname())[:40].strip("-.") or "host"
-    name = f"{host}-{secrets.token_hex(5)}"
-    home.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(name + "\n")
-    os.replace(partial, path)
-    return name
+    for _ in range(2):
+        try:
+            found: str | None = path.read_text().strip()
+        except FileNotFoundError:
+            found = None
+        if found is not None and _LABEL_VALUE.fullmatch(found):
+            return found
+        host = re.sub(r"[^A-Za-z0-9.-]+", "-", socket.gethostname())[:40].strip("-.") or "host"
+        name = f"{host}-{secrets.token_hex(5)}"
+        home.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial")
+        partial.write_text(name + "\n")
+        try:
+            if found is not None:  # there, but not a name (a crash left it empty): replaced
+                os.replace(partial, path)
+                return name
+            os.link(partial, path)  # the first of two starts wins; the other reads its name
+            return name
+        except FileExistsError:
+            continue
+        finally:
+            partial.unlink(missing_ok=True)
+    raise PermanentError(f"{path} names no controller: remove it and start again")
 
 
 def owners_in(store: Store) -> Owners:

@@ -86,10 +86,13 @@ class KubernetesFront:
             for found in (head, serve)
             if found is not None and (found.get("spec") or {}).get("clusterIP")
         )
+        missing = owner.serve_service_name if spec.has_serve and serve is None else None
         return FrontState(
             spec,
             pid=_NO_PROCESS,
             healthy_backends=self._serving(namespace, spec),
+            # deleted by hand: the controller applies it again, as it restarts a lost HAProxy
+            degraded=f"Service {missing} is missing; it is applied again" if missing else None,
             service_addresses=addresses,
         )
 
