@@ -145,3 +145,15 @@ def test_on_kubernetes_a_changed_secret_makes_no_new_cluster_and_says_nothing(
 
     assert rotated.headers.get_list("warning") == []  # the pods read it when they start
     assert preview.json()["kind"] == "no-op"  # the same spec: nothing to do there
+
+
+def test_on_kubernetes_a_secret_rayservice_lacks_may_be_the_clusters(
+    client: tuple[TestClient, SqliteStore],
+) -> None:
+    api, _ = client
+
+    answer = put(api, service_taking_password(), SERVICE_PATH)
+
+    [warning] = answer.headers.get_list("warning")
+    assert "redis-pw" in warning
+    assert "unless the Kubernetes cluster has, its pods wait for it" in warning

@@ -282,3 +282,24 @@ def test_a_serve_service_deleted_by_hand_is_applied_again(api: FakeKubernetesApi
         state is not None
         and state.degraded == "Service svc-serve-svc is missing; it is applied again"
     )
+
+
+def test_a_standalone_rayclusters_address_is_kuberays_head_services(
+    api: FakeKubernetesApi,
+) -> None:
+    cluster = RayCluster.model_validate(
+        {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "svc"},
+         "spec": document()["spec"]["rayClusterConfig"]}
+    )  # fmt: skip
+    standalone = KubernetesFront(api, Owners(cluster), "alice-laptop")
+    standalone.ensure(KEY, spec_on(("svc", 100)))
+    labels = {"ray.io/cluster": "svc", "ray.io/node-type": "head"}
+    api.apply(
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "svc-head-svc", "namespace": "default", "labels": labels},
+         "spec": {"clusterIP": "10.96.0.12"}}
+    )  # fmt: skip
+
+    state = standalone.observe(KEY)
+
+    assert state is not None and state.service_addresses == (("svc-head-svc", "10.96.0.12"),)

@@ -372,9 +372,15 @@ def apply_warnings(
     other hosts (or one asking to be that stays on loopback)."""
     new = load_stored(stored)
     found = referenced(store, stored.namespace, cluster_spec_of(new)[0]).found
+    # the pods resolve references on Kubernetes: what rayservice does not have, the cluster
+    # may have (made there by another tool); if it has not, the pods wait for it
+    consequence = (
+        "no cluster starts for it until then"
+        if exposure.on_this_machine
+        else "rayservice does not have it: unless the Kubernetes cluster has, its pods wait for it"
+    )
     warnings = [
-        f"{stored.source}: {what} (no cluster starts for it until then)"
-        for what in backend_resolve(exposure)(new, found).missing
+        f"{stored.source}: {what} ({consequence})" for what in resolve_manifest(new, found).missing
     ]
     if exposure.on_this_machine:
         warnings += _preferred_port_warnings(new, previous, stored.source, exposure)

@@ -20,6 +20,7 @@ controller finds it again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pydantic
@@ -70,8 +71,19 @@ class KubernetesFront:
 
     def observe(self, key: str) -> FrontState | None:
         owner = self.owners(key)
-        if owner is None or not isinstance(owner, RayService):
+        if owner is None:
             return self._standalone.get(key)
+        if not isinstance(owner, RayService):
+            state = self._standalone.get(key)
+            heads = self.api.select(  # KubeRay's own head Service (it shortens long names)
+                SERVICE,
+                owner.metadata.namespace,
+                {Label.CLUSTER: owner.metadata.name, Label.NODE_TYPE: NodeType.HEAD},
+            )
+            address = (heads[0].get("spec") or {}).get("clusterIP") if heads else None
+            if state is None or not address:
+                return state
+            return replace(state, service_addresses=((owner.head_service_name, str(address)),))
         namespace = owner.metadata.namespace
         head = self.api.get(SERVICE, namespace, owner.head_service_name)
         try:
