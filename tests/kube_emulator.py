@@ -1,7 +1,8 @@
 """A Kubernetes API server for tests, on loopback: kmock's emulator (objects kept in memory,
 served over real HTTP) with what a real API server adds and kmock leaves out:
 
-- the metadata a server sets: uid, creationTimestamp, a resourceVersion that moves on every write;
+- the metadata a server sets: uid, creationTimestamp, a resourceVersion that moves on every write
+  (a write naming an earlier one is refused with 409);
 - server-side apply (``PATCH`` as ``application/apply-patch+yaml``) of an object that does not
   exist yet creates it;
 - ``labelSelector`` on lists (``k=v`` terms, comma-separated);
@@ -36,6 +37,11 @@ ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccess
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 PODS = kmock.resource("", "v1", "pods")
 SERVICES = kmock.resource("", "v1", "services")
+MOVED_ON = kmock.KubernetesError(
+    status=409,
+    reason="Conflict",
+    message="the object has been modified; please apply your changes to the latest version",
+)
 
 
 class ApiServer(kmock.KubernetesEmulator):
@@ -66,8 +72,10 @@ class ApiServer(kmock.KubernetesEmulator):
             return aiohttp.web.json_response({"metadata": {"name": request.name}})
         if isinstance(request.data, dict) and request.resource is not None:
             metadata = request.data.setdefault("metadata", {})
-            metadata["resourceVersion"] = str(next(self._versions))
             key = (request.resource, request.namespace, request.name)
+            if self._moved_on(key, metadata.get("resourceVersion")):
+                return await self._render_error(MOVED_ON)
+            metadata["resourceVersion"] = str(next(self._versions))
             creates = request.action == kmock.action.CREATE or (
                 request.headers.get("Content-Type") == APPLY and not self._exists(key)
             )
@@ -115,6 +123,12 @@ class ApiServer(kmock.KubernetesEmulator):
         if answer is None:
             return aiohttp.web.Response(status=503, text="no endpoints available for service")
         return aiohttp.web.json_response(answer)
+
+    def _moved_on(self, key: Any, version: str | None) -> bool:
+        """Whether a write naming ``version`` comes after another one (a 409 then)."""
+        if version is None or not self._exists(key):
+            return False
+        return bool(self._objects[key].raw["metadata"].get("resourceVersion") != version)
 
     def _exists(self, key: Any) -> bool:
         return key in self._objects and not self._objects[key].deleted

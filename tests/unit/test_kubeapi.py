@@ -76,6 +76,27 @@ def test_apply_creates_with_server_set_metadata_then_changes_in_place(cluster: C
     assert found["spec"]["workerGroupSpecs"][0]["replicas"] == 3
 
 
+def test_an_apply_naming_the_version_it_read_fails_once_another_write_came_between(
+    cluster: Cluster,
+) -> None:
+    read = cluster.api.apply(ray_cluster("a"))
+    ours = ray_cluster("a", replicas=2)
+    ours["metadata"]["resourceVersion"] = read["metadata"]["resourceVersion"]
+    cluster.api.apply(ray_cluster("a", replicas=5))  # someone else's write
+
+    with pytest.raises(KubernetesUnavailable, match="409"):
+        cluster.api.apply(ours)
+
+    found = cluster.api.get(RAY_CLUSTER, "team", "a")
+    assert found is not None
+    assert found["spec"]["workerGroupSpecs"][0]["replicas"] == 5  # theirs stands
+    ours["metadata"]["resourceVersion"] = found["metadata"]["resourceVersion"]
+    cluster.api.apply(ours)  # read again, it passes
+    found = cluster.api.get(RAY_CLUSTER, "team", "a")
+    assert found is not None
+    assert found["spec"]["workerGroupSpecs"][0]["replicas"] == 2
+
+
 def test_get_of_a_missing_object_is_none_and_delete_is_idempotent(cluster: Cluster) -> None:
     cluster.api.apply(ray_cluster("a"))
 

@@ -439,3 +439,33 @@ def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
     assert len(workers) == wanted  # KubeRay made them
     assert not plan.actions  # nothing left to do: the controller wants what it asked
     assert world.reconciler.settled(KIND, NAMESPACE, NAME) is not None  # a quiet pass, too
+
+
+def test_a_worker_group_added_to_an_autoscaled_cluster_reaches_it_in_place(
+    world: Controller,
+) -> None:
+    document = sample_manifest()
+    cluster_config = document["spec"]["rayClusterConfig"]
+    cluster_config["enableInTreeAutoscaling"] = True
+    world.store.apply(KIND, document, "sample", world.clock())
+    world.settle()
+    [cluster] = ray_clusters(world.api)
+    applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
+    assert applied is not None
+    asked = applied["spec"]["workerGroupSpecs"][0]["replicas"] + 1
+    world.api.autoscaler_asks(cluster, asked)
+    world.settle(passes=2)
+    groups = cluster_config["workerGroupSpecs"]
+    groups.append({**copy.deepcopy(groups[0]), "groupName": "large", "replicas": 0})
+
+    world.store.apply(KIND, document, "sample", world.clock())
+    world.settle(passes=3)
+    plan = world.reconcile()
+
+    assert ray_clusters(world.api) == [cluster]  # in place
+    applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
+    assert applied is not None
+    first, added = applied["spec"]["workerGroupSpecs"]
+    assert first["replicas"] == asked  # the autoscaler's count stands
+    assert added["groupName"] == "large"
+    assert not plan.actions

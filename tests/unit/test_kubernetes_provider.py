@@ -239,19 +239,45 @@ def test_workers_to_delete_are_named_in_their_groups(api: FakeKubernetesApi) -> 
     assert group["scaleStrategy"] == {"workersToDelete": [f"{CLUSTER}-small-worker-ccccc"]}
 
 
-def test_an_autoscaled_clusters_worker_counts_are_left_to_kuberays_autoscaler(
+def test_an_autoscaled_cluster_takes_spec_changes_and_keeps_its_autoscalers_counts(
     api: FakeKubernetesApi,
 ) -> None:
-    doc_request = request_of(loaded(autoscaled()))
     provider = KubernetesProvider(api, CONTROLLER)
-    provider.ensure(doc_request)
-    api.objects[RAY_CLUSTER, NAMESPACE, CLUSTER]["spec"]["workerGroupSpecs"][0]["replicas"] = 4
+    provider.ensure(request_of(loaded(autoscaled())))
+    running = api.objects[RAY_CLUSTER, NAMESPACE, CLUSTER]["spec"]["workerGroupSpecs"][0]
+    running["replicas"] = 4  # KubeRay's autoscaler wrote these
+    running["scaleStrategy"] = {"workersToDelete": [f"{CLUSTER}-small-worker-aaaaa"]}
+    grown = autoscaled()
+    groups = grown["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    groups.append({**groups[0], "groupName": "large", "replicas": 1})
 
-    provider.ensure(doc_request)
+    provider.ensure(request_of(loaded(grown)))
 
     applied = api.get(RAY_CLUSTER, NAMESPACE, CLUSTER)
     assert applied is not None
-    assert applied["spec"]["workerGroupSpecs"][0]["replicas"] == 4
+    small, large = applied["spec"]["workerGroupSpecs"]
+    assert small["replicas"] == 4
+    assert small["scaleStrategy"] == {"workersToDelete": [f"{CLUSTER}-small-worker-aaaaa"]}
+    assert (large["groupName"], large["replicas"]) == ("large", 1)  # the new group, as asked
+
+
+def test_an_autoscaled_cluster_written_meanwhile_is_not_overwritten(
+    api: FakeKubernetesApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = KubernetesProvider(api, CONTROLLER)
+    provider.ensure(request_of(loaded(autoscaled())))
+    autoscaler_write = api.set_labels  # any write between our read and our apply
+    reading = api.get
+
+    def read_then_another_write(*args: Any) -> dict[str, Any] | None:
+        found = reading(*args)
+        autoscaler_write(RAY_CLUSTER, NAMESPACE, CLUSTER, {"written": "meanwhile"})
+        return found
+
+    monkeypatch.setattr(api, "get", read_then_another_write)
+
+    with pytest.raises(TemporaryError, match="409"):
+        provider.ensure(request_of(loaded(autoscaled())))
 
 
 def test_an_autoscaled_cluster_reports_the_bounds_its_autoscaler_keeps(

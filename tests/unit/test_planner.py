@@ -135,6 +135,7 @@ def desired(
 
 
 FIRST = cluster_name(service(), UID, 1)  # the cluster of generation 1
+SPEC_HASH = cluster_spec_hash(service().spec.rayClusterConfig)  # what the clusters run
 OLD = "demo-raycluster-zzzzz"  # a cluster of the same owner the planner no longer uses
 
 
@@ -185,7 +186,7 @@ def observed_cluster(
     return ObservedCluster(
         name=name,
         owner=OWNER,
-        spec_hash="ignored",
+        spec_hash=SPEC_HASH,
         created_at=NOW - 120,
         nodes=tuple(nodes),
         dashboard_url=f"http://127.0.0.1:{HEAD_BASE_PORT + 1}",
@@ -1017,6 +1018,19 @@ def test_a_managed_redis_that_is_down_is_asked_for_again() -> None:
     assert cluster_drift(request, down) == (
         "the Redis rayservice runs is not running; starting it again"
     )
+
+
+def test_a_cluster_made_from_an_earlier_spec_is_given_the_current_one() -> None:
+    spec = service().spec.rayClusterConfig
+    request = cluster_request(FIRST, OWNER, spec, cluster_spec_hash(spec), annotations={})
+    earlier = replace(observed_cluster(), spec_hash="hash-before-a-group-was-added")
+
+    assert cluster_drift(request, earlier) == (
+        f"cluster {FIRST} runs an earlier form of its spec (worker groups added);"
+        " giving it the current one, its nodes stay"
+    )
+    assert cluster_drift(request, observed_cluster()) is None
+    assert cluster_drift(request, replace(observed_cluster(), spec_hash="")) is None  # unknown
 
 
 def test_a_redis_out_of_reach_is_a_warning_on_the_cluster() -> None:

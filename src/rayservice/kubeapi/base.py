@@ -47,7 +47,9 @@ class KubernetesApi(Protocol):
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create ``obj``, or make the fields it sets what it says; returns the object as the
-        server has it then (with its uid, resourceVersion and the like)."""
+        server has it then (with its uid, resourceVersion and the like). A resourceVersion in
+        ``obj`` is a precondition: :class:`KubernetesUnavailable` (409) when the object has
+        been written since."""
         ...
 
     def set_labels(self, kind: Kind, namespace: str, name: str, labels: Mapping[str, str]) -> None:

@@ -1,6 +1,7 @@
 """An in-memory KubernetesApi for unit tests: objects with the metadata a server sets (uid,
 resourceVersion, creationTimestamp), label selectors, apply as server-side apply by the only
-manager of the fields it sends (what it stops sending goes; labels and annotations are merged),
+manager of the fields it sends (what it stops sending goes; labels and annotations are merged;
+a resourceVersion sent is a precondition),
 and knobs for what a test makes the cluster lack (a CRD, permissions) or refuse."""
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ class FakeKubernetesApi:
         if key in self.refuse:
             raise KubernetesRefused(f"applying {kind.kind} {key[1]}/{key[2]}: {self.refuse[key]}")
         current = self.objects.get(key)
+        version = (current or {}).get("metadata", {}).get("resourceVersion")
+        if obj["metadata"].get("resourceVersion") not in (None, version):
+            raise KubernetesUnavailable(
+                f"applying {kind.kind} {key[1]}/{key[2]}: the API server answered 409:"
+                " the object has been modified; please apply your changes to the latest version"
+            )
         if current is None:
             server_set = {"uid": str(uuid.uuid4()), "creationTimestamp": "2026-01-01T00:00:00Z"}
             current = {"metadata": server_set}

@@ -9,7 +9,8 @@ and what makes it ours rather than a KubeRay RayService's:
   decides whether they get traffic (a Ray container without a probe of its own gets one that asks
   the raylet and the node's Serve proxy), and "false" on the head until the controller sees its
   proxy answer ``/-/healthz`` (KubeRay gives a RayService's clusters the same, not other ones);
-- worker counts and ``workersToDelete`` as the controller decides them now (a ClusterRequest);
+- worker counts and ``workersToDelete`` as the controller decides them now (a ClusterRequest),
+  or, once Ray's autoscaler decides them, as it last wrote them (:func:`keeping_worker_counts`);
 - no name for the per-cluster head Service (KubeRay names it after the RayCluster, so that the
   two clusters of an upgrade do not fight over one name);
 - where the GCS state lives in Redis: a namespace per cluster, as on the local backend.
@@ -72,6 +73,29 @@ def ray_cluster(
         },
         "spec": spec,
     }
+
+
+def keeping_worker_counts(built: KubernetesObject, running: KubernetesObject) -> KubernetesObject:
+    """``built`` with the worker counts and ``workersToDelete`` of the ``running`` RayCluster
+    (groups it has; a new group keeps the built ones), and its resourceVersion: whoever wrote
+    the counts (KubeRay's autoscaler) keeps them, and an apply that crosses their next write
+    is refused (409) rather than undoing it."""
+    kept = copy.deepcopy(built)
+    running_groups = {
+        group.get("groupName"): group for group in running["spec"].get("workerGroupSpecs") or []
+    }
+    for group in kept["spec"].get("workerGroupSpecs") or []:
+        current = running_groups.get(group["groupName"])
+        if current is None:
+            continue
+        group["replicas"] = current.get("replicas", group.get("replicas", 0))
+        strategy = current.get("scaleStrategy")
+        if strategy:
+            group["scaleStrategy"] = copy.deepcopy(strategy)
+        else:
+            group.pop("scaleStrategy", None)
+    kept["metadata"]["resourceVersion"] = running["metadata"]["resourceVersion"]
+    return kept
 
 
 def _with_worker_counts(

@@ -259,6 +259,11 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
             if group in request.autoscaled_groups:
                 return f"Ray's autoscaler asks for {want} worker(s) of group {group} (has {have})"
             return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
+    if active.spec_hash and active.spec_hash != request.spec_hash:
+        return (
+            f"cluster {request.name} runs an earlier form of its spec (worker groups added);"
+            " giving it the current one, its nodes stay"
+        )
     return None
 
 

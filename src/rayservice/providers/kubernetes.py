@@ -2,10 +2,12 @@
 
 ``ensure`` applies the RayCluster its request describes (:mod:`rayservice.kubernetes.raycluster`,
 server-side apply: worker counts and ``workersToDelete`` follow the request, and an edit of a
-field rayservice sets lasts until the next ensure). A cluster whose worker counts Ray's
-autoscaler decides (``enableInTreeAutoscaling``) is created once and then left to it: KubeRay's
-autoscaler patches those fields itself, and two writers would fight; ``observe`` reports what it
-asked (``autoscaler_request``), so the controller wants the same.
+field rayservice sets lasts until the next ensure). Where Ray's autoscaler decides the worker
+counts (``enableInTreeAutoscaling``), KubeRay's autoscaler patches those fields itself: a later
+ensure (a worker group added, new bounds) keeps the counts it last wrote and names the version
+it read, so that an apply crossing the autoscaler's next write is refused and tried again rather
+than undoing it; ``observe`` reports what it asked (``autoscaler_request``), so the controller
+wants the same.
 
 Pods are KubeRay's; this provider reads them (phase, readiness, restarts, how the Ray container
 last ended; a pod being deleted is gone already) and keeps one label of theirs: the head pod's
@@ -34,7 +36,7 @@ from rayservice.kubeapi.base import KubernetesApi
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SECRET, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
 from rayservice.kubernetes.pods import is_ready, labels_on
-from rayservice.kubernetes.raycluster import ray_cluster
+from rayservice.kubernetes.raycluster import keeping_worker_counts, ray_cluster
 from rayservice.spec.autoscaling import MAX_WORKERS_ASKED
 from rayservice.spec.cluster_request import ClusterRequest
 from rayservice.spec.errors import TemporaryError
@@ -67,11 +69,12 @@ class KubernetesProvider:
 
     def ensure(self, request: ClusterRequest) -> None:
         self._namespaces[request.name] = request.namespace
-        autoscaled = request.autoscaling is not None
-        if autoscaled and self.api.get(RAY_CLUSTER, request.namespace, request.name) is not None:
-            return  # KubeRay's autoscaler owns the worker counts of a running cluster
         built = ray_cluster(request, self._leaving_by_group(request))
         built["metadata"]["labels"][Label.CONTROLLER] = self.controller
+        if request.autoscaling is not None:
+            running = self.api.get(RAY_CLUSTER, request.namespace, request.name)
+            if running is not None:  # KubeRay's autoscaler owns its worker counts
+                built = keeping_worker_counts(built, running)
         self.api.apply(built)
 
     def observe(self, name: str) -> ObservedCluster | None:
