@@ -523,7 +523,8 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig",
         type=Path,
-        help="the Kubernetes backend's kubeconfig (default: $KUBECONFIG, else ~/.kube/config)",
+        help="the Kubernetes backend's kubeconfig (default: the files $KUBECONFIG lists, merged,"
+        " else ~/.kube/config)",
     )
     parser.add_argument(
         "--context",

@@ -96,8 +96,8 @@ BACKEND_FILE = "backend"
 
 @dataclass(frozen=True)
 class KubernetesAccess:
-    """Which Kubernetes cluster: a kubeconfig file (None: $KUBECONFIG, else ~/.kube/config)
-    and a context of it (None: its current one)."""
+    """Which Kubernetes cluster: a kubeconfig file (None: the files of $KUBECONFIG, else
+    ~/.kube/config) and a context of it (None: its current one)."""
 
     kubeconfig: Path | None = None
     context: str | None = None

@@ -1,7 +1,8 @@
 """The KubernetesApi on lightkube: a typed, sync Kubernetes client with server-side apply.
 
 The controller runs where the user is, so it reads the user's kubeconfig (``--kubeconfig``, else
-``$KUBECONFIG``, else ``~/.kube/config``; ``--context``, else the current one), as kubectl does.
+the files ``$KUBECONFIG`` lists, merged, else ``~/.kube/config``; ``--context``, else the current
+one), as kubectl does.
 Every kind is used as a generic resource: objects stay the plain dicts the builders make, with
 no field dropped on the way. Errors are interpreted here, once (:func:`_interpreted`).
 """
@@ -17,7 +18,6 @@ from typing import Any, TypeVar
 import httpx
 from lightkube import Client, KubeConfig
 from lightkube.config import client_adapter
-from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG
 from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
@@ -28,6 +28,7 @@ from rayservice.kubeapi.base import (
     KubernetesRefused,
     KubernetesUnavailable,
 )
+from rayservice.kubeapi.kubeconfig import KubeconfigError, kubeconfig_files, merged_kubeconfig
 from rayservice.kubernetes.access import NEEDED
 from rayservice.kubernetes.kinds import Kind, kind_of
 
@@ -218,11 +219,15 @@ class LightkubeApi:
 
 
 def load_config(kubeconfig: Path | None, context: str | None) -> Any:
-    """The kubeconfig's context as lightkube takes it; a missing file or context is refused
-    with what was looked for."""
-    from_env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    path = kubeconfig or Path(from_env or DEFAULT_KUBECONFIG).expanduser()
+    """The kubeconfig's context as lightkube takes it (:mod:`rayservice.kubeapi.kubeconfig`
+    says which files); a missing file or context is refused with what was looked for."""
     try:
-        return KubeConfig.from_file(str(path)).get(context_name=context)
-    except (ConfigError, OSError) as error:
-        raise KubernetesRefused(f"cannot use the kubeconfig {path}: {error}") from error
+        files = kubeconfig_files(kubeconfig, os.environ)
+        merged = merged_kubeconfig(files)
+    except KubeconfigError as error:
+        raise KubernetesRefused(str(error)) from error
+    try:
+        return KubeConfig.from_dict(merged).get(context_name=context)
+    except ConfigError as error:
+        shown = ", ".join(str(path) for path in files)
+        raise KubernetesRefused(f"cannot use the kubeconfig {shown}: {error}") from error
