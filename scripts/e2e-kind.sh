@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Kubernetes backend on a throw-away kind cluster: KubeRay's operator from its Helm chart, the
-# sample's apps served inside the cluster, then `pytest -m k8s_e2e` (apply, in-place update,
+# The Kubernetes backend on a throw-away kind cluster: KubeRay's operator from its Helm chart, then
+# `pytest -m k8s_e2e` (apply of the sample, its ./apps shipped to the cluster, in-place update,
 # NewCluster upgrade, rollback, delete) while a load Job inside the cluster keeps asking the serve
 # Service; prints "N passed, N failed" for the tests and for the Job's requests (counted from its
 # first answer until the tests end, the service's deletion included). Needs docker, kind,
@@ -33,31 +33,6 @@ helm repo add kuberay https://ray-project.github.io/kuberay-helm/ >/dev/null
 helm repo update kuberay >/dev/null
 helm upgrade --install kuberay-operator kuberay/kuberay-operator --version "$KUBERAY_VERSION" --wait
 kubectl apply -f deploy/rbac.yaml
-
-echo "--- the sample's apps, served inside the cluster"
-(cd samples && ../.venv/bin/python -m zipfile -c "$workdir/apps.zip" apps)
-kubectl create configmap rayservice-apps --from-file=apps.zip="$workdir/apps.zip" \
-    --dry-run=client -o yaml | kubectl apply -f -
-kubectl apply -f - <<'YAML'
-apiVersion: v1
-kind: Pod
-metadata: {name: rayservice-apps, labels: {app: rayservice-apps}}
-spec:
-  containers:
-    - name: files
-      image: python:3.11-slim
-      command: [python, -m, http.server, "8080", --directory, /apps]
-      ports: [{containerPort: 8080}]
-      volumeMounts: [{name: apps, mountPath: /apps}]
-  volumes: [{name: apps, configMap: {name: rayservice-apps}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: rayservice-apps}
-spec: {selector: {app: rayservice-apps}, ports: [{port: 80, targetPort: 8080}]}
-YAML
-kubectl wait --for=condition=Ready pod/rayservice-apps --timeout=300s
-export RAYSERVICE_E2E_APPS_URI="http://rayservice-apps.default.svc.cluster.local/apps.zip"
 
 echo "--- a load Job asking the serve Service for as long as the tests run"
 kubectl apply -f - <<'YAML'

@@ -10,7 +10,8 @@ served over real HTTP) with what a real API server adds and kmock leaves out:
 - CustomResourceDefinitions by name, from ``crds``, and every kind rayservice makes served
   (listed empty) before any object of it exists;
 - pods' logs (from ``logs``) and what pods and Services answer through the API server's proxy
-  (``answers``, ``service_answers``; requests sent to Services are kept in ``proxied``).
+  (``answers``, ``service_answers``; requests sent to Services are kept in ``proxied``, a binary
+  body such as a zip too, which kmock cannot read).
 
 Apply replaces what is stored outside the metadata, as server-side apply does for the only
 manager of the fields (what it stops sending goes), and merges labels and annotations; other
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp.web
@@ -37,11 +40,20 @@ ACCESS_REVIEWS = kmock.resource("authorization.k8s.io", "v1", "selfsubjectaccess
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 PODS = kmock.resource("", "v1", "pods")
 SERVICES = kmock.resource("", "v1", "services")
+_SERVICE_PROXY = re.compile(r"/api/v1/namespaces/([^/]+)/services/([^/:]+):([^/]+)/proxy(/.*)?")
 MOVED_ON = kmock.KubernetesError(
     status=409,
     reason="Conflict",
     message="the object has been modified; please apply your changes to the latest version",
 )
+
+
+@dataclass(frozen=True)
+class Status:
+    """A proxied answer other than 200 with JSON: its status code and text."""
+
+    code: int
+    text: str = ""
 
 
 class ApiServer(kmock.KubernetesEmulator):
@@ -51,8 +63,8 @@ class ApiServer(kmock.KubernetesEmulator):
         self.crds: set[str] = set()
         self.logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> text
         self.answers: dict[tuple[str, str, int, str], str] = {}  # what pods answer on a port
-        # what Services answer through the proxy, by (namespace, service, port, method, path),
-        # and every request sent that way: (method, path, headers, body)
+        # what Services answer through the proxy, by (namespace, service, port, method, path):
+        # JSON, or a Status; and every request sent that way: (method, path, headers, body)
         self.service_answers: dict[tuple[str, str, str, str, str], Any] = {}
         self.proxied: list[tuple[str, str, dict[str, str], Any]] = []
         self._versions = itertools.count(1)
@@ -114,14 +126,45 @@ class ApiServer(kmock.KubernetesEmulator):
             return aiohttp.web.Response(status=503, text="no endpoint")
         return aiohttp.web.Response(text=answer)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        body = await raw_request.read()
+        try:
+            body.decode()
+        except UnicodeDecodeError:  # kmock reads every body as text: a zip is answered here
+            found = _SERVICE_PROXY.fullmatch(raw_request.path)
+            if found is None:
+                return aiohttp.web.Response(status=415, text="a binary body outside a proxy")
+            namespace, service, port, path = found.groups()
+            headers = dict(raw_request.headers)
+            method = raw_request.method
+            return self._proxied(namespace, service, port, method, path or "/", headers, body)
+        response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
+        return response
+
     def _service_proxy(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         service, _, port = str(request.name).partition(":")
         path = request.url.path.partition("/proxy")[2] or "/"  # as sent, trailing slash kept
         method = str(request.method.value).upper()
-        self.proxied.append((method, path, dict(request.headers), request.data))
-        answer = self.service_answers.get((str(request.namespace), service, port, method, path))
+        return self._proxied(
+            str(request.namespace), service, port, method, path, dict(request.headers), request.data
+        )
+
+    def _proxied(
+        self,
+        namespace: str,
+        service: str,
+        port: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        data: Any,
+    ) -> aiohttp.web.StreamResponse:
+        self.proxied.append((method, path, headers, data))
+        answer = self.service_answers.get((namespace, service, port, method, path))
         if answer is None:
             return aiohttp.web.Response(status=503, text="no endpoints available for service")
+        if isinstance(answer, Status):
+            return aiohttp.web.Response(status=answer.code, text=answer.text)
         return aiohttp.web.json_response(answer)
 
     def _moved_on(self, key: Any, version: str | None) -> bool:

@@ -1,7 +1,8 @@
 """The Kubernetes backend end to end, as a user types it: ``rayservice start --backend
 kubernetes --kubeconfig FILE`` against an emulated API server on loopback (no Kubernetes cluster
-runs here), ``apply`` of the sample, and the test acting as KubeRay's operator, the kubelet and
-Ray Serve behind the API server's proxy, until ``get`` says Ready."""
+runs here), ``apply`` of the sample (its ``./apps`` folder shipped to the cluster's GCS), and the
+test acting as KubeRay's operator, the kubelet and Ray's dashboard behind the API server's proxy,
+until ``get`` says Ready."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, RAY_CLUSTER_CRD, SERVICE
 from rayservice.serve_client.fake import details_document, running_state
 from tests.e2e.conftest import Cli
-from tests.e2e.steps import edit, get_json
+from tests.e2e.steps import get_json
 from tests.helpers import eventually
-from tests.kube_emulator import ApiServer, RunningApiServer
+from tests.kube_emulator import ApiServer, RunningApiServer, Status
 
 NAMESPACE, NAME = "default", "rayservice-sample"
 APPLICATIONS = "/api/serve/applications/"
+PACKAGES = "/api/packages/gcs/"
 
 
 @pytest.fixture
@@ -67,6 +69,18 @@ def act_as_kuberay(api: LightkubeApi, server: ApiServer) -> None:
             )
             server.service_answers[NAMESPACE, service, "8265", "GET", APPLICATIONS] = state
         server.service_answers[NAMESPACE, service, "8265", "PUT", APPLICATIONS] = {}
+        act_as_rays_package_api(server, service)
+
+
+def act_as_rays_package_api(server: ApiServer, service: str) -> None:
+    """The GCS of a head (one for all, enough here): a package asked for is missing until it
+    has been put there."""
+    asked = {path for _, path, _, _ in server.proxied if PACKAGES in path}
+    put = {path for method, path, _, _ in server.proxied if method == "PUT" and PACKAGES in path}
+    for path in asked:
+        has = Status(200) if path in put else Status(404, "Package does not exist")
+        server.service_answers[NAMESPACE, service, "8265", "GET", path] = has
+        server.service_answers[NAMESPACE, service, "8265", "PUT", path] = Status(200)
 
 
 def pod_of(cluster: str, group: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +116,7 @@ def test_the_sample_comes_up_on_kuberays_raycluster(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(emulated.kubeconfig()))
     api = LightkubeApi(kubeconfig)
-    manifest = cli.workdir / "samples" / "ray-service.sample.yaml"
-    edit(manifest, "working_dir: ./apps", "working_dir: https://example.invalid/apps.zip")
-    edit(manifest, "working_dir: ./apps", "working_dir: https://example.invalid/apps.zip")
+    manifest = cli.workdir / "samples" / "ray-service.sample.yaml"  # with ./apps, shipped
 
     cli.run("start", "--backend", "kubernetes", "--kubeconfig", str(kubeconfig))
     cli.run("apply", "-f", str(manifest))
@@ -125,6 +137,11 @@ def test_the_sample_comes_up_on_kuberays_raycluster(
     eventually(lambda: serve_selects() == name, timeout=30, message="serve-svc on the cluster")
     deployed = [b for m, p, _, b in server.proxied if m == "PUT" and p == APPLICATIONS]
     assert deployed and deployed[-1]["http_options"]["host"] == "0.0.0.0"
+    shipped = {app["runtime_env"]["working_dir"] for app in deployed[-1]["applications"]}
+    [package] = shipped  # both apps run the sample's ./apps
+    assert package.startswith("gcs://_ray_pkg_")
+    uploads = [p for m, p, _, _ in server.proxied if m == "PUT" and PACKAGES in p]
+    assert uploads and set(uploads) == {PACKAGES + package.removeprefix("gcs://")}
     dashboard = cli.run("dashboard", NAME).stdout
     assert f"/api/v1/namespaces/default/services/{name}-head-svc:8265/proxy/" in dashboard
     assert "kubectl proxy" in dashboard

@@ -1,17 +1,18 @@
 """The Kubernetes backend on a real Kubernetes cluster with KubeRay's operator (``pytest -m
-k8s_e2e``): skipped unless ``$KUBECONFIG`` names one and ``$RAYSERVICE_E2E_APPS_URI`` a zip of
-``samples/apps`` its pods can fetch (``scripts/e2e-kind.sh`` sets both up on kind).
+k8s_e2e``): skipped unless ``$KUBECONFIG`` names one (``scripts/e2e-kind.sh`` makes one on kind).
 
-Through the CLI as a user types it: start on the cluster, apply the sample, ask it through the
-API server's proxy of ``<name>-serve-svc``, update the Serve config in place (no new RayCluster),
-change the cluster (a new RayCluster, the Service moved, the old one deleted after the delay),
-go back mid-upgrade, delete. Nothing runs beyond what the kubeconfig reaches.
+Through the CLI as a user types it: start on the cluster, apply the sample (its ``./apps`` shipped
+to the cluster's GCS), ask it through the API server's proxy of ``<name>-serve-svc``, update the
+Serve config in place (no new RayCluster), change the cluster (a new RayCluster, the Service
+moved, the old one deleted after the delay), go back mid-upgrade, delete. Nothing runs beyond
+what the kubeconfig reaches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,12 +28,8 @@ from rayservice.kubernetes.kinds import RAY_CLUSTER, SERVICE
 pytestmark = pytest.mark.k8s_e2e
 
 KUBECONFIG = os.environ.get("KUBECONFIG", "")
-APPS_URI = os.environ.get("RAYSERVICE_E2E_APPS_URI", "")
-if not KUBECONFIG or not APPS_URI:
-    pytest.skip(
-        "needs $KUBECONFIG (a cluster with KubeRay's operator) and $RAYSERVICE_E2E_APPS_URI",
-        allow_module_level=True,
-    )
+if not KUBECONFIG:
+    pytest.skip("needs $KUBECONFIG (a cluster with KubeRay's operator)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 RAYSERVICE = str(Path(sys.executable).parent / "rayservice")
@@ -85,10 +82,8 @@ class Session:
 def session(tmp_path: Path) -> Iterator[Session]:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    text = (REPO / "samples" / "ray-service.sample.yaml").read_text()
-    (workdir / "sample.yaml").write_text(
-        text.replace("working_dir: ./apps", f"working_dir: {APPS_URI}")
-    )
+    shutil.copy(REPO / "samples" / "ray-service.sample.yaml", workdir / "sample.yaml")
+    shutil.copytree(REPO / "samples" / "apps", workdir / "apps")
     started = Session(tmp_path / "home", workdir)
     started.run("start", "--backend", "kubernetes", "--kubeconfig", KUBECONFIG)
     try:

@@ -1,7 +1,7 @@
 """Starting the controller on the Kubernetes backend: the cluster is checked first (what lacks
 is said, with what to install or grant), the adapters are the Kubernetes ones, and admission
-holds Kubernetes' rules (no folder of this machine, KubeRay's refusals, no port of this
-machine)."""
+holds Kubernetes' rules (no file of this machine but the packages shipped to the cluster,
+KubeRay's refusals, no port of this machine)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from rayservice.kubernetes.kinds import RAY_CLUSTER_CRD
 from rayservice.providers.kubernetes import KubernetesProvider
 from rayservice.spec.errors import InvalidSpec
 from rayservice.spec.events import ObjectKind
+from rayservice.spec.manifest import RayService
 from rayservice.spec.service_exposure import ExposureSettings
 from rayservice.spec.vocabulary import KIND, Backend
 from rayservice.store.sqlite import SqliteStore
@@ -127,19 +128,33 @@ def admit_on_kubernetes(store: SqliteStore, doc: dict[str, Any], tmp_path: Path)
     )
 
 
-def test_a_folder_of_this_machine_is_refused_on_kubernetes(
+def serve_config(**runtime_env: Any) -> str:
+    app = {"name": "app", "import_path": "a:b", "runtime_env": runtime_env}
+    return yaml.safe_dump({"applications": [app]})
+
+
+def test_a_folder_of_this_machine_is_packaged_and_a_file_of_it_refused_on_kubernetes(
     store: SqliteStore, tmp_path: Path
 ) -> None:
     (tmp_path / "apps").mkdir()
-    config = (
-        "applications:\n  - {name: app, import_path: a:b, runtime_env: {working_dir: ./apps}}\n"
-    )
+    (tmp_path / "apps" / "a.py").write_text("b = None\n")
+    (tmp_path / "mine.whl").write_bytes(b"not really a wheel")
+    folder = document(serveConfigV2=serve_config(working_dir="./apps"))
+    wheel = serve_config(working_dir="./apps", py_modules=[f"file://{tmp_path}/mine.whl"])
 
+    admitted = admitted_manifest(
+        store, folder, "manifest.yaml", tmp_path, tmp_path / "packages",
+        may_read_local_paths=True, exposure=ON_KUBERNETES,
+    )  # fmt: skip
     with pytest.raises(InvalidSpec) as refused:
-        admit_on_kubernetes(store, document(serveConfigV2=config), tmp_path)
+        admit_on_kubernetes(store, document(serveConfigV2=wheel), tmp_path)
 
+    assert isinstance(admitted, RayService)
+    [app] = admitted.spec.serve_config()["applications"]
+    assert app["runtime_env"]["working_dir"].startswith(f"file://{tmp_path / 'packages'}/")
     [problem] = refused.value.problems
-    assert problem.field == "spec.serveConfigV2.applications[0].runtime_env.working_dir"
+    assert problem.field == "spec.serveConfigV2.applications[0].runtime_env.py_modules[0]"
+    assert "folders are shipped to the cluster, files are not" in problem.message
     assert "https://" in problem.valid
 
 

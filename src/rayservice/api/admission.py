@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from rayservice.api.packaging import folders_on_this_machine, resolve_working_dirs
+from rayservice.api.packaging import files_pods_cannot_read, resolve_working_dirs
 from rayservice.host.ports import port_is_free
 from rayservice.kubernetes.objects import kubernetes_problems
 from rayservice.planner.change import (
@@ -87,18 +87,6 @@ def with_packaged_working_dirs(
     return result
 
 
-def _refuse_folders_of_this_machine(document: dict[str, Any], source: str) -> None:
-    spec = document.get("spec")
-    text = spec.get("serveConfigV2") if isinstance(spec, dict) else None
-    try:
-        config = yaml.safe_load(text) if isinstance(text, str) else None
-    except yaml.YAMLError:
-        return  # validation reports it precisely
-    problems = folders_on_this_machine(config, source) if isinstance(config, dict) else []
-    if problems:
-        raise InvalidSpec(problems)
-
-
 def _port_problems(
     service: RayService, store: Store, source: str, exposure: ExposureSettings
 ) -> list[SpecProblem]:
@@ -158,20 +146,19 @@ def admitted_manifest(
     exposure: ExposureSettings,
 ) -> Manifest:
     """The validated RayService or RayCluster, local working_dirs packaged; raises InvalidSpec.
-    On the Kubernetes backend (``exposure.backend``) its rules apply: no folder of this
-    machine in the Serve config, what KubeRay's operator refuses, no port of this machine.
+    On the Kubernetes backend (``exposure.backend``) its rules apply: no file of this machine
+    in the Serve config but the packages shipped to the cluster, what KubeRay's operator
+    refuses, no port of this machine.
 
     Stores nothing: packaging only adds zips to the content-addressed package cache.
     """
-    if not exposure.on_this_machine:
-        _refuse_folders_of_this_machine(document, source)
     packaged = with_packaged_working_dirs(
         document, base_dir, packages, source, may_read_local_paths=may_read_local_paths
     )
     manifest = load_manifest(packaged, source, exposure.backend)
     problems = _name_problems(manifest, store, source)
     if not exposure.on_this_machine:
-        problems += kubernetes_problems(manifest, source)
+        problems += kubernetes_rules(manifest, packages, source)
     elif isinstance(manifest, RayService):
         problems += _port_problems(manifest, store, source, exposure)
     else:
@@ -188,6 +175,16 @@ def admitted_manifest(
     if problems:
         raise InvalidSpec(problems)
     return manifest
+
+
+def kubernetes_rules(manifest: Manifest, packages: Path, source: str) -> list[SpecProblem]:
+    """What the Kubernetes backend refuses of a loaded, packaged manifest: a file of this
+    machine in its Serve config other than the packages shipped to the cluster, and what
+    KubeRay's operator refuses."""
+    problems = []
+    if isinstance(manifest, RayService):
+        problems += files_pods_cannot_read(manifest.spec.serve_config(), packages, source)
+    return problems + kubernetes_problems(manifest, source)
 
 
 def _name_problems(manifest: Manifest, store: Store, source: str) -> list[SpecProblem]:

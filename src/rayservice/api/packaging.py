@@ -20,21 +20,32 @@ them: for such a caller (``may_read_local_paths=False``) every local path is ref
 anything is read, and only remote URIs and ``file://`` URIs into the package cache (what a
 packaged manifest holds) pass. Every route that packages a config goes through
 :func:`resolve_working_dirs`, so that rule holds in this one place.
+
+Pods on Kubernetes cannot read this machine's cache either: there the Serve client ships each
+cached zip a config names to the cluster's GCS before it deploys the config
+(:mod:`rayservice.serve_client.packages`), and admission refuses only a file of this machine
+that is not one of them (:func:`files_pods_cannot_read`).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from rayservice.spec.code_locations import (
+    PACKAGE_SUFFIX,
+    CodeLocation,
+    cached_package,
+    code_locations,
+    with_code_locations,
+)
 from rayservice.spec.errors import InvalidSpec, SpecProblem
 
 SKIPPED_DIRECTORIES = frozenset({"__pycache__", ".git"})
@@ -43,7 +54,6 @@ SKIPPED_SUFFIXES = (".pyc",)
 ARCHIVE_SUFFIXES = (".zip", ".whl", ".jar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 TOP_LEVEL_FOLDER = "package"
-PACKAGE_SUFFIX = ".zip"
 _FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
 _DIRECTORY_MODE = 0o755
 _FILE_MODE = 0o644
@@ -59,9 +69,6 @@ _VALID_FOR_REMOTE_CALLER = (
     "a remote URI (https://, s3://, gs://, ...): upload the folder as a zip and name its URI,"
     " or apply from the controller's machine"
 )
-
-
-_Packager = Callable[[Path, Path], str]
 
 
 @dataclass(frozen=True)
@@ -104,70 +111,48 @@ def resolve_working_dirs(
     (a folder, or a ``file://`` URI outside ``packages_dir``) is a problem, and nothing is
     read from disk.
     """
-    resolved = copy.deepcopy(config)
     problems: list[SpecProblem] = []
 
-    def packaged(location: object, field: str, package: _Packager) -> object:
-        if not isinstance(location, str):
-            return location
+    def packaged(found: CodeLocation) -> str:
+        location = found.location
         if not may_read_local_paths and _reads_local_path(location, packages_dir):
             problems.append(
-                SpecProblem(source, field, _REMOTE_CALLER_MESSAGE, _VALID_FOR_REMOTE_CALLER)
+                SpecProblem(source, found.field, _REMOTE_CALLER_MESSAGE, _VALID_FOR_REMOTE_CALLER)
             )
             return location
         directory = _local_directory(location, base_dir)
         if directory is None:
             return location
         if not directory.is_dir():
-            problems.append(_missing(source, field, location, directory))
+            problems.append(_missing(source, found.field, location, directory))
             return location
+        package = package_py_module if found.module else package_working_dir
         return package(directory, packages_dir)
 
-    for app_index, app in enumerate(resolved.get("applications") or ()):
-        runtime_env = app.get("runtime_env") if isinstance(app, dict) else None
-        if not isinstance(runtime_env, dict):
-            continue
-        field_prefix = f"spec.serveConfigV2.applications[{app_index}].runtime_env"
-        if "working_dir" in runtime_env:
-            runtime_env["working_dir"] = packaged(
-                runtime_env["working_dir"], f"{field_prefix}.working_dir", package_working_dir
-            )
-        if isinstance(runtime_env.get("py_modules"), list):
-            runtime_env["py_modules"] = [
-                packaged(module, f"{field_prefix}.py_modules[{index}]", package_py_module)
-                for index, module in enumerate(runtime_env["py_modules"])
-            ]
+    resolved = with_code_locations(config, packaged)
     if problems:
         raise InvalidSpec(problems)
     return resolved
 
 
-def folders_on_this_machine(config: Mapping[str, Any], source: str) -> list[SpecProblem]:
-    """Each ``working_dir`` or ``py_modules`` entry of the Serve config ``config`` that names
-    something on this machine (a path or a ``file://`` URI), which pods on Kubernetes cannot
-    read."""
-    problems = []
-    for app_index, app in enumerate(config.get("applications") or ()):
-        runtime_env = app.get("runtime_env") if isinstance(app, Mapping) else None
-        if not isinstance(runtime_env, Mapping):
-            continue
-        field_prefix = f"spec.serveConfigV2.applications[{app_index}].runtime_env"
-        entries = [("working_dir", runtime_env.get("working_dir"))]
-        modules = runtime_env.get("py_modules")
-        if isinstance(modules, list):
-            entries += [(f"py_modules[{i}]", module) for i, module in enumerate(modules)]
-        for field, location in entries:
-            if isinstance(location, str) and urlparse(location).scheme in ("", "file"):
-                problems.append(
-                    SpecProblem(
-                        source,
-                        f"{field_prefix}.{field}",
-                        f"{location!r} is on this machine, which the cluster's pods on"
-                        " Kubernetes cannot read",
-                        "a remote URI the pods can fetch (https://.../apps.zip, s3://, gs://)",
-                    )
-                )
-    return problems
+def files_pods_cannot_read(
+    config: Mapping[str, Any], packages_dir: Path, source: str
+) -> list[SpecProblem]:
+    """Each location of code in the packaged Serve config ``config`` that names a file of this
+    machine other than a package of its cache (which the Serve client ships to a cluster's
+    GCS): pods on Kubernetes cannot read it."""
+    return [
+        SpecProblem(
+            source,
+            found.field,
+            f"{found.location!r} is a file on this machine, which the cluster's pods on"
+            " Kubernetes cannot read (folders are shipped to the cluster, files are not)",
+            "a folder, or a remote URI the pods can fetch (https://.../apps.zip, s3://, gs://)",
+        )
+        for found in code_locations(config)
+        if urlparse(found.location).scheme in ("", "file")
+        and cached_package(found.location, packages_dir) is None
+    ]
 
 
 def _local_directory(location: str, base_dir: Path) -> Path | None:
@@ -186,9 +171,7 @@ def _reads_local_path(location: str, packages_dir: Path) -> bool:
     ``file://`` URI of a folder or an archive) other than a package zip in ``packages_dir``."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
-        path = Path(unquote(parsed.path)).resolve()  # symlinks and ".." cannot leave the cache
-        in_cache = path.parent == packages_dir.resolve() and path.suffix == PACKAGE_SUFFIX
-        return bool(parsed.netloc) or not in_cache
+        return cached_package(location, packages_dir) is None
     return not parsed.scheme
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import pydantic
 import yaml
 
-from rayservice.api.admission import with_packaged_working_dirs
-from rayservice.kubernetes.objects import cluster_objects, kubernetes_problems, service_objects
+from rayservice.api.admission import kubernetes_rules, with_packaged_working_dirs
+from rayservice.kubernetes.objects import cluster_objects, service_objects
 from rayservice.planner.cluster import cluster_name, cluster_request, service_cluster_request
 from rayservice.spec.config_objects import is_config_object, load_config_object
 from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
@@ -96,9 +96,8 @@ def rendered(text: str, path: str) -> list[KubernetesObject]:
             if is_config_object(document):
                 config.append(load_config_object(document, source))
             else:
-                checked = _checked_folders(document, base_dir, source)
-                manifest = load_manifest(checked, source, Backend.KUBERNETES)
-                problems += kubernetes_problems(manifest, source)
+                manifest, refused = _admitted(document, base_dir, source)
+                problems += refused
                 manifests.append((source, manifest))
         except InvalidSpec as error:
             problems += error.problems
@@ -111,16 +110,18 @@ def rendered(text: str, path: str) -> list[KubernetesObject]:
     return objects
 
 
-def _checked_folders(document: Any, base_dir: Path, source: str) -> Any:
-    """The document with its Serve config's local folders packaged, as ``apply`` packages them
-    (into a folder thrown away after: no Kubernetes object holds the Serve config), so that a
-    missing folder is refused and a present one passes the Serve config's check."""
-    if not isinstance(document, dict):
-        return document
-    with tempfile.TemporaryDirectory(prefix="rayservice-render-") as packages:
-        return with_packaged_working_dirs(
-            document, base_dir, Path(packages), source, may_read_local_paths=True
-        )
+def _admitted(document: Any, base_dir: Path, source: str) -> tuple[Manifest, list[SpecProblem]]:
+    """The manifest, its local folders packaged as ``apply`` packages them (into a folder thrown
+    away after: no Kubernetes object holds the Serve config), and what the Kubernetes backend
+    refuses of it; InvalidSpec when it does not load."""
+    with tempfile.TemporaryDirectory(prefix="rayservice-render-") as folder:
+        packages = Path(folder)
+        if isinstance(document, dict):
+            document = with_packaged_working_dirs(
+                document, base_dir, packages, source, may_read_local_paths=True
+            )
+        manifest = load_manifest(document, source, Backend.KUBERNETES)
+        return manifest, kubernetes_rules(manifest, packages, source)
 
 
 def _objects_of(manifest: Manifest, source: str) -> list[KubernetesObject]:

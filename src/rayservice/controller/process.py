@@ -92,6 +92,7 @@ class AppFactory(Protocol):
 CONTROLLER_ID_FILE = "controller-id"
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 BACKEND_FILE = "backend"
+PACKAGES_DIR = "packages"  # the package cache: local folders of Serve configs as zips
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _kubernetes_adapters(store: Store, home: Path, access: KubernetesAccess) -> 
     return Adapters(
         provider=KubernetesProvider(api, name),
         front=KubernetesFront(api, owners_in(store), name),
-        serve=DashboardServeClient(http=api.http),
+        serve=DashboardServeClient(http=api.http, ship_packages_from=home / PACKAGES_DIR),
         jobs=DashboardJobClient(http=api.http),
         ray_status=DashboardRayStatus(http=api.http),
         port_usable=lambda port, address: True,  # not asked: ports are the manifest's
@@ -302,7 +303,7 @@ def serve_forever(
     app = create_app(
         store,
         provider,
-        home / "packages",
+        home / PACKAGES_DIR,
         loop.wake,
         metrics_registry=metrics.registry,
         token=token,

@@ -7,6 +7,8 @@ the dashboard of each cluster, the way KubeRay does:
     PUT    /api/serve/applications/                       the whole Serve config document
     GET    /api/serve/applications/?api_type=declarative  apps, deployments and replicas
     DELETE /api/serve/applications/                       shut Serve down
+    GET    /api/packages/gcs/NAME                         is a code package in the GCS
+    PUT    /api/packages/gcs/NAME                         put one there (clusters elsewhere)
 
 Every request carries the cluster's token in ``x-ray-authorization`` (a dashboard started
 with token authentication answers 401 without a token and 403 with a wrong one).
@@ -23,6 +25,7 @@ document as it is, for the API server to show everything Ray knows.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,17 +37,31 @@ from rayservice.serve_client.dashboard_http import (
     json_answer,
     unexpected_answer,
 )
+from rayservice.serve_client.packages import cached_zips, gcs_form, gcs_name, naming_the_gcs
+from rayservice.spec.errors import PermanentError
 from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 
 APPLICATIONS_PATH = "/api/serve/applications/"
+PACKAGES_PATH = "/api/packages/gcs/"  # GET: is it there; PUT: put it there
 _DECLARATIVE = {"api_type": "declarative"}
 _DETAILS = "Serve's application details"
 
 
 class DashboardServeClient(DashboardClient):
-    """Talks to the Serve REST API of any number of dashboards through one connection pool."""
+    """Talks to the Serve REST API of any number of dashboards through one connection pool.
+
+    With ``ship_packages_from`` (the package cache, for clusters that cannot read this
+    machine's files) the cached zips a config names are put into the cluster's GCS first, and
+    the config deployed names them there (:mod:`rayservice.serve_client.packages`).
+    """
+
+    def __init__(self, *, ship_packages_from: Path | None = None, **connection: Any) -> None:
+        super().__init__(**connection)
+        self._packages = ship_packages_from
 
     def deploy(self, dashboard_url: str, token: str, config: Mapping[str, Any]) -> None:
+        if self._packages is not None:
+            config = self._shipped(dashboard_url, token, config, self._packages)
         response = self._request("PUT", dashboard_url, token, json=dict(config))
         if response.status_code == httpx.codes.BAD_REQUEST:
             raise ServeConfigRejected(response.text.strip())
@@ -71,6 +88,29 @@ class DashboardServeClient(DashboardClient):
         if not isinstance(details, dict):
             raise unexpected_answer(response, _DETAILS, type(details).__name__)
         return response, details
+
+    def _shipped(
+        self, dashboard_url: str, token: str, config: Mapping[str, Any], packages: Path
+    ) -> dict[str, Any]:
+        """Put each cached zip ``config`` names into the cluster's GCS unless it has it (Ray
+        keeps a package it is asked about for a while, so the deploy that follows finds it),
+        and return the config naming them there."""
+        for cached in cached_zips(config, packages):
+            path = f"{PACKAGES_PATH}{gcs_name(cached)}"
+            asked = self._call_dashboard("GET", dashboard_url, token, path)
+            if asked.status_code != httpx.codes.NOT_FOUND:
+                check_success(asked, dashboard_url)
+                continue
+            try:
+                package = gcs_form(cached.read_bytes())
+            except OSError as error:
+                raise PermanentError(
+                    f"the package {cached} this Serve config names cannot be read ({error}):"
+                    " apply the manifest again to package its folder anew"
+                ) from error
+            sent = self._call_dashboard("PUT", dashboard_url, token, path, content=package)
+            check_success(sent, dashboard_url)
+        return naming_the_gcs(config, packages)
 
     def _request(
         self, method: str, dashboard_url: str, token: str, **kwargs: Any

@@ -1,0 +1,174 @@
+"""This machine's packages shipped to a cluster's GCS (the Kubernetes backend): the form Ray
+unpacks as it is, the config naming them there, and the dashboard calls that put them there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rayservice.api.packaging import package_py_module, package_working_dir
+from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.serve_client.packages import cached_zips, gcs_form, naming_the_gcs
+from rayservice.spec.errors import PermanentError, TemporaryError
+from tests.unit.test_packaging import files_below, write_app, zip_path
+
+DASHBOARD = "https://kubernetes.test/api/v1/namespaces/team/services/svc-head-svc:dashboard/proxy"
+
+
+def unpacked_as_ray_does(package: bytes, tmp_path: Path) -> Path:
+    """Where Ray unpacks a GCS package: as it is, no top-level folder stripped."""
+    from ray._private.runtime_env.packaging import unzip_package
+
+    archive, target = tmp_path / "from-gcs.zip", tmp_path / "unpacked"
+    archive.write_bytes(package)
+    unzip_package(
+        package_path=str(archive),
+        target_dir=str(target),
+        remove_top_level_directory=False,
+        unlink_zip=False,
+    )
+    return target
+
+
+def test_a_shipped_working_dir_unpacks_into_the_folders_content(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app")
+    uri = package_working_dir(app, tmp_path / "packages")
+
+    unpacked = unpacked_as_ray_does(gcs_form(zip_path(uri).read_bytes()), tmp_path)
+
+    assert files_below(unpacked) == files_below(app)
+
+
+def test_a_shipped_py_module_unpacks_under_its_own_name(tmp_path: Path) -> None:
+    module = write_app(tmp_path / "pricing")
+    uri = package_py_module(module, tmp_path / "packages")
+
+    unpacked = unpacked_as_ray_does(gcs_form(zip_path(uri).read_bytes()), tmp_path)
+
+    assert files_below(unpacked / "pricing") == files_below(module)
+
+
+def config_of(*locations: str) -> dict[str, Any]:
+    """An app per location, as its working_dir; the last one's also a py_modules entry."""
+    apps: list[dict[str, Any]] = [
+        {"name": f"app{i}", "import_path": "a:b", "runtime_env": {"working_dir": location}}
+        for i, location in enumerate(locations)
+    ]
+    apps[-1]["runtime_env"]["py_modules"] = [locations[-1], "s3://bucket/mod.zip"]
+    return {"applications": apps}
+
+
+def test_only_the_caches_zips_are_named_in_the_gcs_once_each(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    config = config_of(uri, "https://example.test/apps.zip", uri)
+
+    named = naming_the_gcs(config, packages)
+
+    assert list(cached_zips(config, packages)) == [zip_path(uri)]
+    shipped = f"gcs://_ray_pkg_{zip_path(uri).name}"
+    envs = [app["runtime_env"] for app in named["applications"]]
+    assert [env["working_dir"] for env in envs] == [
+        shipped,
+        "https://example.test/apps.zip",
+        shipped,
+    ]
+    assert envs[-1]["py_modules"] == [shipped, "s3://bucket/mod.zip"]
+    assert config["applications"][0]["runtime_env"]["working_dir"] == uri  # not changed
+
+
+class Dashboard:
+    """A dashboard's package and Serve APIs, scripted: which packages its GCS has."""
+
+    def __init__(self, has: set[str] | None = None, put_answer: int = 200) -> None:
+        self.has = has or set()
+        self.put_answer = put_answer
+        self.calls: list[tuple[str, str]] = []
+        self.uploads: dict[str, bytes] = {}
+        self.deployed: dict[str, Any] | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.partition("/proxy")[2]
+        self.calls.append((request.method, path))
+        name = path.removeprefix("/api/packages/gcs/")
+        if request.method == "GET" and name != path:
+            return httpx.Response(200 if name in self.has else 404)
+        if request.method == "PUT" and name != path:
+            if self.put_answer == 200:
+                self.uploads[name] = request.content
+                self.has.add(name)
+            return httpx.Response(self.put_answer, text="no GCS now")
+        self.deployed = json.loads(request.content)
+        return httpx.Response(200)
+
+
+def client(dashboard: Dashboard, packages: Path) -> DashboardServeClient:
+    return DashboardServeClient(
+        transport=httpx.MockTransport(dashboard), ship_packages_from=packages
+    )
+
+
+def test_a_package_the_cluster_lacks_is_put_there_before_the_config(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    name = f"_ray_pkg_{zip_path(uri).name}"
+    dashboard = Dashboard()
+
+    client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+
+    assert dashboard.calls == [
+        ("GET", f"/api/packages/gcs/{name}"),
+        ("PUT", f"/api/packages/gcs/{name}"),
+        ("PUT", "/api/serve/applications/"),
+    ]
+    assert dashboard.uploads[name] == gcs_form(zip_path(uri).read_bytes())
+    assert dashboard.deployed is not None
+    [app] = dashboard.deployed["applications"]
+    assert app["runtime_env"]["working_dir"] == f"gcs://{name}"
+
+
+def test_a_package_the_cluster_has_is_not_sent_again(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    dashboard = Dashboard(has={f"_ray_pkg_{zip_path(uri).name}"})
+
+    client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+
+    assert [method for method, _ in dashboard.calls] == ["GET", "PUT"]
+    assert dashboard.uploads == {}
+
+
+def test_a_failed_upload_deploys_nothing_and_is_tried_again(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    dashboard = Dashboard(put_answer=503)
+
+    with pytest.raises(TemporaryError, match="503"):
+        client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+
+    assert dashboard.deployed is None
+
+
+def test_a_package_gone_from_the_cache_says_to_apply_again(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    zip_path(uri).unlink()
+
+    with pytest.raises(PermanentError, match="apply the manifest again"):
+        client(Dashboard(), packages).deploy(DASHBOARD, "", config_of(uri))
+
+
+def test_without_a_cache_to_ship_from_the_config_goes_as_it_is(tmp_path: Path) -> None:
+    uri = package_working_dir(write_app(tmp_path / "app"), tmp_path / "packages")
+    dashboard = Dashboard()
+
+    DashboardServeClient(transport=httpx.MockTransport(dashboard)).deploy(
+        DASHBOARD, "", config_of(uri)
+    )
+
+    assert dashboard.calls == [("PUT", "/api/serve/applications/")]
+    assert dashboard.deployed == config_of(uri)
