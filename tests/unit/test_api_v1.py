@@ -12,7 +12,7 @@ answers.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,8 @@ from rayservice.serve_client.fake import FakeServeClient, running_state
 from rayservice.serve_client.fake_jobs import FakeJobClient
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.observed import ObservedCluster
-from rayservice.spec.vocabulary import KIND
+from rayservice.spec.service_exposure import DEFAULT_EXPOSURE, ExposureSettings
+from rayservice.spec.vocabulary import KIND, Backend
 from rayservice.store.sqlite import SqliteStore
 from rayservice.traffic.fake import FakeFront
 from tests.seed_003 import SEED_CLUSTER, SEED_TEMPLATE
@@ -172,6 +173,10 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
+    yield from api_on(tmp_path, DEFAULT_EXPOSURE)
+
+
+def api_on(tmp_path: Path, exposure: ExposureSettings) -> Generator[Api, None, None]:
     store = SqliteStore(tmp_path / "store.db")
     clock = FakeClock()
     provider = FakeProvider(clock=clock)
@@ -185,6 +190,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         lambda: wakes.append(None),
         serve=serve,
         jobs=jobs,
+        exposure=exposure,
     )
     reconciler = new_reconciler(store, provider, serve, FakeFront(), clock)
     with TestClient(app, client=LOCAL_CALLER) as client:
@@ -639,6 +645,35 @@ def test_a_local_working_dir_of_a_loopback_caller_is_packaged(api: Api, tmp_path
     packages = (tmp_path / "packages").as_uri()
     assert uri.startswith(packages + "/") and uri.endswith(".zip")
     assert Path(uri.removeprefix("file://")).is_file()
+
+
+def test_on_kubernetes_a_folder_is_packaged_and_a_file_of_this_machine_refused(
+    tmp_path: Path,
+) -> None:
+    on_kubernetes = api_on(tmp_path, ExposureSettings(backend=Backend.KUBERNETES))
+    api = next(on_kubernetes)
+    cluster = api.running_cluster()
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "fruit.py").write_text("deployment_graph = None\n")
+    (tmp_path / "fruit.zip").write_bytes(b"a zip of this machine")
+    folder = SEED_CONFIGYAML.replace(SEED_WORKING_DIR, apps.as_uri())
+    archive = SEED_CONFIGYAML.replace(SEED_WORKING_DIR, (tmp_path / "fruit.zip").as_uri())
+
+    refused = api.client.post(f"{SERVE}/test-cluster", json={"configyaml": archive})
+    accepted = api.client.post(f"{SERVE}/test-cluster", json={"configyaml": folder})
+
+    assert refused.status_code == 400
+    assert fields(refused) == [
+        "configyaml.applications[0].runtime_env.working_dir",
+        "configyaml.applications[1].runtime_env.working_dir",
+    ]
+    assert "folders are shipped to the cluster" in refused.json()["message"]
+    assert accepted.status_code == 200, accepted.text
+    deployed = api.serve.last_deployed(cluster.dashboard_url)
+    assert deployed is not None  # packaged; the Serve client ships it (test_shipped_packages)
+    assert deployed["applications"][0]["runtime_env"]["working_dir"].endswith(".zip")
+    on_kubernetes.close()
 
 
 def test_a_local_working_dir_of_a_remote_caller_is_refused(api: Api, tmp_path: Path) -> None:

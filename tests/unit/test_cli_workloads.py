@@ -145,21 +145,24 @@ def test_dashboard_prints_the_url_and_the_token_the_login_asks_for(
     }
 
 
-def test_relative_working_dirs_are_made_absolute_and_uris_left_alone(tmp_path: Path) -> None:
+def test_relative_code_folders_are_made_absolute_and_uris_left_alone(tmp_path: Path) -> None:
     config = {
         "applications": [
             {"name": "a", "runtime_env": {"working_dir": "apps"}},
             {"name": "b", "runtime_env": {"working_dir": "https://example.invalid/b.zip"}},
             {"name": "c", "runtime_env": {"working_dir": "/srv/c"}},
-            {"name": "d"},
+            {"name": "d", "runtime_env": {"py_modules": ["mods/pricing", "s3://m/x.zip"]}},
+            {"name": "e"},
         ]
     }
 
     text = with_absolute_working_dirs(yaml.safe_dump(config), tmp_path)
 
-    dirs = [
-        app.get("runtime_env", {}).get("working_dir")
-        for app in yaml.safe_load(text)["applications"]
+    apps = yaml.safe_load(text)["applications"]
+    dirs = [app.get("runtime_env", {}).get("working_dir") for app in apps]
+    assert dirs == [str(tmp_path / "apps"), "https://example.invalid/b.zip", "/srv/c", None, None]
+    assert apps[3]["runtime_env"]["py_modules"] == [
+        str(tmp_path / "mods" / "pricing"),
+        "s3://m/x.zip",
     ]
-    assert dirs == [str(tmp_path / "apps"), "https://example.invalid/b.zip", "/srv/c", None]
     assert with_absolute_working_dirs("not: [valid", tmp_path) == "not: [valid"

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused, KubernetesUnavailable
+from rayservice.kubeapi.base import (
+    KubernetesApi,
+    KubernetesConflict,
+    KubernetesRefused,
+    KubernetesUnavailable,
+)
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubeapi.preflight import cluster_problems
@@ -84,7 +89,7 @@ def test_an_apply_naming_the_version_it_read_fails_once_another_write_came_betwe
     ours["metadata"]["resourceVersion"] = read["metadata"]["resourceVersion"]
     cluster.api.apply(ray_cluster("a", replicas=5))  # someone else's write
 
-    with pytest.raises(KubernetesUnavailable, match="409"):
+    with pytest.raises(KubernetesConflict, match="409"):
         cluster.api.apply(ours)
 
     found = cluster.api.get(RAY_CLUSTER, "team", "a")

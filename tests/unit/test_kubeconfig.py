@@ -64,19 +64,37 @@ def test_the_first_definition_of_a_name_and_the_first_current_context_win(tmp_pa
     assert [c["name"] for c in merged["contexts"]] == ["prod", "staging", "dev"]
 
 
-def test_relative_files_are_beside_the_kubeconfig_that_names_them(tmp_path: Path) -> None:
+def test_relative_files_are_beside_the_kubeconfig_that_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     document = kubeconfig("prod", "https://prod.test", **{"client-certificate": "certs/me.crt"})
-    document["users"][0]["user"]["client-key"] = "/etc/keys/me.key"
+    user = document["users"][0]["user"]
+    user["client-key"] = "/etc/keys/me.key"
+    user["exec"] = {"apiVersion": "client.authentication.k8s.io/v1", "command": "bin/login"}
     document["clusters"][0]["cluster"]["certificate-authority"] = "ca.crt"
+    written(tmp_path / "kube" / "config", document)
+    monkeypatch.chdir(tmp_path)  # the file named relative to here, as in KUBECONFIG=kube/config
 
-    merged = merged_kubeconfig([written(tmp_path / "kube" / "config", document)])
+    merged = merged_kubeconfig(kubeconfig_files(None, {"KUBECONFIG": "kube/config"}))
 
     user = merged["users"][0]["user"]
     assert user["client-certificate"] == str(tmp_path / "kube" / "certs" / "me.crt")
     assert user["client-key"] == "/etc/keys/me.key"
+    assert user["exec"]["command"] == str(tmp_path / "kube" / "bin" / "login")
     assert merged["clusters"][0]["cluster"]["certificate-authority"] == str(
         tmp_path / "kube" / "ca.crt"
     )
+
+
+def test_a_plugin_command_without_a_folder_is_looked_up_on_path(tmp_path: Path) -> None:
+    document = kubeconfig("prod", "https://prod.test")
+    document["users"][0]["user"]["exec"] = {"command": "aws"}
+    document["users"].insert(0, {"user": {"token": "an entry without a name"}})
+
+    merged = merged_kubeconfig([written(tmp_path / "config", document)])
+
+    assert [u["name"] for u in merged["users"]] == ["prod"]  # the nameless one passed over
+    assert merged["users"][0]["user"]["exec"]["command"] == "aws"
 
 
 def test_which_files_are_read(tmp_path: Path) -> None:
@@ -104,6 +122,18 @@ def emulated() -> Iterator[RunningApiServer]:
     running = RunningApiServer()
     yield running
     running.stop()
+
+
+def test_a_certificate_the_kubeconfig_names_but_lacks_is_refused_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = kubeconfig("prod", "https://prod.test", current="prod")
+    document["clusters"][0]["cluster"]["certificate-authority"] = "missing-ca.crt"
+    written(tmp_path / "config", document)
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(KubernetesRefused, match=r"missing-ca\.crt"):
+        LightkubeApi(Path("config"))
 
 
 def test_the_api_reaches_the_context_of_a_later_file_of_kubeconfig(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rayservice.kubeapi.base import KubernetesApi
+from rayservice.kubeapi.base import KubernetesApi, KubernetesConflict
 from rayservice.kubeapi.fake import FakeKubernetesApi
 from rayservice.kubeapi.lightkube_api import LightkubeApi
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER
@@ -261,23 +261,37 @@ def test_an_autoscaled_cluster_takes_spec_changes_and_keeps_its_autoscalers_coun
     assert (large["groupName"], large["replicas"]) == ("large", 1)  # the new group, as asked
 
 
-def test_an_autoscaled_cluster_written_meanwhile_is_not_overwritten(
-    api: FakeKubernetesApi, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("writes_between", [1, 2])
+def test_an_autoscaled_cluster_written_meanwhile_is_read_again_not_overwritten(
+    api: FakeKubernetesApi, monkeypatch: pytest.MonkeyPatch, writes_between: int
 ) -> None:
     provider = KubernetesProvider(api, CONTROLLER)
     provider.ensure(request_of(loaded(autoscaled())))
-    autoscaler_write = api.set_labels  # any write between our read and our apply
-    reading = api.get
+    reading, writes = api.get, [writes_between]
 
-    def read_then_another_write(*args: Any) -> dict[str, Any] | None:
+    def read_then_the_autoscaler_writes(*args: Any) -> dict[str, Any] | None:
         found = reading(*args)
-        autoscaler_write(RAY_CLUSTER, NAMESPACE, CLUSTER, {"written": "meanwhile"})
+        if writes[0]:
+            writes[0] -= 1
+            running = api.objects[RAY_CLUSTER, NAMESPACE, CLUSTER]
+            running["spec"]["workerGroupSpecs"][0]["replicas"] = 3
+            running["metadata"]["resourceVersion"] += "-written"
         return found
 
-    monkeypatch.setattr(api, "get", read_then_another_write)
+    monkeypatch.setattr(api, "get", read_then_the_autoscaler_writes)
+    grown = autoscaled()
+    groups = grown["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    groups.append({**groups[0], "groupName": "large", "replicas": 0})
 
-    with pytest.raises(TemporaryError, match="409"):
-        provider.ensure(request_of(loaded(autoscaled())))
+    if writes_between == 2:  # written again after the second read: the next pass tries
+        with pytest.raises(KubernetesConflict, match="409"):
+            provider.ensure(request_of(loaded(grown)))
+        return
+    provider.ensure(request_of(loaded(grown)))
+
+    applied = reading(RAY_CLUSTER, NAMESPACE, CLUSTER)
+    assert applied is not None
+    assert [g["replicas"] for g in applied["spec"]["workerGroupSpecs"]] == [3, 0]
 
 
 def test_an_autoscaled_cluster_reports_the_bounds_its_autoscaler_keeps(

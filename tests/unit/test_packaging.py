@@ -202,6 +202,29 @@ def test_local_py_modules_are_packaged_and_uris_kept(tmp_path: Path) -> None:
     assert py_modules == [package_py_module(tmp_path / "pricing", packages), wheel]
 
 
+def test_a_deployments_own_folders_are_packaged_with_their_field(tmp_path: Path) -> None:
+    write_app(tmp_path / "stand")
+    packages = tmp_path / "packages"
+    runtime_env = {"working_dir": "stand", "py_modules": ["missing"]}
+    deployment = {"name": "Stand", "ray_actor_options": {"runtime_env": runtime_env}}
+    config = {"applications": [{"name": "a", "import_path": "a:b", "deployments": [deployment]}]}
+
+    with pytest.raises(InvalidSpec) as refused:
+        resolve_working_dirs(config, tmp_path, packages, SOURCE, may_read_local_paths=True)
+    runtime_env["py_modules"] = []
+    resolved = resolve_working_dirs(config, tmp_path, packages, SOURCE, may_read_local_paths=True)
+
+    [problem] = refused.value.problems
+    assert problem.field == (
+        "spec.serveConfigV2.applications[0].deployments[0].ray_actor_options.runtime_env"
+        ".py_modules[0]"
+    )
+    [stand] = resolved["applications"][0]["deployments"]
+    assert stand["ray_actor_options"]["runtime_env"]["working_dir"] == package_working_dir(
+        tmp_path / "stand", packages
+    )
+
+
 @pytest.mark.parametrize(
     "uri",
     [

@@ -1026,8 +1026,9 @@ def test_a_cluster_made_from_an_earlier_spec_is_given_the_current_one() -> None:
     earlier = replace(observed_cluster(), spec_hash="hash-before-a-group-was-added")
 
     assert cluster_drift(request, earlier) == (
-        f"cluster {FIRST} runs an earlier form of its spec (worker groups added);"
-        " giving it the current one, its nodes stay"
+        f"cluster {FIRST} was made from an earlier form of its spec (hash"
+        f" hash-before-a-group-was-added, now {SPEC_HASH}); applying the current one in place,"
+        " its nodes stay"
     )
     assert cluster_drift(request, observed_cluster()) is None
     assert cluster_drift(request, replace(observed_cluster(), spec_hash="")) is None  # unknown

@@ -4,6 +4,7 @@ unpacks as it is, the config naming them there, and the dashboard calls that put
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from rayservice.api.packaging import package_py_module, package_working_dir
-from rayservice.serve_client.dashboard import DashboardServeClient
+from rayservice.serve_client.dashboard import PACKAGES_KEPT_EVERY, DashboardServeClient
 from rayservice.serve_client.packages import cached_zips, gcs_form, naming_the_gcs
 from rayservice.spec.errors import PermanentError, TemporaryError
 from tests.unit.test_packaging import files_below, write_app, zip_path
@@ -84,9 +85,12 @@ def test_only_the_caches_zips_are_named_in_the_gcs_once_each(tmp_path: Path) -> 
 class Dashboard:
     """A dashboard's package and Serve APIs, scripted: which packages its GCS has."""
 
-    def __init__(self, has: set[str] | None = None, put_answer: int = 200) -> None:
+    def __init__(
+        self, has: set[str] | None = None, put_answer: int = 200, get_answer: int | None = None
+    ) -> None:
         self.has = has or set()
         self.put_answer = put_answer
+        self.get_answer = get_answer  # what a package's GET answers instead of 200/404
         self.calls: list[tuple[str, str]] = []
         self.uploads: dict[str, bytes] = {}
         self.deployed: dict[str, Any] | None = None
@@ -96,7 +100,15 @@ class Dashboard:
         self.calls.append((request.method, path))
         name = path.removeprefix("/api/packages/gcs/")
         if request.method == "GET" and name != path:
+            if self.get_answer is not None:
+                return httpx.Response(self.get_answer, text="the GCS is not reachable")
             return httpx.Response(200 if name in self.has else 404)
+        if request.method == "GET":  # Serve's details: each app as it was deployed
+            apps = (self.deployed or {}).get("applications") or []
+            return httpx.Response(200, json={"applications": {
+                app["name"]: {"status": "RUNNING", "deployed_app_config": app, "deployments": {}}
+                for app in apps
+            }})  # fmt: skip
         if request.method == "PUT" and name != path:
             if self.put_answer == 200:
                 self.uploads[name] = request.content
@@ -106,9 +118,11 @@ class Dashboard:
         return httpx.Response(200)
 
 
-def client(dashboard: Dashboard, packages: Path) -> DashboardServeClient:
+def client(
+    dashboard: Dashboard, packages: Path, clock: Callable[[], float] = lambda: 0.0
+) -> DashboardServeClient:
     return DashboardServeClient(
-        transport=httpx.MockTransport(dashboard), ship_packages_from=packages
+        transport=httpx.MockTransport(dashboard), ship_packages_from=packages, clock=clock
     )
 
 
@@ -153,13 +167,102 @@ def test_a_failed_upload_deploys_nothing_and_is_tried_again(tmp_path: Path) -> N
     assert dashboard.deployed is None
 
 
-def test_a_package_gone_from_the_cache_says_to_apply_again(tmp_path: Path) -> None:
+def test_a_package_gone_from_the_cache_says_to_apply_again_and_is_tried_again(
+    tmp_path: Path,
+) -> None:
     packages = tmp_path / "packages"
     uri = package_working_dir(write_app(tmp_path / "app"), packages)
     zip_path(uri).unlink()
 
-    with pytest.raises(PermanentError, match="apply the manifest again"):
+    with pytest.raises(TemporaryError, match="apply the manifest again"):
         client(Dashboard(), packages).deploy(DASHBOARD, "", config_of(uri))
+
+
+def test_a_package_larger_than_ray_takes_is_refused_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    monkeypatch.setattr("rayservice.serve_client.packages.MAX_PACKAGE_BYTES", 100)
+    dashboard = Dashboard()
+
+    with pytest.raises(PermanentError, match="leave large files out of the folder"):
+        client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+
+    assert dashboard.uploads == {} and dashboard.deployed is None
+
+
+def test_a_package_the_dashboard_cannot_answer_for_is_tried_again(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    dashboard = Dashboard(get_answer=500)
+
+    with pytest.raises(TemporaryError, match="500"):
+        client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+
+    assert dashboard.uploads == {} and dashboard.deployed is None
+
+
+def test_a_deployments_own_runtime_env_is_shipped_too(tmp_path: Path) -> None:
+    packages = tmp_path / "packages"
+    uri = package_py_module(write_app(tmp_path / "pricing"), packages)
+    deployment = {"name": "Stand", "ray_actor_options": {"runtime_env": {"py_modules": [uri]}}}
+    config = {"applications": [{"name": "a", "import_path": "a:b", "deployments": [deployment]}]}
+    dashboard = Dashboard()
+
+    client(dashboard, packages).deploy(DASHBOARD, "", config)
+
+    assert dashboard.deployed is not None
+    [sent] = dashboard.deployed["applications"][0]["deployments"]
+    assert sent["ray_actor_options"]["runtime_env"]["py_modules"] == [
+        f"gcs://_ray_pkg_{zip_path(uri).name}"
+    ]
+    assert list(dashboard.uploads) == [f"_ray_pkg_{zip_path(uri).name}"]
+
+
+def test_the_packages_apps_run_are_asked_for_every_few_minutes_and_put_back(
+    tmp_path: Path,
+) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    name = f"_ray_pkg_{zip_path(uri).name}"
+    now = [0.0]
+    dashboard = Dashboard()
+    serve = client(dashboard, packages, clock=lambda: now[0])
+    serve.deploy(DASHBOARD, "", config_of(uri))
+    serve.status(DASHBOARD, "")  # asked for them now: the next ask is due in a few minutes
+    dashboard.has.clear()  # Ray dropped it (say its only replica restarted after the pin)
+    dashboard.calls.clear()
+
+    now[0] = PACKAGES_KEPT_EVERY - 1
+    serve.status(DASHBOARD, "")
+    asked_early = list(dashboard.calls)
+    now[0] = PACKAGES_KEPT_EVERY + 1
+    serve.status(DASHBOARD, "")
+
+    assert asked_early == [("GET", "/api/serve/applications/")]
+    assert dashboard.calls[len(asked_early) :] == [
+        ("GET", "/api/serve/applications/"),
+        ("GET", f"/api/packages/gcs/{name}"),
+        ("PUT", f"/api/packages/gcs/{name}"),
+    ]
+    assert name in dashboard.has
+
+
+def test_a_failure_to_keep_the_packages_leaves_the_status_as_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    dashboard = Dashboard()
+    serve = client(dashboard, packages)
+    serve.deploy(DASHBOARD, "", config_of(uri))
+    dashboard.get_answer = 503
+
+    state = serve.status(DASHBOARD, "")
+
+    assert [app.status for app in state.apps] == ["RUNNING"]
+    assert "keeping the code packages" in caplog.text and "503" in caplog.text
 
 
 def test_without_a_cache_to_ship_from_the_config_goes_as_it_is(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from rayservice.spec.apiserver import (
     ServeApplicationsReply,
     parse_body,
 )
+from rayservice.spec.code_locations import CodeLocation, with_code_locations
 from rayservice.spec.errors import RayServiceError
 
 Connect = Callable[[], RayServiceClient]
@@ -56,28 +57,24 @@ def read_document(path: str) -> Any:
 
 
 def with_absolute_working_dirs(config_text: str, folder: Path) -> str:
-    """The Serve config with each relative local ``working_dir`` made absolute against
-    ``folder``; text that is not one YAML mapping is sent as it is (the API says why)."""
+    """The Serve config with each relative local ``working_dir`` and ``py_modules`` entry made
+    absolute against ``folder``; text that is not one YAML mapping is sent as it is (the API
+    says why)."""
     try:
         config = yaml.safe_load(config_text)
     except yaml.YAMLError:
         return config_text
     if not isinstance(config, dict):
         return config_text
-    changed = False
-    for app in config.get("applications") or []:
-        runtime_env = app.get("runtime_env") if isinstance(app, dict) else None
-        if not isinstance(runtime_env, dict):
-            continue
-        location = runtime_env.get("working_dir")
-        if (
-            isinstance(location, str)
-            and _URI_SCHEME not in location
-            and not Path(location).is_absolute()
-        ):
-            runtime_env["working_dir"] = str((folder / location).resolve())
-            changed = True
-    return yaml.safe_dump(config, sort_keys=False) if changed else config_text
+
+    def absolute(found: CodeLocation) -> str:
+        location = found.location
+        if _URI_SCHEME in location or Path(location).is_absolute():
+            return location
+        return str((folder / location).resolve())
+
+    anchored = with_code_locations(config, absolute)
+    return yaml.safe_dump(anchored, sort_keys=False) if anchored != config else config_text
 
 
 def cmd_create(args: argparse.Namespace, connect: Connect) -> int:

@@ -25,6 +25,10 @@ class KubernetesUnavailable(TemporaryError):
     """The API server cannot be reached now, or asks to be tried again."""
 
 
+class KubernetesConflict(KubernetesUnavailable):
+    """The object was written since the version a request named (409): read it again."""
+
+
 class KubernetesRefused(PermanentError):
     """The API server refused the request (invalid, forbidden, unknown kind)."""
 
@@ -48,8 +52,8 @@ class KubernetesApi(Protocol):
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create ``obj``, or make the fields it sets what it says; returns the object as the
         server has it then (with its uid, resourceVersion and the like). A resourceVersion in
-        ``obj`` is a precondition: :class:`KubernetesUnavailable` (409) when the object has
-        been written since."""
+        ``obj`` is a precondition: :class:`KubernetesConflict` (409) when the object has been
+        written since."""
         ...
 
     def set_labels(self, kind: Kind, namespace: str, name: str, labels: Mapping[str, str]) -> None:

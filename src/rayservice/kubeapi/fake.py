@@ -12,7 +12,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from rayservice.kubeapi.base import KindNotServed, KubernetesRefused, KubernetesUnavailable
+from rayservice.kubeapi.base import (
+    KindNotServed,
+    KubernetesConflict,
+    KubernetesRefused,
+    KubernetesUnavailable,
+)
 from rayservice.kubernetes.access import NEEDED
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER_CRD, Kind, kind_of
 
@@ -73,7 +78,7 @@ class FakeKubernetesApi:
         current = self.objects.get(key)
         version = (current or {}).get("metadata", {}).get("resourceVersion")
         if obj["metadata"].get("resourceVersion") not in (None, version):
-            raise KubernetesUnavailable(
+            raise KubernetesConflict(
                 f"applying {kind.kind} {key[1]}/{key[2]}: the API server answered 409:"
                 " the object has been modified; please apply your changes to the latest version"
             )

@@ -4,7 +4,8 @@ else every file ``$KUBECONFIG`` lists merged, else ``~/.kube/config``.
 kubectl merges the files of ``$KUBECONFIG`` (``:``-separated) in order: a cluster, user or
 context keeps the first definition of its name, the current context is the first one set, and a
 file that does not exist is passed over. A relative path in a file (a certificate, a key, a
-token file) means a path beside that file, so it is made absolute before the files are merged.
+token file, a credential plugin's command naming a folder) means a path beside that file, so it
+is made absolute before the files are merged.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ def kubeconfig_files(given: Path | None, environment: Mapping[str, str]) -> list
     """The files to read: the one given, else those of ``$KUBECONFIG`` that exist, else the
     default one."""
     if given is not None:
-        return [given.expanduser()]
+        return [given.expanduser().absolute()]
     listed = [
-        Path(entry).expanduser()
+        Path(entry).expanduser().absolute()
         for entry in environment.get("KUBECONFIG", "").split(os.pathsep)
         if entry
     ]
     if not listed:
-        return [DEFAULT_KUBECONFIG.expanduser()]
+        return [DEFAULT_KUBECONFIG.expanduser().absolute()]
     existing = [path for path in listed if path.is_file()]
     if not existing:
         raise KubeconfigError(f"none of the files $KUBECONFIG lists exists: {listed}")
@@ -58,9 +59,10 @@ def merged_kubeconfig(files: Sequence[Path]) -> dict[str, Any]:
         for part in _NAMED_LISTS:
             known = {entry["name"] for entry in merged[part]}
             for entry in document.get(part) or []:
-                if isinstance(entry, dict) and entry.get("name") not in known:
+                named = isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                if named and entry["name"] not in known:
                     merged[part].append(_anchored(entry, part, path.parent))
-                    known.add(entry.get("name"))
+                    known.add(entry["name"])
     return merged
 
 
@@ -85,7 +87,11 @@ def _anchored(entry: dict[str, Any], part: str, folder: Path) -> dict[str, Any]:
     anchored = dict(body)
     for field in _FILE_FIELDS[part]:
         value = anchored.get(field)
-        if isinstance(value, str) and value:
-            path = Path(value).expanduser()
-            anchored[field] = str(path if path.is_absolute() else folder / path)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            anchored[field] = str(folder / value)
+    plugin = anchored.get("exec")
+    if isinstance(plugin, dict):
+        command = plugin.get("command")
+        if isinstance(command, str) and "/" in command and not Path(command).is_absolute():
+            anchored["exec"] = {**plugin, "command": str(folder / command)}  # else on PATH
     return {**entry, body_key: anchored}

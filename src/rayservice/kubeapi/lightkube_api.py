@@ -25,6 +25,7 @@ from lightkube.types import PatchType
 from rayservice.kubeapi.base import (
     FIELD_MANAGER,
     KindNotServed,
+    KubernetesConflict,
     KubernetesRefused,
     KubernetesUnavailable,
 )
@@ -35,7 +36,8 @@ from rayservice.kubernetes.kinds import Kind, kind_of
 _T = TypeVar("_T")
 ALL_NAMESPACES = "*"  # lightkube's word for a list across namespaces
 _PROXY_TIMEOUT_SECONDS = 3.0
-_TRY_AGAIN = frozenset({409, 429})  # a conflict, too many requests: the next pass may pass
+_CONFLICT = 409  # written since the version the request named: read again
+_TRY_AGAIN = frozenset({429})  # too many requests: the next pass may pass
 _NOT_FOUND = 404
 
 
@@ -60,6 +62,10 @@ def _interpreted(doing: str, call: Callable[[], _T]) -> _T:
     except httpx.HTTPStatusError as error:
         code = error.response.status_code
         message = _status_message(error.response)
+        if code == _CONFLICT:
+            raise KubernetesConflict(
+                f"{doing}: the API server answered {code}: {message}"
+            ) from error
         if code >= 500 or code in _TRY_AGAIN:
             raise KubernetesUnavailable(
                 f"{doing}: the API server answered {code}: {message}"
@@ -86,9 +92,15 @@ class LightkubeApi:
 
     def __init__(self, kubeconfig: Path | None = None, context: str | None = None) -> None:
         config = load_config(kubeconfig, context)
-        self._client = Client(config=config, field_manager=FIELD_MANAGER)
-        # the same server, credentials and TLS, for the paths lightkube has no call for
-        self._http = client_adapter.Client(config, client_adapter.ConnectionParams())
+        try:
+            self._client = Client(config=config, field_manager=FIELD_MANAGER)
+            # the same server, credentials and TLS, for the paths lightkube has no call for
+            self._http = client_adapter.Client(config, client_adapter.ConnectionParams())
+        except (ConfigError, OSError) as error:  # a certificate that is not there, say
+            raise KubernetesRefused(
+                f"cannot use the kubeconfig's context {config.context_name}: {error}"
+                + _missing_files(config)
+            ) from error
         self._server = str(config.cluster.server).rstrip("/")
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
@@ -216,6 +228,16 @@ class LightkubeApi:
             return True
 
         return _interpreted(f"looking for the CustomResourceDefinition {name}", fetch)
+
+
+def _missing_files(config: Any) -> str:
+    """`` (no such file: ...)`` naming the certificates and keys a context names that are not
+    there, else ''."""
+    user = config.user
+    named = [config.cluster.certificate_auth]
+    named += [user.client_cert, user.client_key] if user is not None else []
+    missing = [str(path) for path in named if path and not Path(path).is_file()]
+    return f" (no such file: {', '.join(missing)})" if missing else ""
 
 
 def load_config(kubeconfig: Path | None, context: str | None) -> Any:

@@ -261,8 +261,9 @@ def cluster_drift(request: ClusterRequest, active: ObservedCluster | None) -> st
             return f"worker group {group} has {have} of {want} worker(s); scaling to {want}"
     if active.spec_hash and active.spec_hash != request.spec_hash:
         return (
-            f"cluster {request.name} runs an earlier form of its spec (worker groups added);"
-            " giving it the current one, its nodes stay"
+            f"cluster {request.name} was made from an earlier form of its spec (hash"
+            f" {active.spec_hash}, now {request.spec_hash}); applying the current one in place,"
+            " its nodes stay"
         )
     return None
 

@@ -5,9 +5,9 @@ server-side apply: worker counts and ``workersToDelete`` follow the request, and
 field rayservice sets lasts until the next ensure). Where Ray's autoscaler decides the worker
 counts (``enableInTreeAutoscaling``), KubeRay's autoscaler patches those fields itself: a later
 ensure (a worker group added, new bounds) keeps the counts it last wrote and names the version
-it read, so that an apply crossing the autoscaler's next write is refused and tried again rather
-than undoing it; ``observe`` reports what it asked (``autoscaler_request``), so the controller
-wants the same.
+it read, so that an apply crossing the autoscaler's next write is refused (read and tried once
+more, then left to the next pass) rather than undoing it; ``observe`` reports what it asked
+(``autoscaler_request``), so the controller wants the same.
 
 Pods are KubeRay's; this provider reads them (phase, readiness, restarts, how the Ray container
 last ended; a pod being deleted is gone already) and keeps one label of theirs: the head pod's
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rayservice.kubeapi.base import KubernetesApi
+from rayservice.kubeapi.base import KubernetesApi, KubernetesConflict
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SECRET, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
 from rayservice.kubernetes.pods import is_ready, labels_on
@@ -50,6 +50,7 @@ HEALTH_PATH = "/-/healthz"
 TOKEN_MODE = "token"  # authOptions.mode of a cluster with Ray's token authentication
 TOKEN_KEY = "auth_token"  # the key of the token in KubeRay's Secret
 _KUBERAY_NAME_ROOM = 50
+_READS_OF_AN_AUTOSCALED_CLUSTER = 2  # a write of the autoscaler in between: read once more
 _PHASES = {"Pending": NodePhase.PENDING, "Running": NodePhase.RUNNING}
 
 
@@ -71,11 +72,17 @@ class KubernetesProvider:
         self._namespaces[request.name] = request.namespace
         built = ray_cluster(request, self._leaving_by_group(request))
         built["metadata"]["labels"][Label.CONTROLLER] = self.controller
-        if request.autoscaling is not None:
+        if request.autoscaling is None:
+            self.api.apply(built)
+            return
+        for attempt in range(_READS_OF_AN_AUTOSCALED_CLUSTER):
             running = self.api.get(RAY_CLUSTER, request.namespace, request.name)
-            if running is not None:  # KubeRay's autoscaler owns its worker counts
-                built = keeping_worker_counts(built, running)
-        self.api.apply(built)
+            try:  # KubeRay's autoscaler owns the worker counts of a running cluster
+                self.api.apply(keeping_worker_counts(built, running) if running else built)
+                return
+            except KubernetesConflict:
+                if attempt + 1 == _READS_OF_AN_AUTOSCALED_CLUSTER:
+                    raise  # written again meanwhile: the next pass reads it again
 
     def observe(self, name: str) -> ObservedCluster | None:
         namespace = self._namespace_of(name)

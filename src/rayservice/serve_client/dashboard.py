@@ -24,7 +24,10 @@ document as it is, for the API server to show everything Ray knows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,31 +40,50 @@ from rayservice.serve_client.dashboard_http import (
     json_answer,
     unexpected_answer,
 )
-from rayservice.serve_client.packages import cached_zips, gcs_form, gcs_name, naming_the_gcs
-from rayservice.spec.errors import PermanentError
+from rayservice.serve_client.packages import (
+    cached_zips,
+    gcs_name,
+    naming_the_gcs,
+    package_to_ship,
+    running_packages,
+)
+from rayservice.spec.errors import RayServiceError
 from rayservice.spec.observed import AppState, DeploymentState, Replica, ServeState
 
 APPLICATIONS_PATH = "/api/serve/applications/"
-PACKAGES_PATH = "/api/packages/gcs/"  # GET: is it there; PUT: put it there
+PACKAGES_PATH = "/api/packages/gcs/"  # GET: is it there (and pin it); PUT: put it there
+PACKAGES_KEPT_EVERY = 240.0  # seconds; Ray keeps a package it was asked about for 600 s
 _DECLARATIVE = {"api_type": "declarative"}
 _DETAILS = "Serve's application details"
+log = logging.getLogger(__name__)
 
 
 class DashboardServeClient(DashboardClient):
     """Talks to the Serve REST API of any number of dashboards through one connection pool.
 
     With ``ship_packages_from`` (the package cache, for clusters that cannot read this
-    machine's files) the cached zips a config names are put into the cluster's GCS first, and
-    the config deployed names them there (:mod:`rayservice.serve_client.packages`).
+    machine's files) the cached zips a config names are put into the cluster's GCS first, the
+    config deployed names them there, and every few minutes a status asks for them again
+    (:mod:`rayservice.serve_client.packages`).
     """
 
-    def __init__(self, *, ship_packages_from: Path | None = None, **connection: Any) -> None:
+    def __init__(
+        self,
+        *,
+        ship_packages_from: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **connection: Any,
+    ) -> None:
         super().__init__(**connection)
         self._packages = ship_packages_from
+        self._clock = clock
+        self._packages_kept_at: dict[str, float] = {}  # dashboard -> when last asked for them
 
     def deploy(self, dashboard_url: str, token: str, config: Mapping[str, Any]) -> None:
         if self._packages is not None:
-            config = self._shipped(dashboard_url, token, config, self._packages)
+            for cached in cached_zips(config, self._packages):
+                self._ship(dashboard_url, token, cached)
+            config = naming_the_gcs(config, self._packages)
         response = self._request("PUT", dashboard_url, token, json=dict(config))
         if response.status_code == httpx.codes.BAD_REQUEST:
             raise ServeConfigRejected(response.text.strip())
@@ -70,9 +92,12 @@ class DashboardServeClient(DashboardClient):
     def status(self, dashboard_url: str, token: str) -> ServeState:
         response, details = self._get_details(dashboard_url, token)
         try:
-            return parse_serve_details(details)
+            state = parse_serve_details(details)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise unexpected_answer(response, _DETAILS, e) from e
+        if self._packages is not None:
+            self._keep_packages(dashboard_url, token, details, self._packages)
+        return state
 
     def details(self, dashboard_url: str, token: str) -> dict[str, Any]:
         return self._get_details(dashboard_url, token)[1]
@@ -89,28 +114,33 @@ class DashboardServeClient(DashboardClient):
             raise unexpected_answer(response, _DETAILS, type(details).__name__)
         return response, details
 
-    def _shipped(
-        self, dashboard_url: str, token: str, config: Mapping[str, Any], packages: Path
-    ) -> dict[str, Any]:
-        """Put each cached zip ``config`` names into the cluster's GCS unless it has it (Ray
-        keeps a package it is asked about for a while, so the deploy that follows finds it),
-        and return the config naming them there."""
-        for cached in cached_zips(config, packages):
-            path = f"{PACKAGES_PATH}{gcs_name(cached)}"
-            asked = self._call_dashboard("GET", dashboard_url, token, path)
-            if asked.status_code != httpx.codes.NOT_FOUND:
-                check_success(asked, dashboard_url)
-                continue
-            try:
-                package = gcs_form(cached.read_bytes())
-            except OSError as error:
-                raise PermanentError(
-                    f"the package {cached} this Serve config names cannot be read ({error}):"
-                    " apply the manifest again to package its folder anew"
-                ) from error
-            sent = self._call_dashboard("PUT", dashboard_url, token, path, content=package)
-            check_success(sent, dashboard_url)
-        return naming_the_gcs(config, packages)
+    def _ship(self, dashboard_url: str, token: str, cached: Path) -> None:
+        """Put the cached zip into the cluster's GCS unless it has it; asking pins it there
+        for a while (so a deploy that follows finds it)."""
+        path = f"{PACKAGES_PATH}{gcs_name(cached)}"
+        asked = self._call_dashboard("GET", dashboard_url, token, path)
+        if asked.status_code != httpx.codes.NOT_FOUND:
+            check_success(asked, dashboard_url)
+            return
+        package = package_to_ship(cached)
+        sent = self._call_dashboard("PUT", dashboard_url, token, path, content=package)
+        check_success(sent, dashboard_url)
+
+    def _keep_packages(
+        self, dashboard_url: str, token: str, details: Mapping[str, Any], packages: Path
+    ) -> None:
+        """Every few minutes, ask for the packages Serve's apps run and put back one the
+        cluster lost; a failure is logged (a status is still a status) and tried next time."""
+        now = self._clock()
+        if now - self._packages_kept_at.get(dashboard_url, -math.inf) < PACKAGES_KEPT_EVERY:
+            return
+        try:
+            for cached in running_packages(details, packages):
+                self._ship(dashboard_url, token, cached)
+        except RayServiceError as error:
+            log.warning("keeping the code packages of %s: %s", dashboard_url, error)
+            return
+        self._packages_kept_at[dashboard_url] = now
 
     def _request(
         self, method: str, dashboard_url: str, token: str, **kwargs: Any

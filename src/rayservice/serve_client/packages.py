@@ -9,6 +9,11 @@ client puts each zip into the cluster's GCS through its dashboard's package API 
 
 Ray strips the single top-level folder of a ``file://`` zip when it unpacks it, but unpacks a GCS
 package as it is; so the package sent is the cached zip without that folder.
+
+Ray deletes a GCS package nothing refers to: a replica using it refers to it, and asking whether
+the package is there pins it for ten minutes. Between those (an app's only replica restarting, a
+replica waiting for room) it could go, so the client asks again every few minutes for the
+packages Serve's apps run (:func:`running_packages`), and puts back one that went.
 """
 
 from __future__ import annotations
@@ -19,9 +24,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rayservice.spec.code_locations import cached_package, code_locations, with_code_locations
+from rayservice.spec.code_locations import (
+    PACKAGE_SUFFIX,
+    cached_package,
+    code_locations,
+    with_code_locations,
+)
+from rayservice.spec.errors import PermanentError, TemporaryError
 
 PACKAGE_PREFIX = "_ray_pkg_"  # how Ray names the packages it puts into a GCS
+GCS_SCHEME = "gcs://"
+MAX_PACKAGE_BYTES = 512 * 1024 * 1024  # what Ray takes into its GCS (its gRPC message limit)
 
 
 def gcs_name(cached: Path) -> str:
@@ -44,9 +57,51 @@ def naming_the_gcs(config: Mapping[str, Any], packages_dir: Path) -> dict[str, A
 
     def shipped(location: str) -> str:
         cached = cached_package(location, packages_dir)
-        return location if cached is None else f"gcs://{gcs_name(cached)}"
+        return location if cached is None else f"{GCS_SCHEME}{gcs_name(cached)}"
 
     return with_code_locations(config, lambda found: shipped(found.location))
+
+
+def running_packages(details: Mapping[str, Any], packages_dir: Path) -> Iterator[Path]:
+    """The cached zips (maybe gone from the cache) of the GCS packages Serve's apps run, by the
+    config each app was deployed with (Serve's details)."""
+    apps = details.get("applications")
+    configs = [
+        app.get("deployed_app_config")
+        for app in (apps.values() if isinstance(apps, Mapping) else ())
+        if isinstance(app, Mapping) and isinstance(app.get("deployed_app_config"), Mapping)
+    ]
+    seen: set[str] = set()
+    for found in code_locations({"applications": configs}):
+        name = found.location.removeprefix(GCS_SCHEME)
+        shipped = found.location.startswith(GCS_SCHEME + PACKAGE_PREFIX)
+        if shipped and name.endswith(PACKAGE_SUFFIX) and "/" not in name and name not in seen:
+            seen.add(name)
+            yield packages_dir / name.removeprefix(PACKAGE_PREFIX)
+
+
+def package_to_ship(cached: Path) -> bytes:
+    """The GCS form of the cached zip ``cached``; an error that says what to do when it cannot
+    be read (the next try may pass, after an apply) or is more than Ray takes."""
+    try:
+        package = gcs_form(cached.read_bytes())
+    except FileNotFoundError as error:
+        raise TemporaryError(
+            f"the package {cached} is gone from this machine's package cache: apply the manifest"
+            " again to package its folder anew"
+        ) from error
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise TemporaryError(
+            f"the package {cached} cannot be read ({error}): remove it and apply the manifest"
+            " again to package its folder anew"
+        ) from error
+    if len(package) >= MAX_PACKAGE_BYTES:
+        raise PermanentError(
+            f"the package {cached} is {len(package) / 2**20:.0f} MiB; Ray takes less than"
+            f" {MAX_PACKAGE_BYTES // 2**20} MiB into its GCS: leave large files out of the"
+            " folder, or name a remote URI"
+        )
+    return package
 
 
 def gcs_form(package: bytes) -> bytes:

@@ -1,5 +1,5 @@
-"""Where a Serve config names its code: each application's ``runtime_env.working_dir`` and
-``runtime_env.py_modules`` entries.
+"""Where a Serve config names its code: the ``working_dir`` and ``py_modules`` entries of each
+application's ``runtime_env`` and of its deployments' (``ray_actor_options.runtime_env``).
 
 Packaging at apply (folders become zips in this machine's package cache), admission on
 Kubernetes (what pods cannot fetch) and the Serve client (cached zips shipped to a cluster) each
@@ -57,15 +57,29 @@ def cached_package(location: str, packages_dir: Path) -> Path | None:
 
 def _places(config: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
     """``(field path, holder, key)`` of each string location: ``holder[key]`` is it (a
-    runtime_env and "working_dir", or a py_modules list and an index)."""
+    runtime_env and "working_dir", or a py_modules list and an index). An application's
+    runtime_env, then each of its deployments' (``ray_actor_options.runtime_env``)."""
     for app_index, app in enumerate(config.get("applications") or ()):
-        runtime_env = app.get("runtime_env") if isinstance(app, Mapping) else None
-        if not isinstance(runtime_env, Mapping):
+        if not isinstance(app, Mapping):
             continue
-        prefix = f"spec.serveConfigV2.applications[{app_index}].runtime_env"
-        if isinstance(runtime_env.get(WORKING_DIR), str):
-            yield f"{prefix}.{WORKING_DIR}", runtime_env, WORKING_DIR
-        modules = runtime_env.get(PY_MODULES)
-        for index, module in enumerate(modules if isinstance(modules, list) else ()):
-            if isinstance(module, str):
-                yield f"{prefix}.{PY_MODULES}[{index}]", modules, index
+        prefix = f"spec.serveConfigV2.applications[{app_index}]"
+        yield from _in_runtime_env(app.get("runtime_env"), f"{prefix}.runtime_env")
+        deployments = app.get("deployments")
+        for index, deployment in enumerate(deployments if isinstance(deployments, list) else ()):
+            options = (
+                deployment.get("ray_actor_options") if isinstance(deployment, Mapping) else None
+            )
+            if isinstance(options, Mapping):
+                field = f"{prefix}.deployments[{index}].ray_actor_options.runtime_env"
+                yield from _in_runtime_env(options.get("runtime_env"), field)
+
+
+def _in_runtime_env(runtime_env: object, prefix: str) -> Iterator[tuple[str, Any, Any]]:
+    if not isinstance(runtime_env, Mapping):
+        return
+    if isinstance(runtime_env.get(WORKING_DIR), str):
+        yield f"{prefix}.{WORKING_DIR}", runtime_env, WORKING_DIR
+    modules = runtime_env.get(PY_MODULES)
+    for index, module in enumerate(modules if isinstance(modules, list) else ()):
+        if isinstance(module, str):
+            yield f"{prefix}.{PY_MODULES}[{index}]", modules, index

@@ -4,7 +4,8 @@ application's status, shut Serve down; through Ray's Serve REST API on the clust
 The config is checked with Ray's own schema before it goes out (problems carry their field path
 inside ``configyaml``); local ``working_dir``s are packaged content-addressed as for manifests
 (a changed app gets a new URI, so Ray does not run a cached copy), and only for a caller on this
-machine. The proxies must listen where the cluster's fronts expect them, so ``http_options``
+machine; for a cluster on Kubernetes the Serve client ships them, and another file of this machine
+is refused. The proxies must listen where the cluster's fronts expect them, so ``http_options``
 are the backend's, as for a RayService.
 """
 
@@ -18,7 +19,7 @@ import yaml
 from fastapi import APIRouter, Body, Request
 
 from rayservice.api.auth import caller_is_local
-from rayservice.api.packaging import resolve_working_dirs
+from rayservice.api.packaging import files_pods_cannot_read, resolve_working_dirs
 from rayservice.api.v1.context import V1Context, running_cluster
 from rayservice.planner.readiness import deployable_config
 from rayservice.spec.apiserver import (
@@ -37,13 +38,21 @@ CONFIG_FIELD = "configyaml"
 _MANIFEST_FIELD = "spec.serveConfigV2"  # where packaging locates a manifest's Serve config
 
 
-def _packaged(config: dict[str, Any], packages: Path, may_read_local_paths: bool) -> dict[str, Any]:
-    """``config`` with its local folders packaged; problems located inside ``configyaml``
-    (packaging names the field of a manifest's Serve config)."""
+def _packaged(
+    config: dict[str, Any], packages: Path, may_read_local_paths: bool, on_this_machine: bool
+) -> dict[str, Any]:
+    """``config`` with its local folders packaged (and, for clusters elsewhere, no other file
+    of this machine); problems located inside ``configyaml`` (packaging names the field of a
+    manifest's Serve config)."""
     try:
-        return resolve_working_dirs(
+        packaged = resolve_working_dirs(
             config, Path.cwd(), packages, REQUEST_BODY, may_read_local_paths=may_read_local_paths
         )
+        if not on_this_machine and (
+            problems := files_pods_cannot_read(packaged, packages, REQUEST_BODY)
+        ):
+            raise InvalidSpec(problems)
+        return packaged
     except InvalidSpec as error:
         problems = [
             dataclasses.replace(p, field=CONFIG_FIELD + p.field.removeprefix(_MANIFEST_FIELD))
@@ -75,7 +84,8 @@ def router(ctx: V1Context) -> APIRouter:
         text = submission.configyaml
         written = _yaml_mapping(text)
         if written is not None:  # local folders become package URIs before Ray's schema looks
-            packaged = _packaged(written, ctx.packages, caller_is_local(request))
+            on_this_machine = ctx.exposure.on_this_machine
+            packaged = _packaged(written, ctx.packages, caller_is_local(request), on_this_machine)
             text = yaml.safe_dump(packaged, sort_keys=False)
         config = parse_serve_config(text, REQUEST_BODY, CONFIG_FIELD)
         target = running_cluster(ctx, namespace, cluster)
