@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from rayservice.api.packaging import resolve_working_dirs
 from rayservice.host.processes import stop_sessions
@@ -84,7 +85,9 @@ def answer(url: str) -> str | None:
     return None
 
 
-def test_a_head_builds_the_app_from_packages_shipped_to_its_gcs(tmp_path: Path) -> None:
+def test_a_head_builds_the_app_from_packages_shipped_to_its_gcs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "greeter.py").write_text(APP)
     (tmp_path / "greeting").mkdir()
@@ -116,8 +119,18 @@ def test_a_head_builds_the_app_from_packages_shipped_to_its_gcs(tmp_path: Path) 
             message="the app built from the shipped packages answers",
         )
         details = client.details(dashboard, token)
+        asked: list[Path] = []
+        shipping = client._ship
+
+        def ship(url: str, token: str, cached: Path) -> None:
+            asked.append(cached)
+            shipping(url, token, cached)
+
+        monkeypatch.setattr(client, "_ship", ship)
+        client.status(dashboard, token)  # the first one asks for the packages apps run
 
     client.close()
+    assert sorted(asked) == sorted(packages.glob("*.zip"))  # both, read from Ray's own details
     runtime_env = details["applications"]["greeter"]["deployed_app_config"]["runtime_env"]
     assert runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
     assert runtime_env["py_modules"][0].startswith("gcs://_ray_pkg_")
