@@ -415,19 +415,25 @@ def test_a_pending_cluster_that_never_serves_is_given_up(world: Controller) -> N
     assert ray_clusters(world.api) == [old]
 
 
-def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
-    world: Controller,
-) -> None:
+def autoscaled_and_one_more_worker_asked(world: Controller) -> tuple[dict[str, Any], str, int]:
+    """The sample with Ray's autoscaler, up; then KubeRay's autoscaler asks for one more worker
+    of its first group. The manifest, its cluster and the count asked."""
     document = sample_manifest()
-    cluster_config = document["spec"]["rayClusterConfig"]
-    cluster_config["enableInTreeAutoscaling"] = True
+    document["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
     world.store.apply(KIND, document, "sample", world.clock())
     world.settle()
     [cluster] = ray_clusters(world.api)
     applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
     assert applied is not None
-    wanted = applied["spec"]["workerGroupSpecs"][0]["replicas"] + 1  # one more worker
-    world.api.autoscaler_asks(cluster, wanted)
+    asked = applied["spec"]["workerGroupSpecs"][0]["replicas"] + 1
+    world.api.autoscaler_asks(cluster, asked)
+    return document, cluster, asked
+
+
+def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
+    world: Controller,
+) -> None:
+    _, cluster, wanted = autoscaled_and_one_more_worker_asked(world)
 
     world.settle(passes=3)
     plan = world.reconcile()
@@ -444,18 +450,9 @@ def test_kuberays_autoscaler_decides_the_worker_counts_and_is_not_fought(
 def test_a_worker_group_added_to_an_autoscaled_cluster_reaches_it_in_place(
     world: Controller,
 ) -> None:
-    document = sample_manifest()
-    cluster_config = document["spec"]["rayClusterConfig"]
-    cluster_config["enableInTreeAutoscaling"] = True
-    world.store.apply(KIND, document, "sample", world.clock())
-    world.settle()
-    [cluster] = ray_clusters(world.api)
-    applied = world.api.get(RAY_CLUSTER, NAMESPACE, cluster)
-    assert applied is not None
-    asked = applied["spec"]["workerGroupSpecs"][0]["replicas"] + 1
-    world.api.autoscaler_asks(cluster, asked)
+    document, cluster, asked = autoscaled_and_one_more_worker_asked(world)
     world.settle(passes=2)
-    groups = cluster_config["workerGroupSpecs"]
+    groups = document["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     groups.append({**copy.deepcopy(groups[0]), "groupName": "large", "replicas": 0})
 
     world.store.apply(KIND, document, "sample", world.clock())

@@ -181,26 +181,25 @@ def test_a_package_gone_from_the_cache_says_to_apply_again_and_is_tried_again(
 def test_a_package_larger_than_ray_takes_is_refused_for_good(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    packages = tmp_path / "packages"
-    uri = package_working_dir(write_app(tmp_path / "app"), packages)
     monkeypatch.setattr("rayservice.serve_client.packages.MAX_PACKAGE_BYTES", 100)
-    dashboard = Dashboard()
 
     with pytest.raises(PermanentError, match="leave large files out of the folder"):
-        client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+        deployed_with_a_package(tmp_path, dashboard := Dashboard())
 
     assert dashboard.uploads == {} and dashboard.deployed is None
 
 
 def test_a_package_the_dashboard_cannot_answer_for_is_tried_again(tmp_path: Path) -> None:
-    packages = tmp_path / "packages"
-    uri = package_working_dir(write_app(tmp_path / "app"), packages)
-    dashboard = Dashboard(get_answer=500)
-
     with pytest.raises(TemporaryError, match="500"):
-        client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
+        deployed_with_a_package(tmp_path, dashboard := Dashboard(get_answer=500))
 
     assert dashboard.uploads == {} and dashboard.deployed is None
+
+
+def deployed_with_a_package(tmp_path: Path, dashboard: Dashboard) -> None:
+    packages = tmp_path / "packages"
+    uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    client(dashboard, packages).deploy(DASHBOARD, "", config_of(uri))
 
 
 def test_a_deployments_own_runtime_env_is_shipped_too(tmp_path: Path) -> None:
