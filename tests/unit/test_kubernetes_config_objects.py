@@ -147,13 +147,58 @@ def test_on_kubernetes_a_changed_secret_makes_no_new_cluster_and_says_nothing(
     assert preview.json()["kind"] == "no-op"  # the same spec: nothing to do there
 
 
-def test_on_kubernetes_a_secret_rayservice_lacks_may_be_the_clusters(
-    client: tuple[TestClient, SqliteStore],
+def test_on_kubernetes_a_secret_only_the_cluster_has_is_there_for_the_pods(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
 ) -> None:
     api, _ = client
+    theirs = secret(data={"password": b64("hunter2")})  # made there by kubectl, say
+    cluster.apply({**theirs, "metadata": {**theirs["metadata"], "namespace": "default"}})
+
+    answer = put(api, service_taking_password(), SERVICE_PATH)
+
+    assert answer.status_code == 200
+    assert answer.headers.get_list("warning") == []
+
+
+def test_on_kubernetes_a_secret_nobody_has_is_a_warning_saying_the_pods_wait(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, _ = client
+    other = config_map(data={"mode": "fast"})  # the cluster has other objects, not that one
+    cluster.apply({**other, "metadata": {**other["metadata"], "namespace": "default"}})
 
     answer = put(api, service_taking_password(), SERVICE_PATH)
 
     [warning] = answer.headers.get_list("warning")
-    assert "redis-pw" in warning
+    assert "Secret default/redis-pw not found" in warning
+    assert "neither rayservice nor the Kubernetes cluster has it: its pods wait for it" in warning
+
+
+def test_on_kubernetes_a_cluster_out_of_reach_leaves_the_warning_unsure(
+    client: tuple[TestClient, SqliteStore], cluster: FakeKubernetesApi
+) -> None:
+    api, _ = client
+    cluster.reachable = False
+
+    answer = put(api, service_taking_password(), SERVICE_PATH)
+
+    [warning] = answer.headers.get_list("warning")
     assert "unless the Kubernetes cluster has, its pods wait for it" in warning
+
+
+def test_the_values_the_pods_would_read_of_a_secret_and_a_config_map(
+    cluster: FakeKubernetesApi,
+) -> None:
+    mirror = ConfigMirror(cluster, "alice-laptop")
+    made = secret(data={"password": b64("hunter2")})
+    cluster.apply({**made, "metadata": {**made["metadata"], "namespace": "default"}})
+    settings = config_map(data={"mode": "fast"})
+    settings["binaryData"] = {"blob": b64("\x00\x01")}
+    cluster.apply({**settings, "metadata": {**settings["metadata"], "namespace": "default"}})
+
+    assert mirror.values("Secret", "default", "redis-pw") == {"password": b"hunter2"}
+    assert mirror.values("ConfigMap", "default", "settings") == {
+        "mode": b"fast",
+        "blob": b"\x00\x01",
+    }
+    assert mirror.values("Secret", "default", "nowhere") is None

@@ -9,6 +9,7 @@ A dry run passes the same checks and then, instead of storing, tells what applyi
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,14 @@ from rayservice.planner.change import (
     classify_cluster_change,
 )
 from rayservice.planner.record import ServiceRecord, load_record
-from rayservice.spec.errors import InvalidSpec, SpecProblem
+from rayservice.spec.errors import InvalidSpec, RayServiceError, SpecProblem
 from rayservice.spec.events import ObjectKind
 from rayservice.spec.ignored import FIXED_PORT_PARAMS, ignored_fields
 from rayservice.spec.loader import load_manifest
 from rayservice.spec.manifest import (
     Manifest,
     RayCluster,
+    RayClusterSpec,
     RayService,
     requested_serve_port,
 )
@@ -42,6 +44,7 @@ from rayservice.spec.references import (
     as_written,
     cluster_spec_of,
     resolve_manifest,
+    sources,
 )
 from rayservice.spec.service_exposure import (
     ExposureSettings,
@@ -53,6 +56,9 @@ from rayservice.spec.service_exposure import exposure as service_exposure
 from rayservice.spec.vocabulary import KIND, ServicePort
 from rayservice.store.base import Store, StoredResource, generation_after_apply
 from rayservice.store.referenced import referenced
+
+InCluster = Callable[[str, str, str], Mapping[str, bytes] | None]
+"""The values of the Kubernetes cluster's Secret or ConfigMap (kind, namespace, name), if any."""
 
 
 def with_packaged_working_dirs(
@@ -361,21 +367,29 @@ def apply_warnings(
     previous: StoredResource | None,
     stored: StoredResource,
     exposure: ExposureSettings,
+    in_cluster: InCluster | None = None,
 ) -> list[str]:
     """What the user must know about an accepted apply that will not do all it says, or
     does more than a local set-up usually does: a cluster change held by
     ``upgradeStrategy.type: None`` (KubeRay drops it silently), a Secret or ConfigMap it
-    refers to that is not there, a preferred port that is taken, a Service reachable from
-    other hosts (or one asking to be that stays on loopback)."""
+    refers to that is not there (on Kubernetes, ``in_cluster`` says what the cluster has: one
+    made there by another tool is there for the pods), a preferred port that is taken, a
+    Service reachable from other hosts (or one asking to be that stays on loopback)."""
     new = load_stored(stored)
-    found = referenced(store, stored.namespace, cluster_spec_of(new)[0]).found
-    # the pods resolve references on Kubernetes: what rayservice does not have, the cluster
-    # may have (made there by another tool); if it has not, the pods wait for it
-    consequence = (
-        "no cluster starts for it until then"
-        if exposure.on_this_machine
-        else "rayservice does not have it: unless the Kubernetes cluster has, its pods wait for it"
-    )
+    spec = cluster_spec_of(new)[0]
+    found: Found = referenced(store, stored.namespace, spec).found
+    if exposure.on_this_machine:
+        consequence = "no cluster starts for it until then"
+    else:  # the pods resolve references: what rayservice lacks, the cluster may have
+        consequence = (
+            "rayservice does not have it: unless the Kubernetes cluster has, its pods wait for it"
+        )
+        with_the_clusters = _with_the_clusters(spec, found, stored.namespace, in_cluster)
+        if with_the_clusters is not None:
+            found = with_the_clusters
+            consequence = (
+                "neither rayservice nor the Kubernetes cluster has it: its pods wait for it"
+            )
     warnings = [
         f"{stored.source}: {what} ({consequence})" for what in resolve_manifest(new, found).missing
     ]
@@ -400,6 +414,24 @@ def apply_warnings(
             " or NewClusterWithIncrementalUpgrade to apply the change"
         )
     return [*warnings, f"{stored.source}: {held}"]
+
+
+def _with_the_clusters(
+    spec: RayClusterSpec, found: Found, namespace: str, in_cluster: InCluster | None
+) -> Found | None:
+    """``found`` and the values of the Secrets and ConfigMaps ``spec`` refers to that only the
+    Kubernetes cluster has; None when it cannot be asked."""
+    if in_cluster is None:
+        return None
+    added = dict(found)
+    try:
+        for source in sorted(sources(spec) - set(found)):
+            values = in_cluster(source.kind, namespace, source.name)
+            if values is not None:
+                added[source] = values
+    except RayServiceError:  # out of reach now: the warning says what may be
+        return None
+    return added
 
 
 def _preferred_port_warnings(

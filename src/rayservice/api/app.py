@@ -94,6 +94,7 @@ def create_app(
     if token is not None:
         app.add_middleware(TokenAuth, token=token)
     registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
+    in_cluster = mirror.values if mirror is not None else None  # what pods there would read
     context = V1Context(
         store=store,
         provider=provider,
@@ -102,6 +103,7 @@ def create_app(
         packages=packages,
         wake=wake,
         exposure=exposure,
+        in_cluster=in_cluster,
     )
     add_v1_api(app, context)
 
@@ -154,7 +156,7 @@ def create_app(
             exposure=exposure,
         )
         wake()
-        for warning in admission.apply_warnings(store, previous, stored, exposure):
+        for warning in admission.apply_warnings(store, previous, stored, exposure, in_cluster):
             add_warning(response, warning)
         return resource_object(stored)
 

@@ -5,11 +5,12 @@ objects they name must be in their namespace: each one applied to rayservice is 
 cluster first (nothing is stored when the cluster refuses it or cannot be reached), with the
 labels that say whose it is, and deleted from it when deleted from rayservice. One made there
 by someone else (another tool, another controller) is theirs: it is neither overwritten nor
-deleted.
+deleted, but its values count for the warnings of an apply (``values``): the pods read them.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused
@@ -49,6 +50,21 @@ class ConfigMirror:
         found = self.api.get(_KINDS[kind], namespace, name)
         if found is not None and self._ours(found):
             self.api.delete(_KINDS[kind], namespace, name)
+
+    def values(self, kind: str, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The values of the cluster's Secret or ConfigMap of that name, whoever made it (what
+        the pods would read); None when it has none."""
+        found = self.api.get(_KINDS[kind], namespace, name)
+        if found is None:
+            return None
+        encoded = {**(found.get("binaryData") or {})}
+        if kind == SECRET.kind:
+            encoded.update(found.get("data") or {})
+        values = {key: base64.b64decode(text) for key, text in encoded.items()}
+        if kind == CONFIG_MAP.kind:
+            texts = found.get("data") or {}
+            values.update({key: str(text).encode() for key, text in texts.items()})
+        return values
 
     def _ours(self, found: dict[str, Any]) -> bool:
         labels = found["metadata"].get("labels") or {}

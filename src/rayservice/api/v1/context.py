@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from rayservice.api import admission
+from rayservice.api.admission import InCluster
 from rayservice.api.auth import caller_is_local
 from rayservice.api.objects import add_warning
 from rayservice.api.v1.errors import ApiFailure, invalid, not_found
@@ -41,6 +42,7 @@ class V1Context:
     packages: Path  # the content-addressed package cache
     wake: Callable[[], None]  # tells the control loop that something changed
     exposure: ExposureSettings = DEFAULT_EXPOSURE  # where Services for other hosts listen
+    in_cluster: InCluster | None = None  # the Kubernetes cluster's Secrets and ConfigMaps
 
 
 def admit_manifest(
@@ -64,7 +66,8 @@ def admit_manifest(
     )
     ctx.wake()
     warn_ignored(response, stored)
-    for warning in admission.apply_warnings(ctx.store, previous, stored, ctx.exposure):
+    warnings = admission.apply_warnings(ctx.store, previous, stored, ctx.exposure, ctx.in_cluster)
+    for warning in warnings:
         add_warning(response, warning)
     return stored
 
