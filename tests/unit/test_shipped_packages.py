@@ -248,20 +248,25 @@ def test_the_packages_apps_run_are_asked_for_every_few_minutes_and_put_back(
     assert name in dashboard.has
 
 
-def test_a_failure_to_keep_the_packages_leaves_the_status_as_it_is(
+def test_a_failure_to_keep_the_packages_leaves_the_status_as_it_is_and_waits_its_turn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     packages = tmp_path / "packages"
     uri = package_working_dir(write_app(tmp_path / "app"), packages)
+    now = [0.0]
     dashboard = Dashboard()
-    serve = client(dashboard, packages)
+    serve = client(dashboard, packages, clock=lambda: now[0])
     serve.deploy(DASHBOARD, "", config_of(uri))
     dashboard.get_answer = 503
 
     state = serve.status(DASHBOARD, "")
+    now[0] = 5.0
+    dashboard.calls.clear()
+    serve.status(DASHBOARD, "")  # the next pass: no asking again at once
 
     assert [app.status for app in state.apps] == ["RUNNING"]
     assert "keeping the code packages" in caplog.text and "503" in caplog.text
+    assert dashboard.calls == [("GET", "/api/serve/applications/")]
 
 
 def test_without_a_cache_to_ship_from_the_config_goes_as_it_is(tmp_path: Path) -> None:

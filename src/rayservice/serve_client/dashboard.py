@@ -130,17 +130,17 @@ class DashboardServeClient(DashboardClient):
         self, dashboard_url: str, token: str, details: Mapping[str, Any], packages: Path
     ) -> None:
         """Every few minutes, ask for the packages Serve's apps run and put back one the
-        cluster lost; a failure is logged (a status is still a status) and tried next time."""
+        cluster lost; a failure is logged (a status is still a status) and tried next time,
+        well before the last ask's pin ends."""
         now = self._clock()
         if now - self._packages_kept_at.get(dashboard_url, -math.inf) < PACKAGES_KEPT_EVERY:
             return
+        self._packages_kept_at[dashboard_url] = now
         try:
             for cached in running_packages(details, packages):
                 self._ship(dashboard_url, token, cached)
         except RayServiceError as error:
             log.warning("keeping the code packages of %s: %s", dashboard_url, error)
-            return
-        self._packages_kept_at[dashboard_url] = now
 
     def _request(
         self, method: str, dashboard_url: str, token: str, **kwargs: Any
