@@ -6,6 +6,7 @@ be."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -86,7 +87,7 @@ def answer(url: str) -> str | None:
 
 
 def test_a_head_builds_the_app_from_packages_shipped_to_its_gcs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "greeter.py").write_text(APP)
@@ -127,10 +128,12 @@ def test_a_head_builds_the_app_from_packages_shipped_to_its_gcs(
             shipping(url, token, cached)
 
         monkeypatch.setattr(client, "_ship", ship)
-        client.status(dashboard, token)  # the first one asks for the packages apps run
+        with caplog.at_level(logging.WARNING):
+            client.status(dashboard, token)  # the first one asks for the packages apps run
 
     client.close()
     assert sorted(asked) == sorted(packages.glob("*.zip"))  # both, read from Ray's own details
+    assert "code package" not in caplog.text  # and Ray had them
     runtime_env = details["applications"]["greeter"]["deployed_app_config"]["runtime_env"]
     assert runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
     assert runtime_env["py_modules"][0].startswith("gcs://_ray_pkg_")

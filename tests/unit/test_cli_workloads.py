@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from rayservice.cli import main as cli_main
-from rayservice.cli.workloads import with_absolute_working_dirs
+from rayservice.cli.workloads import with_absolute_code_folders
 from rayservice.client import RayServiceClient
 from rayservice.serve_client.fake import running_state
 from rayservice.spec.events import ObjectKind
@@ -156,7 +156,7 @@ def test_relative_code_folders_are_made_absolute_and_uris_left_alone(tmp_path: P
         ]
     }
 
-    text = with_absolute_working_dirs(yaml.safe_dump(config), tmp_path)
+    text = with_absolute_code_folders(yaml.safe_dump(config), tmp_path)
 
     apps = yaml.safe_load(text)["applications"]
     dirs = [app.get("runtime_env", {}).get("working_dir") for app in apps]
@@ -165,4 +165,4 @@ def test_relative_code_folders_are_made_absolute_and_uris_left_alone(tmp_path: P
         str(tmp_path / "mods" / "pricing"),
         "s3://m/x.zip",
     ]
-    assert with_absolute_working_dirs("not: [valid", tmp_path) == "not: [valid"
+    assert with_absolute_code_folders("not: [valid", tmp_path) == "not: [valid"

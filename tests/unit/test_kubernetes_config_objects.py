@@ -186,7 +186,7 @@ def test_on_kubernetes_a_cluster_out_of_reach_leaves_the_warning_unsure(
     assert "unless the Kubernetes cluster has, its pods wait for it" in warning
 
 
-def test_the_values_the_pods_would_read_of_a_secret_and_a_config_map(
+def test_the_values_an_environment_would_take_from_the_clusters_objects(
     cluster: FakeKubernetesApi,
 ) -> None:
     mirror = ConfigMirror(cluster, "alice-laptop")
@@ -196,9 +196,11 @@ def test_the_values_the_pods_would_read_of_a_secret_and_a_config_map(
     settings["binaryData"] = {"blob": b64("\x00\x01")}
     cluster.apply({**settings, "metadata": {**settings["metadata"], "namespace": "default"}})
 
+    broken = secret(data={"password": "not base64!"})
+    broken["metadata"] = {"name": "broken", "namespace": "default"}
+    cluster.apply(broken)
+
     assert mirror.values("Secret", "default", "redis-pw") == {"password": b"hunter2"}
-    assert mirror.values("ConfigMap", "default", "settings") == {
-        "mode": b"fast",
-        "blob": b"\x00\x01",
-    }
+    assert mirror.values("ConfigMap", "default", "settings") == {"mode": b"fast"}  # no files
+    assert mirror.values("Secret", "default", "broken") == {"password": b""}
     assert mirror.values("Secret", "default", "nowhere") is None

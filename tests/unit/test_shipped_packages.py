@@ -248,6 +248,25 @@ def test_the_packages_apps_run_are_asked_for_every_few_minutes_and_put_back(
     assert name in dashboard.has
 
 
+def test_a_package_that_cannot_be_put_back_does_not_stop_the_others_being_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    packages = tmp_path / "packages"
+    ours = package_working_dir(write_app(tmp_path / "app"), packages)
+    theirs = "gcs://_ray_pkg_0123456789abcdef.zip"  # put there by `ray job submit`, say
+    config = config_of(theirs, ours)
+    dashboard = Dashboard(has={"_ray_pkg_0123456789abcdef.zip"})
+    serve = client(dashboard, packages)
+    serve.deploy(DASHBOARD, "", config)
+    dashboard.has.clear()  # Ray dropped both
+
+    serve.status(DASHBOARD, "")
+
+    assert dashboard.has == {f"_ray_pkg_{zip_path(ours).name}"}  # ours put back
+    assert "_ray_pkg_0123456789abcdef.zip" in caplog.text
+    assert "package cache has no" in caplog.text
+
+
 def test_a_failure_to_keep_the_packages_leaves_the_status_as_it_is_and_waits_its_turn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -101,11 +101,12 @@ def resolve_working_dirs(
 ) -> dict[str, Any]:
     """A copy of the Serve config ``config`` whose local folders are packaged URIs.
 
-    Each application's ``runtime_env.working_dir`` and ``runtime_env.py_modules`` entries
-    that name a local folder (a path, relative to ``base_dir``, or a ``file://`` URI of a
-    folder) are replaced by the URI of a content-addressed zip in ``packages_dir``. Remote
-    URIs and archives pass through unchanged. ``source`` names the manifest in errors;
-    every missing folder is reported at once.
+    Each ``working_dir`` and ``py_modules`` entry (of an application's runtime_env or a
+    deployment's, see :mod:`rayservice.spec.code_locations`) that names a local folder (a
+    path, relative to ``base_dir``, or a ``file://`` URI of a folder) is replaced by the URI
+    of a content-addressed zip in ``packages_dir``. Remote URIs and archives pass through
+    unchanged. ``source`` names the manifest in errors; every missing folder is reported at
+    once.
 
     ``may_read_local_paths`` is False for a caller on another machine: then any local path
     (a folder, or a ``file://`` URI outside ``packages_dir``) is a problem, and nothing is

@@ -56,7 +56,7 @@ def read_document(path: str) -> Any:
         raise UnreadableFile(f"{path} is not JSON or YAML: {e}") from e
 
 
-def with_absolute_working_dirs(config_text: str, folder: Path) -> str:
+def with_absolute_code_folders(config_text: str, folder: Path) -> str:
     """The Serve config with each relative local ``working_dir`` and ``py_modules`` entry made
     absolute against ``folder``; text that is not one YAML mapping is sent as it is (the API
     says why)."""
@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace, connect: Connect) -> int:
         folder = Path.cwd() if args.filename == "-" else Path(args.filename).resolve().parent
         text = sys.stdin.read() if args.filename == "-" else _read_text(args.filename)
         client.deploy_serve_applications(
-            args.namespace, args.cluster, with_absolute_working_dirs(text, folder)
+            args.namespace, args.cluster, with_absolute_code_folders(text, folder)
         )
         print(f"Serve config submitted to {args.cluster}")
         if args.wait:

@@ -10,12 +10,12 @@ deleted, but its values count for the warnings of an apply (``values``): the pod
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from rayservice.kubeapi.base import KubernetesApi, KubernetesRefused
 from rayservice.kubernetes.kinds import CONFIG_MAP, SECRET
 from rayservice.kubernetes.labels import MANAGER, Label
+from rayservice.spec.config_objects import environment_values
 
 _KINDS = {SECRET.kind: SECRET, CONFIG_MAP.kind: CONFIG_MAP}
 _SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
@@ -52,19 +52,10 @@ class ConfigMirror:
             self.api.delete(_KINDS[kind], namespace, name)
 
     def values(self, kind: str, namespace: str, name: str) -> dict[str, bytes] | None:
-        """The values of the cluster's Secret or ConfigMap of that name, whoever made it (what
-        the pods would read); None when it has none."""
+        """What a container's environment can take from the cluster's Secret or ConfigMap of
+        that name, whoever made it (as the pods would read it); None when it has none."""
         found = self.api.get(_KINDS[kind], namespace, name)
-        if found is None:
-            return None
-        encoded = {**(found.get("binaryData") or {})}
-        if kind == SECRET.kind:
-            encoded.update(found.get("data") or {})
-        values = {key: base64.b64decode(text) for key, text in encoded.items()}
-        if kind == CONFIG_MAP.kind:
-            texts = found.get("data") or {}
-            values.update({key: str(text).encode() for key, text in texts.items()})
-        return values
+        return None if found is None else environment_values({**found, "kind": kind})
 
     def _ours(self, found: dict[str, Any]) -> bool:
         labels = found["metadata"].get("labels") or {}

@@ -117,14 +117,21 @@ class DashboardServeClient(DashboardClient):
     def _ship(self, dashboard_url: str, token: str, cached: Path) -> None:
         """Put the cached zip into the cluster's GCS unless it has it; asking pins it there
         for a while (so a deploy that follows finds it)."""
-        path = f"{PACKAGES_PATH}{gcs_name(cached)}"
-        asked = self._call_dashboard("GET", dashboard_url, token, path)
-        if asked.status_code != httpx.codes.NOT_FOUND:
-            check_success(asked, dashboard_url)
+        if self._pinned(dashboard_url, token, cached):
             return
         package = package_to_ship(cached)
+        path = f"{PACKAGES_PATH}{gcs_name(cached)}"
         sent = self._call_dashboard("PUT", dashboard_url, token, path, content=package)
         check_success(sent, dashboard_url)
+
+    def _pinned(self, dashboard_url: str, token: str, cached: Path) -> bool:
+        """Whether the cluster's GCS has the package of the cached zip (asking pins it)."""
+        path = f"{PACKAGES_PATH}{gcs_name(cached)}"
+        asked = self._call_dashboard("GET", dashboard_url, token, path)
+        if asked.status_code == httpx.codes.NOT_FOUND:
+            return False
+        check_success(asked, dashboard_url)
+        return True
 
     def _keep_packages(
         self, dashboard_url: str, token: str, details: Mapping[str, Any], packages: Path
@@ -136,11 +143,18 @@ class DashboardServeClient(DashboardClient):
         if now - self._packages_kept_at.get(dashboard_url, -math.inf) < PACKAGES_KEPT_EVERY:
             return
         self._packages_kept_at[dashboard_url] = now
-        try:
-            for cached in running_packages(details, packages):
-                self._ship(dashboard_url, token, cached)
-        except RayServiceError as error:
-            log.warning("keeping the code packages of %s: %s", dashboard_url, error)
+        for cached in running_packages(details, packages):
+            try:
+                if cached.is_file():
+                    self._ship(dashboard_url, token, cached)
+                elif not self._pinned(dashboard_url, token, cached):
+                    log.warning(
+                        "the code package %s an app of %s runs is gone from the cluster, and"
+                        " this machine's package cache has no %s to put back",
+                        gcs_name(cached), dashboard_url, cached,
+                    )  # fmt: skip
+            except RayServiceError as error:
+                log.warning("keeping the code packages of %s: %s", dashboard_url, error)
 
     def _request(
         self, method: str, dashboard_url: str, token: str, **kwargs: Any

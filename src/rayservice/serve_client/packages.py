@@ -13,13 +13,15 @@ package as it is; so the package sent is the cached zip without that folder.
 Ray deletes a GCS package nothing refers to: a replica using it refers to it, and asking whether
 the package is there pins it for ten minutes. Between those (an app's only replica restarting, a
 replica waiting for room) it could go, so the client asks again every few minutes for the
-packages Serve's apps run (:func:`running_packages`), and puts back one that went.
+packages Serve's apps run (:func:`running_packages`), and puts back one that went and is in the
+cache. Ray's dashboard takes uploads up to 100 MiB; a larger package is refused for good.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,12 +36,18 @@ from rayservice.spec.errors import PermanentError, TemporaryError
 
 PACKAGE_PREFIX = "_ray_pkg_"  # how Ray names the packages it puts into a GCS
 GCS_SCHEME = "gcs://"
-MAX_PACKAGE_BYTES = 512 * 1024 * 1024  # what Ray takes into its GCS (its gRPC message limit)
+MAX_PACKAGE_BYTES = 100 * 1024 * 1024  # the largest upload Ray's dashboard takes
 
 
 def gcs_name(cached: Path) -> str:
     """The name in a cluster's GCS of the cached zip ``cached``."""
     return f"{PACKAGE_PREFIX}{cached.name}"
+
+
+def cached_zip_named(name: str, packages_dir: Path) -> Path:
+    """Where the cached zip whose GCS name is ``name`` is (or was) kept: :func:`gcs_name`
+    undone."""
+    return packages_dir / name.removeprefix(PACKAGE_PREFIX)
 
 
 def cached_zips(config: Mapping[str, Any], packages_dir: Path) -> Iterator[Path]:
@@ -63,8 +71,9 @@ def naming_the_gcs(config: Mapping[str, Any], packages_dir: Path) -> dict[str, A
 
 
 def running_packages(details: Mapping[str, Any], packages_dir: Path) -> Iterator[Path]:
-    """The cached zips (maybe gone from the cache) of the GCS packages Serve's apps run, by the
-    config each app was deployed with (Serve's details)."""
+    """Where the cached zips of the GCS packages Serve's apps run are (or would be: a package
+    someone else put there, or one gone from the cache, has no file), by the config each app
+    was deployed with (Serve's details)."""
     apps = details.get("applications")
     configs = [
         app.get("deployed_app_config")
@@ -77,7 +86,7 @@ def running_packages(details: Mapping[str, Any], packages_dir: Path) -> Iterator
         shipped = found.location.startswith(GCS_SCHEME + PACKAGE_PREFIX)
         if shipped and name.endswith(PACKAGE_SUFFIX) and "/" not in name and name not in seen:
             seen.add(name)
-            yield packages_dir / name.removeprefix(PACKAGE_PREFIX)
+            yield cached_zip_named(name, packages_dir)
 
 
 def package_to_ship(cached: Path) -> bytes:
@@ -90,15 +99,15 @@ def package_to_ship(cached: Path) -> bytes:
             f"the package {cached} is gone from this machine's package cache: apply the manifest"
             " again to package its folder anew"
         ) from error
-    except (OSError, zipfile.BadZipFile, ValueError) as error:
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, ValueError) as error:
         raise TemporaryError(
             f"the package {cached} cannot be read ({error}): remove it and apply the manifest"
             " again to package its folder anew"
         ) from error
-    if len(package) >= MAX_PACKAGE_BYTES:
+    if len(package) > MAX_PACKAGE_BYTES:
         raise PermanentError(
-            f"the package {cached} is {len(package) / 2**20:.0f} MiB; Ray takes less than"
-            f" {MAX_PACKAGE_BYTES // 2**20} MiB into its GCS: leave large files out of the"
+            f"the package {cached} is {len(package) / 2**20:.0f} MiB; Ray's dashboard takes"
+            f" uploads of up to {MAX_PACKAGE_BYTES // 2**20} MiB: leave large files out of the"
             " folder, or name a remote URI"
         )
     return package
