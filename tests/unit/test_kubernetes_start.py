@@ -195,7 +195,9 @@ def test_a_kubeconfig_with_the_local_backend_is_refused(
     monkeypatch.delenv("RAYSERVICE_BACKEND", raising=False)
 
     assert main(["start", "--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
-    assert "--kubeconfig is for --backend kubernetes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--kubeconfig {tmp_path / 'kubeconfig'} is used only with --backend kubernetes" in err
+    assert "the backend is local (from --backend, else $RAYSERVICE_BACKEND, else local)" in err
 
 
 def test_a_home_keeps_to_the_backend_its_services_run_on(

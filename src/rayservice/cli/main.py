@@ -483,7 +483,10 @@ def _backend(text: str) -> str:
 def _kubernetes_options_fit(args: argparse.Namespace) -> None:
     """--kubeconfig names a Kubernetes cluster: with the local backend it would go unused."""
     if args.backend != Backend.KUBERNETES and args.kubeconfig is not None:
-        raise AccessSettingsError("--kubeconfig is for --backend kubernetes")
+        raise AccessSettingsError(
+            f"--kubeconfig {args.kubeconfig} is used only with --backend kubernetes; the backend"
+            f" is {args.backend} (from --backend, else ${BACKEND_ENV}, else local)"
+        )
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:

@@ -254,14 +254,16 @@ def service_views(
         if extra.get("annotations"):
             meta["annotations"] = extra["annotations"]
         address = addresses[port_name]
-        where: dict[str, Any] = {
-            # where a client on this machine reaches it, and (when it listens elsewhere than
-            # 127.0.0.1, as its type asked) the address it listens on
-            "clusterIP": reachable_from_here(address),
-            **({"externalIPs": [address]} if address != LOCALHOST else {}),
-        }
-        if service in own_addresses:  # a Service with an address of its own (Kubernetes)
-            where = {"clusterIP": own_addresses[service]}
+        where: dict[str, Any] = (
+            {"clusterIP": own_addresses[service]}  # an address of its own (Kubernetes)
+            if service in own_addresses
+            else {
+                # where a client on this machine reaches it, and (when it listens elsewhere
+                # than 127.0.0.1, as its type asked) the address it listens on
+                "clusterIP": reachable_from_here(address),
+                **({"externalIPs": [address]} if address != LOCALHOST else {}),
+            }
+        )
         doc = {
             "apiVersion": "v1",
             "kind": ObjectKind.SERVICE,

@@ -1,4 +1,5 @@
-"""Reading the pods KubeRay makes: whether one is ready, and its labels. Pure."""
+"""Reading the pods KubeRay makes (and other objects): whether one is ready, its labels and
+annotations. Pure."""
 
 from __future__ import annotations
 
@@ -15,3 +16,9 @@ def labels_on(obj: dict[str, Any]) -> dict[str, str]:
     """The labels of an object ({} when it has none)."""
     labels: dict[str, str] = obj["metadata"].get("labels") or {}
     return labels
+
+
+def annotations_on(obj: dict[str, Any]) -> dict[str, str]:
+    """The annotations of an object ({} when it has none)."""
+    annotations: dict[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations

@@ -35,7 +35,7 @@ from typing import Any
 from rayservice.kubeapi.base import KubernetesApi, KubernetesConflict
 from rayservice.kubernetes.kinds import POD, RAY_CLUSTER, SECRET, SERVICE
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
-from rayservice.kubernetes.pods import is_ready, labels_on
+from rayservice.kubernetes.pods import annotations_on, is_ready, labels_on
 from rayservice.kubernetes.raycluster import keeping_worker_counts, ray_cluster
 from rayservice.spec.autoscaling import MAX_WORKERS_ASKED
 from rayservice.spec.cluster_request import ClusterRequest
@@ -90,7 +90,7 @@ class KubernetesProvider:
         if namespace is None or found is None:
             return None
         metadata = found["metadata"]
-        annotations = metadata.get("annotations") or {}
+        annotations = annotations_on(found)
         serving = _Serving(
             port=_port(annotations.get(Annotation.SERVE_PROXY_PORT)),
             head=annotations.get(Annotation.HEAD_SERVES, "true") != "false",

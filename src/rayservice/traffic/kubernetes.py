@@ -29,7 +29,7 @@ from rayservice.kubeapi.base import KindNotServed, KubernetesApi
 from rayservice.kubernetes.gateway import gateway, gateway_class, http_route
 from rayservice.kubernetes.kinds import GATEWAY, HTTP_ROUTE, POD, SERVICE, Kind
 from rayservice.kubernetes.labels import MANAGER, Annotation, Label, NodeType, Serving
-from rayservice.kubernetes.pods import is_ready, labels_on
+from rayservice.kubernetes.pods import annotations_on, is_ready, labels_on
 from rayservice.kubernetes.services import cluster_serve_service, head_service, serve_service
 from rayservice.spec.errors import TemporaryError
 from rayservice.spec.manifest import KubernetesObject, Manifest, RayService
@@ -87,7 +87,7 @@ class KubernetesFront:
         namespace = owner.metadata.namespace
         head = self.api.get(SERVICE, namespace, owner.head_service_name)
         try:
-            spec = _SPEC.validate_json(_annotations(head)[Annotation.FRONT_SPEC])
+            spec = _SPEC.validate_json(annotations_on(head or {})[Annotation.FRONT_SPEC])
         except (KeyError, pydantic.ValidationError):
             return None  # none yet, or edited past reading: the next ensure writes it again
         serve = None
@@ -178,8 +178,3 @@ class KubernetesFront:
                 elif is_ready(pod):
                     serving.append(pod["metadata"]["name"])
         return tuple(sorted(serving))
-
-
-def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
-    annotations: dict[str, str] = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return annotations
